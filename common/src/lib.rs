@@ -1,0 +1,30 @@
+//! Shared pieces of ubackup.
+//!
+//! Layout:
+//! * [`ini`]: reads the original INI files (inline comments, line numbers);
+//! * [`config`]: typed keys with errors naming file/line/section/key;
+//! * [`message`]: the two wire formats (client → queue, node → results);
+//! * [`keys`]: every Redis key name, from one prefix;
+//! * [`redis_conn`]: where a Redis is and how to connect (AUTH, blocking);
+//! * [`queue`]: crash-safe take / fenced ack / re-queue / dead-letter;
+//! * [`validate`]: names from messages checked before they reach a path;
+//! * [`fsutil`]: atomic writes and checksums;
+//! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling.
+
+pub mod config;
+pub mod fsutil;
+pub mod ini;
+pub mod keys;
+pub mod logging;
+pub mod message;
+pub mod queue;
+pub mod redis_conn;
+pub mod shutdown;
+pub mod validate;
+
+pub use config::{ConfigError, SectionReader};
+pub use ini::IniDoc;
+pub use keys::Keys;
+pub use message::{BackupMessage, ResultRecord};
+pub use queue::{DeadLetter, Requeue, Taken, WorkQueue};
+pub use redis_conn::RedisTarget;

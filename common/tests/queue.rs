@@ -1,0 +1,131 @@
+//! The crash-safe queue primitives against a real redis-server.
+
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use ubackup_common::queue::{Requeue, Waiter, WorkQueue};
+use ubackup_common::{DeadLetter, Keys, RedisTarget};
+use ubackup_testkit::{unique, RedisServer};
+
+async fn setup(worker: &str, queues: &[&str]) -> (RedisServer, WorkQueue, Keys) {
+    let redis = RedisServer::start().unwrap();
+    let keys = Keys::new(&unique("t:"));
+    let target = RedisTarget::from_url(&redis.url()).unwrap();
+    let wq = WorkQueue::connect(&target, keys.clone(), worker, queues.iter().map(|s| s.to_string()).collect())
+        .await
+        .unwrap();
+    (redis, wq, keys)
+}
+
+#[tokio::test]
+async fn take_is_strict_priority_and_fifo_within_a_list() {
+    let (redis, wq, keys) = setup("n1", &["level1", "low"]).await;
+    let mut c = redis.conn();
+    for i in 0..5 {
+        let _: () = c.lpush("low", format!("low{i}")).unwrap();
+    }
+    let _: () = c.lpush("level1", "hi0").unwrap();
+    let got = wq.try_take(1).await.unwrap();
+    assert_eq!(got[0].payload, "hi0");
+    assert_eq!(got[0].queue, "level1");
+    let got = wq.try_take(3).await.unwrap();
+    let p: Vec<_> = got.iter().map(|t| t.payload.as_str()).collect();
+    assert_eq!(p, ["low0", "low1", "low2"]);
+    let inflight: Vec<String> = c.lrange(keys.inflight("n1", "low"), 0, -1).unwrap();
+    assert_eq!(inflight.len(), 3, "taken items are held in flight");
+}
+
+#[tokio::test]
+async fn blocked_take_wakes_for_top_list_quickly() {
+    let (redis, wq, _keys) = setup("n1", &["level1", "low"]).await;
+    let url = redis.url();
+    let pusher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: () = c.lpush("level1", "wake").unwrap();
+        Instant::now()
+    });
+    let mut w = Waiter::default();
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got = wq.take(&mut w, 1, Duration::from_secs(5)).await.unwrap();
+    }
+    let woke = Instant::now();
+    let pushed = pusher.await.unwrap();
+    assert_eq!(got[0].payload, "wake");
+    assert!(woke.duration_since(pushed) < Duration::from_millis(100), "pickup took {:?}", woke.duration_since(pushed));
+    drop(redis);
+}
+
+#[tokio::test]
+async fn ack_is_fenced_after_requeue() {
+    let (redis, wq, keys) = setup("zombie", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", "m1").unwrap();
+    let taken = wq.try_take(1).await.unwrap().remove(0);
+    // the zombie's heartbeat has expired (never set): another worker reaps it
+    let target = RedisTarget::from_url(&redis.url()).unwrap();
+    let other = WorkQueue::connect(&target, keys.clone(), "live", vec!["q".into()]).await.unwrap();
+    let reaped = other.reap_expired().await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].1.requeued, 1);
+    let again = other.try_take(1).await.unwrap().remove(0);
+    assert_eq!(other.ack(&[(&again, Some("r-live"))], "results").await.unwrap(), vec![true]);
+    // the late ack of the zombie has no effect
+    assert_eq!(wq.ack(&[(&taken, Some("r-zombie"))], "results").await.unwrap(), vec![false]);
+    let results: Vec<String> = c.lrange("results", 0, -1).unwrap();
+    assert_eq!(results, vec!["r-live".to_string()]);
+    assert_eq!(c.llen::<_, u64>(keys.inflight("zombie", "q")).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn live_worker_is_not_reaped() {
+    let (redis, wq, keys) = setup("alive", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", "m1").unwrap();
+    wq.heartbeat(Duration::from_secs(30), &[]).await.unwrap();
+    wq.try_take(1).await.unwrap();
+    let target = RedisTarget::from_url(&redis.url()).unwrap();
+    let other = WorkQueue::connect(&target, keys.clone(), "other", vec!["q".into()]).await.unwrap();
+    assert!(other.reap_expired().await.unwrap().is_empty());
+    assert_eq!(c.llen::<_, u64>(keys.inflight("alive", "q")).unwrap(), 1);
+}
+
+#[tokio::test]
+async fn third_interruption_dead_letters_poison() {
+    let (redis, wq, keys) = setup("n1", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", "poison").unwrap();
+    for round in 1..=3 {
+        let t = wq.try_take(1).await.unwrap();
+        assert_eq!(t.len(), 1, "round {round}");
+        let o = wq.requeue_own(Requeue::Restart).await.unwrap();
+        if round < 3 {
+            assert_eq!((o.requeued, o.dead_lettered), (1, 0));
+        } else {
+            assert_eq!((o.requeued, o.dead_lettered), (0, 1));
+        }
+    }
+    assert_eq!(c.llen::<_, u64>("q").unwrap(), 0);
+    let dead: Vec<String> = c.lrange(keys.dead("q"), 0, -1).unwrap();
+    let d: DeadLetter = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(d.payload, "poison");
+    assert!(d.reason.contains("interrupted 3 times"), "{}", d.reason);
+}
+
+#[tokio::test]
+async fn drain_does_not_count_and_dead_letter_is_fenced() {
+    let (redis, wq, keys) = setup("n1", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", "m").unwrap();
+    for _ in 0..5 {
+        wq.try_take(1).await.unwrap();
+        let o = wq.requeue_own(Requeue::Drain).await.unwrap();
+        assert_eq!((o.requeued, o.dead_lettered), (1, 0));
+    }
+    let t = wq.try_take(1).await.unwrap().remove(0);
+    assert!(wq.dead_letter(&t, "bad name", Some("fail-result"), "results").await.unwrap());
+    assert!(!wq.dead_letter(&t, "again", Some("x"), "results").await.unwrap());
+    assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 1);
+    assert_eq!(c.lrange::<_, Vec<String>>("results", 0, -1).unwrap(), vec!["fail-result".to_string()]);
+}

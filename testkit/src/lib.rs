@@ -1,0 +1,375 @@
+//! Test helpers: real `redis-server` and `rsync --daemon` processes on
+//! ephemeral 127.0.0.1 ports, each in its own temp directory, stopped by the
+//! PID we started (never by name, never a fixed port), plus deadline waits.
+//!
+//! Every helper here is used by the integration tests of several crates; a
+//! test owns what it starts, and `Drop` kills exactly that process.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Waits until `cond` is true or `deadline` passes, polling every 20 ms.
+/// Panics with `what` on timeout: a test waits on a condition, not a sleep.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {deadline:?} waiting for: {what}");
+}
+
+/// Async flavour of [`wait_until`].
+pub async fn wait_until_async<F, Fut>(what: &str, deadline: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out after {deadline:?} waiting for: {what}");
+}
+
+/// A port that was free a moment ago. Callers retry if it is taken by the
+/// time they bind (see `start_with_retry`).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// A unique key prefix / queue-name suffix for one test.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{tag}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    // SAFETY-free: libc::kill with a PID we spawned ourselves.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(100)).is_ok()
+}
+
+/// A redis-server started by a test.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port with AOF `everysec` in its own dir.
+    pub fn start() -> Result<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `--key value` arguments (for example `--requirepass`).
+    pub fn start_with(extra: &[&str]) -> Result<RedisServer> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..20 {
+            let mut s = RedisServer { port: free_port(), dir: tempfile::tempdir()?, child: None, extra: extra.clone() };
+            if s.spawn().is_ok() {
+                return Ok(s);
+            }
+        }
+        bail!("could not start redis-server on any free port")
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--appendonly")
+            .arg("yes")
+            .arg("--appendfsync")
+            .arg("everysec")
+            .arg("--save")
+            .arg("")
+            .arg("--daemonize")
+            .arg("no")
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("spawn redis-server (is it installed?)")?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Some(st) = child.try_wait()? {
+                bail!("redis-server exited early: {st}");
+            }
+            if port_open(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("redis-server did not open port {}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("redis url")
+    }
+
+    /// A synchronous connection for assertions.
+    pub fn conn(&self) -> redis::Connection {
+        self.client().get_connection().expect("connect to test redis")
+    }
+
+    /// kill -9: the AOF keeps what was fsynced.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port and the same AOF.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.spawn()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One module of a test rsync daemon.
+pub struct RsyncModule {
+    pub name: String,
+    pub path: PathBuf,
+    pub chroot: bool,
+}
+
+/// An `rsync --daemon` started by a test, with `socket options =
+/// TCP_NODELAY` as deploy/rsyncd ships it.
+pub struct RsyncDaemon {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RsyncDaemon {
+    /// Starts a read-only daemon serving `modules` on a free port.
+    pub fn start(modules: &[RsyncModule]) -> Result<RsyncDaemon> {
+        Self::start_with(modules, "")
+    }
+
+    /// `extra_global` is added to the global part of rsyncd.conf.
+    pub fn start_with(modules: &[RsyncModule], extra_global: &str) -> Result<RsyncDaemon> {
+        let dir = tempfile::tempdir()?;
+        let mut conf = format!(
+            "pid file = {}/rsyncd.pid\nlog file = {}/rsyncd.log\nsocket options = TCP_NODELAY\n{extra_global}\n",
+            dir.path().display(),
+            dir.path().display()
+        );
+        for m in modules {
+            conf.push_str(&format!(
+                "[{}]\npath = {}\nread only = yes\nuse chroot = {}\nmunge symlinks = no\nuid = root\ngid = root\n",
+                m.name,
+                m.path.display(),
+                if m.chroot { "yes" } else { "no" }
+            ));
+        }
+        let conf_path = dir.path().join("rsyncd.conf");
+        std::fs::write(&conf_path, conf)?;
+        for _ in 0..20 {
+            let port = free_port();
+            let mut child = Command::new("rsync")
+                .arg("--daemon")
+                .arg("--no-detach")
+                .arg(format!("--config={}", conf_path.display()))
+                .arg(format!("--port={port}"))
+                .arg("--address=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawn rsync --daemon (is rsync installed?)")?;
+            let end = Instant::now() + Duration::from_secs(10);
+            let mut up = false;
+            while Instant::now() < end {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                if port_open(port) {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if up {
+                return Ok(RsyncDaemon { port, dir, child: Some(child) });
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        bail!("could not start rsync --daemon on any free port")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGSTOP: the kernel still accepts connections, nothing answers.
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, libc::SIGSTOP);
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, libc::SIGCONT);
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            send_signal(c.id(), libc::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("rsyncd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A child process a test started (a ubackup binary), killed by PID on drop.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// Spawns `cmd` in its own process group, so that a kill reaches the
+    /// rsync children it started too.
+    pub fn spawn(name: &str, mut cmd: Command) -> Result<Proc> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
+        Ok(Proc { name: name.into(), child: Some(child) })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            send_signal(c.id(), sig);
+        }
+    }
+
+    /// kill -9 the whole process group (the binary and its rsync children).
+    pub fn kill9_group(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            send_signal(c.id(), libc::SIGCONT);
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// kill -9 only the process itself (its rsync children survive, as
+    /// after a real crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for exit up to `deadline`; returns the exit code (None = signal).
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<Option<i32>> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Some(st.code());
+                }
+            } else {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9_group();
+    }
+}
+
+/// Path of a workspace binary (`target/<profile>/<name>`), for tests of one
+/// crate that need another crate's binary. `cargo test --workspace` builds
+/// every binary before running any test.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let p = profile_dir.join(name);
+    assert!(p.exists(), "{} not built; run `cargo build --workspace` (or `cargo test --workspace`) first", p.display());
+    p
+}
+
+/// Writes `len` deterministic pseudo-random bytes to `path`.
+pub fn write_file(path: &Path, len: usize, seed: u64) {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    buf.truncate(len);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(path, buf).unwrap();
+}
