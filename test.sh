@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs the two system packages the tests run for real
+# (redis-server, rsync) if they are missing, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]} (needed by the tests)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+# Build every binary first: integration tests of one crate run the binaries
+# of others (the end-to-end and fault suites).
+cargo build --workspace --all-targets --locked
+exec cargo test --workspace --locked "$@"
