@@ -79,6 +79,13 @@ impl Keys {
     pub fn outbox(&self, worker: &str) -> String {
         format!("{}outbox:{worker}", self.prefix)
     }
+
+    /// Expiring marker "client message `id` was pushed", set in the same
+    /// atomic step as its LPUSH, so that a message resent from a client's
+    /// spool after an unclear outcome is not queued twice.
+    pub fn sent(&self, id: &str) -> String {
+        format!("{}sent:{id}", self.prefix)
+    }
 }
 
 #[cfg(test)]
