@@ -30,6 +30,7 @@ static POP: &str = include_str!("../lua/pop.lua");
 static ACK: &str = include_str!("../lua/ack.lua");
 static REQUEUE: &str = include_str!("../lua/requeue.lua");
 static DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
+static RELEASE: &str = include_str!("../lua/release.lua");
 
 /// Interruptions after which an item is treated as poison.
 pub const DEFAULT_MAX_INTERRUPTIONS: u32 = 3;
@@ -96,6 +97,7 @@ pub struct WorkQueue {
     ack: redis::Script,
     requeue: redis::Script,
     dead_letter: redis::Script,
+    release: redis::Script,
 }
 
 /// A dedicated connection for one blocking waiter. Blocking commands hold
@@ -127,6 +129,7 @@ impl WorkQueue {
             ack: redis::Script::new(ACK),
             requeue: redis::Script::new(REQUEUE),
             dead_letter: redis::Script::new(DEAD_LETTER),
+            release: redis::Script::new(RELEASE),
         };
         redis::pipe()
             .atomic()
@@ -280,6 +283,32 @@ impl WorkQueue {
             .arg(&taken.payload)
             .arg(entry)
             .arg(result.unwrap_or(""))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// True while `taken` is still in this worker's in-flight list, i.e. no
+    /// other worker has re-queued it. A long job checks this before each
+    /// retry so that a resumed zombie stops working on an item it lost.
+    pub async fn holds(&self, taken: &Taken) -> redis::RedisResult<bool> {
+        let pos: Option<i64> = redis::cmd("LPOS")
+            .arg(self.inflight(&taken.queue))
+            .arg(&taken.payload)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(pos.is_some())
+    }
+
+    /// Gives an item back to the pop end of its source list without counting
+    /// an interruption (`lua/release.lua`), for an item this worker cannot
+    /// take now. Fenced: returns false if the item was no longer ours.
+    pub async fn release(&self, taken: &Taken) -> redis::RedisResult<bool> {
+        let n: i64 = self
+            .release
+            .key(self.inflight(&taken.queue))
+            .key(&taken.queue)
+            .arg(&taken.payload)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(n == 1)

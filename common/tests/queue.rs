@@ -129,3 +129,21 @@ async fn drain_does_not_count_and_dead_letter_is_fenced() {
     assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 1);
     assert_eq!(c.lrange::<_, Vec<String>>("results", 0, -1).unwrap(), vec!["fail-result".to_string()]);
 }
+
+#[tokio::test]
+async fn release_gives_back_to_the_pop_end_without_counting_and_is_fenced() {
+    let (redis, wq, keys) = setup("n1", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", "big").unwrap();
+    let _: () = c.lpush("q", "newer").unwrap();
+    let t = wq.try_take(1).await.unwrap().remove(0);
+    assert_eq!(t.payload, "big");
+    assert!(wq.holds(&t).await.unwrap());
+    assert!(wq.release(&t).await.unwrap());
+    assert!(!wq.holds(&t).await.unwrap());
+    assert!(!wq.release(&t).await.unwrap(), "a second release is fenced off");
+    // back at the pop end: taken again before `newer`
+    assert_eq!(wq.try_take(1).await.unwrap()[0].payload, "big");
+    let counts: std::collections::HashMap<String, String> = c.hgetall(keys.attempts()).unwrap();
+    assert!(counts.is_empty(), "a release is not an interruption: {counts:?}");
+}
