@@ -1,1 +1,81 @@
-fn main() {}
+//! `ubackup-client`: see the crate docs and docs/client.md.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing::{error, warn};
+use ubackup_client::cli::{Cli, Command};
+use ubackup_client::{check, exit, ClientConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command.clone().unwrap_or(Command::Run) {
+        Command::Run => run(&cli),
+        Command::Check => check(&cli),
+    };
+    ExitCode::from(code)
+}
+
+fn load(cli: &Cli) -> Result<ClientConfig, u8> {
+    ClientConfig::load(&cli.config).map_err(|e| {
+        eprintln!("ubackup-client: config error: {e}");
+        exit::CONFIG
+    })
+}
+
+fn check(cli: &Cli) -> u8 {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    match check::describe(&cfg, &cli.run_options()) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("ubackup-client: config error: {e}");
+            exit::CONFIG
+        }
+    }
+}
+
+fn run(cli: &Cli) -> u8 {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _log = ubackup_common::logging::init(cfg.global.log.as_deref(), cfg.global.error_log.as_deref(), cli.verbose);
+    for w in &cfg.warnings {
+        warn!("config: {w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return exit::NOT_QUEUED;
+        }
+    };
+    let opts = cli.run_options();
+    rt.block_on(async move {
+        let shutdown = match ubackup_common::shutdown::on_signals() {
+            // The trigger is kept alive for the whole run.
+            Ok((trigger, shutdown)) => (trigger, shutdown),
+            Err(e) => {
+                error!("cannot install signal handlers: {e}");
+                return exit::NOT_QUEUED;
+            }
+        };
+        match ubackup_client::run(Arc::new(cfg), &opts, shutdown.1.clone()).await {
+            Ok(report) => report.exit_code(),
+            Err(e) => {
+                error!("config error: {e}");
+                exit::CONFIG
+            }
+        }
+    })
+}
