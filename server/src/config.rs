@@ -1,0 +1,470 @@
+//! The pull node's INI config: the original server `[global]` keys, read
+//! unchanged, plus ubackup's additions (all optional, with defaults).
+//!
+//! Parse, then validate into [`ServerConfig`]; every rejection names the
+//! file, line, section and key, and says what would be valid.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use ubackup_common::keys::DEFAULT_PREFIX;
+use ubackup_common::{ConfigError, IniDoc, RedisTarget, SectionReader};
+
+/// Every key `[global]` may hold; others are reported as probable typos.
+pub const KNOWN_KEYS: &[&str] = &[
+    // original
+    "work_thread",
+    "rsync_bwlimit",
+    "server_root_path",
+    "reserve",
+    "interval",
+    "redis_host",
+    "redis_port",
+    "redis_queue",
+    "log",
+    "error_log",
+    "myip",
+    "retry",
+    "message_redis_host",
+    "message_redis_port",
+    "message_queue",
+    "mysqlkeeptime",
+    "rediskeeptime",
+    "node_id",
+    // ubackup
+    "rsync_port",
+    "rsync_timeout",
+    "rsync_contimeout",
+    "rsync_nodelay",
+    "node_bwlimit",
+    "allow_sources",
+    "rsync_user",
+    "rsync_password_file",
+    "redis_url",
+    "redis_password",
+    "message_redis_url",
+    "message_redis_password",
+    "key_prefix",
+    "heartbeat_secs",
+    "drain_secs",
+    "queue_wait_ms",
+    "retry_backoff_ms",
+    "reserve_mb",
+    "reserve_bytes",
+];
+
+fn default_work_thread() -> usize {
+    4
+}
+fn default_retry() -> u32 {
+    3
+}
+fn default_rsync_port() -> u16 {
+    873
+}
+fn default_rsync_timeout() -> u64 {
+    120
+}
+fn default_rsync_contimeout() -> u64 {
+    20
+}
+fn default_reserve_gb() -> f64 {
+    10.0
+}
+fn default_heartbeat_secs() -> f64 {
+    30.0
+}
+fn default_drain_secs() -> f64 {
+    60.0
+}
+fn default_queue_wait_ms() -> u64 {
+    300
+}
+fn default_retry_backoff_ms() -> u64 {
+    2000
+}
+fn default_message_queue() -> &'static str {
+    "message"
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The validated config of one pull node.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub file: PathBuf,
+    /// Identifies the node in Redis keys and the temp area (`node_id`,
+    /// falling back to `myip`). Two running nodes must never share it.
+    pub node_id: String,
+    /// `back_server_ip` of every result.
+    pub myip: String,
+    pub work_thread: usize,
+    /// KB/s per transfer; 0 = unlimited.
+    pub rsync_bwlimit: u64,
+    /// KB/s shared by all active transfers of this node; 0 = unlimited.
+    pub node_bwlimit: u64,
+    pub server_root_path: PathBuf,
+    /// Bytes that must stay free on the filesystem of `server_root_path`
+    /// after the incoming file has landed.
+    pub reserve_bytes: u64,
+    /// Pause of a worker after each pull (the original's `interval`).
+    pub interval: Duration,
+    pub redis: RedisTarget,
+    /// Source lists, highest priority first.
+    pub queues: Vec<String>,
+    pub message_redis: RedisTarget,
+    pub message_queue: String,
+    pub log: Option<PathBuf>,
+    pub error_log: Option<PathBuf>,
+    /// Attempts per pull (the original's `retry`), at least 1.
+    pub retry: u32,
+    pub retry_backoff: Duration,
+    pub rsync_port: u16,
+    pub rsync_timeout: Duration,
+    pub rsync_contimeout: Duration,
+    pub rsync_nodelay: bool,
+    /// Empty = any source.
+    pub allow_sources: Vec<IpNet>,
+    pub rsync_user: Option<String>,
+    pub rsync_password_file: Option<PathBuf>,
+    pub key_prefix: String,
+    /// TTL of the node's heartbeat; a node silent this long is dead and its
+    /// in-flight messages are re-queued by any live node.
+    pub heartbeat: Duration,
+    /// How long running pulls may finish after SIGTERM.
+    pub drain: Duration,
+    /// BLMOVE wait on the top list: the pickup latency of lower lists.
+    pub queue_wait: Duration,
+    /// Retention days, reserved in the original; kept for the retention job.
+    pub mysqlkeeptime: Option<u32>,
+    pub rediskeeptime: Option<u32>,
+    /// Keys present in the file that nothing reads (probable typos).
+    pub unknown_keys: Vec<String>,
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let doc = IniDoc::load(path)?;
+        Self::from_doc(&doc)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let doc = IniDoc::parse(path, text)?;
+        Self::from_doc(&doc)
+    }
+
+    pub fn from_doc(doc: &IniDoc) -> Result<Self, ConfigError> {
+        let g = SectionReader::required(doc, "global")?;
+
+        let myip = g.str("myip", "this node's address, written as back_server_ip into every result")?;
+        let node_id = g.opt_str("node_id").unwrap_or_else(|| myip.clone());
+        if ubackup_common::validate::check_relative("node_id", &node_id).is_err() || node_id.contains('/') {
+            return Err(g.error(
+                "node_id",
+                format!("`{node_id}` is not usable as a name; expected letters, digits, `.`, `-` or `_` (no `/`)"),
+            ));
+        }
+
+        let work_thread: usize = g.parse_or("work_thread", "a number of pull workers, 1-256", default_work_thread())?;
+        if !(1..=256).contains(&work_thread) {
+            return Err(g.error("work_thread", format!("`{work_thread}` is out of range; expected 1-256")));
+        }
+        let rsync_bwlimit = g.parse_or("rsync_bwlimit", "KB/s per transfer, 0 = unlimited", 0u64)?;
+        let node_bwlimit = g.parse_or("node_bwlimit", "KB/s shared by all transfers of this node, 0 = unlimited", 0u64)?;
+        let server_root_path: PathBuf =
+            g.str("server_root_path", "the directory backups are pulled into, e.g. /backup/uuzubackup/")?.into();
+        if !server_root_path.is_absolute() {
+            return Err(g.error("server_root_path", "must be an absolute path"));
+        }
+        let reserve_bytes = reserve(&g)?;
+        let interval = secs(&g, "interval", 0.0)?;
+
+        let redis = RedisTarget::from_section(&g, "redis_host", "redis_port", "redis_url", "redis_password", 0)?;
+        let queues: Vec<String> = g
+            .str("redis_queue", "space-separated list names, highest priority first, e.g. `level1 uuzuback_f`")?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if let Some(dup) = queues.iter().enumerate().find(|(i, q)| queues[..*i].contains(q)).map(|(_, q)| q) {
+            return Err(g.error("redis_queue", format!("`{dup}` is listed twice; each list once, highest priority first")));
+        }
+        let message_redis = if g.has("message_redis_host") || g.has("message_redis_url") {
+            RedisTarget::from_section(
+                &g,
+                "message_redis_host",
+                "message_redis_port",
+                "message_redis_url",
+                "message_redis_password",
+                0,
+            )?
+        } else {
+            redis.clone()
+        };
+        let message_queue = g.str_or("message_queue", default_message_queue());
+        if queues.contains(&message_queue) && message_redis.same_server(&redis) {
+            return Err(g.error("message_queue", format!("`{message_queue}` is also in redis_queue; results would be pulled as backups")));
+        }
+
+        let retry: u32 = g.parse_or("retry", "the number of attempts per pull, 1-100", default_retry())?;
+        if !(1..=100).contains(&retry) {
+            return Err(g.error("retry", format!("`{retry}` is out of range; expected 1-100 attempts")));
+        }
+        let retry_backoff =
+            Duration::from_millis(g.parse_or("retry_backoff_ms", "milliseconds before the 2nd attempt (doubles each time)", default_retry_backoff_ms())?);
+        let rsync_port = g.parse_or("rsync_port", "a TCP port 1-65535", default_rsync_port())?;
+        if rsync_port == 0 {
+            return Err(g.error("rsync_port", "0 is not a port; expected 1-65535"));
+        }
+        let rsync_timeout = whole_secs(&g, "rsync_timeout", default_rsync_timeout())?;
+        let rsync_contimeout = whole_secs(&g, "rsync_contimeout", default_rsync_contimeout())?;
+        let rsync_nodelay = g.opt_bool("rsync_nodelay")?.unwrap_or(true);
+        let allow_sources = allow_sources(&g)?;
+
+        let rsync_user = g.opt_str("rsync_user");
+        let rsync_password_file = g.opt_path("rsync_password_file");
+        match (&rsync_user, &rsync_password_file) {
+            (Some(_), None) => return Err(g.error("rsync_password_file", "missing; rsync_user needs a password file (mode 600)")),
+            (None, Some(_)) => return Err(g.error("rsync_user", "missing; rsync_password_file needs the user it belongs to")),
+            (Some(u), Some(_)) if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) => {
+                return Err(g.error("rsync_user", format!("`{u}` is not a valid rsync user name")))
+            }
+            _ => {}
+        }
+        if let Some(pf) = &rsync_password_file {
+            check_password_file(&g, pf)?;
+        }
+
+        let key_prefix = g.str_or("key_prefix", DEFAULT_PREFIX);
+        let heartbeat = secs(&g, "heartbeat_secs", default_heartbeat_secs())?;
+        if heartbeat < Duration::from_millis(500) {
+            return Err(g.error("heartbeat_secs", "must be at least 0.5 seconds"));
+        }
+        let drain = secs(&g, "drain_secs", default_drain_secs())?;
+        let queue_wait = Duration::from_millis(g.parse_or("queue_wait_ms", "milliseconds, 20-5000", default_queue_wait_ms())?);
+        if !(Duration::from_millis(20)..=Duration::from_secs(5)).contains(&queue_wait) {
+            return Err(g.error("queue_wait_ms", "out of range; expected 20-5000 milliseconds"));
+        }
+
+        Ok(ServerConfig {
+            file: doc.file.clone(),
+            node_id,
+            myip,
+            work_thread,
+            rsync_bwlimit,
+            node_bwlimit,
+            server_root_path,
+            reserve_bytes,
+            interval,
+            redis,
+            queues,
+            message_redis,
+            message_queue,
+            log: g.opt_path("log"),
+            error_log: g.opt_path("error_log"),
+            retry,
+            retry_backoff,
+            rsync_port,
+            rsync_timeout,
+            rsync_contimeout,
+            rsync_nodelay,
+            allow_sources,
+            rsync_user,
+            rsync_password_file,
+            key_prefix,
+            heartbeat,
+            drain,
+            queue_wait,
+            mysqlkeeptime: g.opt_parse("mysqlkeeptime", "a number of days")?,
+            rediskeeptime: g.opt_parse("rediskeeptime", "a number of days")?,
+            unknown_keys: g.unknown_keys(KNOWN_KEYS),
+        })
+    }
+
+    /// Whether `ip` may be pulled from.
+    pub fn source_allowed(&self, ip: IpAddr) -> bool {
+        self.allow_sources.is_empty() || self.allow_sources.iter().any(|n| n.contains(&ip))
+    }
+
+    /// `server_root_path/.ubackup-tmp/<node_id>`: this node's temp area, on
+    /// the same filesystem as the final paths so that landing is a rename.
+    pub fn node_tmp_dir(&self) -> PathBuf {
+        self.server_root_path.join(".ubackup-tmp").join(&self.node_id)
+    }
+
+    /// Keys a SIGHUP cannot change (they name connections, lists or paths
+    /// that running work depends on). Returns the names of those that differ.
+    pub fn fixed_keys_changed(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.node_id != new.node_id {
+            out.push("node_id");
+        }
+        if self.server_root_path != new.server_root_path {
+            out.push("server_root_path");
+        }
+        if self.redis.to_string() != new.redis.to_string() {
+            out.push("redis_host/redis_port/redis_url");
+        }
+        if self.queues != new.queues {
+            out.push("redis_queue");
+        }
+        if self.message_redis.to_string() != new.message_redis.to_string() || self.message_queue != new.message_queue {
+            out.push("message_redis_*/message_queue");
+        }
+        if self.key_prefix != new.key_prefix {
+            out.push("key_prefix");
+        }
+        if self.log != new.log || self.error_log != new.error_log {
+            out.push("log/error_log");
+        }
+        out
+    }
+}
+
+/// `reserve` (GB, the original's unit; fractions allowed), or one of the
+/// finer overrides `reserve_mb` / `reserve_bytes`. Only one may be set.
+fn reserve(g: &SectionReader) -> Result<u64, ConfigError> {
+    let set: Vec<&str> = ["reserve", "reserve_mb", "reserve_bytes"].into_iter().filter(|k| g.has(k)).collect();
+    if set.len() > 1 {
+        return Err(g.error(set[1], format!("conflicts with `{}`; set only one of reserve (GB), reserve_mb, reserve_bytes", set[0])));
+    }
+    if let Some(b) = g.opt_parse::<u64>("reserve_bytes", "a number of bytes")? {
+        return Ok(b);
+    }
+    if let Some(mb) = g.opt_parse::<f64>("reserve_mb", "a number of megabytes (MiB)")? {
+        if !(mb.is_finite() && mb >= 0.0) {
+            return Err(g.error("reserve_mb", "expected a non-negative number of megabytes"));
+        }
+        return Ok((mb * 1024.0 * 1024.0) as u64);
+    }
+    let gb: f64 = g.parse_or("reserve", "a number of gigabytes (GiB) to keep free, e.g. 1000", default_reserve_gb())?;
+    if !(gb.is_finite() && gb >= 0.0) {
+        return Err(g.error("reserve", "expected a non-negative number of gigabytes"));
+    }
+    Ok((gb * GIB) as u64)
+}
+
+fn secs(g: &SectionReader, key: &str, default: f64) -> Result<Duration, ConfigError> {
+    let v: f64 = g.parse_or(key, "a number of seconds", default)?;
+    if !(v.is_finite() && (0.0..=86400.0 * 7.0).contains(&v)) {
+        return Err(g.error(key, format!("`{v}` is out of range; expected 0 to 604800 seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn whole_secs(g: &SectionReader, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    let v: u64 = g.parse_or(key, "a whole number of seconds, 1-86400", default)?;
+    if !(1..=86400).contains(&v) {
+        return Err(g.error(key, format!("`{v}` is out of range; expected 1-86400 seconds (rsync treats 0 as no timeout)")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+/// CIDRs or single addresses, separated by spaces or commas.
+fn allow_sources(g: &SectionReader) -> Result<Vec<IpNet>, ConfigError> {
+    let Some(v) = g.opt_str("allow_sources") else { return Ok(Vec::new()) };
+    v.split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                g.error("allow_sources", format!("`{s}` is not a CIDR or address; expected e.g. `10.20.0.0/16, 192.168.1.7`"))
+            })
+        })
+        .collect()
+}
+
+/// rsync refuses a password file others can read; say so at start rather
+/// than as exit code 5 on every pull.
+fn check_password_file(g: &SectionReader, pf: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(pf)
+        .map_err(|e| g.error("rsync_password_file", format!("cannot read {}: {e}", pf.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(g.error(
+            "rsync_password_file",
+            format!("{} is readable by group or others; rsync refuses it. Run chmod 600 on it", pf.display()),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::parse(Path::new("/etc/ubackup/server.conf"), text)
+    }
+
+    const MIN: &str = "[global]\nserver_root_path=/b\nredis_host=127.0.0.1\nredis_queue=level1 low\nmyip=10.0.0.9\n";
+
+    #[test]
+    fn defaults() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.node_id, "10.0.0.9");
+        assert_eq!(c.work_thread, 4);
+        assert_eq!(c.rsync_port, 873);
+        assert_eq!(c.retry, 3);
+        assert_eq!(c.message_queue, "message");
+        assert!(c.message_redis.same_server(&c.redis));
+        assert_eq!(c.reserve_bytes, 10 * 1024 * 1024 * 1024);
+        assert_eq!(c.queues, ["level1", "low"]);
+        assert!(c.rsync_nodelay);
+        assert!(c.source_allowed("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn allow_sources_cidrs_and_addresses() {
+        let c = parse(&format!("{MIN}allow_sources = 10.20.0.0/16, 192.0.2.7  # nodes\n")).unwrap();
+        assert!(c.source_allowed("10.20.3.4".parse().unwrap()));
+        assert!(c.source_allowed("192.0.2.7".parse().unwrap()));
+        assert!(!c.source_allowed("192.0.2.8".parse().unwrap()));
+        let err = parse(&format!("{MIN}allow_sources = 10.20.0.0/16 nonsense\n")).unwrap_err().to_string();
+        assert!(err.contains("[global] allow_sources") && err.contains("`nonsense`") && err.contains(":6"), "{err}");
+    }
+
+    #[test]
+    fn reserve_units_and_conflicts() {
+        assert_eq!(parse(&format!("{MIN}reserve_mb = 1.5\n")).unwrap().reserve_bytes, 1572864);
+        assert_eq!(parse(&format!("{MIN}reserve_bytes = 7\n")).unwrap().reserve_bytes, 7);
+        assert_eq!(parse(&format!("{MIN}reserve = 0.5\n")).unwrap().reserve_bytes, 512 * 1024 * 1024);
+        let err = parse(&format!("{MIN}reserve = 1\nreserve_bytes = 7\n")).unwrap_err().to_string();
+        assert!(err.contains("reserve_bytes") && err.contains("set only one"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_valid_range() {
+        for (extra, key, hint) in [
+            ("work_thread = 0", "work_thread", "1-256"),
+            ("retry = many", "retry", "attempts per pull"),
+            ("rsync_port = 0", "rsync_port", "1-65535"),
+            ("rsync_timeout = 0", "rsync_timeout", "1-86400"),
+            ("node_id = a/b", "node_id", "no `/`"),
+            ("rsync_user = backup", "rsync_password_file", "password file"),
+            ("rsync_nodelay = maybe", "rsync_nodelay", "yes/no"),
+            ("heartbeat_secs = 0.1", "heartbeat_secs", "0.5"),
+            ("message_queue = low", "message_queue", "also in redis_queue"),
+        ] {
+            let err = parse(&format!("{MIN}{extra}\n")).unwrap_err().to_string();
+            assert!(err.contains(&format!("[global] {key}")) && err.contains(hint), "{extra}: {err}");
+        }
+        let err = parse("[global]\nserver_root_path=/b\nredis_host=h\nredis_queue=q\n").unwrap_err().to_string();
+        assert!(err.contains("myip: missing"), "{err}");
+    }
+
+    #[test]
+    fn separate_message_redis_is_detected() {
+        let c = parse(&format!("{MIN}message_redis_host = 127.0.0.2\nmessage_redis_port=6380\n")).unwrap();
+        assert!(!c.message_redis.same_server(&c.redis));
+    }
+
+    #[test]
+    fn fixed_keys_are_reported_on_reload() {
+        let a = parse(MIN).unwrap();
+        let b = parse(&MIN.replace("level1 low", "level1")).unwrap();
+        assert_eq!(a.fixed_keys_changed(&b), vec!["redis_queue"]);
+        let c = parse(&format!("{MIN}work_thread = 9\n")).unwrap();
+        assert!(a.fixed_keys_changed(&c).is_empty());
+    }
+}

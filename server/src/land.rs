@@ -1,0 +1,77 @@
+//! Landing: the file rsync left in an attempt directory becomes final only
+//! after it is checked (lstat: a regular file; size; blake3 when the
+//! message has one), flushed, and renamed into the original layout.
+//!
+//! The final name is always `DEST/basename(filename)` and the rename is
+//! atomic, so a re-pull of a message that had already landed (a crash
+//! between landing and the ack) replaces the file with an identical one
+//! instead of adding a second.
+
+use std::path::Path;
+
+use ubackup_common::fsutil::blake3_file;
+
+use crate::intake::PullJob;
+use crate::retry::AttemptError;
+
+/// A verified, landed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    /// `size` or `size+blake3`.
+    pub verify: String,
+    /// `blake3:<hex>` of the landed file.
+    pub checksum: String,
+    pub bytes: u64,
+}
+
+/// Checks the file rsync left in `attempt_dir`; blocking (hashes the file).
+pub fn verify(job: &PullJob, attempt_dir: &Path) -> Result<Landed, AttemptError> {
+    let p = attempt_dir.join(&job.file_name);
+    let meta = match std::fs::symlink_metadata(&p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AttemptError::NotRegular(
+                "rsync exited 0 but landed nothing: the source is not a regular file (a symlink, directory or special file, which --no-links and the absence of -r/-D skip)".into(),
+            ))
+        }
+        Err(e) => return Err(AttemptError::Local(format!("lstat {}: {e}", p.display()))),
+    };
+    if !meta.file_type().is_file() {
+        return Err(AttemptError::NotRegular(format!("landed {} is not a regular file ({:?})", job.file_name, meta.file_type())));
+    }
+    if meta.len() != job.size {
+        return Err(AttemptError::Verify(format!("size {} differs from the message's {}", meta.len(), job.size)));
+    }
+    // flushed before the rename, so the final name never points at data
+    // that a power cut could still lose
+    std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| AttemptError::Local(format!("fsync {}: {e}", p.display())))?;
+    let sum = blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())))?;
+    let verify = match &job.checksum {
+        Some(want) if *want != sum => return Err(AttemptError::Verify(format!("checksum {sum} differs from the message's {want}"))),
+        Some(_) => "size+blake3",
+        None => "size",
+    };
+    Ok(Landed { verify: verify.into(), checksum: sum, bytes: meta.len() })
+}
+
+/// Renames the verified file into `job.final_path()`, atomically.
+pub fn rename_into_place(job: &PullJob, attempt_dir: &Path) -> Result<(), AttemptError> {
+    let from = attempt_dir.join(&job.file_name);
+    let to = job.final_path();
+    std::fs::create_dir_all(&job.dest_dir).map_err(|e| AttemptError::Local(format!("create {}: {e}", job.dest_dir.display())))?;
+    std::fs::rename(&from, &to).map_err(|e| AttemptError::Local(format!("rename into {}: {e}", to.display())))?;
+    if let Ok(d) = std::fs::File::open(&job.dest_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Moves an interrupted attempt's partial file to the next attempt's
+/// directory, so the next rsync resumes instead of starting over. Only
+/// called after the previous attempt's process group is gone.
+pub fn carry_partial(prev_attempt: &Path, next_attempt: &Path) {
+    let from = prev_attempt.join(crate::rsync::PARTIAL_DIR);
+    if from.is_dir() {
+        let _ = std::fs::rename(&from, next_attempt.join(crate::rsync::PARTIAL_DIR));
+    }
+}

@@ -1,0 +1,246 @@
+//! One rsync call: its argument vector (never a shell), its own process
+//! group, a drained stderr, an outer watchdog, and a kill of the whole
+//! group when the watchdog or shutdown says so.
+//!
+//! The call takes a [`RsyncSource`] and the jobs to pull from it. Today a
+//! call carries one job; batching several messages of one (host, port,
+//! module) into one rsync (`--files-from`) only has to extend
+//! [`rsync_args`], because landing and verification already work per job.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use ubackup_common::shutdown::Shutdown;
+
+use crate::config::ServerConfig;
+use crate::intake::{PullJob, RsyncSource};
+use crate::retry::AttemptError;
+use crate::tmp::{kill_rsync_group, TempArea};
+
+/// The partial directory inside an attempt directory: rsync keeps an
+/// interrupted file there, and the next attempt resumes from it.
+pub const PARTIAL_DIR: &str = ".rsync-partial";
+
+/// How much of rsync's stderr is kept for logs and results.
+const STDERR_TAIL: usize = 2048;
+
+/// Per-transfer limit in KB/s: `rsync_bwlimit`, and `node_bwlimit` split
+/// evenly among the transfers running when this one starts (0 = none).
+pub fn per_transfer_kbps(rsync_bwlimit: u64, node_bwlimit: u64, active_including_this: usize) -> u64 {
+    let share = if node_bwlimit > 0 { (node_bwlimit / active_including_this.max(1) as u64).max(1) } else { 0 };
+    match (rsync_bwlimit, share) {
+        (0, s) => s,
+        (b, 0) => b,
+        (b, s) => b.min(s),
+    }
+}
+
+/// `rsync://[user@]host:port/module/path`.
+pub fn source_url(src: &RsyncSource, user: Option<&str>, remote_path: &str) -> String {
+    let host = match src.ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    format!("rsync://{user}{host}:{}/{}/{remote_path}", src.port, src.module)
+}
+
+/// The argument vector for pulling `jobs` (all from one source) into
+/// `dest`. Options and why:
+/// * `-s`: the remote path travels as data, not as a remote shell word;
+/// * `--no-links`, no `-r`/`-D`: a symlink, directory or device named by a
+///   message is skipped, never landed (we lstat afterwards to notice);
+/// * `--times`: keeps the source mtime, so a re-pull can use the landed
+///   file as its basis (`--copy-dest`) instead of the network;
+/// * `--partial-dir`: an interrupted attempt is resumed by the next one;
+/// * `--contimeout` and `--timeout` always, because `--contimeout` alone
+///   hangs against a stopped daemon (CRATES.md); the caller adds a watchdog.
+pub fn rsync_args(cfg: &ServerConfig, jobs: &[&PullJob], dest: &Path, bwlimit_kbps: u64) -> Vec<OsString> {
+    assert_eq!(jobs.len(), 1, "one job per rsync call until batching lands");
+    let job = jobs[0];
+    let mut a: Vec<OsString> = vec![
+        "-s".into(),
+        "--no-links".into(),
+        "--times".into(),
+        "--no-motd".into(),
+        format!("--contimeout={}", cfg.rsync_contimeout.as_secs()).into(),
+        format!("--timeout={}", cfg.rsync_timeout.as_secs()).into(),
+        "--partial".into(),
+        format!("--partial-dir={PARTIAL_DIR}").into(),
+    ];
+    if bwlimit_kbps > 0 {
+        a.push(format!("--bwlimit={bwlimit_kbps}").into());
+    }
+    if cfg.rsync_nodelay {
+        a.push("--sockopts=TCP_NODELAY".into());
+    }
+    if let Some(pf) = &cfg.rsync_password_file {
+        let mut o = OsString::from("--password-file=");
+        o.push(pf);
+        a.push(o);
+    }
+    if job.dest_dir.is_dir() {
+        let mut o = OsString::from("--copy-dest=");
+        o.push(&job.dest_dir);
+        a.push(o);
+    }
+    a.push("--".into());
+    a.push(source_url(&job.source, cfg.rsync_user.as_deref(), &job.remote_path).into());
+    let mut d = dest.as_os_str().to_owned();
+    d.push("/");
+    a.push(d);
+    a
+}
+
+/// The outer watchdog: the connect and I/O timeouts, plus the transfer at a
+/// quarter of its rate limit (or 1 MiB/s when unlimited), plus slack. It
+/// only fires when rsync's own timeouts did not.
+pub fn watchdog(cfg: &ServerConfig, size: u64, bwlimit_kbps: u64) -> Duration {
+    let floor_rate = if bwlimit_kbps > 0 { (bwlimit_kbps * 1024 / 4).max(16 * 1024) } else { 1024 * 1024 };
+    cfg.rsync_contimeout + cfg.rsync_timeout * 2 + Duration::from_secs(size / floor_rate + 30)
+}
+
+/// A finished rsync run.
+#[derive(Debug)]
+pub struct RsyncRun {
+    pub result: Result<(), AttemptError>,
+    pub stderr_tail: String,
+    pub elapsed: Duration,
+}
+
+/// Runs rsync with `args`. Returns early (killing the group) when
+/// `watchdog` passes or `abort` trips; `aborted` is then true.
+pub async fn run(tmp: &TempArea, args: Vec<OsString>, watchdog: Duration, abort: &mut Shutdown) -> (RsyncRun, bool) {
+    let started = Instant::now();
+    let mut cmd = tokio::process::Command::new("rsync");
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("LC_ALL", "C")
+        // its own group: a kill reaches the receiver child rsync forks
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let run = RsyncRun { result: Err(AttemptError::Spawn(e.to_string())), stderr_tail: String::new(), elapsed: started.elapsed() };
+            return (run, false);
+        }
+    };
+    let pgid = child.id().unwrap_or(0);
+    if let Err(e) = tmp.record_group(pgid) {
+        tracing::warn!(pgid, "cannot record rsync process group in {}: {e}", tmp.dir().display());
+    }
+    let mut stderr = child.stderr.take().expect("piped");
+    let drain = tokio::spawn(async move {
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stderr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > STDERR_TAIL * 2 {
+                        tail.drain(..tail.len() - STDERR_TAIL);
+                    }
+                }
+            }
+        }
+        let start = tail.len().saturating_sub(STDERR_TAIL);
+        String::from_utf8_lossy(&tail[start..]).trim().to_string()
+    });
+    let mut aborted = false;
+    let status = tokio::select! {
+        st = child.wait() => Some(st),
+        _ = tokio::time::sleep(watchdog) => None,
+        _ = abort.wait() => { aborted = true; None }
+    };
+    let result = match status {
+        Some(Ok(st)) => match (st.code(), std::os::unix::process::ExitStatusExt::signal(&st)) {
+            (Some(0), _) => Ok(()),
+            (Some(c), _) => Err(AttemptError::Exit(c)),
+            (None, Some(s)) => Err(AttemptError::Signal(s)),
+            (None, None) => Err(AttemptError::Signal(0)),
+        },
+        Some(Err(e)) => Err(AttemptError::Spawn(format!("waiting for rsync: {e}"))),
+        None => Err(AttemptError::Watchdog),
+    };
+    // The whole group goes, also after a normal exit (a receiver that
+    // outlived its parent must not write into a directory we reuse).
+    let group = pgid as i32;
+    if group > 0 {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait().await;
+        let _ = tokio::task::spawn_blocking(move || kill_rsync_group(group, Duration::from_secs(5))).await;
+        tmp.forget_group(pgid);
+    }
+    let stderr_tail = tokio::time::timeout(Duration::from_secs(2), drain).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    (RsyncRun { result, stderr_tail, elapsed: started.elapsed() }, aborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::{intake, Intake};
+    use ubackup_common::Taken;
+
+    fn cfg(extra: &str) -> ServerConfig {
+        ServerConfig::parse(
+            Path::new("/t.conf"),
+            &format!("[global]\nserver_root_path=/nonexistent-root/\nredis_host=127.0.0.1\nredis_queue=q\nmyip=10.9.9.9\nrsync_timeout=7\nrsync_contimeout=3\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    fn job(c: &ServerConfig, filename: &str) -> PullJob {
+        let payload = serde_json::json!({"filename": filename, "last_all_filename": null, "size": 10, "log": "ok",
+            "create_time": 1, "success": true, "server_id": 7, "game_id": 1, "op_id": 1,
+            "game_server_ip": "10.1.2.3", "back_type": "mysql", "instance": 3306, "rsync_model": "backup/db 3306",
+            "last_all_time": 0, "interval": 3600, "rsync_port": 8873});
+        match intake(&Taken { queue: "q".into(), payload: payload.to_string() }, c) {
+            Intake::Pull(j) => *j,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn argument_vector_keeps_names_as_single_arguments() {
+        let c = cfg("");
+        let j = job(&c, "x y #1.tar.gz");
+        let args: Vec<String> = rsync_args(&c, &[&j], Path::new("/tmp/a1"), 500).into_iter().map(|s| s.into_string().unwrap()).collect();
+        assert_eq!(&args[..3], ["-s", "--no-links", "--times"]);
+        assert!(args.contains(&"--contimeout=3".into()) && args.contains(&"--timeout=7".into()));
+        assert!(args.contains(&"--bwlimit=500".into()) && args.contains(&"--sockopts=TCP_NODELAY".into()));
+        assert_eq!(args[args.len() - 3], "--");
+        assert_eq!(args[args.len() - 2], "rsync://10.1.2.3:8873/backup/db 3306/x y #1.tar.gz");
+        assert_eq!(args[args.len() - 1], "/tmp/a1/");
+        assert!(!args.iter().any(|a| a == "-a" || a == "-r"));
+    }
+
+    #[test]
+    fn user_and_ipv6_in_url() {
+        let src = RsyncSource { ip: "::1".parse().unwrap(), port: 873, module: "m".into() };
+        assert_eq!(source_url(&src, Some("ub"), "a/b"), "rsync://ub@[::1]:873/m/a/b");
+    }
+
+    #[test]
+    fn bandwidth_share() {
+        assert_eq!(per_transfer_kbps(0, 0, 3), 0);
+        assert_eq!(per_transfer_kbps(62000, 0, 3), 62000);
+        assert_eq!(per_transfer_kbps(0, 90000, 3), 30000);
+        assert_eq!(per_transfer_kbps(20000, 90000, 3), 20000);
+        assert_eq!(per_transfer_kbps(62000, 90000, 1), 62000);
+    }
+
+    #[test]
+    fn watchdog_covers_timeouts_and_a_slow_transfer() {
+        let c = cfg("");
+        assert_eq!(watchdog(&c, 0, 0), Duration::from_secs(3 + 14 + 30));
+        // 100 MiB at 1000 KiB/s: expected ~102 s, the watchdog allows 4x that
+        assert_eq!(watchdog(&c, 100 << 20, 1000), Duration::from_secs(3 + 14 + 409 + 30));
+    }
+}

@@ -1,0 +1,180 @@
+//! The dispatcher: takes a message whenever a worker slot is free and the
+//! node is not paused, and runs each as a job task. Popping, pausing and
+//! the worker count all live here, so "stop popping" is one place.
+//!
+//! Only the dispatcher waits on Redis (one BLMOVE on the top list at a
+//! time), so an idle node costs one pop script per `queue_wait_ms` whatever
+//! the number of workers, and a `level1` message wakes it at once.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use ubackup_common::queue::Waiter;
+use ubackup_common::shutdown::Shutdown;
+use ubackup_common::WorkQueue;
+
+use crate::config::ServerConfig;
+use crate::disk::DiskReserve;
+use crate::job;
+use crate::node::{Control, NodeStatus};
+use crate::results::ResultSink;
+use crate::tmp::TempArea;
+
+/// What every job shares.
+pub struct Ctx {
+    pub cfg: watch::Receiver<Arc<ServerConfig>>,
+    pub wq: WorkQueue,
+    pub sink: ResultSink,
+    pub disk: DiskReserve,
+    pub tmp: TempArea,
+    pub status: Arc<NodeStatus>,
+    /// Tripped by SIGTERM: stop popping, no new attempts.
+    pub stop: Shutdown,
+    /// Tripped when the drain deadline passes: kill running rsyncs.
+    pub abort: Shutdown,
+}
+
+impl Ctx {
+    /// The config in force now (SIGHUP replaces it).
+    pub fn cfg(&self) -> Arc<ServerConfig> {
+        self.cfg.borrow().clone()
+    }
+}
+
+/// Why the node is not popping, as a short category for "log once".
+fn category(reason: &Option<String>) -> &'static str {
+    match reason.as_deref() {
+        None => "running",
+        Some(r) if r.starts_with("operator") => "operator",
+        Some(_) => "disk",
+    }
+}
+
+/// Runs until `ctx.stop`, then drains: running jobs get `drain` to finish,
+/// after which `abort_now` kills the rest. Returns once every job ended.
+pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abort_now: impl FnOnce()) {
+    let mut jobs: JoinSet<()> = JoinSet::new();
+    let mut waiter = Waiter::default();
+    let mut stop = ctx.stop.clone();
+    let mut cfg_rx = ctx.cfg.clone();
+    let mut last_category = "running";
+    let mut redis_failures = 0u32;
+    loop {
+        while let Some(r) = jobs.try_join_next() {
+            report_join(r);
+        }
+        if stop.is_triggered() {
+            break;
+        }
+        let cfg = ctx.cfg();
+        let ctl = control.borrow_and_update().clone();
+        let desired = ctl.workers.unwrap_or(cfg.work_thread);
+        ctx.status.workers.store(desired, Ordering::SeqCst);
+
+        let reason = if ctl.paused {
+            Some("operator: paused via the control hash".to_string())
+        } else {
+            match ctx.disk.may_pop(cfg.reserve_bytes) {
+                Ok(sp) => {
+                    *ctx.status.disk.lock().expect("status lock") = Some(sp);
+                    None
+                }
+                Err(r) => Some(r),
+            }
+        };
+        let cat = category(&reason);
+        if cat != last_category {
+            match &reason {
+                Some(r) => tracing::warn!(reason = %r, "pausing: not taking new messages"),
+                None => tracing::info!("resuming: taking messages again"),
+            }
+            last_category = cat;
+        }
+        *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
+
+        if reason.is_some() || jobs.len() >= desired {
+            // wait for a reason to look again: a job ending, the operator,
+            // a reload, shutdown, or (for the disk) time
+            tokio::select! {
+                r = jobs.join_next(), if !jobs.is_empty() => { if let Some(r) = r { report_join(r) } }
+                _ = changed(&mut control) => {}
+                _ = changed(&mut cfg_rx) => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)), if reason.is_some() => {}
+                _ = stop.wait() => {}
+            }
+            continue;
+        }
+
+        let taken = tokio::select! {
+            r = ctx.wq.take(&mut waiter, 1, cfg.queue_wait) => r,
+            // a message moved by an abandoned BLMOVE is in our in-flight
+            // list: the drain re-queues it
+            _ = stop.wait() => break,
+        };
+        match taken {
+            Ok(items) => {
+                if redis_failures > 0 {
+                    tracing::info!("queue Redis {} reachable again", ctx.wq.target());
+                    redis_failures = 0;
+                }
+                for t in items {
+                    jobs.spawn(job::process(ctx.clone(), t));
+                }
+            }
+            Err(e) => {
+                redis_failures += 1;
+                let delay = Duration::from_millis(250 * u64::from(redis_failures.min(20)));
+                if redis_failures == 1 || redis_failures % 20 == 0 {
+                    tracing::warn!(failures = redis_failures, "cannot take from {}: {e}", ctx.wq.target());
+                }
+                if stop.sleep(delay).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    let drain = ctx.cfg().drain;
+    if !jobs.is_empty() {
+        tracing::info!(running = jobs.len(), "draining: letting running pulls finish for up to {drain:?}");
+    }
+    let finished = tokio::time::timeout(drain, async {
+        while let Some(r) = jobs.join_next().await {
+            report_join(r);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(running = jobs.len(), "drain deadline passed: killing the remaining pulls; their messages are re-queued");
+        abort_now();
+        let killed = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(r) = jobs.join_next().await {
+                report_join(r);
+            }
+        })
+        .await;
+        if killed.is_err() {
+            jobs.abort_all();
+            while jobs.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// Resolves on a change; never, once the sender is gone (instead of
+/// resolving at once, which would spin the loop).
+async fn changed<T>(rx: &mut watch::Receiver<T>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn report_join(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r {
+        if e.is_panic() {
+            tracing::error!("a job panicked: {e}; its message stays in flight and is re-queued at the next start");
+        }
+    }
+}
