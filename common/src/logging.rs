@@ -4,7 +4,12 @@
 
 use std::path::Path;
 
+use std::io::IsTerminal;
+
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
@@ -39,10 +44,23 @@ pub fn init(log: Option<&Path>, error_log: Option<&Path>, verbose: bool) -> LogG
     };
     let log_w = open(log);
     let err_w = open(error_log);
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter());
-    let file = log_w.map(|w| tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(w).with_filter(filter()));
+    // Colours only on a terminal: cron and supervisord send stderr to files.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_filter(filter());
+    let file = log_w.map(|w| {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(PlainFields::default())
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(w)
+            .with_filter(filter())
+    });
     let err = err_w.map(|w| {
         tracing_subscriber::fmt::layer()
+            .fmt_fields(PlainFields::default())
             .with_ansi(false)
             .with_target(false)
             .with_writer(w.with_max_level(tracing::Level::WARN))
@@ -50,4 +68,17 @@ pub fn init(log: Option<&Path>, error_log: Option<&Path>, verbose: bool) -> LogG
     });
     let _ = tracing_subscriber::registry().with(stderr).with(file).with(err).try_init();
     LogGuard { _guards: guards }
+}
+
+/// The default field formatter under its own type. tracing-subscriber caches
+/// a span's formatted fields per formatter *type*, so file layers sharing
+/// `DefaultFields` with a coloured stderr layer would write its ANSI escapes
+/// into the log files (`instance{\x1b[3msection\x1b[0m=…}`).
+#[derive(Default)]
+struct PlainFields(DefaultFields);
+
+impl<'w> FormatFields<'w> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
 }
