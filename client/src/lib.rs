@@ -136,7 +136,10 @@ pub async fn run(cfg: Arc<ClientConfig>, opts: &RunOptions, shutdown: Shutdown) 
     let handles: Vec<_> = plan
         .into_iter()
         .map(|(inst, queue)| {
-            let span = tracing::info_span!("instance", section = %inst.section);
+            // ERROR level so that every layer keeps the span, including the
+            // error_log file, which filters out spans below WARN: each line
+            // there must still name its instance.
+            let span = tracing::error_span!("instance", section = %inst.section);
             let section = inst.section.clone();
             let q = queue.clone();
             (section, q, tokio::spawn(instance::run(shared.clone(), inst, queue).instrument(span)))
