@@ -108,3 +108,151 @@ fn original_python_client_dict_is_accepted() {
     assert_eq!(r["server_id"], 111111);
     assert!(c.dest().join("db_3306_2026.tar.gz").is_file());
 }
+
+#[test]
+fn kill9_mid_bwlimited_transfer_then_restart_gives_one_file_one_result_no_leftovers() {
+    let c = Cluster::start();
+    let src = c.source_file("big.xb", 3_000_000, 4);
+    // 3 MB at 200 KB/s: ~15 s, so the kill lands mid-transfer
+    let mut node = c.spawn("n1", &[("rsync_bwlimit", "200")]);
+    c.push(&c.lo, &c.message("big.xb"));
+    wait_until("transfer under way", Duration::from_secs(20), || c.tmp_bytes("n1") > 50_000);
+    let groups = c.recorded_groups("n1");
+    assert_eq!(groups.len(), 1, "one rsync group recorded");
+    node.proc.kill9(); // the node only: its rsync keeps running, as after a real crash
+    assert!(rsync_alive_in_group(groups[0]), "the orphaned rsync survived the node's kill -9");
+    assert_eq!(c.inflight("n1"), 1, "the message is still held in flight");
+    assert!(c.results().is_empty());
+
+    // restart (unlimited now, to be quick): kills the orphan, cleans, re-queues, pulls
+    let node = c.spawn("n1", &[]);
+    let results = c.wait_results(1, Duration::from_secs(30));
+    assert!(!rsync_alive_in_group(groups[0]), "the restart killed the orphaned rsync group");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["succeed"], 1, "{}", results[0]);
+    assert_eq!(files_in(&c.dest()), ["big.xb"], "exactly one file");
+    assert_eq!(std::fs::read(c.dest().join("big.xb")).unwrap(), std::fs::read(&src).unwrap());
+    wait_until("temp area empty", Duration::from_secs(5), || c.tmp_leftovers("n1").is_empty());
+    assert_eq!(c.inflight("n1"), 0);
+    assert_eq!(c.llen(&c.lo), 0);
+    // nothing else arrives: still one result once the node has stopped
+    node.proc.signal(libc::SIGTERM);
+    let mut node = node;
+    assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
+    assert_eq!(c.results().len(), 1);
+    assert!(node.log_text().contains("re-queued the messages a previous run left in flight"), "{}", node.log_text());
+}
+
+#[test]
+fn sigterm_lets_short_pulls_finish_and_requeues_long_ones() {
+    let c = Cluster::start();
+    c.source_file("short.xb", 400_000, 5);
+    c.source_file("long.xb", 6_000_000, 6);
+    // 300 KB/s each: short ~1.3 s, long ~20 s; drain allows 4 s
+    let mut node = c.spawn("n1", &[("rsync_bwlimit", "300"), ("drain_secs", "4")]);
+    let long = c.message("long.xb");
+    c.push(&c.lo, &long);
+    c.push(&c.lo, &c.message("short.xb"));
+    wait_until("both transfers running", Duration::from_secs(20), || c.recorded_groups("n1").len() == 2);
+    let groups = c.recorded_groups("n1");
+    let t0 = Instant::now();
+    node.proc.signal(libc::SIGTERM);
+    let code = node.proc.wait_exit(Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(Some(0)), "clean stop; log:\n{}", node.log_text());
+    assert!(took < Duration::from_secs(12), "drain took {took:?}");
+    let results = c.results();
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0]["filename"], "short.xb");
+    assert_eq!(results[0]["succeed"], 1);
+    // the long one is back on its list, unchanged, and nothing is in flight
+    let back: Vec<String> = c.conn().lrange(&c.lo, 0, -1).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(&back[0]).unwrap(), long);
+    assert_eq!(c.inflight("n1"), 0);
+    for g in groups {
+        assert!(!rsync_alive_in_group(g), "rsync group {g} was killed");
+    }
+    assert!(c.tmp_leftovers("n1").is_empty(), "{:?}", c.tmp_leftovers("n1"));
+    assert!(!c.conn().exists::<_, bool>(c.keys.alive("n1")).unwrap(), "heartbeat removed at a clean stop");
+    // a drain is not an interruption of the message's fault
+    let counts: std::collections::HashMap<String, String> = c.conn().hgetall(c.keys.attempts()).unwrap();
+    assert!(counts.is_empty(), "{counts:?}");
+}
+
+#[test]
+fn zombie_node_stopped_past_its_heartbeat_does_not_produce_a_second_result() {
+    let c = Cluster::start();
+    let src = c.source_file("z.xb", 1_200_000, 7);
+    // A is slow (300 KB/s, ~4 s); B is fast
+    let a = c.spawn("a", &[("rsync_bwlimit", "300")]);
+    c.push(&c.lo, &c.message("z.xb"));
+    wait_until("A is pulling", Duration::from_secs(20), || c.tmp_bytes("a") > 10_000);
+    a.proc.signal(libc::SIGSTOP);
+    let b = c.spawn("b", &[]);
+    let results = c.wait_results(1, Duration::from_secs(30));
+    assert_eq!(results[0]["node_id"], "b", "B took the message over: {}", results[0]);
+    assert_eq!(results[0]["succeed"], 1);
+    b.wait_log("took over the in-flight messages", Duration::from_secs(5));
+    a.proc.signal(libc::SIGCONT);
+    // A's rsync finishes; its late ack must be fenced off
+    a.wait_log("ack fenced off", Duration::from_secs(30));
+    assert_eq!(c.results().len(), 1, "{:#?}", c.results());
+    assert_eq!(files_in(&c.dest()), ["z.xb"]);
+    assert_eq!(std::fs::read(c.dest().join("z.xb")).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(c.inflight("a") + c.inflight("b") + c.llen(&c.lo), 0);
+}
+
+#[test]
+fn a_dead_nodes_in_flight_work_is_taken_over() {
+    let c = Cluster::start();
+    c.source_file("d.xb", 1_500_000, 8);
+    let mut a = c.spawn("a", &[("rsync_bwlimit", "200")]);
+    c.push(&c.lo, &c.message("d.xb"));
+    wait_until("A is pulling", Duration::from_secs(20), || c.tmp_bytes("a") > 10_000);
+    // the machine is gone: the node and its rsync
+    let groups = c.recorded_groups("a");
+    a.proc.kill9();
+    groups.iter().for_each(|&g| kill_group(g));
+    assert_eq!(c.inflight("a"), 1);
+    let b = c.spawn("b", &[]);
+    let results = c.wait_results(1, Duration::from_secs(30));
+    assert_eq!(results[0]["node_id"], "b");
+    assert_eq!(results[0]["succeed"], 1);
+    assert_eq!(c.inflight("a"), 0);
+    assert_eq!(files_in(&c.dest()), ["d.xb"]);
+    b.wait_log("took over the in-flight messages", Duration::from_secs(5));
+}
+
+#[test]
+fn a_pull_completed_before_a_crash_is_not_landed_twice() {
+    let c = Cluster::start();
+    let f1 = c.source_file("c1.xb", 200_000, 9);
+    c.source_file("c2.xb", 200_000, 10);
+    let crash = [("UBACKUP_FAILPOINT", "after_land=exit")];
+
+    // with a checksum: the landed file is recognised, not pulled again
+    let mut m1 = c.message("c1.xb");
+    m1["checksum"] = ubackup_common::fsutil::blake3_file(&f1).unwrap().into();
+    c.push(&c.lo, &m1);
+    let mut n = c.spawn_env("n1", &[], &crash);
+    assert_eq!(n.proc.wait_exit(Duration::from_secs(20)), Some(None), "killed itself at the failpoint");
+    assert!(c.dest().join("c1.xb").is_file() && c.results().is_empty());
+    let mut n = c.spawn("n1", &[]);
+    let r = c.wait_results(1, Duration::from_secs(20));
+    assert_eq!(r[0]["succeed"], 1);
+    assert_eq!(r[0]["attempts"], 0, "recognised as already landed: {}", r[0]);
+    n.proc.signal(libc::SIGTERM);
+    assert_eq!(n.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
+
+    // without one: pulled again and renamed over the same name
+    c.push(&c.lo, &c.message("c2.xb"));
+    let mut n = c.spawn_env("n1", &[], &crash);
+    assert_eq!(n.proc.wait_exit(Duration::from_secs(20)), Some(None));
+    let _n = c.spawn("n1", &[]);
+    let r = c.wait_results(2, Duration::from_secs(20));
+    assert_eq!(r[1]["filename"], "c2.xb");
+    assert_eq!(r[1]["attempts"], 1);
+    assert_eq!(files_in(&c.dest()), ["c1.xb", "c2.xb"], "one file per message");
+    wait_until("temp area empty", Duration::from_secs(5), || c.tmp_leftovers("n1").is_empty());
+}
