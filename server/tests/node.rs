@@ -256,3 +256,125 @@ fn a_pull_completed_before_a_crash_is_not_landed_twice() {
     assert_eq!(files_in(&c.dest()), ["c1.xb", "c2.xb"], "one file per message");
     wait_until("temp area empty", Duration::from_secs(5), || c.tmp_leftovers("n1").is_empty());
 }
+
+#[test]
+fn each_kind_of_invalid_input_is_dead_lettered_with_a_reason_and_no_command_runs() {
+    let c = Cluster::start();
+    c.source_file("ok.xb", 1000, 11);
+    let marker = std::env::temp_dir().join(format!("ubackup-pwned-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let m = marker.display().to_string();
+    let _node = c.spawn("n1", &[("allow_sources", "127.0.0.0/8")]);
+    let with = |k: &str, v: Value| {
+        let mut msg = c.message("ok.xb");
+        msg[k] = v;
+        msg.to_string()
+    };
+    let mut missing = c.message("ok.xb");
+    missing.as_object_mut().unwrap().remove("rsync_model");
+    let cases: Vec<(String, &str)> = vec![
+        (with("filename", "../../etc/passwd".into()), "`..`"),
+        (with("filename", "--rsh=sh -c id".into()), "option injection"),
+        (with("filename", format!("$(touch {m})").into()), "shell metacharacter `$`"),
+        (with("filename", format!("x; touch {m}").into()), "shell metacharacter `;`"),
+        (with("filename", format!("`touch {m}`").into()), "shell metacharacter `` ` ``"),
+        (with("rsync_model", format!("backup/$(touch {m})").into()), "shell metacharacter"),
+        (with("game_server_ip", "db1.example.com".into()), "not an IP address"),
+        (with("game_server_ip", "192.0.2.10".into()), "outside allow_sources"),
+        (with("filename", "*.xb".into()), "wildcard"),
+        (missing.to_string(), "missing field `rsync_model`"),
+        ("this is not json {".to_string(), "not JSON"),
+    ];
+    for (payload, _) in &cases {
+        c.push_raw(&c.lo, payload);
+    }
+    let results = c.wait_results(cases.len(), Duration::from_secs(30));
+    let dead = c.dead(&c.lo);
+    assert_eq!(dead.len(), cases.len(), "{dead:#?}");
+    for (payload, why) in &cases {
+        let d = dead.iter().find(|d| &d.payload == payload).unwrap_or_else(|| panic!("not dead-lettered: {payload}"));
+        let why = why.replace("`` ` ``", "`");
+        assert!(d.reason.contains(&why), "{payload}: reason {:?} lacks {why:?}", d.reason);
+        assert_eq!(d.node, "n1");
+        assert!(d.time > 0);
+    }
+    assert!(results.iter().all(|r| r["succeed"] == 0 && r["illegal"].is_string()), "{results:#?}");
+    assert_eq!(results.iter().filter(|r| r["server_id"] == SERVER_ID).count(), cases.len() - 1, "non-JSON yields zeros");
+    assert!(!marker.exists(), "a command from a message ran");
+    assert!(files_in(&c.dest()).is_empty());
+    assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
+}
+
+#[test]
+fn level1_is_done_next_despite_a_backlog_of_200_on_the_low_list() {
+    let c = Cluster::start();
+    c.source_file("small.xb", 2000, 12);
+    c.source_file("urgent.xb", 2000, 13);
+    for i in 0..200 {
+        let mut m = c.message("small.xb");
+        m["create_time"] = (1763800000 + i).into();
+        c.push(&c.lo, &m);
+    }
+    let _node = c.spawn("n1", &[("work_thread", "1")]);
+    c.wait_results(3, Duration::from_secs(30));
+    // atomically: how many results exist, and the urgent message arrives
+    let (before, low_left): (usize, usize) = redis::pipe()
+        .atomic()
+        .llen(&c.results)
+        .llen(&c.lo)
+        .lpush(&c.hi, c.message("urgent.xb").to_string())
+        .ignore()
+        .query(&mut c.conn())
+        .unwrap();
+    assert!(low_left >= 150, "the backlog is still there: {low_left}");
+    let mut conn = c.conn();
+    wait_until("urgent result", Duration::from_secs(30), || {
+        let all: Vec<String> = conn.lrange(&c.results, 0, -1).unwrap();
+        all.iter().any(|r| r.contains("urgent.xb"))
+    });
+    let results = c.results();
+    let pos = results.iter().position(|r| r["filename"] == "urgent.xb").unwrap();
+    // at most the one low message that was already being pulled finished in between
+    assert!(pos - before <= 1, "urgent was result #{pos}, {} after it was pushed", pos - before);
+    assert!(c.llen(&c.lo) >= 140);
+}
+
+#[test]
+fn rsync_daemon_down_then_up_is_retried() {
+    let mut c = Cluster::start();
+    c.source_file("r.xb", 5000, 14);
+    let port = c.rsyncd.port;
+    let conf = c.rsyncd.dir.path().join("rsyncd.conf");
+    c.rsyncd.stop();
+    let node = c.spawn("n1", &[("retry", "6"), ("retry_backoff_ms", "300")]);
+    c.push(&c.lo, &c.message("r.xb"));
+    node.wait_log("rsync exit code 10", Duration::from_secs(20));
+    // the daemon comes back on the same port
+    let mut daemon = std::process::Command::new("rsync")
+        .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--config={}", conf.display()))
+        .spawn()
+        .unwrap();
+    let r = c.wait_results(1, Duration::from_secs(30)).remove(0);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(r["succeed"], 1, "{r}");
+    assert!(r["attempts"].as_u64().unwrap() >= 2, "{r}");
+    assert!(c.dest().join("r.xb").is_file());
+}
+
+#[test]
+fn a_missing_file_gets_only_the_bounded_retry_then_a_failure_result() {
+    let c = Cluster::start();
+    let node = c.spawn("n1", &[("retry", "5")]);
+    c.push(&c.lo, &c.message("not-there.xb"));
+    let r = c.wait_results(1, Duration::from_secs(30)).remove(0);
+    assert_eq!(r["succeed"], 0);
+    assert_eq!(r["attempts"], 2, "bounded below retry=5: {r}");
+    let log = r["log"].as_str().unwrap();
+    assert!(log.contains("exit code 23") && log.contains("No such file"), "{log}");
+    assert_eq!(r["file_path"], Value::Null);
+    assert!(node.log_text().contains("pull failed"));
+    assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
+}
