@@ -28,6 +28,8 @@ pub struct NodeStatus {
     pub pause_reason: Mutex<Option<String>>,
     pub disk: Mutex<Option<DiskSpace>>,
     pub started_ms: i64,
+    /// Wakes the heartbeat loop to publish a change (pause/resume) at once.
+    pub publish: tokio::sync::Notify,
 }
 
 /// Decrements a counter when dropped, so a panicking job cannot leak one.
@@ -78,6 +80,7 @@ pub async fn heartbeat_loop(
     let refresh = (heartbeat / 3).max(Duration::from_millis(100));
     let mut last_beat: Option<tokio::time::Instant> = None;
     let mut failures = 0u32;
+    let mut publish_now = false;
     let control_key = wq.keys().control(wq.worker());
     loop {
         let mut conn = wq.conn();
@@ -95,7 +98,7 @@ pub async fn heartbeat_loop(
             }
             Err(e) => tracing::debug!("cannot read {control_key}: {e}"),
         }
-        if last_beat.is_none_or(|t| t.elapsed() >= refresh) {
+        if publish_now || last_beat.is_none_or(|t| t.elapsed() >= refresh) {
             match beat(&wq, &status, &disk, &ip, heartbeat).await {
                 Ok(()) => {
                     failures = 0;
@@ -109,10 +112,11 @@ pub async fn heartbeat_loop(
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(CONTROL_POLL.min(refresh)) => {}
+        publish_now = tokio::select! {
+            _ = tokio::time::sleep(CONTROL_POLL.min(refresh)) => false,
+            _ = status.publish.notified() => true,
             _ = stop.wait() => return,
-        }
+        };
     }
 }
 

@@ -91,9 +91,12 @@ pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abor
                 Some(r) => tracing::warn!(reason = %r, "pausing: not taking new messages"),
                 None => tracing::info!("resuming: taking messages again"),
             }
+            *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
+            ctx.status.publish.notify_one();
             last_category = cat;
+        } else {
+            *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
         }
-        *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
 
         if reason.is_some() || jobs.len() >= desired {
             // wait for a reason to look again: a job ending, the operator,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use redis::Commands;
-use serde_json::{json, Value};
+use serde_json::Value;
 use ubackup_testkit::wait_until;
 
 const ORIGINAL_RESULT_KEYS: &[&str] = &[
@@ -377,4 +377,156 @@ fn a_missing_file_gets_only_the_bounded_retry_then_a_failure_result() {
     assert_eq!(r["file_path"], Value::Null);
     assert!(node.log_text().contains("pull failed"));
     assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
+}
+
+/// Waits until the node has published `n` more heartbeats: time in which it
+/// would have acted, measured by the node itself rather than a sleep.
+fn wait_beats(c: &Cluster, node: &str, n: i64) {
+    let hb = |c: &Cluster| c.state(node).get("heartbeat_ms").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let start = hb(c);
+    let mut seen = 0;
+    let mut last = start;
+    wait_until(&format!("{n} heartbeats of {node}"), Duration::from_secs(15), || {
+        let now = hb(c);
+        if now != last {
+            seen += 1;
+            last = now;
+        }
+        seen >= n
+    });
+}
+
+#[test]
+fn disk_reserve_pauses_and_resumes_and_counts_the_incoming_size() {
+    let c = Cluster::start();
+    c.source_file("space.xb", 10_000, 15);
+    let free = ubackup_server::disk::space(c.root.path()).unwrap().free;
+    let huge = (free + (1 << 40)).to_string();
+    let mut node = c.spawn("n1", &[("reserve_bytes", &huge)]);
+    let mut conn = c.conn();
+    let state_key = c.keys.state("n1");
+    wait_until("paused for the disk reserve", Duration::from_secs(10), || {
+        let st: std::collections::HashMap<String, String> = conn.hgetall(&state_key).unwrap();
+        st.get("paused").map(String::as_str) == Some("1") && st.get("pause_reason").is_some_and(|r| r.contains("disk reserve"))
+    });
+    c.push(&c.lo, &c.message("space.xb"));
+    wait_beats(&c, "n1", 3);
+    assert_eq!(c.llen(&c.lo), 1, "a paused node leaves messages for other nodes");
+    assert!(c.results().is_empty());
+    let log = node.log_text();
+    assert_eq!(log.matches("pausing: not taking new messages").count(), 1, "logged once:\n{log}");
+
+    // space "returns": the operator lowers the reserve and sends SIGHUP
+    c.config("n1", &[]);
+    node.proc.signal(libc::SIGHUP);
+    let r = c.wait_results(1, Duration::from_secs(20));
+    assert_eq!(r[0]["succeed"], 1);
+    wait_until("state shows running", Duration::from_secs(2), || c.state("n1")["paused"] == "0");
+    node.wait_log("resuming: taking messages again", Duration::from_secs(2));
+
+    // a message whose size would not fit above the reserve is given back
+    let mut big = c.message("space.xb");
+    big["size"] = (free * 4).into();
+    c.push(&c.lo, &big);
+    node.wait_log("giving the message back for another node", Duration::from_secs(20));
+    wait_until("given back", Duration::from_secs(5), || c.llen(&c.lo) == 1 && c.inflight("n1") == 0);
+    wait_until("paused for that size", Duration::from_secs(5), || {
+        c.state("n1").get("pause_reason").is_some_and(|r| r.contains("needs"))
+    });
+    assert_eq!(c.results().len(), 1, "no result for a message given back");
+    let counts: std::collections::HashMap<String, String> = c.conn().hgetall(c.keys.attempts()).unwrap();
+    assert!(counts.is_empty(), "giving back is not an interruption");
+    node.proc.signal(libc::SIGTERM);
+    assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
+}
+
+#[test]
+fn operator_pauses_resumes_and_sets_workers_through_the_control_hash() {
+    let c = Cluster::start();
+    let _node = c.spawn("n1", &[]);
+    let ctl = c.keys.control("n1");
+    let _: () = c.conn().hset(&ctl, "paused", "1").unwrap();
+    wait_until("paused by operator", Duration::from_secs(5), || {
+        let st = c.state("n1");
+        st.get("paused").map(String::as_str) == Some("1") && st.get("pause_reason").is_some_and(|r| r.starts_with("operator"))
+    });
+    let mut m = c.message("x.xb");
+    m["success"] = false.into();
+    c.push(&c.lo, &m);
+    wait_beats(&c, "n1", 3);
+    assert_eq!(c.llen(&c.lo), 1, "paused: nothing taken");
+    let _: () = c.conn().hset(&ctl, "paused", "0").unwrap();
+    c.wait_results(1, Duration::from_secs(5));
+    let _: () = c.conn().hset(&ctl, "workers", "7").unwrap();
+    wait_until("workers = 7", Duration::from_secs(5), || c.state("n1").get("workers").map(String::as_str) == Some("7"));
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn pickup_latency_per_list_and_idle_cost() {
+    let c = Cluster::start();
+    let node = c.spawn("n1", &[("work_thread", "4"), ("queue_wait_ms", "300")]);
+    let mut conn = c.conn();
+    let mut measure = |list: &str, i: usize| -> Duration {
+        let mut m = c.message("lat.xb");
+        m["success"] = false.into();
+        m["create_time"] = (1763800000 + i as i64).into();
+        let t0 = Instant::now();
+        let _: () = conn.lpush(list, m.to_string()).unwrap();
+        let got: Option<(String, String)> = conn.brpop(&c.results, 5.0).unwrap();
+        assert!(got.is_some(), "no result within 5 s");
+        t0.elapsed()
+    };
+    // settle: the node is idle and waiting
+    measure(&c.lo, 0);
+    let mut top: Vec<Duration> = (0..15).map(|i| measure(&c.hi, i + 1)).collect();
+    let mut low: Vec<Duration> = (0..15).map(|i| measure(&c.lo, i + 100)).collect();
+    top.sort();
+    low.sort();
+    println!("pickup+result latency, top list:   median {:?}, max {:?}", top[7], top[14]);
+    println!("pickup+result latency, lower list: median {:?}, max {:?}", low[7], low[14]);
+    assert!(top[7] < Duration::from_millis(100), "top list median {:?}", top[7]);
+    assert!(low[14] < Duration::from_millis(300 + 400), "lower list max {:?}", low[14]);
+
+    // idle: 3 s of wall time, CPU time of the whole node process
+    let t0 = cpu_ticks(node.pid());
+    let start = Instant::now();
+    wait_until("3 s idle", Duration::from_secs(5), || start.elapsed() >= Duration::from_secs(3));
+    let ticks = cpu_ticks(node.pid()) - t0; // USER_HZ = 100
+    println!("idle CPU: {} ms over 3 s with 4 workers", ticks * 10);
+    assert!(ticks <= 15, "idle node used {} ms of CPU in 3 s", ticks * 10);
+}
+
+#[test]
+fn results_reach_a_separate_message_redis_through_the_outbox() {
+    let c = Cluster::start();
+    c.source_file("o.xb", 5000, 16);
+    let msg_redis = ubackup_testkit::RedisServer::start_with(&["--requirepass", "s3cret"]).unwrap();
+    let port = msg_redis.port.to_string();
+    let _node = c.spawn(
+        "n1",
+        &[("message_redis_port", &port), ("message_redis_password", "s3cret")],
+    );
+    c.push(&c.lo, &c.message("o.xb"));
+    let mut failed = c.message("o.xb");
+    failed["success"] = false.into();
+    c.push(&c.lo, &failed);
+    c.push_raw(&c.lo, "garbage");
+    let mut mconn = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    wait_until("3 results on the message redis", Duration::from_secs(20), || {
+        mconn.llen::<_, usize>(&c.results).unwrap() == 3
+    });
+    let raw: Vec<String> = mconn.lrange(&c.results, 0, -1).unwrap();
+    let succeeded: Vec<Value> = raw.iter().map(|s| serde_json::from_str::<Value>(s).unwrap()).filter(|r| r["succeed"] == 1).collect();
+    assert_eq!(succeeded.len(), 1);
+    wait_until("outbox drained", Duration::from_secs(5), || c.llen(&c.keys.outbox("n1")) == 0);
+    assert_eq!(c.llen(&c.results), 0, "nothing on the queue redis's message list");
+    assert_eq!(c.dead(&c.lo).len(), 1);
 }
