@@ -43,7 +43,9 @@ impl LogError {
     /// The original's words, then what was found.
     fn describe(&self, what: &str, path: &Path) -> String {
         match self {
-            LogError::Missing(e) => format!("can not find log file: {what} {}: {e}", path.display()),
+            LogError::Missing(e) => {
+                format!("can not find log file: {what} {}: {e}", path.display())
+            }
             LogError::Empty => format!("can not parser log: {what} {} is empty", path.display()),
             LogError::Illegal(first) => format!(
                 "log format illegal: {what} {} line 1 is `{}`; expected `ok` or `wrong`",
@@ -57,7 +59,9 @@ impl LogError {
 /// Parses the text of a log file.
 pub fn parse_log(text: &str) -> Result<LogState, LogError> {
     let mut lines = text.lines().map(str::trim);
-    let Some(state) = lines.next() else { return Err(LogError::Empty) };
+    let Some(state) = lines.next() else {
+        return Err(LogError::Empty);
+    };
     let rest: Vec<String> = lines.map(str::to_string).collect();
     match state {
         "ok" => Ok(LogState::Ok(rest)),
@@ -84,7 +88,10 @@ pub enum BackupKind {
     /// carries no `last_all_*` (the original leaves them null / 0).
     Full(FullRecord),
     /// An incremental on top of the full named here.
-    Incremental { last_all_filename: String, last_all_time: i64 },
+    Incremental {
+        last_all_filename: String,
+        last_all_time: i64,
+    },
 }
 
 /// What happened to `last_all_log` line 3 for a full.
@@ -110,7 +117,11 @@ pub struct Reported {
 
 /// Reads `back_log` (and `last_all_log`), appending `now` to `last_all_log`
 /// when this run made the full. `Err` is the message's `log` text.
-pub fn interpret(back_log: &Path, last_all_log: Option<&Path>, now: i64) -> Result<Reported, String> {
+pub fn interpret(
+    back_log: &Path,
+    last_all_log: Option<&Path>,
+    now: i64,
+) -> Result<Reported, String> {
     let filename = match read_log(back_log) {
         Err(e) => return Err(e.describe("back_log", back_log)),
         Ok(LogState::Wrong(rest)) => {
@@ -131,11 +142,23 @@ pub fn interpret(back_log: &Path, last_all_log: Option<&Path>, now: i64) -> Resu
         },
     };
     let Some(last_all_log) = last_all_log else {
-        return Ok(Reported { filename, kind: BackupKind::Single });
+        return Ok(Reported {
+            filename,
+            kind: BackupKind::Single,
+        });
     };
-    let fail = |detail: String| format!("last all back faile: last_all_log {} {detail}", last_all_log.display());
+    let fail = |detail: String| {
+        format!(
+            "last all back faile: last_all_log {} {detail}",
+            last_all_log.display()
+        )
+    };
     let full = match read_log(last_all_log) {
-        Err(LogError::Missing(e)) => return Err(fail(format!("cannot be read ({e}); a full backup must run first"))),
+        Err(LogError::Missing(e)) => {
+            return Err(fail(format!(
+                "cannot be read ({e}); a full backup must run first"
+            )))
+        }
         Err(LogError::Empty) => return Err(fail("is empty".into())),
         Err(LogError::Illegal(first)) => {
             return Err(fail(format!(
@@ -144,13 +167,18 @@ pub fn interpret(back_log: &Path, last_all_log: Option<&Path>, now: i64) -> Resu
             )))
         }
         Ok(LogState::Wrong(rest)) => {
-            return Err(fail(format!("says the last full backup failed: {}", rest.first().map(String::as_str).unwrap_or(""))))
+            return Err(fail(format!(
+                "says the last full backup failed: {}",
+                rest.first().map(String::as_str).unwrap_or("")
+            )))
         }
         Ok(LogState::Ok(rest)) => rest,
     };
     let full_name = full.first().map(String::as_str).unwrap_or("");
     if full_name.is_empty() {
-        return Err(fail("says `ok` but line 2 (the full's file name) is missing or empty".into()));
+        return Err(fail(
+            "says `ok` but line 2 (the full's file name) is missing or empty".into(),
+        ));
     }
     let line3 = full.get(1).map(String::as_str).filter(|t| !t.is_empty());
     if full_name == filename {
@@ -161,7 +189,10 @@ pub fn interpret(back_log: &Path, last_all_log: Option<&Path>, now: i64) -> Resu
                 Err(e) => FullRecord::AppendFailed(e.to_string()),
             },
         };
-        return Ok(Reported { filename, kind: BackupKind::Full(record) });
+        return Ok(Reported {
+            filename,
+            kind: BackupKind::Full(record),
+        });
     }
     let Some(t) = line3 else {
         return Err(fail(format!(
@@ -170,11 +201,17 @@ pub fn interpret(back_log: &Path, last_all_log: Option<&Path>, now: i64) -> Resu
         )));
     };
     let last_all_time: i64 = t.parse().map_err(|_| {
-        fail(format!("line 3 `{}` is not a unix time in seconds", ubackup_common::validate::printable(t)))
+        fail(format!(
+            "line 3 `{}` is not a unix time in seconds",
+            ubackup_common::validate::printable(t)
+        ))
     })?;
     Ok(Reported {
         filename,
-        kind: BackupKind::Incremental { last_all_filename: full_name.to_string(), last_all_time },
+        kind: BackupKind::Incremental {
+            last_all_filename: full_name.to_string(),
+            last_all_time,
+        },
     })
 }
 
@@ -199,9 +236,18 @@ mod tests {
 
     #[test]
     fn parse_log_states() {
-        assert_eq!(parse_log("ok\nfile.gz\n"), Ok(LogState::Ok(vec!["file.gz".into()])));
-        assert_eq!(parse_log("  ok \r\n file.gz \r\n"), Ok(LogState::Ok(vec!["file.gz".into()])));
-        assert_eq!(parse_log("wrong\ndisk full\n"), Ok(LogState::Wrong(vec!["disk full".into()])));
+        assert_eq!(
+            parse_log("ok\nfile.gz\n"),
+            Ok(LogState::Ok(vec!["file.gz".into()]))
+        );
+        assert_eq!(
+            parse_log("  ok \r\n file.gz \r\n"),
+            Ok(LogState::Ok(vec!["file.gz".into()]))
+        );
+        assert_eq!(
+            parse_log("wrong\ndisk full\n"),
+            Ok(LogState::Wrong(vec!["disk full".into()]))
+        );
         assert_eq!(parse_log(""), Err(LogError::Empty));
         assert_eq!(parse_log("OK\nx"), Err(LogError::Illegal("OK".into())));
         assert_eq!(parse_log("\nx"), Err(LogError::Illegal("".into())));
@@ -213,7 +259,13 @@ mod tests {
         let bl = d.path().join("back.log");
         std::fs::write(&bl, "ok\nredis_6379_20261122.rdb\n").unwrap();
         let r = interpret(&bl, None, 100).unwrap();
-        assert_eq!(r, Reported { filename: "redis_6379_20261122.rdb".into(), kind: BackupKind::Single });
+        assert_eq!(
+            r,
+            Reported {
+                filename: "redis_6379_20261122.rdb".into(),
+                kind: BackupKind::Single
+            }
+        );
     }
 
     #[test]
@@ -221,7 +273,10 @@ mod tests {
         let d = dir();
         let bl = d.path().join("back.log");
         std::fs::write(&bl, "wrong\nmysqldump: Got error 2002\n").unwrap();
-        assert_eq!(interpret(&bl, None, 1).unwrap_err(), "mysqldump: Got error 2002");
+        assert_eq!(
+            interpret(&bl, None, 1).unwrap_err(),
+            "mysqldump: Got error 2002"
+        );
         std::fs::write(&bl, "wrong\n").unwrap();
         let e = interpret(&bl, None, 1).unwrap_err();
         assert!(e.contains("says `wrong` but gives no reason"), "{e}");
@@ -232,16 +287,25 @@ mod tests {
         let d = dir();
         let bl = d.path().join("back.log");
         let e = interpret(&bl, None, 1).unwrap_err();
-        assert!(e.starts_with("can not find log file: back_log ") && e.contains("No such file"), "{e}");
+        assert!(
+            e.starts_with("can not find log file: back_log ") && e.contains("No such file"),
+            "{e}"
+        );
         std::fs::write(&bl, "").unwrap();
         let e = interpret(&bl, None, 1).unwrap_err();
-        assert!(e.starts_with("can not parser log:") && e.ends_with("is empty"), "{e}");
+        assert!(
+            e.starts_with("can not parser log:") && e.ends_with("is empty"),
+            "{e}"
+        );
         std::fs::write(&bl, "ok\n").unwrap();
         let e = interpret(&bl, None, 1).unwrap_err();
         assert!(e.contains("line 2 (the file name) is missing"), "{e}");
         std::fs::write(&bl, "done\nx.gz\n").unwrap();
         let e = interpret(&bl, None, 1).unwrap_err();
-        assert!(e.starts_with("log format illegal:") && e.contains("line 1 is `done`"), "{e}");
+        assert!(
+            e.starts_with("log format illegal:") && e.contains("line 1 is `done`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -254,20 +318,33 @@ mod tests {
         std::fs::write(&al, "ok\nfull_1.xb\n").unwrap();
         let r = interpret(&bl, Some(&al), 1763800000).unwrap();
         assert_eq!(r.kind, BackupKind::Full(FullRecord::Appended(1763800000)));
-        assert_eq!(std::fs::read_to_string(&al).unwrap(), "ok\nfull_1.xb\n1763800000\n");
+        assert_eq!(
+            std::fs::read_to_string(&al).unwrap(),
+            "ok\nfull_1.xb\n1763800000\n"
+        );
         // an incremental: back_log only
         std::fs::write(&bl, "ok\nincr_2.xb\n").unwrap();
         let r = interpret(&bl, Some(&al), 1763803600).unwrap();
         assert_eq!(r.filename, "incr_2.xb");
         assert_eq!(
             r.kind,
-            BackupKind::Incremental { last_all_filename: "full_1.xb".into(), last_all_time: 1763800000 }
+            BackupKind::Incremental {
+                last_all_filename: "full_1.xb".into(),
+                last_all_time: 1763800000
+            }
         );
-        assert_eq!(std::fs::read_to_string(&al).unwrap(), "ok\nfull_1.xb\n1763800000\n", "untouched");
+        assert_eq!(
+            std::fs::read_to_string(&al).unwrap(),
+            "ok\nfull_1.xb\n1763800000\n",
+            "untouched"
+        );
         // the same full reported twice is not appended twice
         std::fs::write(&bl, "ok\nfull_1.xb\n").unwrap();
         let r = interpret(&bl, Some(&al), 1763807200).unwrap();
-        assert_eq!(r.kind, BackupKind::Full(FullRecord::AlreadyRecorded("1763800000".into())));
+        assert_eq!(
+            r.kind,
+            BackupKind::Full(FullRecord::AlreadyRecorded("1763800000".into()))
+        );
         assert_eq!(std::fs::read_to_string(&al).unwrap().lines().count(), 3);
     }
 
@@ -289,10 +366,17 @@ mod tests {
         let al = d.path().join("last_all.log");
         std::fs::write(&bl, "ok\nincr.xb\n").unwrap();
         let e = interpret(&bl, Some(&al), 1).unwrap_err();
-        assert!(e.starts_with("last all back faile: last_all_log") && e.contains("a full backup must run first"), "{e}");
+        assert!(
+            e.starts_with("last all back faile: last_all_log")
+                && e.contains("a full backup must run first"),
+            "{e}"
+        );
         std::fs::write(&al, "wrong\nxtrabackup failed\n").unwrap();
         let e = interpret(&bl, Some(&al), 1).unwrap_err();
-        assert!(e.contains("says the last full backup failed: xtrabackup failed"), "{e}");
+        assert!(
+            e.contains("says the last full backup failed: xtrabackup failed"),
+            "{e}"
+        );
         std::fs::write(&al, "ok\nfull.xb\n").unwrap();
         let e = interpret(&bl, Some(&al), 1).unwrap_err();
         assert!(e.contains("has no line 3"), "{e}");
@@ -300,9 +384,13 @@ mod tests {
         let e = interpret(&bl, Some(&al), 1).unwrap_err();
         assert!(e.contains("line 3 `yesterday` is not a unix time"), "{e}");
         std::fs::write(&al, "").unwrap();
-        assert!(interpret(&bl, Some(&al), 1).unwrap_err().ends_with("is empty"));
+        assert!(interpret(&bl, Some(&al), 1)
+            .unwrap_err()
+            .ends_with("is empty"));
         std::fs::write(&al, "garbage\n").unwrap();
-        assert!(interpret(&bl, Some(&al), 1).unwrap_err().contains("line 1 is `garbage`"));
+        assert!(interpret(&bl, Some(&al), 1)
+            .unwrap_err()
+            .contains("line 1 is `garbage`"));
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub fn describe(cfg: &ClientConfig, opts: &RunOptions) -> Result<String, ConfigE
         g.op_id,
         g.my_ip,
         g.interval,
-        g.rsync_port.map(|p| format!(", rsync_port {p}")).unwrap_or_default()
+        g.rsync_port
+            .map(|p| format!(", rsync_port {p}"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         s,
@@ -34,22 +36,39 @@ pub fn describe(cfg: &ClientConfig, opts: &RunOptions) -> Result<String, ConfigE
     let _ = writeln!(
         s,
         "  log {}, error_log {}",
-        g.log.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(stderr only)".into()),
-        g.error_log.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(stderr only)".into())
+        g.log
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(stderr only)".into()),
+        g.error_log
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(stderr only)".into())
     );
     let _ = writeln!(s, "instances to run ({}):", plan.len());
     for (i, queue) in &plan {
-        let _ = writeln!(s, "  [{}] {} {} -> list {}", i.section, i.back_type, i.instance, queue);
+        let _ = writeln!(
+            s,
+            "  [{}] {} {} -> list {}",
+            i.section, i.back_type, i.instance, queue
+        );
         let _ = writeln!(s, "      script: {}", i.script);
         let _ = writeln!(
             s,
             "      timeout {}, checksum {}, pulled from {}::{}/<file>",
-            i.timeout.map(|t| format!("{} s", t.as_secs())).unwrap_or_else(|| "none".into()),
+            i.timeout
+                .map(|t| format!("{} s", t.as_secs()))
+                .unwrap_or_else(|| "none".into()),
             i.checksum,
             g.my_ip,
             i.rsync_model
         );
-        let _ = writeln!(s, "      back_dir {}, back_log {}", i.back_dir.display(), i.back_log.display());
+        let _ = writeln!(
+            s,
+            "      back_dir {}, back_log {}",
+            i.back_dir.display(),
+            i.back_log.display()
+        );
         if let Some(l) = &i.last_all_log {
             let _ = writeln!(s, "      full + incremental, last_all_log {}", l.display());
         }

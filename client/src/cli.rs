@@ -52,7 +52,10 @@ pub enum Command {
 
 impl Cli {
     pub fn run_options(&self) -> crate::RunOptions {
-        crate::RunOptions { queue: self.queue.clone(), only: self.only.clone() }
+        crate::RunOptions {
+            queue: self.queue.clone(),
+            only: self.only.clone(),
+        }
     }
 }
 
@@ -67,7 +70,16 @@ mod tests {
         assert_eq!(a.config, PathBuf::from("/x.conf"));
         assert_eq!(b.config, PathBuf::from("/x.conf"));
         assert_eq!(b.command, Some(Command::Check));
-        let d = Cli::try_parse_from(["ubackup-client", "-q", "level1", "--only", "a", "--only", "b"]).unwrap();
+        let d = Cli::try_parse_from([
+            "ubackup-client",
+            "-q",
+            "level1",
+            "--only",
+            "a",
+            "--only",
+            "b",
+        ])
+        .unwrap();
         assert_eq!(d.command, None, "running is the default");
         assert_eq!(d.config, PathBuf::from(DEFAULT_CONFIG));
         assert_eq!(d.queue.as_deref(), Some("level1"));

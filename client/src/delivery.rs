@@ -49,7 +49,13 @@ enum Conn {
 
 impl Sender {
     pub fn new(target: RedisTarget, keys: Keys, dedup_ttl: u64) -> Sender {
-        Sender { target, keys, dedup_ttl, script: redis::Script::new(PUSH_ONCE), conn: tokio::sync::Mutex::new(Conn::Untried) }
+        Sender {
+            target,
+            keys,
+            dedup_ttl,
+            script: redis::Script::new(PUSH_ONCE),
+            conn: tokio::sync::Mutex::new(Conn::Untried),
+        }
     }
 
     async fn connection(&self) -> Result<ConnectionManager, String> {
@@ -88,8 +94,14 @@ impl Sender {
         match res {
             Ok(n) => Ok(n == 1),
             Err(e) => {
-                let connection_level = e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
-                let m = format!("LPUSH onto `{}` at Redis {} failed: {e}", env.queue, self.target);
+                let connection_level = e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal();
+                let m = format!(
+                    "LPUSH onto `{}` at Redis {} failed: {e}",
+                    env.queue, self.target
+                );
                 if connection_level {
                     *self.conn.lock().await = Conn::Down(m.clone());
                 }
@@ -135,7 +147,11 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(sender: Sender, spool: Spool) -> Outbox {
-        Outbox { sender, spool, spool_first: AtomicBool::new(false) }
+        Outbox {
+            sender,
+            spool,
+            spool_first: AtomicBool::new(false),
+        }
     }
 
     pub fn spool(&self) -> &Spool {
@@ -145,7 +161,10 @@ impl Outbox {
     /// Pushes `env`, or spools it if that fails.
     pub async fn deliver(&self, env: Envelope) -> Delivery {
         if self.spool_first.load(Ordering::Relaxed) {
-            return self.to_spool(env, "older spooled messages are still waiting for Redis".into());
+            return self.to_spool(
+                env,
+                "older spooled messages are still waiting for Redis".into(),
+            );
         }
         match self.sender.push(&env).await {
             Ok(true) => Delivery::Pushed,
@@ -165,7 +184,10 @@ impl Outbox {
                 Delivery::Spooled(p)
             }
             Err(e) => {
-                let why = format!("cannot write a spool file in {}: {e}", self.spool.outbox().display());
+                let why = format!(
+                    "cannot write a spool file in {}: {e}",
+                    self.spool.outbox().display()
+                );
                 error!(
                     step = "spool",
                     queue = %env.queue,
@@ -191,23 +213,35 @@ impl Outbox {
                 return report;
             }
             Err(LockError::Io(e)) => {
-                warn!(step = "spool", "cannot take the drain lock ({e}); spooled messages stay for the next run");
+                warn!(
+                    step = "spool",
+                    "cannot take the drain lock ({e}); spooled messages stay for the next run"
+                );
                 report.remaining = self.spool.pending().map(|v| v.len()).unwrap_or(0);
-                self.spool_first.store(report.remaining > 0, Ordering::Relaxed);
+                self.spool_first
+                    .store(report.remaining > 0, Ordering::Relaxed);
                 return report;
             }
         };
         let files = match self.spool.pending() {
             Ok(f) => f,
             Err(e) => {
-                warn!(step = "spool", "cannot list {}: {e}", self.spool.outbox().display());
+                warn!(
+                    step = "spool",
+                    "cannot list {}: {e}",
+                    self.spool.outbox().display()
+                );
                 return report;
             }
         };
         if files.is_empty() {
             return report;
         }
-        info!(step = "spool", "{} spooled message(s) to resend, oldest first", files.len());
+        info!(
+            step = "spool",
+            "{} spooled message(s) to resend, oldest first",
+            files.len()
+        );
         for (i, path) in files.iter().enumerate() {
             if shutdown.is_triggered() {
                 report.remaining = files.len() - i;
@@ -218,8 +252,17 @@ impl Outbox {
                 Err(why) => {
                     report.quarantined += 1;
                     match self.spool.quarantine(path, &why) {
-                        Ok(dest) => warn!(step = "spool", "{}: {why}; moved to {}", path.display(), dest.display()),
-                        Err(e) => warn!(step = "spool", "{}: {why}; and it cannot be moved aside: {e}", path.display()),
+                        Ok(dest) => warn!(
+                            step = "spool",
+                            "{}: {why}; moved to {}",
+                            path.display(),
+                            dest.display()
+                        ),
+                        Err(e) => warn!(
+                            step = "spool",
+                            "{}: {why}; and it cannot be moved aside: {e}",
+                            path.display()
+                        ),
                     }
                     continue;
                 }
@@ -245,7 +288,10 @@ impl Outbox {
                 }
                 Err(e) => {
                     report.remaining = files.len() - i;
-                    warn!(step = "spool", "{e}; {} spooled message(s) stay for the next run", report.remaining);
+                    warn!(
+                        step = "spool",
+                        "{e}; {} spooled message(s) stay for the next run", report.remaining
+                    );
                     break;
                 }
             }

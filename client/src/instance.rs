@@ -47,7 +47,10 @@ struct Failure {
 }
 
 fn fail(step: &'static str, log: impl Into<String>) -> Failure {
-    Failure { step, log: log.into() }
+    Failure {
+        step,
+        log: log.into(),
+    }
 }
 
 /// The message before anything is known: the original's defaults.
@@ -100,7 +103,12 @@ pub async fn run(shared: Arc<Shared>, inst: InstanceConfig, queue: String) -> In
         Ok(()) => {
             msg.success = true;
             msg.log = Some("ok".into());
-            info!(step = "done", "backup ok: {} ({} bytes)", msg.filename.as_deref().unwrap_or("-"), msg.size);
+            info!(
+                step = "done",
+                "backup ok: {} ({} bytes)",
+                msg.filename.as_deref().unwrap_or("-"),
+                msg.size
+            );
         }
         Err(f) => {
             msg.success = false;
@@ -109,10 +117,15 @@ pub async fn run(shared: Arc<Shared>, inst: InstanceConfig, queue: String) -> In
         }
     }
     let payload = serde_json::to_string(&msg).expect("a BackupMessage always serializes");
-    let delivery = shared.outbox.deliver(Envelope::new(&inst.section, &queue, payload)).await;
+    let delivery = shared
+        .outbox
+        .deliver(Envelope::new(&inst.section, &queue, payload))
+        .await;
     match &delivery {
         Delivery::Pushed => info!(step = "queue", queue = %queue, "message queued"),
-        Delivery::AlreadyQueued => info!(step = "queue", queue = %queue, "message was already queued"),
+        Delivery::AlreadyQueued => {
+            info!(step = "queue", queue = %queue, "message was already queued")
+        }
         Delivery::Spooled(_) | Delivery::Lost(_) => {}
     }
     drop(lock);
@@ -126,7 +139,11 @@ pub async fn run(shared: Arc<Shared>, inst: InstanceConfig, queue: String) -> In
     }
 }
 
-async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage) -> Result<(), Failure> {
+async fn backup(
+    shared: &Shared,
+    inst: &InstanceConfig,
+    msg: &mut BackupMessage,
+) -> Result<(), Failure> {
     // 1. the script
     let mut env: Vec<(&str, String)> = vec![
         ("UBACKUP_SECTION", inst.section.clone()),
@@ -144,7 +161,11 @@ async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage)
     if let Some(why) = run.failure() {
         return Err(fail("script", why));
     }
-    info!(step = "script", "script finished in {:.1} s", run.elapsed.as_secs_f64());
+    info!(
+        step = "script",
+        "script finished in {:.1} s",
+        run.elapsed.as_secs_f64()
+    );
 
     // 2. back_log / last_all_log, with the original's semantics
     if let Ok(m) = std::fs::metadata(&inst.back_log).and_then(|m| m.modified()) {
@@ -156,10 +177,20 @@ async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage)
             );
         }
     }
-    let reported = backlog::interpret(&inst.back_log, inst.last_all_log.as_deref(), shared.create_time)
-        .map_err(|log| fail("back_log", log))?;
+    let reported = backlog::interpret(
+        &inst.back_log,
+        inst.last_all_log.as_deref(),
+        shared.create_time,
+    )
+    .map_err(|log| fail("back_log", log))?;
     check_relative("the file name", &reported.filename).map_err(|why| {
-        fail("file", format!("illegal file name: {why} (from back_log {} line 2)", inst.back_log.display()))
+        fail(
+            "file",
+            format!(
+                "illegal file name: {why} (from back_log {} line 2)",
+                inst.back_log.display()
+            ),
+        )
     })?;
     msg.filename = Some(reported.filename.clone());
     match reported.kind {
@@ -188,8 +219,12 @@ async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage)
 
     // 3. the file itself
     let path = inst.back_dir.join(&reported.filename);
-    let meta = std::fs::symlink_metadata(&path)
-        .map_err(|e| fail("stat", format!("get file size faile: {}: {e}", path.display())))?;
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| {
+        fail(
+            "stat",
+            format!("get file size faile: {}: {e}", path.display()),
+        )
+    })?;
     if !meta.is_file() {
         let kind = if meta.is_dir() {
             "a directory"
@@ -198,7 +233,13 @@ async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage)
         } else {
             "not a regular file"
         };
-        return Err(fail("stat", format!("get file size faile: {} is {kind}; expected a regular file", path.display())));
+        return Err(fail(
+            "stat",
+            format!(
+                "get file size faile: {} is {kind}; expected a regular file",
+                path.display()
+            ),
+        ));
     }
     msg.size = meta.len() as i64;
 
@@ -207,13 +248,25 @@ async fn backup(shared: &Shared, inst: &InstanceConfig, msg: &mut BackupMessage)
         let p = path.clone();
         let sum = tokio::task::spawn_blocking(move || blake3_file(&p))
             .await
-            .map_err(|e| fail("checksum", format!("checksum failed: {}: {e}", path.display())))?
-            .map_err(|e| fail("checksum", format!("checksum failed: cannot read {}: {e}", path.display())))?;
+            .map_err(|e| {
+                fail(
+                    "checksum",
+                    format!("checksum failed: {}: {e}", path.display()),
+                )
+            })?
+            .map_err(|e| {
+                fail(
+                    "checksum",
+                    format!("checksum failed: cannot read {}: {e}", path.display()),
+                )
+            })?;
         msg.checksum = Some(sum);
     }
     Ok(())
 }
 
 fn path_of(p: &Option<std::path::PathBuf>) -> String {
-    p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }

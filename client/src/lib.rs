@@ -89,7 +89,10 @@ impl RunReport {
 
 /// Checks that a run can start: the selected instances, their lists, the
 /// `-q` name. Returns each instance with its list.
-pub fn plan(cfg: &ClientConfig, opts: &RunOptions) -> Result<Vec<(config::InstanceConfig, String)>, ConfigError> {
+pub fn plan(
+    cfg: &ClientConfig,
+    opts: &RunOptions,
+) -> Result<Vec<(config::InstanceConfig, String)>, ConfigError> {
     if let Some(q) = &opts.queue {
         if q.is_empty() || q.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError::file(
@@ -106,7 +109,11 @@ pub fn plan(cfg: &ClientConfig, opts: &RunOptions) -> Result<Vec<(config::Instan
 
 /// The whole run: resend what is spooled, then run every selected instance
 /// concurrently, each delivering its own message as soon as it is done.
-pub async fn run(cfg: Arc<ClientConfig>, opts: &RunOptions, shutdown: Shutdown) -> Result<RunReport, ConfigError> {
+pub async fn run(
+    cfg: Arc<ClientConfig>,
+    opts: &RunOptions,
+    shutdown: Shutdown,
+) -> Result<RunReport, ConfigError> {
     let plan = plan(&cfg, opts)?;
     let spool = Spool::open(&cfg.global.spool_dir).map_err(|e| {
         let problem = format!(
@@ -131,7 +138,12 @@ pub async fn run(cfg: Arc<ClientConfig>, opts: &RunOptions, shutdown: Shutdown) 
     );
     let drain = outbox.drain(&shutdown).await;
 
-    let shared = Arc::new(Shared { cfg: cfg.clone(), outbox, create_time, shutdown });
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        outbox,
+        create_time,
+        shutdown,
+    });
     // All at once: the original started one thread every 2 s.
     let handles: Vec<_> = plan
         .into_iter()
@@ -142,7 +154,11 @@ pub async fn run(cfg: Arc<ClientConfig>, opts: &RunOptions, shutdown: Shutdown) 
             let span = tracing::error_span!("instance", section = %inst.section);
             let section = inst.section.clone();
             let q = queue.clone();
-            (section, q, tokio::spawn(instance::run(shared.clone(), inst, queue).instrument(span)))
+            (
+                section,
+                q,
+                tokio::spawn(instance::run(shared.clone(), inst, queue).instrument(span)),
+            )
         })
         .collect();
     let mut instances = Vec::with_capacity(handles.len());
@@ -165,7 +181,11 @@ pub async fn run(cfg: Arc<ClientConfig>, opts: &RunOptions, shutdown: Shutdown) 
     }
     let report = RunReport { instances, drain };
     let ok = report.instances.iter().filter(|i| i.success).count();
-    let spooled = report.instances.iter().filter(|i| matches!(i.delivery, Delivery::Spooled(_))).count();
+    let spooled = report
+        .instances
+        .iter()
+        .filter(|i| matches!(i.delivery, Delivery::Spooled(_)))
+        .count();
     let line = format!(
         "run finished: {ok} ok, {} failed, {spooled} spooled, {} resent from the spool ({} still spooled); exit code {}",
         report.instances.len() - ok,

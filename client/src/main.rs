@@ -49,11 +49,18 @@ fn run(cli: &Cli) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _log = ubackup_common::logging::init(cfg.global.log.as_deref(), cfg.global.error_log.as_deref(), cli.verbose);
+    let _log = ubackup_common::logging::init(
+        cfg.global.log.as_deref(),
+        cfg.global.error_log.as_deref(),
+        cli.verbose,
+    );
     for w in &cfg.warnings {
         warn!("config: {w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the async runtime: {e}");

@@ -80,8 +80,17 @@ impl ScriptRun {
     /// The last `max` characters of stderr, or of stdout when stderr was
     /// empty (the original merged the two), on one line.
     pub fn output_tail(&self, max: usize) -> String {
-        let src = if self.stderr_tail.trim().is_empty() { &self.stdout_tail } else { &self.stderr_tail };
-        let one_line = src.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+        let src = if self.stderr_tail.trim().is_empty() {
+            &self.stdout_tail
+        } else {
+            &self.stderr_tail
+        };
+        let one_line = src
+            .split('\n')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | ");
         let n = one_line.chars().count();
         if n <= max {
             one_line
@@ -93,7 +102,12 @@ impl ScriptRun {
 
 /// Runs `sh -c command` with `env` added, until it exits, `timeout` passes
 /// or `shutdown` fires.
-pub async fn run(command: &str, env: &[(&str, String)], timeout: Option<Duration>, mut shutdown: Shutdown) -> ScriptRun {
+pub async fn run(
+    command: &str,
+    env: &[(&str, String)],
+    timeout: Option<Duration>,
+    mut shutdown: Shutdown,
+) -> ScriptRun {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
@@ -119,7 +133,11 @@ pub async fn run(command: &str, env: &[(&str, String)], timeout: Option<Duration
     };
     // The child leads its own group: its pid is the group id.
     let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
-    debug!(step = "script", pgid = pgid.as_raw(), "started `sh -c {command}`");
+    debug!(
+        step = "script",
+        pgid = pgid.as_raw(),
+        "started `sh -c {command}`"
+    );
     let out = tokio::spawn(drain(child.stdout.take(), "stdout").in_current_span());
     let err = tokio::spawn(drain(child.stderr.take(), "stderr").in_current_span());
 
@@ -154,12 +172,19 @@ pub async fn run(command: &str, env: &[(&str, String)], timeout: Option<Duration
             ScriptEnd::SpawnFailed(format!("waiting for the script failed: {e}"))
         }
         Woke::Timeout => {
-            warn!(step = "script", "timeout reached after {:?}: killing process group {pgid}", started.elapsed());
+            warn!(
+                step = "script",
+                "timeout reached after {:?}: killing process group {pgid}",
+                started.elapsed()
+            );
             kill_group(&mut child, pgid).await;
             ScriptEnd::TimedOut(timeout.unwrap_or_default())
         }
         Woke::Stop => {
-            warn!(step = "script", "stop requested: killing process group {pgid}");
+            warn!(
+                step = "script",
+                "stop requested: killing process group {pgid}"
+            );
             kill_group(&mut child, pgid).await;
             ScriptEnd::Interrupted
         }
@@ -167,7 +192,12 @@ pub async fn run(command: &str, env: &[(&str, String)], timeout: Option<Duration
     let elapsed = started.elapsed();
     let stdout_tail = collect(out, "stdout").await;
     let stderr_tail = collect(err, "stderr").await;
-    ScriptRun { end, elapsed, stdout_tail, stderr_tail }
+    ScriptRun {
+        end,
+        elapsed,
+        stdout_tail,
+        stderr_tail,
+    }
 }
 
 /// SIGTERM to the whole group, SIGKILL to whatever is left after
@@ -187,7 +217,9 @@ async fn kill_group(child: &mut tokio::process::Child, pgid: Pid) {
 }
 
 async fn drain<R: AsyncRead + Unpin>(stream: Option<R>, name: &'static str) -> Vec<u8> {
-    let Some(mut stream) = stream else { return Vec::new() };
+    let Some(mut stream) = stream else {
+        return Vec::new();
+    };
     let mut tail: Vec<u8> = Vec::with_capacity(TAIL_BYTES * 2);
     let mut buf = [0u8; 8192];
     loop {
@@ -234,7 +266,9 @@ async fn collect(h: JoinHandle<Vec<u8>>, name: &str) -> String {
 }
 
 fn signal_name(s: i32) -> String {
-    Signal::try_from(s).map(|s| s.as_str().to_string()).unwrap_or_else(|_| s.to_string())
+    Signal::try_from(s)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| s.to_string())
 }
 
 #[cfg(test)]
@@ -245,10 +279,19 @@ mod tests {
     #[tokio::test]
     async fn exit_code_and_stderr_tail() {
         let (_t, sd) = shutdown::channel();
-        let r = run("echo out; echo 'first err' >&2; echo \"$UB_X\" >&2; exit 3", &[("UB_X", "from env".into())], None, sd).await;
+        let r = run(
+            "echo out; echo 'first err' >&2; echo \"$UB_X\" >&2; exit 3",
+            &[("UB_X", "from env".into())],
+            None,
+            sd,
+        )
+        .await;
         assert_eq!(r.end, ScriptEnd::Exited(3));
         let f = r.failure().unwrap();
-        assert_eq!(f, "execute backup script error: exit code 3; output: first err | from env");
+        assert_eq!(
+            f,
+            "execute backup script error: exit code 3; output: first err | from env"
+        );
     }
 
     #[tokio::test]
@@ -272,7 +315,11 @@ mod tests {
         let r = run("i=0; while [ $i -lt 20000 ]; do echo \"line $i of noise to fill pipes\" >&2; i=$((i+1)); done; echo LAST >&2; exit 2", &[], None, sd).await;
         assert_eq!(r.end, ScriptEnd::Exited(2));
         assert!(r.stderr_tail.len() <= TAIL_BYTES);
-        assert!(r.output_tail(100).ends_with("LAST"), "{}", r.output_tail(100));
+        assert!(
+            r.output_tail(100).ends_with("LAST"),
+            "{}",
+            r.output_tail(100)
+        );
     }
 
     #[tokio::test]
@@ -282,7 +329,10 @@ mod tests {
         // Whether the trigger lands before or after the spawn, the script
         // must end as Interrupted, quickly.
         t.trigger();
-        let r = tokio::time::timeout(Duration::from_secs(10), h).await.unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), h)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.end, ScriptEnd::Interrupted);
         assert!(r.elapsed < Duration::from_secs(10));
     }

@@ -41,7 +41,10 @@ impl Envelope {
     pub fn new(section: &str, queue: &str, payload: String) -> Envelope {
         let created_ms = now_ms();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         // Unique across hosts and runs: the payload names the host
         // (server_id, ip) and the instance; pid, clock and counter separate
         // runs and messages of one run.
@@ -96,7 +99,8 @@ impl Spool {
 
     /// The lock file of an instance section.
     pub fn lock_path(&self, section: &str) -> PathBuf {
-        self.locks.join(format!("{}.lock", crate::lock::file_stem(section)))
+        self.locks
+            .join(format!("{}.lock", crate::lock::file_stem(section)))
     }
 
     /// The lock that lets one process at a time drain the outbox.
@@ -108,7 +112,11 @@ impl Spool {
     pub fn write(&self, env: &Envelope) -> std::io::Result<PathBuf> {
         static FILE_SEQ: AtomicU32 = AtomicU32::new(0);
         let seq = FILE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = self.outbox.join(format!("{:013}-{seq:08}-{}.json", env.created_ms.max(0), env.id));
+        let path = self.outbox.join(format!(
+            "{:013}-{seq:08}-{}.json",
+            env.created_ms.max(0),
+            env.id
+        ));
         let json = serde_json::to_vec_pretty(env).map_err(std::io::Error::other)?;
         write_atomic(&path, &json)?;
         Ok(path)
@@ -120,7 +128,9 @@ impl Spool {
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
             })
             .collect();
         v.sort();
@@ -135,7 +145,10 @@ impl Spool {
 
     /// Moves an unreadable file to `bad/` with a note saying why.
     pub fn quarantine(&self, path: &Path, why: &str) -> std::io::Result<PathBuf> {
-        let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         let dest = self.bad.join(&name);
         std::fs::rename(path, &dest)?;
         let mut note = dest.clone().into_os_string();

@@ -15,7 +15,10 @@ fn twenty_instances_run_concurrently() {
     let insts: Vec<Inst> = (0..20)
         .map(|i| {
             let name = format!("db{i}");
-            let script = format!("sleep 1; {}", fx.ok_script(&name, &format!("db{i}.bin"), 1000 + i));
+            let script = format!(
+                "sleep 1; {}",
+                fx.ok_script(&name, &format!("db{i}.bin"), 1000 + i)
+            );
             Inst::new(&name, 3300 + i as i64, script)
         })
         .collect();
@@ -31,7 +34,10 @@ fn twenty_instances_run_concurrently() {
     }
     eprintln!("20 instances x 1 s script: wall time {took:?}");
     // Sequential would be 20 s, the original's 2 s stagger 39 s.
-    assert!(took < Duration::from_secs(5), "20 one-second scripts took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "20 one-second scripts took {took:?}"
+    );
 }
 
 #[test]
@@ -49,7 +55,10 @@ fn message_fields_and_json_types_match_the_original() {
         al = al.display(),
         bl = bl.display()
     );
-    let conf = fx.config(&["rsync_port = 8873"], &[Inst::new(name, 3306, script).full_incremental()]);
+    let conf = fx.config(
+        &["rsync_port = 8873"],
+        &[Inst::new(name, 3306, script).full_incremental()],
+    );
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("FULL"), "").unwrap();
     let (out, _) = fx.run(&conf, &[]);
@@ -82,13 +91,37 @@ fn message_fields_and_json_types_match_the_original() {
         let obj = m.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort();
-        let mut want: Vec<&str> = original.iter().copied().chain(["checksum", "rsync_port"]).collect();
+        let mut want: Vec<&str> = original
+            .iter()
+            .copied()
+            .chain(["checksum", "rsync_port"])
+            .collect();
         want.sort();
-        assert_eq!(keys, want, "only the original's fields plus the two new optional ones");
-        for k in ["size", "create_time", "server_id", "game_id", "op_id", "instance", "last_all_time", "interval", "rsync_port"] {
+        assert_eq!(
+            keys, want,
+            "only the original's fields plus the two new optional ones"
+        );
+        for k in [
+            "size",
+            "create_time",
+            "server_id",
+            "game_id",
+            "op_id",
+            "instance",
+            "last_all_time",
+            "interval",
+            "rsync_port",
+        ] {
             assert!(m[k].is_i64(), "{k} must be a JSON integer: {m}");
         }
-        for k in ["filename", "log", "game_server_ip", "back_type", "rsync_model", "checksum"] {
+        for k in [
+            "filename",
+            "log",
+            "game_server_ip",
+            "back_type",
+            "rsync_model",
+            "checksum",
+        ] {
             assert!(m[k].is_string(), "{k} must be a string: {m}");
         }
         assert!(m["success"].is_boolean());
@@ -107,7 +140,10 @@ fn message_fields_and_json_types_match_the_original() {
         let f = d.join(m["filename"].as_str().unwrap());
         let bytes = std::fs::read(&f).unwrap();
         assert_eq!(m["size"], bytes.len() as u64);
-        assert_eq!(m["checksum"], format!("blake3:{}", blake3::hash(&bytes).to_hex()));
+        assert_eq!(
+            m["checksum"],
+            format!("blake3:{}", blake3::hash(&bytes).to_hex())
+        );
         // and it is what our own server parses
         let parsed: BackupMessage = serde_json::from_value(m.clone()).unwrap();
         assert_eq!(parsed.rsync_port, Some(8873));
@@ -116,8 +152,19 @@ fn message_fields_and_json_types_match_the_original() {
     assert!(full["filename"].as_str().unwrap().starts_with("full_"));
     assert_eq!(full["last_all_filename"], Value::Null);
     assert_eq!(full["last_all_time"], 0);
-    let lines: Vec<String> = std::fs::read_to_string(&al).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(lines, ["ok".to_string(), full["filename"].as_str().unwrap().to_string(), full["create_time"].to_string()]);
+    let lines: Vec<String> = std::fs::read_to_string(&al)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "ok".to_string(),
+            full["filename"].as_str().unwrap().to_string(),
+            full["create_time"].to_string()
+        ]
+    );
     // the incremental points at it
     assert!(incr["filename"].as_str().unwrap().starts_with("incr_"));
     assert_eq!(incr["last_all_filename"], full["filename"]);
@@ -148,23 +195,48 @@ fn q_selects_the_list_and_instances_may_have_their_own() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let (out, _) = fx.run(&conf, &["run", "-q", &high, "--only", "b"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let got: Vec<i64> = fx.messages(&high).iter().map(|m| m["instance"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = fx
+        .messages(&high)
+        .iter()
+        .map(|m| m["instance"].as_i64().unwrap())
+        .collect();
     let mut sorted = got.clone();
     sorted.sort();
-    assert_eq!(sorted, [1, 2, 2], "two from the full run, one from --only b");
-    assert_eq!(fx.messages(&fx.queue).len(), 1, "nothing more on redis_queue");
-    assert_eq!(fx.messages(&own).len(), 1, "nothing more on the instance's own list");
+    assert_eq!(
+        sorted,
+        [1, 2, 2],
+        "two from the full run, one from --only b"
+    );
+    assert_eq!(
+        fx.messages(&fx.queue).len(),
+        1,
+        "nothing more on redis_queue"
+    );
+    assert_eq!(
+        fx.messages(&own).len(),
+        1,
+        "nothing more on the instance's own list"
+    );
 }
 
 #[test]
 fn check_prints_instances_and_config_errors_exit_2() {
     let fx = Fx::new();
-    let conf = fx.config(&[], &[Inst::new("a", 1, "true").with("timeout = 30"), Inst::new("b", 2, "true")]);
+    let conf = fx.config(
+        &[],
+        &[
+            Inst::new("a", 1, "true").with("timeout = 30"),
+            Inst::new("b", 2, "true"),
+        ],
+    );
     let (out, _) = fx.run(&conf, &["check"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("instances to run (2):"), "{text}");
-    assert!(text.contains(&format!("[a] mysql 1 -> list {}", fx.queue)), "{text}");
+    assert!(
+        text.contains(&format!("[a] mysql 1 -> list {}", fx.queue)),
+        "{text}"
+    );
     assert!(text.contains("timeout 30 s"), "{text}");
     let (out, _) = fx.run(&conf, &["check", "--only", "b"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("instances to run (1):"));
@@ -172,30 +244,57 @@ fn check_prints_instances_and_config_errors_exit_2() {
 
     let (out, _) = fx.run(&conf, &["--only", "nope"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("--only nope: no such instance section; the instance sections are: a, b"), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("--only nope: no such instance section; the instance sections are: a, b"),
+        "{}",
+        stderr(&out)
+    );
 
     let bad = fx.path("bad.conf");
-    let text = std::fs::read_to_string(&conf).unwrap().replace("instance = 2", "instance = two");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("instance = 2", "instance = two");
     std::fs::write(&bad, text).unwrap();
     for args in [&["check"][..], &[][..]] {
         let (out, _) = fx.run(&bad, args);
         assert_eq!(code(&out), 2, "{args:?}");
         let e = stderr(&out);
         assert!(e.contains(&format!("{}:", bad.display())), "{e}");
-        assert!(e.contains("[b] instance: `two` is not valid; expected an integer"), "{e}");
+        assert!(
+            e.contains("[b] instance: `two` is not valid; expected an integer"),
+            "{e}"
+        );
     }
     let (out, _) = fx.run(&fx.path("missing.conf"), &[]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("cannot read config file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn help_lists_exit_codes() {
-    let out = std::process::Command::new(BIN).arg("--help").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--config", "--queue", "--only", "check", "Exit codes:", "3  Redis unreachable"] {
-        assert!(text.contains(needle), "{needle} missing from --help:\n{text}");
+    for needle in [
+        "--config",
+        "--queue",
+        "--only",
+        "check",
+        "Exit codes:",
+        "3  Redis unreachable",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from --help:\n{text}"
+        );
     }
 }
 
@@ -206,8 +305,16 @@ fn logs_name_the_instance_and_the_step() {
     let (out, _) = fx.run(&conf, &[]);
     assert_eq!(code(&out), 1);
     let err_log = std::fs::read_to_string(fx.path("log/client.error")).unwrap();
-    let line = err_log.lines().find(|l| l.contains("backup failed")).unwrap_or_else(|| panic!("{err_log}"));
-    assert!(line.contains("section=alpha") && line.contains("step=\"script\"") && line.contains("exit code 7"), "{line}");
+    let line = err_log
+        .lines()
+        .find(|l| l.contains("backup failed"))
+        .unwrap_or_else(|| panic!("{err_log}"));
+    assert!(
+        line.contains("section=alpha")
+            && line.contains("step=\"script\"")
+            && line.contains("exit code 7"),
+        "{line}"
+    );
     let log = std::fs::read_to_string(fx.path("log/client.log")).unwrap();
     assert!(log.contains("run finished: 0 ok, 1 failed"), "{log}");
 }

@@ -23,7 +23,13 @@ pub struct Inst {
 
 impl Inst {
     pub fn new(name: &str, instance: i64, script: impl Into<String>) -> Inst {
-        Inst { name: name.into(), instance, script: script.into(), extra: vec![], full_incremental: false }
+        Inst {
+            name: name.into(),
+            instance,
+            script: script.into(),
+            extra: vec![],
+            full_incremental: false,
+        }
     }
     pub fn with(mut self, line: &str) -> Inst {
         self.extra.push(line.into());
@@ -108,7 +114,10 @@ impl Fx {
                 i.script
             ));
             if i.full_incremental {
-                s.push_str(&format!("last_all_log = {}\n", self.last_all_log(&i.name).display()));
+                s.push_str(&format!(
+                    "last_all_log = {}\n",
+                    self.last_all_log(&i.name).display()
+                ));
             }
             for l in &i.extra {
                 s.push_str(l);
@@ -129,7 +138,10 @@ impl Fx {
     pub fn messages(&self, queue: &str) -> Vec<serde_json::Value> {
         let mut c = self.redis.conn();
         let raw: Vec<String> = c.lrange(queue, 0, -1).unwrap();
-        raw.iter().rev().map(|r| serde_json::from_str(r).unwrap()).collect()
+        raw.iter()
+            .rev()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect()
     }
 
     pub fn spooled(&self) -> Vec<PathBuf> {
@@ -144,7 +156,13 @@ impl Fx {
 
 pub fn run_bin(conf: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
     let mut cmd = Command::new(BIN);
-    cmd.arg("-c").arg(conf).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
+    // cwd `/`, as far from the config and scripts as cron's home directory
+    cmd.arg("-c")
+        .arg(conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("RUST_LOG")
+        .current_dir("/");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -164,7 +182,11 @@ pub fn stderr(o: &Output) -> String {
 /// The message whose `instance` is `n`.
 pub fn by_instance(msgs: &[serde_json::Value], n: i64) -> &serde_json::Value {
     let found: Vec<_> = msgs.iter().filter(|m| m["instance"] == n).collect();
-    assert_eq!(found.len(), 1, "exactly one message for instance {n}: {msgs:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one message for instance {n}: {msgs:#?}"
+    );
     found[0]
 }
 
@@ -172,6 +194,9 @@ pub fn by_instance(msgs: &[serde_json::Value], n: i64) -> &serde_json::Value {
 pub fn pid_dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
     }
 }
