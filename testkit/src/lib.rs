@@ -5,6 +5,8 @@
 //! Every helper here is used by the integration tests of several crates; a
 //! test owns what it starts, and `Drop` kills exactly that process.
 
+pub mod es;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

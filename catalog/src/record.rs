@@ -1,0 +1,357 @@
+//! What a catalog holds, independent of the store.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use ubackup_common::message::NO_FULL;
+use ubackup_common::ResultRecord;
+
+/// One backup result as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRecord {
+    /// [`ResultRecord::record_id`]: the SQLite primary key and the ES `_id`,
+    /// so a replayed result overwrites instead of duplicating.
+    pub id: String,
+    /// From the indexer's `[business]` map; `unknown` when the id is not there.
+    pub game_name: String,
+    pub result: ResultRecord,
+    /// Columns the catalog owns (set by later tools, never by a replay).
+    pub meta: RecordMeta,
+}
+
+/// Catalog-owned state of a record. A replay of the same result never
+/// changes these (SQLite keeps them on conflict; ES writes them only when set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Unix ms the record was first stored.
+    pub indexed_at: Option<i64>,
+    /// Unix ms the file was pruned from the node.
+    pub deleted_at: Option<i64>,
+    /// Pinned records are never pruned.
+    pub pinned: bool,
+    /// Unix ms of the last re-verification of the stored file.
+    pub verified_at: Option<i64>,
+    /// Outcome of that verification (`ok`, `missing`, `checksum mismatch`…).
+    pub verify_state: Option<String>,
+}
+
+/// What happened to one record of a [`crate::Catalog::store`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// A transient failure of this item (ES 429/5xx): send it again.
+    Retry(String),
+    /// The store will never take this item (ES 4xx, e.g. a mapping
+    /// conflict): dead-letter it with this reason.
+    Rejected(String),
+}
+
+impl CatalogRecord {
+    pub fn new(result: ResultRecord, game_name: impl Into<String>) -> Self {
+        CatalogRecord { id: result.record_id(), game_name: game_name.into(), result, meta: RecordMeta::default() }
+    }
+
+    /// The node that stored the file: `node_id`, or the node's IP for
+    /// results of original (Python) nodes.
+    pub fn node(&self) -> &str {
+        self.result.node_id.as_deref().unwrap_or(&self.result.back_server_ip)
+    }
+
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey {
+            server_id: self.result.server_id,
+            back_type: self.result.back_type.clone(),
+            instance: self.result.instance,
+        }
+    }
+
+    /// A usable backup: pulled and verified, not flagged illegal.
+    pub fn is_success(&self) -> bool {
+        self.result.succeed == 1 && self.result.illegal.is_none()
+    }
+
+    /// The Elasticsearch document: the node's result (the original's
+    /// fields with their JSON types, plus the new optional ones), plus
+    /// `game_name`, plus the catalog's own fields when they are set.
+    pub fn es_document(&self) -> Value {
+        let mut doc = match serde_json::to_value(&self.result) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        doc.insert("game_name".into(), Value::String(self.game_name.clone()));
+        let m = &self.meta;
+        if let Some(v) = m.indexed_at {
+            doc.insert("indexed_at".into(), v.into());
+        }
+        if let Some(v) = m.deleted_at {
+            doc.insert("deleted_at".into(), v.into());
+        }
+        if m.pinned {
+            doc.insert("pinned".into(), true.into());
+        }
+        if let Some(v) = m.verified_at {
+            doc.insert("verified_at".into(), v.into());
+        }
+        if let Some(v) = &m.verify_state {
+            doc.insert("verify_state".into(), v.clone().into());
+        }
+        Value::Object(doc)
+    }
+
+    /// Reads a document back. Documents written by the original indexer
+    /// have no `interval` (0 here) and may carry `null` for
+    /// `last_all_filename` (read as `None`, the original's text).
+    pub fn from_es_document(id: &str, source: &Value) -> Result<Self, String> {
+        let mut src = source.as_object().cloned().ok_or_else(|| format!("document {id} is not an object"))?;
+        src.entry("interval").or_insert(Value::from(0));
+        if matches!(src.get("last_all_filename"), None | Some(Value::Null)) {
+            src.insert("last_all_filename".into(), NO_FULL.into());
+        }
+        for k in ["log", "back_server_ip", "game_server_ip"] {
+            if matches!(src.get(k), None | Some(Value::Null)) {
+                src.insert(k.into(), "".into());
+            }
+        }
+        let game_name = src.get("game_name").and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let int = |k: &str| src.get(k).and_then(Value::as_i64);
+        let meta = RecordMeta {
+            indexed_at: int("indexed_at"),
+            deleted_at: int("deleted_at"),
+            pinned: src.get("pinned").and_then(Value::as_bool).unwrap_or(false),
+            verified_at: int("verified_at"),
+            verify_state: src.get("verify_state").and_then(Value::as_str).map(str::to_string),
+        };
+        let result: ResultRecord = serde_json::from_value(Value::Object(src))
+            .map_err(|e| format!("document {id} is not a backup result: {e}"))?;
+        Ok(CatalogRecord { id: id.to_string(), game_name, result, meta })
+    }
+}
+
+/// One backed-up instance: the original's `SERVER_ID:TYPE:INSTANCE`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceKey {
+    pub server_id: i64,
+    pub back_type: String,
+    pub instance: i64,
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.server_id, self.back_type, self.instance)
+    }
+}
+
+/// The registry entry of one instance, derived from its results.
+///
+/// Built by [`InstanceEntry::from_record`] and combined with
+/// [`InstanceEntry::merge`], which takes maxima and "the newer one wins",
+/// so applying the same results twice or in another order gives the same
+/// entry: replays after a crash cannot move the registry backwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceEntry {
+    pub key: InstanceKey,
+    pub game_id: i64,
+    pub game_name: String,
+    /// Seconds between backups, from the newest result.
+    pub interval: i64,
+    /// Unix ms (create_time) of the oldest result seen.
+    pub first_seen_ms: i64,
+    /// Unix ms (create_time) of the newest result, success or not.
+    pub last_attempt_ms: i64,
+    pub last_success_ms: Option<i64>,
+    /// The newest failure's text (`log`, or why it is illegal).
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+    /// The node of the newest result.
+    pub last_node: String,
+}
+
+impl InstanceEntry {
+    pub fn from_record(r: &CatalogRecord) -> Self {
+        let t = r.result.create_time;
+        let ok = r.is_success();
+        let error = if ok { None } else { Some(r.result.illegal.clone().unwrap_or_else(|| r.result.log.clone())) };
+        InstanceEntry {
+            key: r.key(),
+            game_id: r.result.game_id,
+            game_name: r.game_name.clone(),
+            interval: r.result.interval,
+            first_seen_ms: t,
+            last_attempt_ms: t,
+            last_success_ms: ok.then_some(t),
+            last_error_ms: error.as_ref().map(|_| t),
+            last_error: error,
+            last_node: r.node().to_string(),
+        }
+    }
+
+    /// Folds `other` (same key) into `self`.
+    pub fn merge(&mut self, other: &InstanceEntry) {
+        debug_assert_eq!(self.key, other.key);
+        self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
+        if other.last_attempt_ms > self.last_attempt_ms {
+            self.last_attempt_ms = other.last_attempt_ms;
+            self.game_id = other.game_id;
+            self.game_name = other.game_name.clone();
+            self.interval = other.interval;
+            self.last_node = other.last_node.clone();
+        }
+        self.last_success_ms = self.last_success_ms.max(other.last_success_ms);
+        if other.last_error_ms > self.last_error_ms {
+            self.last_error_ms = other.last_error_ms;
+            self.last_error = other.last_error.clone();
+        }
+    }
+
+    /// No success (or, before the first success, no sighting) within
+    /// `interval` seconds plus `grace_ms` at `now_ms`.
+    pub fn is_overdue(&self, now_ms: i64, grace_ms: i64) -> bool {
+        let since = self.last_success_ms.unwrap_or(self.first_seen_ms);
+        since + self.interval.max(0) * 1000 + grace_ms < now_ms
+    }
+
+    /// Folds the registry entries of `records`, one per instance.
+    pub fn fold(records: &[&CatalogRecord]) -> Vec<InstanceEntry> {
+        let mut by_key: std::collections::BTreeMap<InstanceKey, InstanceEntry> = Default::default();
+        for r in records {
+            let e = InstanceEntry::from_record(r);
+            match by_key.get_mut(&e.key) {
+                Some(cur) => cur.merge(&e),
+                None => {
+                    by_key.insert(e.key.clone(), e);
+                }
+            }
+        }
+        by_key.into_values().collect()
+    }
+}
+
+/// A catalog lookup. Everything unset matches everything; results are
+/// newest `create_time` first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupQuery {
+    pub server_id: Option<i64>,
+    pub back_type: Option<String>,
+    pub instance: Option<i64>,
+    pub game_id: Option<i64>,
+    pub node: Option<String>,
+    pub filename: Option<String>,
+    /// `Some(true)`: only `succeed = 1`; `Some(false)`: only failures.
+    pub succeeded: Option<bool>,
+    /// `create_time >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// `create_time <= until_ms`.
+    pub until_ms: Option<i64>,
+    /// Pruned records (`deleted_at` set) are left out unless this is true.
+    pub include_deleted: bool,
+    /// At most this many (0 = [`BackupQuery::DEFAULT_LIMIT`]).
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl BackupQuery {
+    pub const DEFAULT_LIMIT: usize = 100;
+
+    /// The backups of one instance, newest first.
+    pub fn for_instance(key: &InstanceKey) -> Self {
+        BackupQuery {
+            server_id: Some(key.server_id),
+            back_type: Some(key.back_type.clone()),
+            instance: Some(key.instance),
+            ..Default::default()
+        }
+    }
+
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 {
+            Self::DEFAULT_LIMIT
+        } else {
+            self.limit
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn result(instance: i64, create_time: i64, succeed: u8) -> ResultRecord {
+        ResultRecord {
+            interval: 3600,
+            server_id: 111111,
+            game_id: 31,
+            op_id: 1,
+            game_server_ip: "10.0.0.5".into(),
+            instance,
+            back_server_ip: "10.0.9.1".into(),
+            file_path: Some("/data/mysql/10.0.0/5".into()),
+            filename: Some(format!("db_{instance}_{create_time}.tar.gz")),
+            create_time,
+            rsync_time: create_time + 5000,
+            size: 1024,
+            last_all_filename: "None".into(),
+            last_all_time: 0,
+            succeed,
+            log: if succeed == 1 { "ok".into() } else { "rsync failed: code 10".into() },
+            back_type: "mysql".into(),
+            node_id: Some("n1".into()),
+            duration_ms: None,
+            attempts: None,
+            bytes_per_sec: None,
+            verify: None,
+            checksum: None,
+            illegal: None,
+        }
+    }
+
+    #[test]
+    fn merge_is_order_independent_and_idempotent() {
+        let recs: Vec<CatalogRecord> = vec![
+            CatalogRecord::new(result(3306, 1_000, 1), "g"),
+            CatalogRecord::new(result(3306, 3_000, 0), "g"),
+            CatalogRecord::new(result(3306, 2_000, 1), "g"),
+        ];
+        let fwd: Vec<&CatalogRecord> = recs.iter().collect();
+        let rev: Vec<&CatalogRecord> = recs.iter().rev().collect();
+        let a = InstanceEntry::fold(&fwd);
+        let b = InstanceEntry::fold(&rev);
+        assert_eq!(a, b);
+        let e = &a[0];
+        assert_eq!((e.first_seen_ms, e.last_attempt_ms, e.last_success_ms), (1_000, 3_000, Some(2_000)));
+        assert_eq!(e.last_error.as_deref(), Some("rsync failed: code 10"));
+        let mut twice = e.clone();
+        twice.merge(e);
+        assert_eq!(&twice, e);
+    }
+
+    #[test]
+    fn overdue_counts_from_last_success_or_first_sighting() {
+        let e = InstanceEntry::from_record(&CatalogRecord::new(result(1, 10_000, 0), "g"));
+        // interval 3600 s, never succeeded: overdue once first sighting + 3600 s + grace passed
+        assert!(!e.is_overdue(10_000 + 3_600_000, 0));
+        assert!(e.is_overdue(10_000 + 3_600_001, 0));
+        assert!(!e.is_overdue(10_000 + 3_600_001, 5));
+    }
+
+    #[test]
+    fn es_document_round_trips_and_reads_original_documents() {
+        let mut r = CatalogRecord::new(result(3306, 1_763_800_000_000, 1), "mygame");
+        r.meta.deleted_at = Some(5);
+        let doc = r.es_document();
+        assert_eq!(doc["type"], "mysql");
+        assert_eq!(doc["game_name"], "mygame");
+        assert_eq!(doc["deleted_at"], 5);
+        assert!(doc.get("pinned").is_none());
+        assert_eq!(CatalogRecord::from_es_document(&r.id, &doc).unwrap(), r);
+        // as the original to_es.py indexed it: no interval, server_id as text
+        let old = serde_json::json!({"server_id": "111111", "game_id": 31, "op_id": 1,
+            "game_server_ip": "10.0.0.5", "instance": 3306, "back_server_ip": "10.0.9.1",
+            "file_path": null, "filename": "f", "create_time": 1, "rsync_time": 2, "size": 3,
+            "last_all_filename": null, "last_all_time": 0, "succeed": 0, "log": "x",
+            "type": "mysql", "game_name": "g"});
+        let back = CatalogRecord::from_es_document("abc", &old).unwrap();
+        assert_eq!(back.result.server_id, 111111);
+        assert_eq!(back.result.last_all_filename, "None");
+        assert_eq!(back.result.interval, 0);
+    }
+}
