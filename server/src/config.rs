@@ -158,37 +158,76 @@ impl ServerConfig {
     pub fn from_doc(doc: &IniDoc) -> Result<Self, ConfigError> {
         let g = SectionReader::required(doc, "global")?;
 
-        let myip = g.str("myip", "this node's address, written as back_server_ip into every result")?;
+        let myip = g.str(
+            "myip",
+            "this node's address, written as back_server_ip into every result",
+        )?;
         let node_id = g.opt_str("node_id").unwrap_or_else(|| myip.clone());
-        if ubackup_common::validate::check_relative("node_id", &node_id).is_err() || node_id.contains('/') {
+        if ubackup_common::validate::check_relative("node_id", &node_id).is_err()
+            || node_id.contains('/')
+        {
             return Err(g.error(
                 "node_id",
                 format!("`{node_id}` is not usable as a name; expected letters, digits, `.`, `-` or `_` (no `/`)"),
             ));
         }
 
-        let work_thread: usize = g.parse_or("work_thread", "a number of pull workers, 1-256", default_work_thread())?;
+        let work_thread: usize = g.parse_or(
+            "work_thread",
+            "a number of pull workers, 1-256",
+            default_work_thread(),
+        )?;
         if !(1..=256).contains(&work_thread) {
-            return Err(g.error("work_thread", format!("`{work_thread}` is out of range; expected 1-256")));
+            return Err(g.error(
+                "work_thread",
+                format!("`{work_thread}` is out of range; expected 1-256"),
+            ));
         }
-        let rsync_bwlimit = g.parse_or("rsync_bwlimit", "KB/s per transfer, 0 = unlimited", 0u64)?;
-        let node_bwlimit = g.parse_or("node_bwlimit", "KB/s shared by all transfers of this node, 0 = unlimited", 0u64)?;
-        let server_root_path: PathBuf =
-            g.str("server_root_path", "the directory backups are pulled into, e.g. /backup/uuzubackup/")?.into();
+        let rsync_bwlimit =
+            g.parse_or("rsync_bwlimit", "KB/s per transfer, 0 = unlimited", 0u64)?;
+        let node_bwlimit = g.parse_or(
+            "node_bwlimit",
+            "KB/s shared by all transfers of this node, 0 = unlimited",
+            0u64,
+        )?;
+        let server_root_path: PathBuf = g
+            .str(
+                "server_root_path",
+                "the directory backups are pulled into, e.g. /backup/uuzubackup/",
+            )?
+            .into();
         if !server_root_path.is_absolute() {
             return Err(g.error("server_root_path", "must be an absolute path"));
         }
         let reserve_bytes = reserve(&g)?;
         let interval = secs(&g, "interval", 0.0)?;
 
-        let redis = RedisTarget::from_section(&g, "redis_host", "redis_port", "redis_url", "redis_password", 0)?;
+        let redis = RedisTarget::from_section(
+            &g,
+            "redis_host",
+            "redis_port",
+            "redis_url",
+            "redis_password",
+            0,
+        )?;
         let queues: Vec<String> = g
-            .str("redis_queue", "space-separated list names, highest priority first, e.g. `level1 uuzuback_f`")?
+            .str(
+                "redis_queue",
+                "space-separated list names, highest priority first, e.g. `level1 uuzuback_f`",
+            )?
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        if let Some(dup) = queues.iter().enumerate().find(|(i, q)| queues[..*i].contains(q)).map(|(_, q)| q) {
-            return Err(g.error("redis_queue", format!("`{dup}` is listed twice; each list once, highest priority first")));
+        if let Some(dup) = queues
+            .iter()
+            .enumerate()
+            .find(|(i, q)| queues[..*i].contains(q))
+            .map(|(_, q)| q)
+        {
+            return Err(g.error(
+                "redis_queue",
+                format!("`{dup}` is listed twice; each list once, highest priority first"),
+            ));
         }
         let message_redis = if g.has("message_redis_host") || g.has("message_redis_url") {
             RedisTarget::from_section(
@@ -204,15 +243,30 @@ impl ServerConfig {
         };
         let message_queue = g.str_or("message_queue", default_message_queue());
         if queues.contains(&message_queue) && message_redis.same_server(&redis) {
-            return Err(g.error("message_queue", format!("`{message_queue}` is also in redis_queue; results would be pulled as backups")));
+            return Err(g.error(
+                "message_queue",
+                format!(
+                    "`{message_queue}` is also in redis_queue; results would be pulled as backups"
+                ),
+            ));
         }
 
-        let retry: u32 = g.parse_or("retry", "the number of attempts per pull, 1-100", default_retry())?;
+        let retry: u32 = g.parse_or(
+            "retry",
+            "the number of attempts per pull, 1-100",
+            default_retry(),
+        )?;
         if !(1..=100).contains(&retry) {
-            return Err(g.error("retry", format!("`{retry}` is out of range; expected 1-100 attempts")));
+            return Err(g.error(
+                "retry",
+                format!("`{retry}` is out of range; expected 1-100 attempts"),
+            ));
         }
-        let retry_backoff =
-            Duration::from_millis(g.parse_or("retry_backoff_ms", "milliseconds before the 2nd attempt (doubles each time)", default_retry_backoff_ms())?);
+        let retry_backoff = Duration::from_millis(g.parse_or(
+            "retry_backoff_ms",
+            "milliseconds before the 2nd attempt (doubles each time)",
+            default_retry_backoff_ms(),
+        )?);
         let rsync_port = g.parse_or("rsync_port", "a TCP port 1-65535", default_rsync_port())?;
         if rsync_port == 0 {
             return Err(g.error("rsync_port", "0 is not a port; expected 1-65535"));
@@ -225,10 +279,25 @@ impl ServerConfig {
         let rsync_user = g.opt_str("rsync_user");
         let rsync_password_file = g.opt_path("rsync_password_file");
         match (&rsync_user, &rsync_password_file) {
-            (Some(_), None) => return Err(g.error("rsync_password_file", "missing; rsync_user needs a password file (mode 600)")),
-            (None, Some(_)) => return Err(g.error("rsync_user", "missing; rsync_password_file needs the user it belongs to")),
-            (Some(u), Some(_)) if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) => {
-                return Err(g.error("rsync_user", format!("`{u}` is not a valid rsync user name")))
+            (Some(_), None) => {
+                return Err(g.error(
+                    "rsync_password_file",
+                    "missing; rsync_user needs a password file (mode 600)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(g.error(
+                    "rsync_user",
+                    "missing; rsync_password_file needs the user it belongs to",
+                ))
+            }
+            (Some(u), Some(_))
+                if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) =>
+            {
+                return Err(g.error(
+                    "rsync_user",
+                    format!("`{u}` is not a valid rsync user name"),
+                ))
             }
             _ => {}
         }
@@ -242,9 +311,16 @@ impl ServerConfig {
             return Err(g.error("heartbeat_secs", "must be at least 0.5 seconds"));
         }
         let drain = secs(&g, "drain_secs", default_drain_secs())?;
-        let queue_wait = Duration::from_millis(g.parse_or("queue_wait_ms", "milliseconds, 20-5000", default_queue_wait_ms())?);
+        let queue_wait = Duration::from_millis(g.parse_or(
+            "queue_wait_ms",
+            "milliseconds, 20-5000",
+            default_queue_wait_ms(),
+        )?);
         if !(Duration::from_millis(20)..=Duration::from_secs(5)).contains(&queue_wait) {
-            return Err(g.error("queue_wait_ms", "out of range; expected 20-5000 milliseconds"));
+            return Err(g.error(
+                "queue_wait_ms",
+                "out of range; expected 20-5000 milliseconds",
+            ));
         }
 
         Ok(ServerConfig {
@@ -290,7 +366,9 @@ impl ServerConfig {
     /// `server_root_path/.ubackup-tmp/<node_id>`: this node's temp area, on
     /// the same filesystem as the final paths so that landing is a rename.
     pub fn node_tmp_dir(&self) -> PathBuf {
-        self.server_root_path.join(".ubackup-tmp").join(&self.node_id)
+        self.server_root_path
+            .join(".ubackup-tmp")
+            .join(&self.node_id)
     }
 
     /// Keys a SIGHUP cannot change (they name connections, lists or paths
@@ -309,7 +387,9 @@ impl ServerConfig {
         if self.queues != new.queues {
             out.push("redis_queue");
         }
-        if self.message_redis.to_string() != new.message_redis.to_string() || self.message_queue != new.message_queue {
+        if self.message_redis.to_string() != new.message_redis.to_string()
+            || self.message_queue != new.message_queue
+        {
             out.push("message_redis_*/message_queue");
         }
         if self.key_prefix != new.key_prefix {
@@ -325,9 +405,18 @@ impl ServerConfig {
 /// `reserve` (GB, the original's unit; fractions allowed), or one of the
 /// finer overrides `reserve_mb` / `reserve_bytes`. Only one may be set.
 fn reserve(g: &SectionReader) -> Result<u64, ConfigError> {
-    let set: Vec<&str> = ["reserve", "reserve_mb", "reserve_bytes"].into_iter().filter(|k| g.has(k)).collect();
+    let set: Vec<&str> = ["reserve", "reserve_mb", "reserve_bytes"]
+        .into_iter()
+        .filter(|k| g.has(k))
+        .collect();
     if set.len() > 1 {
-        return Err(g.error(set[1], format!("conflicts with `{}`; set only one of reserve (GB), reserve_mb, reserve_bytes", set[0])));
+        return Err(g.error(
+            set[1],
+            format!(
+                "conflicts with `{}`; set only one of reserve (GB), reserve_mb, reserve_bytes",
+                set[0]
+            ),
+        ));
     }
     if let Some(b) = g.opt_parse::<u64>("reserve_bytes", "a number of bytes")? {
         return Ok(b);
@@ -338,7 +427,11 @@ fn reserve(g: &SectionReader) -> Result<u64, ConfigError> {
         }
         return Ok((mb * 1024.0 * 1024.0) as u64);
     }
-    let gb: f64 = g.parse_or("reserve", "a number of gigabytes (GiB) to keep free, e.g. 1000", default_reserve_gb())?;
+    let gb: f64 = g.parse_or(
+        "reserve",
+        "a number of gigabytes (GiB) to keep free, e.g. 1000",
+        default_reserve_gb(),
+    )?;
     if !(gb.is_finite() && gb >= 0.0) {
         return Err(g.error("reserve", "expected a non-negative number of gigabytes"));
     }
@@ -348,7 +441,10 @@ fn reserve(g: &SectionReader) -> Result<u64, ConfigError> {
 fn secs(g: &SectionReader, key: &str, default: f64) -> Result<Duration, ConfigError> {
     let v: f64 = g.parse_or(key, "a number of seconds", default)?;
     if !(v.is_finite() && (0.0..=86400.0 * 7.0).contains(&v)) {
-        return Err(g.error(key, format!("`{v}` is out of range; expected 0 to 604800 seconds")));
+        return Err(g.error(
+            key,
+            format!("`{v}` is out of range; expected 0 to 604800 seconds"),
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -356,14 +452,21 @@ fn secs(g: &SectionReader, key: &str, default: f64) -> Result<Duration, ConfigEr
 fn whole_secs(g: &SectionReader, key: &str, default: u64) -> Result<Duration, ConfigError> {
     let v: u64 = g.parse_or(key, "a whole number of seconds, 1-86400", default)?;
     if !(1..=86400).contains(&v) {
-        return Err(g.error(key, format!("`{v}` is out of range; expected 1-86400 seconds (rsync treats 0 as no timeout)")));
+        return Err(g.error(
+            key,
+            format!(
+                "`{v}` is out of range; expected 1-86400 seconds (rsync treats 0 as no timeout)"
+            ),
+        ));
     }
     Ok(Duration::from_secs(v))
 }
 
 /// CIDRs or single addresses, separated by spaces or commas.
 fn allow_sources(g: &SectionReader) -> Result<Vec<IpNet>, ConfigError> {
-    let Some(v) = g.opt_str("allow_sources") else { return Ok(Vec::new()) };
+    let Some(v) = g.opt_str("allow_sources") else {
+        return Ok(Vec::new());
+    };
     v.split([',', ' ', '\t'])
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -378,12 +481,19 @@ fn allow_sources(g: &SectionReader) -> Result<Vec<IpNet>, ConfigError> {
 /// than as exit code 5 on every pull.
 fn check_password_file(g: &SectionReader, pf: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(pf)
-        .map_err(|e| g.error("rsync_password_file", format!("cannot read {}: {e}", pf.display())))?;
+    let meta = std::fs::metadata(pf).map_err(|e| {
+        g.error(
+            "rsync_password_file",
+            format!("cannot read {}: {e}", pf.display()),
+        )
+    })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(g.error(
             "rsync_password_file",
-            format!("{} is readable by group or others; rsync refuses it. Run chmod 600 on it", pf.display()),
+            format!(
+                "{} is readable by group or others; rsync refuses it. Run chmod 600 on it",
+                pf.display()
+            ),
         ));
     }
     Ok(())
@@ -416,21 +526,51 @@ mod tests {
 
     #[test]
     fn allow_sources_cidrs_and_addresses() {
-        let c = parse(&format!("{MIN}allow_sources = 10.20.0.0/16, 192.0.2.7  # nodes\n")).unwrap();
+        let c = parse(&format!(
+            "{MIN}allow_sources = 10.20.0.0/16, 192.0.2.7  # nodes\n"
+        ))
+        .unwrap();
         assert!(c.source_allowed("10.20.3.4".parse().unwrap()));
         assert!(c.source_allowed("192.0.2.7".parse().unwrap()));
         assert!(!c.source_allowed("192.0.2.8".parse().unwrap()));
-        let err = parse(&format!("{MIN}allow_sources = 10.20.0.0/16 nonsense\n")).unwrap_err().to_string();
-        assert!(err.contains("[global] allow_sources") && err.contains("`nonsense`") && err.contains(":6"), "{err}");
+        let err = parse(&format!("{MIN}allow_sources = 10.20.0.0/16 nonsense\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[global] allow_sources")
+                && err.contains("`nonsense`")
+                && err.contains(":6"),
+            "{err}"
+        );
     }
 
     #[test]
     fn reserve_units_and_conflicts() {
-        assert_eq!(parse(&format!("{MIN}reserve_mb = 1.5\n")).unwrap().reserve_bytes, 1572864);
-        assert_eq!(parse(&format!("{MIN}reserve_bytes = 7\n")).unwrap().reserve_bytes, 7);
-        assert_eq!(parse(&format!("{MIN}reserve = 0.5\n")).unwrap().reserve_bytes, 512 * 1024 * 1024);
-        let err = parse(&format!("{MIN}reserve = 1\nreserve_bytes = 7\n")).unwrap_err().to_string();
-        assert!(err.contains("reserve_bytes") && err.contains("set only one"), "{err}");
+        assert_eq!(
+            parse(&format!("{MIN}reserve_mb = 1.5\n"))
+                .unwrap()
+                .reserve_bytes,
+            1572864
+        );
+        assert_eq!(
+            parse(&format!("{MIN}reserve_bytes = 7\n"))
+                .unwrap()
+                .reserve_bytes,
+            7
+        );
+        assert_eq!(
+            parse(&format!("{MIN}reserve = 0.5\n"))
+                .unwrap()
+                .reserve_bytes,
+            512 * 1024 * 1024
+        );
+        let err = parse(&format!("{MIN}reserve = 1\nreserve_bytes = 7\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reserve_bytes") && err.contains("set only one"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -441,21 +581,37 @@ mod tests {
             ("rsync_port = 0", "rsync_port", "1-65535"),
             ("rsync_timeout = 0", "rsync_timeout", "1-86400"),
             ("node_id = a/b", "node_id", "no `/`"),
-            ("rsync_user = backup", "rsync_password_file", "password file"),
+            (
+                "rsync_user = backup",
+                "rsync_password_file",
+                "password file",
+            ),
             ("rsync_nodelay = maybe", "rsync_nodelay", "yes/no"),
             ("heartbeat_secs = 0.1", "heartbeat_secs", "0.5"),
-            ("message_queue = low", "message_queue", "also in redis_queue"),
+            (
+                "message_queue = low",
+                "message_queue",
+                "also in redis_queue",
+            ),
         ] {
             let err = parse(&format!("{MIN}{extra}\n")).unwrap_err().to_string();
-            assert!(err.contains(&format!("[global] {key}")) && err.contains(hint), "{extra}: {err}");
+            assert!(
+                err.contains(&format!("[global] {key}")) && err.contains(hint),
+                "{extra}: {err}"
+            );
         }
-        let err = parse("[global]\nserver_root_path=/b\nredis_host=h\nredis_queue=q\n").unwrap_err().to_string();
+        let err = parse("[global]\nserver_root_path=/b\nredis_host=h\nredis_queue=q\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("myip: missing"), "{err}");
     }
 
     #[test]
     fn separate_message_redis_is_detected() {
-        let c = parse(&format!("{MIN}message_redis_host = 127.0.0.2\nmessage_redis_port=6380\n")).unwrap();
+        let c = parse(&format!(
+            "{MIN}message_redis_host = 127.0.0.2\nmessage_redis_port=6380\n"
+        ))
+        .unwrap();
         assert!(!c.message_redis.same_server(&c.redis));
     }
 

@@ -21,7 +21,10 @@ pub struct DiskSpace {
 pub fn space(path: &Path) -> std::io::Result<DiskSpace> {
     let s = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
     let frsize = s.fragment_size() as u64;
-    Ok(DiskSpace { free: s.blocks_available() as u64 * frsize, total: s.blocks() as u64 * frsize })
+    Ok(DiskSpace {
+        free: s.blocks_available() as u64 * frsize,
+        total: s.blocks() as u64 * frsize,
+    })
 }
 
 /// How long a message given back for lack of space keeps the node from
@@ -57,7 +60,11 @@ impl Drop for Admission {
 impl DiskReserve {
     pub fn new(root: &Path) -> Self {
         DiskReserve {
-            inner: Arc::new(Inner { root: root.into(), committed: AtomicU64::new(0), deferred: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                root: root.into(),
+                committed: AtomicU64::new(0),
+                deferred: Mutex::new(None),
+            }),
         }
     }
 
@@ -67,7 +74,12 @@ impl DiskReserve {
 
     /// May the node pop another message? `Err` carries the pause reason.
     pub fn may_pop(&self, reserve: u64) -> Result<DiskSpace, String> {
-        let sp = self.space().map_err(|e| format!("disk reserve: cannot statvfs {}: {e}", self.inner.root.display()))?;
+        let sp = self.space().map_err(|e| {
+            format!(
+                "disk reserve: cannot statvfs {}: {e}",
+                self.inner.root.display()
+            )
+        })?;
         let committed = self.inner.committed.load(Ordering::SeqCst);
         let mut deferred = self.inner.deferred.lock().expect("disk lock");
         let need = match *deferred {
@@ -85,7 +97,9 @@ impl DiskReserve {
                     reserve.saturating_add(need)
                 )
             } else {
-                format!("disk reserve: {avail} bytes free after running pulls, below reserve {reserve}")
+                format!(
+                    "disk reserve: {avail} bytes free after running pulls, below reserve {reserve}"
+                )
             };
             return Err(why);
         }
@@ -96,7 +110,12 @@ impl DiskReserve {
 
     /// Claims `size` bytes for a pull, if `free - committed - size >= reserve`.
     pub fn admit(&self, size: u64, reserve: u64) -> Result<Admission, String> {
-        let sp = self.space().map_err(|e| format!("disk reserve: cannot statvfs {}: {e}", self.inner.root.display()))?;
+        let sp = self.space().map_err(|e| {
+            format!(
+                "disk reserve: cannot statvfs {}: {e}",
+                self.inner.root.display()
+            )
+        })?;
         let committed = self.inner.committed.fetch_add(size, Ordering::SeqCst);
         let avail = sp.free.saturating_sub(committed);
         if avail.saturating_sub(size) < reserve || avail < size {
@@ -106,7 +125,10 @@ impl DiskReserve {
                 "disk reserve: {avail} bytes free after running pulls; a {size}-byte file would leave less than reserve {reserve}"
             ));
         }
-        Ok(Admission { inner: self.inner.clone(), size })
+        Ok(Admission {
+            inner: self.inner.clone(),
+            size,
+        })
     }
 
     pub fn committed(&self) -> u64 {

@@ -33,7 +33,9 @@ mod imp {
                     let action = match action.trim() {
                         "exit" => Action::Exit,
                         "panic" => Action::Panic,
-                        a => Action::Sleep(Duration::from_secs_f64(a.strip_prefix("sleep:")?.parse().ok()?)),
+                        a => Action::Sleep(Duration::from_secs_f64(
+                            a.strip_prefix("sleep:")?.parse().ok()?,
+                        )),
                     };
                     Some((point.trim().to_string(), action))
                 })
@@ -54,7 +56,10 @@ mod imp {
             tracing::warn!(failpoint = point, ?action, "failpoint hit");
             match action {
                 Action::Exit => {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::this(),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                     std::process::abort();
                 }
                 Action::Panic => panic!("failpoint {point}"),
@@ -70,7 +75,9 @@ mod imp {
         std::env::var("UBACKUP_FAILPOINT")
             .ok()
             .filter(|v| !v.is_empty())
-            .map(|_| "ignored: this build has no failpoints (build with --features failpoints)".into())
+            .map(|_| {
+                "ignored: this build has no failpoints (build with --features failpoints)".into()
+            })
     }
 
     pub async fn hit(_point: &str) {}

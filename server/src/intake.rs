@@ -57,7 +57,10 @@ pub enum Intake {
     /// `success: false` from the client: no pull, a result with succeed 0.
     ClientFailure(Box<BackupMessage>),
     /// Dead-letter it with `reason`, and push `result` (an illegal backup).
-    Illegal { reason: String, result: Box<ResultRecord> },
+    Illegal {
+        reason: String,
+        result: Box<ResultRecord>,
+    },
 }
 
 /// Characters a shell gives meaning to. No legitimate backup name has
@@ -69,7 +72,10 @@ const SHELL_META: &[char] = &['`', '$', ';', '|', '&', '<', '>', '(', ')', '\'',
 fn check_name(what: &str, name: &str) -> Result<(), String> {
     check_relative(what, name)?;
     if let Some(c) = name.chars().find(|c| SHELL_META.contains(c)) {
-        return Err(format!("{what} `{}` contains shell metacharacter `{c}`", printable(name)));
+        return Err(format!(
+            "{what} `{}` contains shell metacharacter `{c}`",
+            printable(name)
+        ));
     }
     Ok(())
 }
@@ -89,11 +95,19 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
     };
     let ip: IpAddr = match msg.game_server_ip.trim().parse() {
         Ok(ip) => ip,
-        Err(_) => return illegal(format!("game_server_ip `{}` is not an IP address", printable(&msg.game_server_ip))),
+        Err(_) => {
+            return illegal(format!(
+                "game_server_ip `{}` is not an IP address",
+                printable(&msg.game_server_ip)
+            ))
+        }
     };
     if let Err(e) = check_name("back_type", &msg.back_type).and_then(|_| {
         if msg.back_type.contains('/') {
-            Err(format!("back_type `{}` contains `/`", printable(&msg.back_type)))
+            Err(format!(
+                "back_type `{}` contains `/`",
+                printable(&msg.back_type)
+            ))
         } else {
             Ok(())
         }
@@ -122,9 +136,14 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
         return illegal("rsync_port 0 is not a port".into());
     }
     if let Some(c) = &msg.checksum {
-        let ok = c.strip_prefix("blake3:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let ok = c
+            .strip_prefix("blake3:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !ok {
-            return illegal(format!("checksum `{}` is not `blake3:<64 hex digits>`", printable(c)));
+            return illegal(format!(
+                "checksum `{}` is not `blake3:<64 hex digits>`",
+                printable(c)
+            ));
         }
     }
     let (module, sub) = match msg.rsync_model.split_once('/') {
@@ -138,7 +157,11 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
     let file_name = filename.rsplit('/').next().unwrap_or(&filename).to_string();
     let job = PullJob {
         taken: taken.clone(),
-        source: RsyncSource { ip, port: msg.rsync_port.unwrap_or(cfg.rsync_port), module },
+        source: RsyncSource {
+            ip,
+            port: msg.rsync_port.unwrap_or(cfg.rsync_port),
+            module,
+        },
         remote_path,
         dest_dir: dest_dir(&cfg.server_root_path, &msg.back_type, ip),
         file_name,
@@ -239,12 +262,17 @@ mod tests {
         for (k, val) in over {
             v[*k] = val.clone();
         }
-        Taken { queue: "q".into(), payload: v.to_string() }
+        Taken {
+            queue: "q".into(),
+            payload: v.to_string(),
+        }
     }
 
     #[test]
     fn original_layout_and_remote_path() {
-        let Intake::Pull(job) = intake(&msg(&[]), &cfg()) else { panic!() };
+        let Intake::Pull(job) = intake(&msg(&[]), &cfg()) else {
+            panic!()
+        };
         assert_eq!(job.dest_dir, Path::new("/b/mysql/10.1.2/3"));
         assert_eq!(job.final_path(), Path::new("/b/mysql/10.1.2/3/x.tar.gz"));
         assert_eq!(job.source.module, "backup");
@@ -258,19 +286,43 @@ mod tests {
         for (taken, why) in [
             (msg(&[("filename", "../etc/passwd".into())]), "`..`"),
             (msg(&[("filename", "--rsh=sh".into())]), "option injection"),
-            (msg(&[("filename", "$(touch x)".into())]), "shell metacharacter `$`"),
-            (msg(&[("filename", "a;b".into())]), "shell metacharacter `;`"),
+            (
+                msg(&[("filename", "$(touch x)".into())]),
+                "shell metacharacter `$`",
+            ),
+            (
+                msg(&[("filename", "a;b".into())]),
+                "shell metacharacter `;`",
+            ),
             (msg(&[("filename", "a`id`".into())]), "shell metacharacter"),
             (msg(&[("filename", "*.gz".into())]), "wildcard"),
             (msg(&[("rsync_model", "/abs".into())]), "absolute"),
-            (msg(&[("game_server_ip", "db.example.com".into())]), "not an IP"),
-            (msg(&[("game_server_ip", "192.0.2.1".into())]), "outside allow_sources"),
+            (
+                msg(&[("game_server_ip", "db.example.com".into())]),
+                "not an IP",
+            ),
+            (
+                msg(&[("game_server_ip", "192.0.2.1".into())]),
+                "outside allow_sources",
+            ),
             (msg(&[("back_type", "../x".into())]), "back_type"),
             (msg(&[("size", (-1).into())]), "negative"),
             (msg(&[("checksum", "md5:abc".into())]), "blake3"),
             (msg(&[("filename", Value::Null)]), "null"),
-            (Taken { queue: "q".into(), payload: "{not json".into() }, "not JSON"),
-            (Taken { queue: "q".into(), payload: r#"{"filename":"x"}"#.into() }, "missing field"),
+            (
+                Taken {
+                    queue: "q".into(),
+                    payload: "{not json".into(),
+                },
+                "not JSON",
+            ),
+            (
+                Taken {
+                    queue: "q".into(),
+                    payload: r#"{"filename":"x"}"#.into(),
+                },
+                "missing field",
+            ),
         ] {
             match intake(&taken, &c) {
                 Intake::Illegal { reason, result } => {
@@ -286,7 +338,11 @@ mod tests {
 
     #[test]
     fn client_failure_is_not_pulled() {
-        let t = msg(&[("success", false.into()), ("filename", Value::Null), ("log", "script exit 1".into())]);
+        let t = msg(&[
+            ("success", false.into()),
+            ("filename", Value::Null),
+            ("log", "script exit 1".into()),
+        ]);
         assert!(matches!(intake(&t, &cfg()), Intake::ClientFailure(_)));
     }
 

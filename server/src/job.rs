@@ -24,8 +24,16 @@ use crate::worker::Ctx;
 /// How a pull ended.
 #[derive(Debug)]
 enum Outcome {
-    Landed { landed: Landed, attempts: u32, transfer: Duration },
-    Failed { error: AttemptError, attempts: u32, stderr: String },
+    Landed {
+        landed: Landed,
+        attempts: u32,
+        transfer: Duration,
+    },
+    Failed {
+        error: AttemptError,
+        attempts: u32,
+        stderr: String,
+    },
     /// Stopped without a result (shutdown, or the message was taken over by
     /// another node): the message stays in flight and is re-queued.
     Abandoned(String),
@@ -81,7 +89,11 @@ async fn pull(ctx: &Ctx, job: PullJob) {
     let outcome = match already_landed(&job).await {
         Some(landed) => {
             tracing::info!("already landed and verified by an earlier run: not pulled again");
-            Outcome::Landed { landed, attempts: 0, transfer: Duration::ZERO }
+            Outcome::Landed {
+                landed,
+                attempts: 0,
+                transfer: Duration::ZERO,
+            }
         }
         None => pull_with_retries(ctx, &job).await,
     };
@@ -92,14 +104,42 @@ async fn pull(ctx: &Ctx, job: PullJob) {
             tracing::info!("pull abandoned ({why}); the message stays in flight and is re-queued");
             return;
         }
-        Outcome::Landed { landed, attempts, transfer } => {
-            let bps = if transfer.as_millis() > 0 { (landed.bytes as u128 * 1000 / transfer.as_millis()) as u64 } else { 0 };
+        Outcome::Landed {
+            landed,
+            attempts,
+            transfer,
+        } => {
+            let bps = if transfer.as_millis() > 0 {
+                (landed.bytes as u128 * 1000 / transfer.as_millis()) as u64
+            } else {
+                0
+            };
             tracing::info!(attempts, bytes = landed.bytes, duration_ms = duration.as_millis() as u64, bytes_per_sec = bps, verify = %landed.verify, "landed {}", job.final_path().display());
-            success_result(&job, &cfg.myip, &cfg.node_id, &landed, attempts, duration, bps)
+            success_result(
+                &job,
+                &cfg.myip,
+                &cfg.node_id,
+                &landed,
+                attempts,
+                duration,
+                bps,
+            )
         }
-        Outcome::Failed { error, attempts, stderr } => {
+        Outcome::Failed {
+            error,
+            attempts,
+            stderr,
+        } => {
             tracing::error!(attempts, %error, rsync_stderr = %stderr, "pull failed: pushing a failure result");
-            failure_result(&job, &cfg.myip, &cfg.node_id, &error, attempts, duration, &stderr)
+            failure_result(
+                &job,
+                &cfg.myip,
+                &cfg.node_id,
+                &error,
+                attempts,
+                duration,
+                &stderr,
+            )
         }
     };
     failpoint::hit("before_ack").await;
@@ -120,7 +160,11 @@ async fn already_landed(job: &PullJob) -> Option<Landed> {
             return None;
         }
         let sum = ubackup_common::fsutil::blake3_file(&path).ok()?;
-        (sum == want).then(|| Landed { verify: "size+blake3".into(), checksum: sum, bytes: size })
+        (sum == want).then(|| Landed {
+            verify: "size+blake3".into(),
+            checksum: sum,
+            bytes: size,
+        })
     })
     .await
     .ok()
@@ -146,7 +190,11 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
                 return Outcome::Abandoned("shutting down: no new attempt".into());
             }
             let delay = backoff(cfg.retry_backoff, attempt);
-            tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "retrying after {err}");
+            tracing::info!(
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "retrying after {err}"
+            );
             if stop.sleep(delay).await {
                 return Outcome::Abandoned("shutting down during the retry backoff".into());
             }
@@ -162,7 +210,10 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
         let dir = match ctx.tmp.attempt_dir(&job.key, attempt) {
             Ok(d) => d,
             Err(e) => {
-                let err = AttemptError::Local(format!("cannot create a temp dir in {}: {e}", ctx.tmp.dir().display()));
+                let err = AttemptError::Local(format!(
+                    "cannot create a temp dir in {}: {e}",
+                    ctx.tmp.dir().display()
+                ));
                 tracing::warn!(attempt, "{err}");
                 last = Some((err, String::new()));
                 continue;
@@ -174,7 +225,10 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
         }
         let (run, aborted) = {
             let _transfer = CountGuard::new(&ctx.status.transfers);
-            let active = ctx.status.transfers.load(std::sync::atomic::Ordering::SeqCst);
+            let active = ctx
+                .status
+                .transfers
+                .load(std::sync::atomic::Ordering::SeqCst);
             let bw = rsync::per_transfer_kbps(cfg.rsync_bwlimit, cfg.node_bwlimit, active);
             let args = rsync::rsync_args(&cfg, &[job], &dir, bw);
             let watchdog = rsync::watchdog(&cfg, job.size, bw);
@@ -191,12 +245,18 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
                 let (j, d) = (job.clone(), dir.clone());
                 let verified = tokio::task::spawn_blocking(move || land::verify(&j, &d))
                     .await
-                    .unwrap_or_else(|e| Err(AttemptError::Local(format!("verification task: {e}"))));
+                    .unwrap_or_else(|e| {
+                        Err(AttemptError::Local(format!("verification task: {e}")))
+                    });
                 match verified.and_then(|l| land::rename_into_place(job, &dir).map(|()| l)) {
                     Ok(landed) => {
                         failpoint::hit("after_land").await;
                         ctx.tmp.remove(&dir);
-                        return Outcome::Landed { landed, attempts: attempt, transfer: run.elapsed };
+                        return Outcome::Landed {
+                            landed,
+                            attempts: attempt,
+                            transfer: run.elapsed,
+                        };
                     }
                     Err(e) => e,
                 }
@@ -214,8 +274,13 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
     if let Some(prev) = prev_dir {
         ctx.tmp.remove(&prev);
     }
-    let (error, stderr) = last.unwrap_or((AttemptError::Local("no attempt made".into()), String::new()));
-    Outcome::Failed { error, attempts: attempt, stderr }
+    let (error, stderr) =
+        last.unwrap_or((AttemptError::Local("no attempt made".into()), String::new()));
+    Outcome::Failed {
+        error,
+        attempts: attempt,
+        stderr,
+    }
 }
 
 fn base_result(job: &PullJob, myip: &str, node_id: &str) -> ResultRecord {
@@ -233,7 +298,10 @@ fn base_result(job: &PullJob, myip: &str, node_id: &str) -> ResultRecord {
         create_time: m.create_time * 1000,
         rsync_time: now_ms(),
         size: m.size,
-        last_all_filename: m.last_all_filename.clone().unwrap_or_else(|| NO_FULL.into()),
+        last_all_filename: m
+            .last_all_filename
+            .clone()
+            .unwrap_or_else(|| NO_FULL.into()),
         last_all_time: m.last_all_time * 1000,
         succeed: 0,
         log: String::new(),
@@ -284,7 +352,7 @@ fn failure_result(
     r.log = if stderr.is_empty() {
         format!("pull failed after {attempts} attempt(s): {error}")
     } else {
-        format!("pull failed after {attempts} attempt(s): {error}; rsync: {stderr}")
+        format!("pull failed after {attempts} attempt(s): {error}; rsync stderr: {stderr}")
     };
     r.duration_ms = Some(duration.as_millis() as u64);
     r.attempts = Some(attempts);
@@ -300,7 +368,10 @@ fn failure_result(
 async fn ack(ctx: &Ctx, taken: &Taken, result: &ResultRecord) {
     let json = serde_json::to_string(result).expect("result serializes");
     let ours = retry_redis(ctx, "ack", || async {
-        let v = ctx.wq.ack(&[(taken, Some(json.as_str()))], &ctx.sink.ack_list).await?;
+        let v = ctx
+            .wq
+            .ack(&[(taken, Some(json.as_str()))], &ctx.sink.ack_list)
+            .await?;
         Ok(v.first().copied().unwrap_or(false))
     })
     .await;

@@ -37,29 +37,50 @@ pub fn verify(job: &PullJob, attempt_dir: &Path) -> Result<Landed, AttemptError>
         Err(e) => return Err(AttemptError::Local(format!("lstat {}: {e}", p.display()))),
     };
     if !meta.file_type().is_file() {
-        return Err(AttemptError::NotRegular(format!("landed {} is not a regular file ({:?})", job.file_name, meta.file_type())));
+        return Err(AttemptError::NotRegular(format!(
+            "landed {} is not a regular file ({:?})",
+            job.file_name,
+            meta.file_type()
+        )));
     }
     if meta.len() != job.size {
-        return Err(AttemptError::Verify(format!("size {} differs from the message's {}", meta.len(), job.size)));
+        return Err(AttemptError::Verify(format!(
+            "size {} differs from the message's {}",
+            meta.len(),
+            job.size
+        )));
     }
     // flushed before the rename, so the final name never points at data
     // that a power cut could still lose
-    std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| AttemptError::Local(format!("fsync {}: {e}", p.display())))?;
-    let sum = blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())))?;
+    std::fs::File::open(&p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| AttemptError::Local(format!("fsync {}: {e}", p.display())))?;
+    let sum =
+        blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())))?;
     let verify = match &job.checksum {
-        Some(want) if *want != sum => return Err(AttemptError::Verify(format!("checksum {sum} differs from the message's {want}"))),
+        Some(want) if *want != sum => {
+            return Err(AttemptError::Verify(format!(
+                "checksum {sum} differs from the message's {want}"
+            )))
+        }
         Some(_) => "size+blake3",
         None => "size",
     };
-    Ok(Landed { verify: verify.into(), checksum: sum, bytes: meta.len() })
+    Ok(Landed {
+        verify: verify.into(),
+        checksum: sum,
+        bytes: meta.len(),
+    })
 }
 
 /// Renames the verified file into `job.final_path()`, atomically.
 pub fn rename_into_place(job: &PullJob, attempt_dir: &Path) -> Result<(), AttemptError> {
     let from = attempt_dir.join(&job.file_name);
     let to = job.final_path();
-    std::fs::create_dir_all(&job.dest_dir).map_err(|e| AttemptError::Local(format!("create {}: {e}", job.dest_dir.display())))?;
-    std::fs::rename(&from, &to).map_err(|e| AttemptError::Local(format!("rename into {}: {e}", to.display())))?;
+    std::fs::create_dir_all(&job.dest_dir)
+        .map_err(|e| AttemptError::Local(format!("create {}: {e}", job.dest_dir.display())))?;
+    std::fs::rename(&from, &to)
+        .map_err(|e| AttemptError::Local(format!("rename into {}: {e}", to.display())))?;
     if let Ok(d) = std::fs::File::open(&job.dest_dir) {
         let _ = d.sync_all();
     }

@@ -53,13 +53,19 @@ use crate::worker::Ctx;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot prepare {path}: {source}")]
-    Storage { path: PathBuf, source: std::io::Error },
+    Storage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the node until `stop` trips, then drains and re-queues. The config
 /// comes through a watch channel so that SIGHUP (see [`reload_on_sighup`])
 /// or a test can replace it while running.
-pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> Result<(), RunError> {
+pub async fn run(
+    cfg_rx: watch::Receiver<Arc<ServerConfig>>,
+    stop: Shutdown,
+) -> Result<(), RunError> {
     let cfg = cfg_rx.borrow().clone();
     if !cfg.unknown_keys.is_empty() {
         tracing::warn!(keys = ?cfg.unknown_keys, "{}: [global] has keys ubackup-server does not know (typos?)", cfg.file.display());
@@ -67,20 +73,35 @@ pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> 
     if let Some(fp) = failpoint::describe() {
         tracing::warn!("UBACKUP_FAILPOINT: {fp}");
     }
-    std::fs::create_dir_all(&cfg.server_root_path)
-        .map_err(|source| RunError::Storage { path: cfg.server_root_path.clone(), source })?;
+    std::fs::create_dir_all(&cfg.server_root_path).map_err(|source| RunError::Storage {
+        path: cfg.server_root_path.clone(),
+        source,
+    })?;
     let tmp_dir = cfg.node_tmp_dir();
-    let (tmp, cleanup) = tokio::task::spawn_blocking(move || TempArea::prepare(&tmp_dir).map_err(|e| (tmp_dir, e)))
-        .await
-        .expect("temp area task")
-        .map_err(|(path, source)| RunError::Storage { path, source })?;
+    let (tmp, cleanup) =
+        tokio::task::spawn_blocking(move || TempArea::prepare(&tmp_dir).map_err(|e| (tmp_dir, e)))
+            .await
+            .expect("temp area task")
+            .map_err(|(path, source)| RunError::Storage { path, source })?;
     if cleanup.killed + cleanup.removed > 0 {
-        tracing::warn!(killed_rsync = cleanup.killed, removed = cleanup.removed, "cleaned up after a previous run that did not stop cleanly");
+        tracing::warn!(
+            killed_rsync = cleanup.killed,
+            removed = cleanup.removed,
+            "cleaned up after a previous run that did not stop cleanly"
+        );
     }
 
     let keys = Keys::new(&cfg.key_prefix);
-    let Some(wq) = connect(&cfg, &keys, stop.clone()).await else { return Ok(()) };
-    let sink = ResultSink::new(&cfg.redis, &cfg.message_redis, &cfg.message_queue, &keys, &cfg.node_id);
+    let Some(wq) = connect(&cfg, &keys, stop.clone()).await else {
+        return Ok(());
+    };
+    let sink = ResultSink::new(
+        &cfg.redis,
+        &cfg.message_redis,
+        &cfg.message_queue,
+        &keys,
+        &cfg.node_id,
+    );
     tracing::info!(
         node = %cfg.node_id, queues = ?cfg.queues, redis = %cfg.redis, results = %sink.ack_list,
         via_outbox = sink.via_outbox(), workers = cfg.work_thread, "ubackup-server {} started", env!("CARGO_PKG_VERSION")
@@ -92,7 +113,11 @@ pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> 
         match wq.requeue_own(Requeue::Restart).await {
             Ok(o) => {
                 if o.requeued + o.dead_lettered > 0 {
-                    tracing::warn!(requeued = o.requeued, dead_lettered = o.dead_lettered, "re-queued the messages a previous run left in flight");
+                    tracing::warn!(
+                        requeued = o.requeued,
+                        dead_lettered = o.dead_lettered,
+                        "re-queued the messages a previous run left in flight"
+                    );
                 }
                 break;
             }
@@ -105,8 +130,13 @@ pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> 
         }
     }
 
-    let status = Arc::new(NodeStatus { started_ms: now_ms(), ..Default::default() });
-    status.workers.store(cfg.work_thread, std::sync::atomic::Ordering::SeqCst);
+    let status = Arc::new(NodeStatus {
+        started_ms: now_ms(),
+        ..Default::default()
+    });
+    status
+        .workers
+        .store(cfg.work_thread, std::sync::atomic::Ordering::SeqCst);
     let disk = DiskReserve::new(&cfg.server_root_path);
     let (control_tx, control_rx) = watch::channel(Control::default());
     let (hb_trigger, hb_stop) = shutdown::channel();
@@ -122,21 +152,39 @@ pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> 
         control_tx,
         hb_stop.clone(),
     ));
-    let reaper = tokio::spawn(node::reaper_loop(wq.clone(), sink.clone(), cfg.heartbeat, stop.clone()));
+    let reaper = tokio::spawn(node::reaper_loop(
+        wq.clone(),
+        sink.clone(),
+        cfg.heartbeat,
+        stop.clone(),
+    ));
     let forwarder = tokio::spawn({
         let sink = sink.clone();
         let conn = wq.conn();
         async move { sink.forward_own(conn, fin).await }
     });
 
-    let ctx = Arc::new(Ctx { cfg: cfg_rx, wq: wq.clone(), sink, disk, tmp, status, stop: stop.clone(), abort });
+    let ctx = Arc::new(Ctx {
+        cfg: cfg_rx,
+        wq: wq.clone(),
+        sink,
+        disk,
+        tmp,
+        status,
+        stop: stop.clone(),
+        abort,
+    });
     worker::dispatch(ctx.clone(), control_rx, move || abort_trigger.trigger()).await;
 
     // Every job has ended: what is still in flight was not finished.
     match wq.requeue_own(Requeue::Drain).await {
-        Ok(o) if o.requeued > 0 => tracing::info!(requeued = o.requeued, "re-queued unfinished messages"),
+        Ok(o) if o.requeued > 0 => {
+            tracing::info!(requeued = o.requeued, "re-queued unfinished messages")
+        }
         Ok(_) => {}
-        Err(e) => tracing::warn!("cannot re-queue unfinished messages now ({e}); the next start or another node will"),
+        Err(e) => tracing::warn!(
+            "cannot re-queue unfinished messages now ({e}); the next start or another node will"
+        ),
     }
     fin_trigger.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(10), forwarder).await;
@@ -149,7 +197,10 @@ pub async fn run(cfg_rx: watch::Receiver<Arc<ServerConfig>>, stop: Shutdown) -> 
     }
     let leftovers = ctx.tmp.leftovers();
     if !leftovers.is_empty() {
-        tracing::warn!(?leftovers, "temp entries left behind; removed at the next start");
+        tracing::warn!(
+            ?leftovers,
+            "temp entries left behind; removed at the next start"
+        );
     }
     tracing::info!("stopped");
     Ok(())
@@ -166,7 +217,10 @@ async fn connect(cfg: &ServerConfig, keys: &Keys, mut stop: Shutdown) -> Option<
                 if failures == 1 || failures % 30 == 0 {
                     tracing::warn!(redis = %cfg.redis, "cannot connect to the queue Redis yet ({failures} tries): {e}");
                 }
-                if stop.sleep(Duration::from_secs(1).min(Duration::from_millis(200) * failures)).await {
+                if stop
+                    .sleep(Duration::from_secs(1).min(Duration::from_millis(200) * failures))
+                    .await
+                {
                     return None;
                 }
             }
@@ -177,14 +231,19 @@ async fn connect(cfg: &ServerConfig, keys: &Keys, mut stop: Shutdown) -> Option<
 /// On SIGHUP, re-reads `path`. A broken file is reported and the running
 /// config kept; keys that cannot change while running (connections,
 /// lists, paths) keep their old values with a warning.
-pub fn reload_on_sighup(path: PathBuf, tx: watch::Sender<Arc<ServerConfig>>) -> std::io::Result<()> {
+pub fn reload_on_sighup(
+    path: PathBuf,
+    tx: watch::Sender<Arc<ServerConfig>>,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let old = tx.borrow().clone();
             match ServerConfig::load(&path) {
-                Err(e) => tracing::error!("SIGHUP: config not reloaded, keeping the running one: {e}"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: config not reloaded, keeping the running one: {e}")
+                }
                 Ok(new) => {
                     let fixed = old.fixed_keys_changed(&new);
                     let mut merged = new;
@@ -201,8 +260,13 @@ pub fn reload_on_sighup(path: PathBuf, tx: watch::Sender<Arc<ServerConfig>>) -> 
                         merged.error_log = old.error_log.clone();
                     }
                     tracing::info!(
-                        work_thread = merged.work_thread, rsync_bwlimit = merged.rsync_bwlimit, node_bwlimit = merged.node_bwlimit,
-                        reserve_bytes = merged.reserve_bytes, retry = merged.retry, "SIGHUP: config reloaded from {}", path.display()
+                        work_thread = merged.work_thread,
+                        rsync_bwlimit = merged.rsync_bwlimit,
+                        node_bwlimit = merged.node_bwlimit,
+                        reserve_bytes = merged.reserve_bytes,
+                        retry = merged.retry,
+                        "SIGHUP: config reloaded from {}",
+                        path.display()
                     );
                     let _ = tx.send(Arc::new(merged));
                 }

@@ -39,11 +39,20 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("{}: ok (node {}, queues {})", args.config.display(), cfg.node_id, cfg.queues.join(" "));
+        println!(
+            "{}: ok (node {}, queues {})",
+            args.config.display(),
+            cfg.node_id,
+            cfg.queues.join(" ")
+        );
         return ExitCode::SUCCESS;
     }
-    let _logs = ubackup_common::logging::init(cfg.log.as_deref(), cfg.error_log.as_deref(), args.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let _logs =
+        ubackup_common::logging::init(cfg.log.as_deref(), cfg.error_log.as_deref(), args.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");
@@ -54,7 +63,9 @@ fn main() -> ExitCode {
         let (_trigger, shutdown) = ubackup_common::shutdown::on_signals()?;
         let (tx, rx) = tokio::sync::watch::channel(Arc::new(cfg));
         ubackup_server::reload_on_sighup(args.config.clone(), tx)?;
-        ubackup_server::run(rx, shutdown).await.map_err(anyhow::Error::from)
+        ubackup_server::run(rx, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,8 +57,13 @@ pub struct Control {
 
 impl Control {
     fn from_hash(h: &HashMap<String, String>) -> Control {
-        let paused = h.get(control::PAUSED).is_some_and(|v| matches!(v.trim(), "1" | "yes" | "true" | "on"));
-        let workers = h.get(control::WORKERS).and_then(|v| v.trim().parse::<usize>().ok()).map(|n| n.min(256));
+        let paused = h
+            .get(control::PAUSED)
+            .is_some_and(|v| matches!(v.trim(), "1" | "yes" | "true" | "on"));
+        let workers = h
+            .get(control::WORKERS)
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map(|n| n.min(256));
         Control { paused, workers }
     }
 }
@@ -84,7 +89,11 @@ pub async fn heartbeat_loop(
     let control_key = wq.keys().control(wq.worker());
     loop {
         let mut conn = wq.conn();
-        match redis::cmd("HGETALL").arg(&control_key).query_async::<HashMap<String, String>>(&mut conn).await {
+        match redis::cmd("HGETALL")
+            .arg(&control_key)
+            .query_async::<HashMap<String, String>>(&mut conn)
+            .await
+        {
             Ok(h) => {
                 control_tx.send_if_modified(|c| {
                     let new = Control::from_hash(&h);
@@ -120,7 +129,13 @@ pub async fn heartbeat_loop(
     }
 }
 
-async fn beat(wq: &WorkQueue, status: &NodeStatus, disk: &DiskReserve, ip: &str, ttl: Duration) -> redis::RedisResult<()> {
+async fn beat(
+    wq: &WorkQueue,
+    status: &NodeStatus,
+    disk: &DiskReserve,
+    ip: &str,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
     let space = disk.space().ok();
     if let Some(sp) = space {
         *status.disk.lock().expect("status lock") = Some(sp);
@@ -129,12 +144,27 @@ async fn beat(wq: &WorkQueue, status: &NodeStatus, disk: &DiskReserve, ip: &str,
     let fields: Vec<(&str, String)> = vec![
         (state::KIND, "node".into()),
         (state::IP, ip.into()),
-        (state::PAUSED, if reason.is_some() { "1" } else { "0" }.into()),
+        (
+            state::PAUSED,
+            if reason.is_some() { "1" } else { "0" }.into(),
+        ),
         (state::PAUSE_REASON, reason.unwrap_or_default()),
-        (state::DISK_FREE, space.map(|s| s.free.to_string()).unwrap_or_default()),
-        (state::DISK_TOTAL, space.map(|s| s.total.to_string()).unwrap_or_default()),
-        (state::ACTIVE, status.active.load(Ordering::SeqCst).to_string()),
-        (state::WORKERS, status.workers.load(Ordering::SeqCst).to_string()),
+        (
+            state::DISK_FREE,
+            space.map(|s| s.free.to_string()).unwrap_or_default(),
+        ),
+        (
+            state::DISK_TOTAL,
+            space.map(|s| s.total.to_string()).unwrap_or_default(),
+        ),
+        (
+            state::ACTIVE,
+            status.active.load(Ordering::SeqCst).to_string(),
+        ),
+        (
+            state::WORKERS,
+            status.workers.load(Ordering::SeqCst).to_string(),
+        ),
         (state::VERSION, env!("CARGO_PKG_VERSION").into()),
         (state::STARTED_MS, status.started_ms.to_string()),
     ];
@@ -168,9 +198,15 @@ pub async fn reaper_loop(wq: WorkQueue, sink: ResultSink, heartbeat: Duration, m
 
 async fn forward_dead_outboxes(wq: &WorkQueue, sink: &ResultSink) -> redis::RedisResult<()> {
     let mut conn = wq.conn();
-    let workers: Vec<String> = redis::cmd("SMEMBERS").arg(wq.keys().workers()).query_async(&mut conn).await?;
+    let workers: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(wq.keys().workers())
+        .query_async(&mut conn)
+        .await?;
     for w in workers.into_iter().filter(|w| w != wq.worker()) {
-        let alive: bool = redis::cmd("EXISTS").arg(wq.keys().alive(&w)).query_async(&mut conn).await?;
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(wq.keys().alive(&w))
+            .query_async(&mut conn)
+            .await?;
         if alive {
             continue;
         }
@@ -189,9 +225,23 @@ mod tests {
 
     #[test]
     fn control_hash_parsing() {
-        let h: HashMap<String, String> = [("paused".to_string(), "1".to_string()), ("workers".to_string(), " 3 ".to_string())].into();
-        assert_eq!(Control::from_hash(&h), Control { paused: true, workers: Some(3) });
-        let h: HashMap<String, String> = [("paused".to_string(), "0".to_string()), ("workers".to_string(), "x".to_string())].into();
+        let h: HashMap<String, String> = [
+            ("paused".to_string(), "1".to_string()),
+            ("workers".to_string(), " 3 ".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            Control::from_hash(&h),
+            Control {
+                paused: true,
+                workers: Some(3)
+            }
+        );
+        let h: HashMap<String, String> = [
+            ("paused".to_string(), "0".to_string()),
+            ("workers".to_string(), "x".to_string()),
+        ]
+        .into();
         assert_eq!(Control::from_hash(&h), Control::default());
     }
 }

@@ -35,9 +35,18 @@ struct Forward {
 }
 
 impl ResultSink {
-    pub fn new(queue: &RedisTarget, message: &RedisTarget, message_queue: &str, keys: &Keys, node: &str) -> Self {
+    pub fn new(
+        queue: &RedisTarget,
+        message: &RedisTarget,
+        message_queue: &str,
+        keys: &Keys,
+        node: &str,
+    ) -> Self {
         if queue.same_server(message) {
-            ResultSink { ack_list: message_queue.to_string(), forward: None }
+            ResultSink {
+                ack_list: message_queue.to_string(),
+                forward: None,
+            }
         } else {
             ResultSink {
                 ack_list: keys.outbox(node),
@@ -64,11 +73,21 @@ impl ResultSink {
     /// Runs until shutdown, moving this node's outbox to the message Redis;
     /// a final round runs after shutdown. Returns at once without an outbox.
     pub async fn forward_own(&self, queue: ConnectionManager, mut stop: Shutdown) {
-        let Some(f) = self.forward.clone() else { return };
+        let Some(f) = self.forward.clone() else {
+            return;
+        };
         let mut target: Option<ConnectionManager> = None;
         let mut failures = 0u32;
         loop {
-            match forward_once(&queue, &mut target, &f.message, &self.ack_list, &f.message_queue).await {
+            match forward_once(
+                &queue,
+                &mut target,
+                &f.message,
+                &self.ack_list,
+                &f.message_queue,
+            )
+            .await
+            {
                 Ok(n) if n > 0 => {
                     failures = 0;
                     continue;
@@ -94,8 +113,14 @@ impl ResultSink {
 
     /// Forwards another node's outbox (a node that died with results not yet
     /// sent). Returns how many results moved.
-    pub async fn forward_other(&self, queue: &ConnectionManager, outbox: &str) -> redis::RedisResult<u64> {
-        let Some(f) = self.forward.clone() else { return Ok(0) };
+    pub async fn forward_other(
+        &self,
+        queue: &ConnectionManager,
+        outbox: &str,
+    ) -> redis::RedisResult<u64> {
+        let Some(f) = self.forward.clone() else {
+            return Ok(0);
+        };
         let mut target = None;
         let mut total = 0;
         loop {
@@ -119,7 +144,12 @@ async fn forward_once(
 ) -> redis::RedisResult<u64> {
     let mut q = queue.clone();
     // LPUSHed on the left: the rightmost are the oldest
-    let items: Vec<Vec<u8>> = redis::cmd("LRANGE").arg(outbox).arg(-BATCH).arg(-1).query_async(&mut q).await?;
+    let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(outbox)
+        .arg(-BATCH)
+        .arg(-1)
+        .query_async(&mut q)
+        .await?;
     if items.is_empty() {
         return Ok(0);
     }

@@ -77,7 +77,9 @@ impl std::fmt::Display for AttemptError {
         match self {
             AttemptError::Exit(c) => write!(f, "rsync exit code {c} ({})", exit_meaning(*c)),
             AttemptError::Signal(s) => write!(f, "rsync killed by signal {s}"),
-            AttemptError::Watchdog => write!(f, "rsync exceeded the watchdog deadline and was killed"),
+            AttemptError::Watchdog => {
+                write!(f, "rsync exceeded the watchdog deadline and was killed")
+            }
             AttemptError::Spawn(e) => write!(f, "cannot start rsync: {e}"),
             AttemptError::NotRegular(e) => write!(f, "{e}"),
             AttemptError::Verify(e) => write!(f, "verification failed: {e}"),
@@ -113,7 +115,8 @@ pub fn exit_meaning(code: i32) -> &'static str {
 /// Delay before attempt `next` (2-based): `base`, doubling, capped at 60 s.
 pub fn backoff(base: Duration, next: u32) -> Duration {
     let shift = next.saturating_sub(2).min(16);
-    base.saturating_mul(1u32 << shift).min(Duration::from_secs(60))
+    base.saturating_mul(1u32 << shift)
+        .min(Duration::from_secs(60))
 }
 
 #[cfg(test)]

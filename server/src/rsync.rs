@@ -29,8 +29,16 @@ const STDERR_TAIL: usize = 2048;
 
 /// Per-transfer limit in KB/s: `rsync_bwlimit`, and `node_bwlimit` split
 /// evenly among the transfers running when this one starts (0 = none).
-pub fn per_transfer_kbps(rsync_bwlimit: u64, node_bwlimit: u64, active_including_this: usize) -> u64 {
-    let share = if node_bwlimit > 0 { (node_bwlimit / active_including_this.max(1) as u64).max(1) } else { 0 };
+pub fn per_transfer_kbps(
+    rsync_bwlimit: u64,
+    node_bwlimit: u64,
+    active_including_this: usize,
+) -> u64 {
+    let share = if node_bwlimit > 0 {
+        (node_bwlimit / active_including_this.max(1) as u64).max(1)
+    } else {
+        0
+    };
     match (rsync_bwlimit, share) {
         (0, s) => s,
         (b, 0) => b,
@@ -45,7 +53,10 @@ pub fn source_url(src: &RsyncSource, user: Option<&str>, remote_path: &str) -> S
         std::net::IpAddr::V6(v6) => format!("[{v6}]"),
     };
     let user = user.map(|u| format!("{u}@")).unwrap_or_default();
-    format!("rsync://{user}{host}:{}/{}/{remote_path}", src.port, src.module)
+    format!(
+        "rsync://{user}{host}:{}/{}/{remote_path}",
+        src.port, src.module
+    )
 }
 
 /// The argument vector for pulling `jobs` (all from one source) into
@@ -58,7 +69,12 @@ pub fn source_url(src: &RsyncSource, user: Option<&str>, remote_path: &str) -> S
 /// * `--partial-dir`: an interrupted attempt is resumed by the next one;
 /// * `--contimeout` and `--timeout` always, because `--contimeout` alone
 ///   hangs against a stopped daemon (CRATES.md); the caller adds a watchdog.
-pub fn rsync_args(cfg: &ServerConfig, jobs: &[&PullJob], dest: &Path, bwlimit_kbps: u64) -> Vec<OsString> {
+pub fn rsync_args(
+    cfg: &ServerConfig,
+    jobs: &[&PullJob],
+    dest: &Path,
+    bwlimit_kbps: u64,
+) -> Vec<OsString> {
     assert_eq!(jobs.len(), 1, "one job per rsync call until batching lands");
     let job = jobs[0];
     let mut a: Vec<OsString> = vec![
@@ -99,7 +115,11 @@ pub fn rsync_args(cfg: &ServerConfig, jobs: &[&PullJob], dest: &Path, bwlimit_kb
 /// quarter of its rate limit (or 1 MiB/s when unlimited), plus slack. It
 /// only fires when rsync's own timeouts did not.
 pub fn watchdog(cfg: &ServerConfig, size: u64, bwlimit_kbps: u64) -> Duration {
-    let floor_rate = if bwlimit_kbps > 0 { (bwlimit_kbps * 1024 / 4).max(16 * 1024) } else { 1024 * 1024 };
+    let floor_rate = if bwlimit_kbps > 0 {
+        (bwlimit_kbps * 1024 / 4).max(16 * 1024)
+    } else {
+        1024 * 1024
+    };
     cfg.rsync_contimeout + cfg.rsync_timeout * 2 + Duration::from_secs(size / floor_rate + 30)
 }
 
@@ -113,7 +133,12 @@ pub struct RsyncRun {
 
 /// Runs rsync with `args`. Returns early (killing the group) when
 /// `watchdog` passes or `abort` trips; `aborted` is then true.
-pub async fn run(tmp: &TempArea, args: Vec<OsString>, watchdog: Duration, abort: &mut Shutdown) -> (RsyncRun, bool) {
+pub async fn run(
+    tmp: &TempArea,
+    args: Vec<OsString>,
+    watchdog: Duration,
+    abort: &mut Shutdown,
+) -> (RsyncRun, bool) {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new("rsync");
     cmd.args(&args)
@@ -127,13 +152,21 @@ pub async fn run(tmp: &TempArea, args: Vec<OsString>, watchdog: Duration, abort:
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let run = RsyncRun { result: Err(AttemptError::Spawn(e.to_string())), stderr_tail: String::new(), elapsed: started.elapsed() };
+            let run = RsyncRun {
+                result: Err(AttemptError::Spawn(e.to_string())),
+                stderr_tail: String::new(),
+                elapsed: started.elapsed(),
+            };
             return (run, false);
         }
     };
     let pgid = child.id().unwrap_or(0);
     if let Err(e) = tmp.record_group(pgid) {
-        tracing::warn!(pgid, "cannot record rsync process group in {}: {e}", tmp.dir().display());
+        tracing::warn!(
+            pgid,
+            "cannot record rsync process group in {}: {e}",
+            tmp.dir().display()
+        );
     }
     let mut stderr = child.stderr.take().expect("piped");
     let drain = tokio::spawn(async move {
@@ -160,7 +193,10 @@ pub async fn run(tmp: &TempArea, args: Vec<OsString>, watchdog: Duration, abort:
         _ = abort.wait() => { aborted = true; None }
     };
     let result = match status {
-        Some(Ok(st)) => match (st.code(), std::os::unix::process::ExitStatusExt::signal(&st)) {
+        Some(Ok(st)) => match (
+            st.code(),
+            std::os::unix::process::ExitStatusExt::signal(&st),
+        ) {
             (Some(0), _) => Ok(()),
             (Some(c), _) => Err(AttemptError::Exit(c)),
             (None, Some(s)) => Err(AttemptError::Signal(s)),
@@ -173,13 +209,29 @@ pub async fn run(tmp: &TempArea, args: Vec<OsString>, watchdog: Duration, abort:
     // outlived its parent must not write into a directory we reuse).
     let group = pgid as i32;
     if group > 0 {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = child.wait().await;
-        let _ = tokio::task::spawn_blocking(move || kill_rsync_group(group, Duration::from_secs(5))).await;
+        let _ =
+            tokio::task::spawn_blocking(move || kill_rsync_group(group, Duration::from_secs(5)))
+                .await;
         tmp.forget_group(pgid);
     }
-    let stderr_tail = tokio::time::timeout(Duration::from_secs(2), drain).await.ok().and_then(|r| r.ok()).unwrap_or_default();
-    (RsyncRun { result, stderr_tail, elapsed: started.elapsed() }, aborted)
+    let stderr_tail = tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    (
+        RsyncRun {
+            result,
+            stderr_tail,
+            elapsed: started.elapsed(),
+        },
+        aborted,
+    )
 }
 
 #[cfg(test)]
@@ -201,7 +253,13 @@ mod tests {
             "create_time": 1, "success": true, "server_id": 7, "game_id": 1, "op_id": 1,
             "game_server_ip": "10.1.2.3", "back_type": "mysql", "instance": 3306, "rsync_model": "backup/db 3306",
             "last_all_time": 0, "interval": 3600, "rsync_port": 8873});
-        match intake(&Taken { queue: "q".into(), payload: payload.to_string() }, c) {
+        match intake(
+            &Taken {
+                queue: "q".into(),
+                payload: payload.to_string(),
+            },
+            c,
+        ) {
             Intake::Pull(j) => *j,
             other => panic!("{other:?}"),
         }
@@ -211,20 +269,36 @@ mod tests {
     fn argument_vector_keeps_names_as_single_arguments() {
         let c = cfg("");
         let j = job(&c, "x y #1.tar.gz");
-        let args: Vec<String> = rsync_args(&c, &[&j], Path::new("/tmp/a1"), 500).into_iter().map(|s| s.into_string().unwrap()).collect();
+        let args: Vec<String> = rsync_args(&c, &[&j], Path::new("/tmp/a1"), 500)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
         assert_eq!(&args[..3], ["-s", "--no-links", "--times"]);
         assert!(args.contains(&"--contimeout=3".into()) && args.contains(&"--timeout=7".into()));
-        assert!(args.contains(&"--bwlimit=500".into()) && args.contains(&"--sockopts=TCP_NODELAY".into()));
+        assert!(
+            args.contains(&"--bwlimit=500".into())
+                && args.contains(&"--sockopts=TCP_NODELAY".into())
+        );
         assert_eq!(args[args.len() - 3], "--");
-        assert_eq!(args[args.len() - 2], "rsync://10.1.2.3:8873/backup/db 3306/x y #1.tar.gz");
+        assert_eq!(
+            args[args.len() - 2],
+            "rsync://10.1.2.3:8873/backup/db 3306/x y #1.tar.gz"
+        );
         assert_eq!(args[args.len() - 1], "/tmp/a1/");
         assert!(!args.iter().any(|a| a == "-a" || a == "-r"));
     }
 
     #[test]
     fn user_and_ipv6_in_url() {
-        let src = RsyncSource { ip: "::1".parse().unwrap(), port: 873, module: "m".into() };
-        assert_eq!(source_url(&src, Some("ub"), "a/b"), "rsync://ub@[::1]:873/m/a/b");
+        let src = RsyncSource {
+            ip: "::1".parse().unwrap(),
+            port: 873,
+            module: "m".into(),
+        };
+        assert_eq!(
+            source_url(&src, Some("ub"), "a/b"),
+            "rsync://ub@[::1]:873/m/a/b"
+        );
     }
 
     #[test]
@@ -241,6 +315,9 @@ mod tests {
         let c = cfg("");
         assert_eq!(watchdog(&c, 0, 0), Duration::from_secs(3 + 14 + 30));
         // 100 MiB at 1000 KiB/s: expected ~102 s, the watchdog allows 4x that
-        assert_eq!(watchdog(&c, 100 << 20, 1000), Duration::from_secs(3 + 14 + 409 + 30));
+        assert_eq!(
+            watchdog(&c, 100 << 20, 1000),
+            Duration::from_secs(3 + 14 + 409 + 30)
+        );
     }
 }

@@ -33,7 +33,9 @@ impl TempArea {
     /// Kills leftover rsync groups of a previous run, empties the area and
     /// recreates it.
     pub fn prepare(dir: &Path) -> std::io::Result<(TempArea, Cleanup)> {
-        let area = TempArea { dir: dir.to_path_buf() };
+        let area = TempArea {
+            dir: dir.to_path_buf(),
+        };
         let mut report = Cleanup::default();
         if let Ok(entries) = std::fs::read_dir(area.pgid_dir()) {
             for e in entries.flatten() {
@@ -94,7 +96,12 @@ impl TempArea {
     /// between jobs.
     pub fn leftovers(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.file_name() != Some("pgid".as_ref())).collect())
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.file_name() != Some("pgid".as_ref()))
+                    .collect()
+            })
             .unwrap_or_default();
         if let Ok(r) = std::fs::read_dir(self.pgid_dir()) {
             out.extend(r.flatten().map(|e| e.path()));
@@ -107,13 +114,21 @@ impl TempArea {
 /// Checking the command guards against a recycled process-group id after a
 /// reboot: only rsync processes are ever killed.
 pub fn rsync_members(pgid: i32) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // "pid (comm) state ppid pgrp ..."; comm may hold spaces and ')'
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let comm = &stat[open + 1..close];
         let mut rest = stat[close + 1..].split_whitespace();
         let state = rest.next();
@@ -154,7 +169,11 @@ mod tests {
         // an "orphaned" rsync: a daemon in the foreground, in its own group
         let conf = root.path().join("rsyncd.conf");
         std::fs::write(&conf, "use chroot = no\n").unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut child = std::process::Command::new("rsync")
             .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
             .arg(format!("--port={port}"))

@@ -55,7 +55,11 @@ fn category(reason: &Option<String>) -> &'static str {
 
 /// Runs until `ctx.stop`, then drains: running jobs get `drain` to finish,
 /// after which `abort_now` kills the rest. Returns once every job ended.
-pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abort_now: impl FnOnce()) {
+pub async fn dispatch(
+    ctx: Arc<Ctx>,
+    mut control: watch::Receiver<Control>,
+    abort_now: impl FnOnce(),
+) {
     let mut jobs: JoinSet<()> = JoinSet::new();
     let mut waiter = Waiter::default();
     let mut stop = ctx.stop.clone();
@@ -131,7 +135,11 @@ pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abor
                 redis_failures += 1;
                 let delay = Duration::from_millis(250 * u64::from(redis_failures.min(20)));
                 if redis_failures == 1 || redis_failures % 20 == 0 {
-                    tracing::warn!(failures = redis_failures, "cannot take from {}: {e}", ctx.wq.target());
+                    tracing::warn!(
+                        failures = redis_failures,
+                        "cannot take from {}: {e}",
+                        ctx.wq.target()
+                    );
                 }
                 if stop.sleep(delay).await {
                     break;
@@ -142,7 +150,10 @@ pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abor
 
     let drain = ctx.cfg().drain;
     if !jobs.is_empty() {
-        tracing::info!(running = jobs.len(), "draining: letting running pulls finish for up to {drain:?}");
+        tracing::info!(
+            running = jobs.len(),
+            "draining: letting running pulls finish for up to {drain:?}"
+        );
     }
     let finished = tokio::time::timeout(drain, async {
         while let Some(r) = jobs.join_next().await {
@@ -151,7 +162,10 @@ pub async fn dispatch(ctx: Arc<Ctx>, mut control: watch::Receiver<Control>, abor
     })
     .await;
     if finished.is_err() {
-        tracing::warn!(running = jobs.len(), "drain deadline passed: killing the remaining pulls; their messages are re-queued");
+        tracing::warn!(
+            running = jobs.len(),
+            "drain deadline passed: killing the remaining pulls; their messages are re-queued"
+        );
         abort_now();
         let killed = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(r) = jobs.join_next().await {

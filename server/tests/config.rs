@@ -22,7 +22,10 @@ fn the_original_server_config_parses_unchanged() {
     assert_eq!(c.myip, "127.0.0.1");
     assert_eq!(c.retry, 3);
     assert_eq!(c.message_queue, "message");
-    assert!(c.message_redis.same_server(&c.redis), "key=value without spaces, same Redis");
+    assert!(
+        c.message_redis.same_server(&c.redis),
+        "key=value without spaces, same Redis"
+    );
     assert_eq!((c.mysqlkeeptime, c.rediskeeptime), (Some(15), Some(15)));
     assert_eq!(c.node_id, "5");
     assert_eq!(c.log.as_deref(), Some(Path::new("/var/log/uuzuback.log")));
@@ -39,7 +42,11 @@ fn the_shipped_example_parses() {
     assert!(!c.source_allowed("10.11.0.1".parse().unwrap()));
     assert_eq!(c.queue_wait.as_millis(), 300);
     let out = bin().arg("-c").arg(&path).arg("--check").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -50,8 +57,18 @@ fn a_config_error_exits_2_naming_file_section_key_and_what_is_valid() {
     let out = bin().arg("-c").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:6: [global] work_thread: `lots` is not valid; expected", conf.display())), "{err}");
-    let out = bin().arg("-c").arg(dir.path().join("missing.conf")).output().unwrap();
+    assert!(
+        err.contains(&format!(
+            "{}:6: [global] work_thread: `lots` is not valid; expected",
+            conf.display()
+        )),
+        "{err}"
+    );
+    let out = bin()
+        .arg("-c")
+        .arg(dir.path().join("missing.conf"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -60,5 +77,8 @@ fn help_documents_signals_and_exit_codes() {
     let out = bin().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--config") && help.contains("SIGHUP") && help.contains("2 config error"), "{help}");
+    assert!(
+        help.contains("--config") && help.contains("SIGHUP") && help.contains("2 config error"),
+        "{help}"
+    );
 }

@@ -11,12 +11,30 @@ use serde_json::Value;
 use ubackup_testkit::wait_until;
 
 const ORIGINAL_RESULT_KEYS: &[&str] = &[
-    "interval", "server_id", "game_id", "op_id", "game_server_ip", "instance", "back_server_ip", "file_path",
-    "filename", "create_time", "rsync_time", "size", "last_all_filename", "last_all_time", "succeed", "log", "type",
+    "interval",
+    "server_id",
+    "game_id",
+    "op_id",
+    "game_server_ip",
+    "instance",
+    "back_server_ip",
+    "file_path",
+    "filename",
+    "create_time",
+    "rsync_time",
+    "size",
+    "last_all_filename",
+    "last_all_time",
+    "succeed",
+    "log",
+    "type",
 ];
 
 fn by_filename<'a>(results: &'a [Value], name: &str) -> &'a Value {
-    results.iter().find(|r| r["filename"] == name).unwrap_or_else(|| panic!("no result for {name}: {results:#?}"))
+    results
+        .iter()
+        .find(|r| r["filename"] == name)
+        .unwrap_or_else(|| panic!("no result for {name}: {results:#?}"))
 }
 
 #[test]
@@ -43,8 +61,14 @@ fn pulls_land_byte_identical_in_the_original_layout_with_original_result_fields(
 
     // files: byte-identical, basename in server_root_path/TYPE/A.B.C/D/
     assert_eq!(files_in(&c.dest()), ["db_3306_full.xb", "inc 1 #x 备份.xb"]);
-    assert_eq!(std::fs::read(c.dest().join("db_3306_full.xb")).unwrap(), std::fs::read(&full).unwrap());
-    assert_eq!(std::fs::read(c.dest().join("inc 1 #x 备份.xb")).unwrap(), std::fs::read(&inc).unwrap());
+    assert_eq!(
+        std::fs::read(c.dest().join("db_3306_full.xb")).unwrap(),
+        std::fs::read(&full).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(c.dest().join("inc 1 #x 备份.xb")).unwrap(),
+        std::fs::read(&inc).unwrap()
+    );
 
     let r1 = by_filename(&results, "db_3306_full.xb");
     for k in ORIGINAL_RESULT_KEYS {
@@ -63,7 +87,10 @@ fn pulls_land_byte_identical_in_the_original_layout_with_original_result_fields(
     assert_eq!(r1["last_all_time"], 0);
     assert_eq!(r1["interval"], 3600);
     let rsync_time = r1["rsync_time"].as_i64().unwrap();
-    assert!(rsync_time > 1_700_000_000_000, "rsync_time in ms: {rsync_time}");
+    assert!(
+        rsync_time > 1_700_000_000_000,
+        "rsync_time in ms: {rsync_time}"
+    );
     assert_eq!(r1["node_id"], "n1");
     assert_eq!(r1["attempts"], 1);
     assert_eq!(r1["verify"], "size+blake3");
@@ -78,7 +105,10 @@ fn pulls_land_byte_identical_in_the_original_layout_with_original_result_fields(
 
     // the client's failure: no pull, succeed 0 with the client's log
     let r3 = results.iter().find(|r| r["succeed"] == 0).unwrap();
-    assert_eq!(r3["log"], "backup script exited 1: mysqldump: Got error 2002");
+    assert_eq!(
+        r3["log"],
+        "backup script exited 1: mysqldump: Got error 2002"
+    );
     assert_eq!(r3["file_path"], Value::Null);
     for k in ORIGINAL_RESULT_KEYS {
         assert!(r3.get(*k).is_some(), "failure result lacks `{k}`: {r3}");
@@ -86,7 +116,11 @@ fn pulls_land_byte_identical_in_the_original_layout_with_original_result_fields(
 
     assert_eq!(c.llen(&c.lo), 0);
     assert_eq!(c.inflight("n1"), 0);
-    assert!(c.tmp_leftovers("n1").is_empty(), "{:?}", c.tmp_leftovers("n1"));
+    assert!(
+        c.tmp_leftovers("n1").is_empty(),
+        "{:?}",
+        c.tmp_leftovers("n1")
+    );
     let st = c.state("n1");
     assert_eq!(st["kind"], "node");
     assert_eq!(st["paused"], "0");
@@ -116,23 +150,36 @@ fn kill9_mid_bwlimited_transfer_then_restart_gives_one_file_one_result_no_leftov
     // 3 MB at 200 KB/s: ~15 s, so the kill lands mid-transfer
     let mut node = c.spawn("n1", &[("rsync_bwlimit", "200")]);
     c.push(&c.lo, &c.message("big.xb"));
-    wait_until("transfer under way", Duration::from_secs(20), || c.tmp_bytes("n1") > 50_000);
+    wait_until("transfer under way", Duration::from_secs(20), || {
+        c.tmp_bytes("n1") > 50_000
+    });
     let groups = c.recorded_groups("n1");
     assert_eq!(groups.len(), 1, "one rsync group recorded");
     node.proc.kill9(); // the node only: its rsync keeps running, as after a real crash
-    assert!(rsync_alive_in_group(groups[0]), "the orphaned rsync survived the node's kill -9");
+    assert!(
+        rsync_alive_in_group(groups[0]),
+        "the orphaned rsync survived the node's kill -9"
+    );
     assert_eq!(c.inflight("n1"), 1, "the message is still held in flight");
     assert!(c.results().is_empty());
 
     // restart (unlimited now, to be quick): kills the orphan, cleans, re-queues, pulls
     let node = c.spawn("n1", &[]);
     let results = c.wait_results(1, Duration::from_secs(30));
-    assert!(!rsync_alive_in_group(groups[0]), "the restart killed the orphaned rsync group");
+    assert!(
+        !rsync_alive_in_group(groups[0]),
+        "the restart killed the orphaned rsync group"
+    );
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["succeed"], 1, "{}", results[0]);
     assert_eq!(files_in(&c.dest()), ["big.xb"], "exactly one file");
-    assert_eq!(std::fs::read(c.dest().join("big.xb")).unwrap(), std::fs::read(&src).unwrap());
-    wait_until("temp area empty", Duration::from_secs(5), || c.tmp_leftovers("n1").is_empty());
+    assert_eq!(
+        std::fs::read(c.dest().join("big.xb")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+    wait_until("temp area empty", Duration::from_secs(5), || {
+        c.tmp_leftovers("n1").is_empty()
+    });
     assert_eq!(c.inflight("n1"), 0);
     assert_eq!(c.llen(&c.lo), 0);
     // nothing else arrives: still one result once the node has stopped
@@ -140,7 +187,12 @@ fn kill9_mid_bwlimited_transfer_then_restart_gives_one_file_one_result_no_leftov
     let mut node = node;
     assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
     assert_eq!(c.results().len(), 1);
-    assert!(node.log_text().contains("re-queued the messages a previous run left in flight"), "{}", node.log_text());
+    assert!(
+        node.log_text()
+            .contains("re-queued the messages a previous run left in flight"),
+        "{}",
+        node.log_text()
+    );
 }
 
 #[test]
@@ -153,7 +205,9 @@ fn sigterm_lets_short_pulls_finish_and_requeues_long_ones() {
     let long = c.message("long.xb");
     c.push(&c.lo, &long);
     c.push(&c.lo, &c.message("short.xb"));
-    wait_until("both transfers running", Duration::from_secs(20), || c.recorded_groups("n1").len() == 2);
+    wait_until("both transfers running", Duration::from_secs(20), || {
+        c.recorded_groups("n1").len() == 2
+    });
     let groups = c.recorded_groups("n1");
     let t0 = Instant::now();
     node.proc.signal(libc::SIGTERM);
@@ -173,10 +227,18 @@ fn sigterm_lets_short_pulls_finish_and_requeues_long_ones() {
     for g in groups {
         assert!(!rsync_alive_in_group(g), "rsync group {g} was killed");
     }
-    assert!(c.tmp_leftovers("n1").is_empty(), "{:?}", c.tmp_leftovers("n1"));
-    assert!(!c.conn().exists::<_, bool>(c.keys.alive("n1")).unwrap(), "heartbeat removed at a clean stop");
+    assert!(
+        c.tmp_leftovers("n1").is_empty(),
+        "{:?}",
+        c.tmp_leftovers("n1")
+    );
+    assert!(
+        !c.conn().exists::<_, bool>(c.keys.alive("n1")).unwrap(),
+        "heartbeat removed at a clean stop"
+    );
     // a drain is not an interruption of the message's fault
-    let counts: std::collections::HashMap<String, String> = c.conn().hgetall(c.keys.attempts()).unwrap();
+    let counts: std::collections::HashMap<String, String> =
+        c.conn().hgetall(c.keys.attempts()).unwrap();
     assert!(counts.is_empty(), "{counts:?}");
 }
 
@@ -187,11 +249,17 @@ fn zombie_node_stopped_past_its_heartbeat_does_not_produce_a_second_result() {
     // A is slow (300 KB/s, ~4 s); B is fast
     let a = c.spawn("a", &[("rsync_bwlimit", "300")]);
     c.push(&c.lo, &c.message("z.xb"));
-    wait_until("A is pulling", Duration::from_secs(20), || c.tmp_bytes("a") > 10_000);
+    wait_until("A is pulling", Duration::from_secs(20), || {
+        c.tmp_bytes("a") > 10_000
+    });
     a.proc.signal(libc::SIGSTOP);
     let b = c.spawn("b", &[]);
     let results = c.wait_results(1, Duration::from_secs(30));
-    assert_eq!(results[0]["node_id"], "b", "B took the message over: {}", results[0]);
+    assert_eq!(
+        results[0]["node_id"], "b",
+        "B took the message over: {}",
+        results[0]
+    );
     assert_eq!(results[0]["succeed"], 1);
     b.wait_log("took over the in-flight messages", Duration::from_secs(5));
     a.proc.signal(libc::SIGCONT);
@@ -199,7 +267,10 @@ fn zombie_node_stopped_past_its_heartbeat_does_not_produce_a_second_result() {
     a.wait_log("ack fenced off", Duration::from_secs(30));
     assert_eq!(c.results().len(), 1, "{:#?}", c.results());
     assert_eq!(files_in(&c.dest()), ["z.xb"]);
-    assert_eq!(std::fs::read(c.dest().join("z.xb")).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(
+        std::fs::read(c.dest().join("z.xb")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
     assert_eq!(c.inflight("a") + c.inflight("b") + c.llen(&c.lo), 0);
 }
 
@@ -209,7 +280,9 @@ fn a_dead_nodes_in_flight_work_is_taken_over() {
     c.source_file("d.xb", 1_500_000, 8);
     let mut a = c.spawn("a", &[("rsync_bwlimit", "200")]);
     c.push(&c.lo, &c.message("d.xb"));
-    wait_until("A is pulling", Duration::from_secs(20), || c.tmp_bytes("a") > 10_000);
+    wait_until("A is pulling", Duration::from_secs(20), || {
+        c.tmp_bytes("a") > 10_000
+    });
     // the machine is gone: the node and its rsync
     let groups = c.recorded_groups("a");
     a.proc.kill9();
@@ -236,12 +309,20 @@ fn a_pull_completed_before_a_crash_is_not_landed_twice() {
     m1["checksum"] = ubackup_common::fsutil::blake3_file(&f1).unwrap().into();
     c.push(&c.lo, &m1);
     let mut n = c.spawn_env("n1", &[], &crash);
-    assert_eq!(n.proc.wait_exit(Duration::from_secs(20)), Some(None), "killed itself at the failpoint");
+    assert_eq!(
+        n.proc.wait_exit(Duration::from_secs(20)),
+        Some(None),
+        "killed itself at the failpoint"
+    );
     assert!(c.dest().join("c1.xb").is_file() && c.results().is_empty());
     let mut n = c.spawn("n1", &[]);
     let r = c.wait_results(1, Duration::from_secs(20));
     assert_eq!(r[0]["succeed"], 1);
-    assert_eq!(r[0]["attempts"], 0, "recognised as already landed: {}", r[0]);
+    assert_eq!(
+        r[0]["attempts"], 0,
+        "recognised as already landed: {}",
+        r[0]
+    );
     n.proc.signal(libc::SIGTERM);
     assert_eq!(n.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
 
@@ -253,8 +334,14 @@ fn a_pull_completed_before_a_crash_is_not_landed_twice() {
     let r = c.wait_results(2, Duration::from_secs(20));
     assert_eq!(r[1]["filename"], "c2.xb");
     assert_eq!(r[1]["attempts"], 1);
-    assert_eq!(files_in(&c.dest()), ["c1.xb", "c2.xb"], "one file per message");
-    wait_until("temp area empty", Duration::from_secs(5), || c.tmp_leftovers("n1").is_empty());
+    assert_eq!(
+        files_in(&c.dest()),
+        ["c1.xb", "c2.xb"],
+        "one file per message"
+    );
+    wait_until("temp area empty", Duration::from_secs(5), || {
+        c.tmp_leftovers("n1").is_empty()
+    });
 }
 
 #[test]
@@ -274,13 +361,34 @@ fn each_kind_of_invalid_input_is_dead_lettered_with_a_reason_and_no_command_runs
     missing.as_object_mut().unwrap().remove("rsync_model");
     let cases: Vec<(String, &str)> = vec![
         (with("filename", "../../etc/passwd".into()), "`..`"),
-        (with("filename", "--rsh=sh -c id".into()), "option injection"),
-        (with("filename", format!("$(touch {m})").into()), "shell metacharacter `$`"),
-        (with("filename", format!("x; touch {m}").into()), "shell metacharacter `;`"),
-        (with("filename", format!("`touch {m}`").into()), "shell metacharacter `` ` ``"),
-        (with("rsync_model", format!("backup/$(touch {m})").into()), "shell metacharacter"),
-        (with("game_server_ip", "db1.example.com".into()), "not an IP address"),
-        (with("game_server_ip", "192.0.2.10".into()), "outside allow_sources"),
+        (
+            with("filename", "--rsh=sh -c id".into()),
+            "option injection",
+        ),
+        (
+            with("filename", format!("$(touch {m})").into()),
+            "shell metacharacter `$`",
+        ),
+        (
+            with("filename", format!("x; touch {m}").into()),
+            "shell metacharacter `;`",
+        ),
+        (
+            with("filename", format!("`touch {m}`").into()),
+            "shell metacharacter `` ` ``",
+        ),
+        (
+            with("rsync_model", format!("backup/$(touch {m})").into()),
+            "shell metacharacter",
+        ),
+        (
+            with("game_server_ip", "db1.example.com".into()),
+            "not an IP address",
+        ),
+        (
+            with("game_server_ip", "192.0.2.10".into()),
+            "outside allow_sources",
+        ),
         (with("filename", "*.xb".into()), "wildcard"),
         (missing.to_string(), "missing field `rsync_model`"),
         ("this is not json {".to_string(), "not JSON"),
@@ -292,14 +400,33 @@ fn each_kind_of_invalid_input_is_dead_lettered_with_a_reason_and_no_command_runs
     let dead = c.dead(&c.lo);
     assert_eq!(dead.len(), cases.len(), "{dead:#?}");
     for (payload, why) in &cases {
-        let d = dead.iter().find(|d| &d.payload == payload).unwrap_or_else(|| panic!("not dead-lettered: {payload}"));
+        let d = dead
+            .iter()
+            .find(|d| &d.payload == payload)
+            .unwrap_or_else(|| panic!("not dead-lettered: {payload}"));
         let why = why.replace("`` ` ``", "`");
-        assert!(d.reason.contains(&why), "{payload}: reason {:?} lacks {why:?}", d.reason);
+        assert!(
+            d.reason.contains(&why),
+            "{payload}: reason {:?} lacks {why:?}",
+            d.reason
+        );
         assert_eq!(d.node, "n1");
         assert!(d.time > 0);
     }
-    assert!(results.iter().all(|r| r["succeed"] == 0 && r["illegal"].is_string()), "{results:#?}");
-    assert_eq!(results.iter().filter(|r| r["server_id"] == SERVER_ID).count(), cases.len() - 1, "non-JSON yields zeros");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["succeed"] == 0 && r["illegal"].is_string()),
+        "{results:#?}"
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r["server_id"] == SERVER_ID)
+            .count(),
+        cases.len() - 1,
+        "non-JSON yields zeros"
+    );
     assert!(!marker.exists(), "a command from a message ran");
     assert!(files_in(&c.dest()).is_empty());
     assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
@@ -333,9 +460,16 @@ fn level1_is_done_next_despite_a_backlog_of_200_on_the_low_list() {
         all.iter().any(|r| r.contains("urgent.xb"))
     });
     let results = c.results();
-    let pos = results.iter().position(|r| r["filename"] == "urgent.xb").unwrap();
+    let pos = results
+        .iter()
+        .position(|r| r["filename"] == "urgent.xb")
+        .unwrap();
     // at most the one low message that was already being pulled finished in between
-    assert!(pos - before <= 1, "urgent was result #{pos}, {} after it was pushed", pos - before);
+    assert!(
+        pos - before <= 1,
+        "urgent was result #{pos}, {} after it was pushed",
+        pos - before
+    );
     assert!(c.llen(&c.lo) >= 140);
 }
 
@@ -373,7 +507,10 @@ fn a_missing_file_gets_only_the_bounded_retry_then_a_failure_result() {
     assert_eq!(r["succeed"], 0);
     assert_eq!(r["attempts"], 2, "bounded below retry=5: {r}");
     let log = r["log"].as_str().unwrap();
-    assert!(log.contains("exit code 23") && log.contains("No such file"), "{log}");
+    assert!(
+        log.contains("exit code 23") && log.contains("No such file"),
+        "{log}"
+    );
     assert_eq!(r["file_path"], Value::Null);
     assert!(node.log_text().contains("pull failed"));
     assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
@@ -382,18 +519,27 @@ fn a_missing_file_gets_only_the_bounded_retry_then_a_failure_result() {
 /// Waits until the node has published `n` more heartbeats: time in which it
 /// would have acted, measured by the node itself rather than a sleep.
 fn wait_beats(c: &Cluster, node: &str, n: i64) {
-    let hb = |c: &Cluster| c.state(node).get("heartbeat_ms").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let hb = |c: &Cluster| {
+        c.state(node)
+            .get("heartbeat_ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let start = hb(c);
     let mut seen = 0;
     let mut last = start;
-    wait_until(&format!("{n} heartbeats of {node}"), Duration::from_secs(15), || {
-        let now = hb(c);
-        if now != last {
-            seen += 1;
-            last = now;
-        }
-        seen >= n
-    });
+    wait_until(
+        &format!("{n} heartbeats of {node}"),
+        Duration::from_secs(15),
+        || {
+            let now = hb(c);
+            if now != last {
+                seen += 1;
+                last = now;
+            }
+            seen >= n
+        },
+    );
 }
 
 #[test]
@@ -405,36 +551,61 @@ fn disk_reserve_pauses_and_resumes_and_counts_the_incoming_size() {
     let mut node = c.spawn("n1", &[("reserve_bytes", &huge)]);
     let mut conn = c.conn();
     let state_key = c.keys.state("n1");
-    wait_until("paused for the disk reserve", Duration::from_secs(10), || {
-        let st: std::collections::HashMap<String, String> = conn.hgetall(&state_key).unwrap();
-        st.get("paused").map(String::as_str) == Some("1") && st.get("pause_reason").is_some_and(|r| r.contains("disk reserve"))
-    });
+    wait_until(
+        "paused for the disk reserve",
+        Duration::from_secs(10),
+        || {
+            let st: std::collections::HashMap<String, String> = conn.hgetall(&state_key).unwrap();
+            st.get("paused").map(String::as_str) == Some("1")
+                && st
+                    .get("pause_reason")
+                    .is_some_and(|r| r.contains("disk reserve"))
+        },
+    );
     c.push(&c.lo, &c.message("space.xb"));
     wait_beats(&c, "n1", 3);
-    assert_eq!(c.llen(&c.lo), 1, "a paused node leaves messages for other nodes");
+    assert_eq!(
+        c.llen(&c.lo),
+        1,
+        "a paused node leaves messages for other nodes"
+    );
     assert!(c.results().is_empty());
     let log = node.log_text();
-    assert_eq!(log.matches("pausing: not taking new messages").count(), 1, "logged once:\n{log}");
+    assert_eq!(
+        log.matches("pausing: not taking new messages").count(),
+        1,
+        "logged once:\n{log}"
+    );
 
     // space "returns": the operator lowers the reserve and sends SIGHUP
     c.config("n1", &[]);
     node.proc.signal(libc::SIGHUP);
     let r = c.wait_results(1, Duration::from_secs(20));
     assert_eq!(r[0]["succeed"], 1);
-    wait_until("state shows running", Duration::from_secs(2), || c.state("n1")["paused"] == "0");
+    wait_until("state shows running", Duration::from_secs(2), || {
+        c.state("n1")["paused"] == "0"
+    });
     node.wait_log("resuming: taking messages again", Duration::from_secs(2));
 
     // a message whose size would not fit above the reserve is given back
     let mut big = c.message("space.xb");
     big["size"] = (free * 4).into();
     c.push(&c.lo, &big);
-    node.wait_log("giving the message back for another node", Duration::from_secs(20));
-    wait_until("given back", Duration::from_secs(5), || c.llen(&c.lo) == 1 && c.inflight("n1") == 0);
+    node.wait_log(
+        "giving the message back for another node",
+        Duration::from_secs(20),
+    );
+    wait_until("given back", Duration::from_secs(5), || {
+        c.llen(&c.lo) == 1 && c.inflight("n1") == 0
+    });
     wait_until("paused for that size", Duration::from_secs(5), || {
-        c.state("n1").get("pause_reason").is_some_and(|r| r.contains("needs"))
+        c.state("n1")
+            .get("pause_reason")
+            .is_some_and(|r| r.contains("needs"))
     });
     assert_eq!(c.results().len(), 1, "no result for a message given back");
-    let counts: std::collections::HashMap<String, String> = c.conn().hgetall(c.keys.attempts()).unwrap();
+    let counts: std::collections::HashMap<String, String> =
+        c.conn().hgetall(c.keys.attempts()).unwrap();
     assert!(counts.is_empty(), "giving back is not an interruption");
     node.proc.signal(libc::SIGTERM);
     assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
@@ -448,7 +619,10 @@ fn operator_pauses_resumes_and_sets_workers_through_the_control_hash() {
     let _: () = c.conn().hset(&ctl, "paused", "1").unwrap();
     wait_until("paused by operator", Duration::from_secs(5), || {
         let st = c.state("n1");
-        st.get("paused").map(String::as_str) == Some("1") && st.get("pause_reason").is_some_and(|r| r.starts_with("operator"))
+        st.get("paused").map(String::as_str) == Some("1")
+            && st
+                .get("pause_reason")
+                .is_some_and(|r| r.starts_with("operator"))
     });
     let mut m = c.message("x.xb");
     m["success"] = false.into();
@@ -458,7 +632,9 @@ fn operator_pauses_resumes_and_sets_workers_through_the_control_hash() {
     let _: () = c.conn().hset(&ctl, "paused", "0").unwrap();
     c.wait_results(1, Duration::from_secs(5));
     let _: () = c.conn().hset(&ctl, "workers", "7").unwrap();
-    wait_until("workers = 7", Duration::from_secs(5), || c.state("n1").get("workers").map(String::as_str) == Some("7"));
+    wait_until("workers = 7", Duration::from_secs(5), || {
+        c.state("n1").get("workers").map(String::as_str) == Some("7")
+    });
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -490,18 +666,38 @@ fn pickup_latency_per_list_and_idle_cost() {
     let mut low: Vec<Duration> = (0..15).map(|i| measure(&c.lo, i + 100)).collect();
     top.sort();
     low.sort();
-    println!("pickup+result latency, top list:   median {:?}, max {:?}", top[7], top[14]);
-    println!("pickup+result latency, lower list: median {:?}, max {:?}", low[7], low[14]);
-    assert!(top[7] < Duration::from_millis(100), "top list median {:?}", top[7]);
-    assert!(low[14] < Duration::from_millis(300 + 400), "lower list max {:?}", low[14]);
+    println!(
+        "pickup+result latency, top list:   median {:?}, max {:?}",
+        top[7], top[14]
+    );
+    println!(
+        "pickup+result latency, lower list: median {:?}, max {:?}",
+        low[7], low[14]
+    );
+    assert!(
+        top[7] < Duration::from_millis(100),
+        "top list median {:?}",
+        top[7]
+    );
+    assert!(
+        low[14] < Duration::from_millis(300 + 400),
+        "lower list max {:?}",
+        low[14]
+    );
 
     // idle: 3 s of wall time, CPU time of the whole node process
     let t0 = cpu_ticks(node.pid());
     let start = Instant::now();
-    wait_until("3 s idle", Duration::from_secs(5), || start.elapsed() >= Duration::from_secs(3));
+    wait_until("3 s idle", Duration::from_secs(5), || {
+        start.elapsed() >= Duration::from_secs(3)
+    });
     let ticks = cpu_ticks(node.pid()) - t0; // USER_HZ = 100
     println!("idle CPU: {} ms over 3 s with 4 workers", ticks * 10);
-    assert!(ticks <= 15, "idle node used {} ms of CPU in 3 s", ticks * 10);
+    assert!(
+        ticks <= 15,
+        "idle node used {} ms of CPU in 3 s",
+        ticks * 10
+    );
 }
 
 #[test]
@@ -512,21 +708,39 @@ fn results_reach_a_separate_message_redis_through_the_outbox() {
     let port = msg_redis.port.to_string();
     let _node = c.spawn(
         "n1",
-        &[("message_redis_port", &port), ("message_redis_password", "s3cret")],
+        &[
+            ("message_redis_port", &port),
+            ("message_redis_password", "s3cret"),
+        ],
     );
     c.push(&c.lo, &c.message("o.xb"));
     let mut failed = c.message("o.xb");
     failed["success"] = false.into();
     c.push(&c.lo, &failed);
     c.push_raw(&c.lo, "garbage");
-    let mut mconn = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
-    wait_until("3 results on the message redis", Duration::from_secs(20), || {
-        mconn.llen::<_, usize>(&c.results).unwrap() == 3
-    });
+    let mut mconn = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    wait_until(
+        "3 results on the message redis",
+        Duration::from_secs(20),
+        || mconn.llen::<_, usize>(&c.results).unwrap() == 3,
+    );
     let raw: Vec<String> = mconn.lrange(&c.results, 0, -1).unwrap();
-    let succeeded: Vec<Value> = raw.iter().map(|s| serde_json::from_str::<Value>(s).unwrap()).filter(|r| r["succeed"] == 1).collect();
+    let succeeded: Vec<Value> = raw
+        .iter()
+        .map(|s| serde_json::from_str::<Value>(s).unwrap())
+        .filter(|r| r["succeed"] == 1)
+        .collect();
     assert_eq!(succeeded.len(), 1);
-    wait_until("outbox drained", Duration::from_secs(5), || c.llen(&c.keys.outbox("n1")) == 0);
-    assert_eq!(c.llen(&c.results), 0, "nothing on the queue redis's message list");
+    wait_until("outbox drained", Duration::from_secs(5), || {
+        c.llen(&c.keys.outbox("n1")) == 0
+    });
+    assert_eq!(
+        c.llen(&c.results),
+        0,
+        "nothing on the queue redis's message list"
+    );
     assert_eq!(c.dead(&c.lo).len(), 1);
 }

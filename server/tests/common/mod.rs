@@ -50,7 +50,11 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("node {} never logged {what:?} within {deadline:?}; log:\n{}", self.id, self.log_text());
+        panic!(
+            "node {} never logged {what:?} within {deadline:?}; log:\n{}",
+            self.id,
+            self.log_text()
+        );
     }
     pub fn pid(&self) -> u32 {
         self.proc.pid()
@@ -61,8 +65,12 @@ impl Cluster {
     pub fn start() -> Cluster {
         let redis = RedisServer::start().expect("redis-server");
         let src = tempfile::tempdir().unwrap();
-        let rsyncd = RsyncDaemon::start(&[RsyncModule { name: "backup".into(), path: src.path().into(), chroot: false }])
-            .expect("rsync daemon");
+        let rsyncd = RsyncDaemon::start(&[RsyncModule {
+            name: "backup".into(),
+            path: src.path().into(),
+            chroot: false,
+        }])
+        .expect("rsync daemon");
         let prefix = unique("t:");
         Cluster {
             redis,
@@ -86,7 +94,12 @@ impl Cluster {
     /// applied on top (an empty value removes the key).
     pub fn config(&self, id: &str, over: &[(&str, &str)]) -> PathBuf {
         let root = self.root.path().display().to_string();
-        let log = self.etc.path().join(format!("{id}.log")).display().to_string();
+        let log = self
+            .etc
+            .path()
+            .join(format!("{id}.log"))
+            .display()
+            .to_string();
         let queues = format!("{} {}", self.hi, self.lo);
         let port = self.redis.port.to_string();
         let rsync_port = self.rsyncd.port.to_string();
@@ -140,16 +153,27 @@ impl Cluster {
     pub fn spawn_env(&self, id: &str, over: &[(&str, &str)], env: &[(&str, &str)]) -> Node {
         let conf = self.config(id, over);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ubackup-server"));
-        cmd.arg("-c").arg(&conf).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let proc = Proc::spawn(id, cmd).unwrap();
-        let node = Node { id: id.into(), proc, conf, log: self.etc.path().join(format!("{id}.log")) };
+        let node = Node {
+            id: id.into(),
+            proc,
+            conf,
+            log: self.etc.path().join(format!("{id}.log")),
+        };
         // started = its heartbeat exists
         let mut c = self.conn();
         let alive = self.keys.alive(id);
-        wait_until("node heartbeat", Duration::from_secs(15), || c.exists::<_, bool>(&alive).unwrap_or(false));
+        wait_until("node heartbeat", Duration::from_secs(15), || {
+            c.exists::<_, bool>(&alive).unwrap_or(false)
+        });
         node
     }
 
@@ -162,7 +186,9 @@ impl Cluster {
 
     /// A success message as our client sends it.
     pub fn message(&self, filename: &str) -> Value {
-        let size = std::fs::metadata(self.src.path().join("database_3306").join(filename)).map(|m| m.len()).unwrap_or(1234);
+        let size = std::fs::metadata(self.src.path().join("database_3306").join(filename))
+            .map(|m| m.len())
+            .unwrap_or(1234);
         json!({
             "filename": filename, "last_all_filename": null, "size": size, "log": "ok",
             "create_time": 1763800000, "success": true, "server_id": SERVER_ID, "game_id": 31, "op_id": 1,
@@ -182,19 +208,27 @@ impl Cluster {
     /// Results, oldest first.
     pub fn results(&self) -> Vec<Value> {
         let raw: Vec<String> = self.conn().lrange(&self.results, 0, -1).unwrap();
-        raw.iter().rev().map(|s| serde_json::from_str(s).unwrap()).collect()
+        raw.iter()
+            .rev()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect()
     }
 
     pub fn wait_results(&self, n: usize, deadline: Duration) -> Vec<Value> {
         let mut c = self.conn();
         let key = self.results.clone();
-        wait_until(&format!("{n} result(s) on {key}"), deadline, || c.llen::<_, usize>(&key).unwrap() >= n);
+        wait_until(&format!("{n} result(s) on {key}"), deadline, || {
+            c.llen::<_, usize>(&key).unwrap() >= n
+        });
         self.results()
     }
 
     pub fn dead(&self, list: &str) -> Vec<DeadLetter> {
         let raw: Vec<String> = self.conn().lrange(self.keys.dead(list), 0, -1).unwrap();
-        raw.iter().rev().map(|s| serde_json::from_str(s).unwrap()).collect()
+        raw.iter()
+            .rev()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect()
     }
 
     pub fn llen(&self, key: &str) -> usize {
@@ -202,7 +236,8 @@ impl Cluster {
     }
 
     pub fn inflight(&self, node: &str) -> usize {
-        self.llen(&self.keys.inflight(node, &self.hi)) + self.llen(&self.keys.inflight(node, &self.lo))
+        self.llen(&self.keys.inflight(node, &self.hi))
+            + self.llen(&self.keys.inflight(node, &self.lo))
     }
 
     pub fn state(&self, node: &str) -> std::collections::HashMap<String, String> {
@@ -223,23 +258,38 @@ impl Cluster {
     pub fn tmp_leftovers(&self, node: &str) -> Vec<PathBuf> {
         let dir = self.tmp_dir(node);
         let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.file_name() != Some("pgid".as_ref())).collect())
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.file_name() != Some("pgid".as_ref()))
+                    .collect()
+            })
             .unwrap_or_default();
-        out.extend(std::fs::read_dir(dir.join("pgid")).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default());
+        out.extend(
+            std::fs::read_dir(dir.join("pgid"))
+                .map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
         out
     }
 
     /// Process groups of rsyncs a node recorded as running.
     pub fn recorded_groups(&self, node: &str) -> Vec<i32> {
         std::fs::read_dir(self.tmp_dir(node).join("pgid"))
-            .map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .map(|r| {
+                r.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Bytes written so far in a node's temp area (a transfer in progress).
     pub fn tmp_bytes(&self, node: &str) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.flatten()
                 .map(|e| match e.file_type() {
                     Ok(t) if t.is_dir() => walk(&e.path()),
@@ -255,7 +305,11 @@ impl Cluster {
 /// Regular files directly in `dir`, sorted by name.
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -263,9 +317,14 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 
 /// rsync processes in process group `pgid` (from /proc).
 pub fn rsync_alive_in_group(pgid: i32) -> bool {
-    ubackup_server::tmp::rsync_members(pgid).iter().any(|_| true)
+    ubackup_server::tmp::rsync_members(pgid)
+        .iter()
+        .any(|_| true)
 }
 
 pub fn kill_group(pgid: i32) {
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
