@@ -69,15 +69,16 @@ fn run(cli: &Cli) -> u8 {
     };
     let opts = cli.run_options();
     rt.block_on(async move {
-        let shutdown = match ubackup_common::shutdown::on_signals() {
-            // The trigger is kept alive for the whole run.
-            Ok((trigger, shutdown)) => (trigger, shutdown),
+        // The trigger half stays alive for the whole run; dropping it would
+        // not stop anything, but keeping it makes the intent plain.
+        let (_trigger, shutdown) = match ubackup_common::shutdown::on_signals() {
+            Ok(pair) => pair,
             Err(e) => {
                 error!("cannot install signal handlers: {e}");
                 return exit::NOT_QUEUED;
             }
         };
-        match ubackup_client::run(Arc::new(cfg), &opts, shutdown.1.clone()).await {
+        match ubackup_client::run(Arc::new(cfg), &opts, shutdown).await {
             Ok(report) => report.exit_code(),
             Err(e) => {
                 error!("config error: {e}");
