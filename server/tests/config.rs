@@ -82,3 +82,18 @@ fn help_documents_signals_and_exit_codes() {
         "{help}"
     );
 }
+
+#[test]
+fn an_unusable_storage_root_is_a_fatal_runtime_error_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("server.conf");
+    // /proc does not allow creating directories: the node cannot prepare its temp area
+    std::fs::write(
+        &conf,
+        "[global]\nserver_root_path=/proc/ubackup-test-root\nredis_host=127.0.0.1\nredis_port=1\nredis_queue=q\nmyip=10.0.0.1\n",
+    )
+    .unwrap();
+    let out = bin().arg("-c").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot prepare /proc/ubackup-test-root"));
+}
