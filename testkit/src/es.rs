@@ -512,13 +512,19 @@ struct Field {
     raw: Value,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Mapping {
     props: Props,
     /// `true`, `false`, `strict` or `runtime`.
     dynamic: String,
     /// Root keys other than properties/dynamic, kept for GET.
     other: Map<String, Value>,
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping { props: Props::new(), dynamic: "true".into(), other: Map::new() }
+    }
 }
 
 const ROOT_KEYS: &[&str] = &[
@@ -626,7 +632,7 @@ impl Mapping {
             mapper_err(reason).caused_by(inner)
         };
         let obj = v.as_object().ok_or_else(|| wrap(mapper_err("Expected map for property [mappings]".into())))?;
-        let mut m = Mapping { dynamic: "true".into(), ..Default::default() };
+        let mut m = Mapping::default();
         let unknown: Vec<String> = obj
             .iter()
             .filter(|(k, _)| !ROOT_KEYS.contains(&k.as_str()))
