@@ -94,6 +94,11 @@ fn an_unusable_storage_root_is_a_fatal_runtime_error_exit_1() {
     )
     .unwrap();
     let out = bin().arg("-c").arg(&conf).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot prepare /proc/ubackup-test-root"));
 }

@@ -744,3 +744,76 @@ fn results_reach_a_separate_message_redis_through_the_outbox() {
     );
     assert_eq!(c.dead(&c.lo).len(), 1);
 }
+
+#[test]
+fn a_stopped_daemon_that_still_accepts_connections_times_out_and_is_retried() {
+    let c = Cluster::start();
+    c.source_file("s.xb", 5000, 17);
+    c.rsyncd.pause(); // SIGSTOP: the kernel accepts TCP, nothing answers
+    let node = c.spawn(
+        "n1",
+        &[
+            ("rsync_timeout", "2"),
+            ("rsync_contimeout", "2"),
+            ("retry", "5"),
+        ],
+    );
+    c.push(&c.lo, &c.message("s.xb"));
+    node.wait_log("pull attempt failed", Duration::from_secs(30));
+    let log = node.log_text();
+    assert!(
+        log.contains("exit code 30") || log.contains("exit code 35") || log.contains("watchdog"),
+        "{log}"
+    );
+    c.rsyncd.resume();
+    let r = c.wait_results(1, Duration::from_secs(40)).remove(0);
+    assert_eq!(r["succeed"], 1, "{r}");
+    assert!(r["attempts"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn daemon_auth_with_user_and_password_file_and_auth_failure_is_not_retried() {
+    let etc = tempfile::tempdir().unwrap();
+    let secrets = etc.path().join("rsyncd.secrets");
+    std::fs::write(&secrets, "ub:right-pw\n").unwrap();
+    let c = Cluster::start_with_rsyncd_global(&format!(
+        "auth users = ub\nsecrets file = {}\nstrict modes = no\n",
+        secrets.display()
+    ));
+    c.source_file("auth.xb", 3000, 18);
+    let pw = etc.path().join("pw");
+    std::fs::write(&pw, "right-pw\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pw_s = pw.display().to_string();
+    let mut node = c.spawn(
+        "n1",
+        &[
+            ("rsync_user", "ub"),
+            ("rsync_password_file", &pw_s),
+            ("retry", "3"),
+        ],
+    );
+    c.push(&c.lo, &c.message("auth.xb"));
+    let r = c.wait_results(1, Duration::from_secs(20));
+    assert_eq!(r[0]["succeed"], 1, "{}", r[0]);
+
+    // a wrong password (reloaded with SIGHUP): exit 5, reported, not retried
+    std::fs::write(&pw, "wrong\n").unwrap();
+    node.proc.signal(libc::SIGHUP);
+    node.wait_log("SIGHUP: config reloaded", Duration::from_secs(5));
+    c.push(&c.lo, &c.message("auth.xb"));
+    let r = c.wait_results(2, Duration::from_secs(20));
+    assert_eq!(r[1]["succeed"], 0, "{}", r[1]);
+    assert_eq!(
+        r[1]["attempts"], 1,
+        "auth failures are not retried: {}",
+        r[1]
+    );
+    assert!(
+        r[1]["log"].as_str().unwrap().contains("exit code 5"),
+        "{}",
+        r[1]
+    );
+    node.proc.signal(libc::SIGTERM);
+    assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
+}

@@ -63,14 +63,19 @@ impl Node {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Self::start_with_rsyncd_global("")
+    }
+
+    /// `extra_global` goes into the daemon's global section (module defaults).
+    pub fn start_with_rsyncd_global(extra_global: &str) -> Cluster {
         let redis = RedisServer::start().expect("redis-server");
         let src = tempfile::tempdir().unwrap();
-        let rsyncd = RsyncDaemon::start(&[RsyncModule {
+        let module = RsyncModule {
             name: "backup".into(),
             path: src.path().into(),
             chroot: false,
-        }])
-        .expect("rsync daemon");
+        };
+        let rsyncd = RsyncDaemon::start_with(&[module], extra_global).expect("rsync daemon");
         let prefix = unique("t:");
         Cluster {
             redis,
