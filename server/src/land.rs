@@ -79,8 +79,35 @@ pub fn rename_into_place(job: &PullJob, attempt_dir: &Path) -> Result<(), Attemp
     let to = job.final_path();
     std::fs::create_dir_all(&job.dest_dir)
         .map_err(|e| AttemptError::Local(format!("create {}: {e}", job.dest_dir.display())))?;
-    std::fs::rename(&from, &to)
-        .map_err(|e| AttemptError::Local(format!("rename into {}: {e}", to.display())))?;
+    match std::fs::rename(&from, &to) {
+        Ok(()) => {}
+        // DEST is another filesystem (e.g. a disk mounted per type below
+        // server_root_path): copy next to the final name under a hidden
+        // name, flush, then rename there, so the final name still only
+        // appears complete
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let landing = job
+                .dest_dir
+                .join(format!(".{}.ubackup-landing", job.file_name));
+            let copied = std::fs::copy(&from, &landing)
+                .and_then(|_| std::fs::File::open(&landing)?.sync_all())
+                .and_then(|()| std::fs::rename(&landing, &to));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&landing);
+                return Err(AttemptError::Local(format!(
+                    "copy into {} (another filesystem): {e}",
+                    to.display()
+                )));
+            }
+            let _ = std::fs::remove_file(&from);
+        }
+        Err(e) => {
+            return Err(AttemptError::Local(format!(
+                "rename into {}: {e}",
+                to.display()
+            )))
+        }
+    }
     if let Ok(d) = std::fs::File::open(&job.dest_dir) {
         let _ = d.sync_all();
     }
