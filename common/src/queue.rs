@@ -182,13 +182,49 @@ impl WorkQueue {
         let mut it = flat.into_iter();
         while let (Some(idx), Some(item)) = (it.next(), it.next()) {
             let idx: usize = redis::from_redis_value(idx)?;
-            let payload = match item {
-                redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-                other => redis::from_redis_value(other)?,
+            let bytes = match item {
+                redis::Value::BulkString(b) => b,
+                other => redis::from_redis_value::<String>(other)?.into_bytes(),
             };
-            out.push(Taken { queue: self.queues[idx - 1].clone(), payload });
+            if let Some(t) = self.accept(&self.queues[idx - 1], bytes).await? {
+                out.push(t);
+            }
         }
         Ok(out)
+    }
+
+    /// A moved element as a `Taken`. An element that is not UTF-8 could
+    /// never be acknowledged (the fenced scripts match the exact bytes, and
+    /// `Taken` holds text), so it is dead-lettered here with the reason and
+    /// not returned; the dead letter holds a lossy copy of it.
+    async fn accept(&self, queue: &str, bytes: Vec<u8>) -> redis::RedisResult<Option<Taken>> {
+        let err = match String::from_utf8(bytes) {
+            Ok(payload) => return Ok(Some(Taken { queue: queue.to_string(), payload })),
+            Err(e) => e,
+        };
+        let entry = DeadLetter {
+            payload: String::from_utf8_lossy(err.as_bytes()).into_owned(),
+            reason: format!(
+                "not UTF-8 text (invalid byte at offset {}); payload shown with replacement characters",
+                err.utf8_error().valid_up_to()
+            ),
+            time: now_ms(),
+            node: self.worker.clone(),
+            queue: queue.to_string(),
+        };
+        let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
+        let _: i64 = self
+            .dead_letter
+            .key(self.inflight(queue))
+            .key(self.keys.dead(queue))
+            .key(self.keys.dead(queue)) // no result: nothing in it is readable
+            .key(self.keys.attempts())
+            .arg(err.as_bytes())
+            .arg(entry)
+            .arg("")
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(None)
     }
 
     /// Takes up to `max` items, waiting up to `block` for one to arrive.
@@ -219,9 +255,9 @@ impl WorkQueue {
             .await;
         match moved {
             Ok(Some(item)) => {
-                let mut got = vec![Taken { queue: top.clone(), payload: String::from_utf8_lossy(&item).into_owned() }];
-                if max > 1 {
-                    got.extend(self.try_take(max - 1).await?);
+                let mut got: Vec<Taken> = self.accept(top, item).await?.into_iter().collect();
+                if max > got.len() {
+                    got.extend(self.try_take(max - got.len()).await?);
                 }
                 Ok(got)
             }

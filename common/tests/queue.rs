@@ -147,3 +147,26 @@ async fn release_gives_back_to_the_pop_end_without_counting_and_is_fenced() {
     let counts: std::collections::HashMap<String, String> = c.hgetall(keys.attempts()).unwrap();
     assert!(counts.is_empty(), "a release is not an interruption: {counts:?}");
 }
+
+#[tokio::test]
+async fn a_non_utf8_item_is_dead_lettered_not_stuck_in_flight() {
+    let (redis, wq, keys) = setup("n1", &["q"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("q", b"ok1".as_slice()).unwrap();
+    let _: () = c.lpush("q", b"bad\xff\xfe".as_slice()).unwrap();
+    let _: () = c.lpush("q", b"ok2".as_slice()).unwrap();
+    let got = wq.try_take(3).await.unwrap();
+    let p: Vec<_> = got.iter().map(|t| t.payload.as_str()).collect();
+    assert_eq!(p, ["ok1", "ok2"]);
+    assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(), 2, "only the readable items are in flight");
+    let dead: Vec<String> = c.lrange(keys.dead("q"), 0, -1).unwrap();
+    let d: DeadLetter = serde_json::from_str(&dead[0]).unwrap();
+    assert!(d.reason.contains("not UTF-8"), "{}", d.reason);
+    assert!(d.payload.starts_with("bad"));
+    // and through the blocking path
+    let _: () = c.lpush("q", b"\xc3(".as_slice()).unwrap();
+    let mut w = Waiter::default();
+    assert!(wq.take(&mut w, 1, Duration::from_millis(50)).await.unwrap().is_empty());
+    assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 2);
+    assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(), 2);
+}
