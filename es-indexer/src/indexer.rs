@@ -1,0 +1,379 @@
+//! The indexer's loop: take results → store them everywhere → refresh the
+//! expiring keys → acknowledge.
+//!
+//! Results are taken with the same crash-safe pattern as the nodes use for
+//! backup messages: they move into `<prefix>inflight:<indexer_id>:<queue>`
+//! and leave it only through a fenced ack (after every store has them) or a
+//! dead-letter. A kill -9 anywhere leaves them in flight; the next start
+//! (or another indexer, once this one's heartbeat expires) puts them back,
+//! and the replay overwrites the same rows/documents (deterministic ids).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::RedisResult;
+use ubackup_catalog::{Catalog, CatalogRecord, EsCatalog, SqliteCatalog};
+use ubackup_common::keys::state;
+use ubackup_common::message::now_ms;
+use ubackup_common::queue::{Requeue, Taken, Waiter, WorkQueue};
+use ubackup_common::shutdown::Shutdown;
+use ubackup_common::{Keys, ResultRecord};
+
+use crate::config::IndexerConfig;
+use crate::overdue::OverdueKeys;
+use crate::retry::{Backoff, Outage};
+use crate::sinks::{Sinks, Verdict, WriteError};
+
+/// How long one blocking wait for the first result of a batch lasts
+/// before the loop looks at shutdown again (it is raced anyway).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// Heartbeat period and TTL: another worker re-queues our in-flight
+/// results only after the TTL passes without a beat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(30);
+
+/// A failure the indexer cannot ride out (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("cannot open the catalog: {0}")]
+    Catalog(String),
+    #[error("a store failed permanently: {0}")]
+    Store(String),
+}
+
+/// Counters published in the state hash.
+#[derive(Default)]
+pub struct Stats {
+    pub indexed: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub batches: AtomicU64,
+    pub health: Mutex<String>,
+}
+
+/// Why a step stopped early.
+enum Stop {
+    Shutdown,
+    Fatal(IndexerError),
+}
+
+/// Runs until `shutdown`; returns `Ok` on a clean stop.
+pub async fn run(cfg: IndexerConfig, shutdown: Shutdown) -> Result<(), IndexerError> {
+    for k in &cfg.unknown_keys {
+        tracing::warn!(file = %cfg.file.display(), "[global] {k}: unknown key, ignored (typo?)");
+    }
+    let catalogs = open_catalogs(&cfg).await?;
+    let mut sinks = Sinks::new(catalogs);
+    tracing::info!(
+        indexer = %cfg.indexer_id,
+        redis = %cfg.redis,
+        queue = %cfg.message_queue,
+        stores = ?sinks.describe(),
+        batch_size = cfg.batch_size,
+        "indexer starting"
+    );
+    let keys = Keys::new(&cfg.key_prefix);
+    let mut redis_outage = Outage::new(format!("redis {}", cfg.redis));
+    let Some(wq) = connect_retrying(&mut redis_outage, &shutdown, || {
+        WorkQueue::connect(&cfg.redis, keys.clone(), &cfg.indexer_id, vec![cfg.message_queue.clone()])
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let Some(overdue) = connect_retrying(&mut redis_outage, &shutdown, || {
+        OverdueKeys::connect(&cfg.redis, cfg.overdue_db, keys.clone(), cfg.overdue_grace)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    redis_outage.recovered();
+
+    let stats = Arc::new(Stats::default());
+    let started = now_ms();
+    // beat once before taking anything, so no other worker reaps us
+    if let Err(e) = beat(&wq, &stats, started, &cfg).await {
+        tracing::warn!("first heartbeat failed: {e}");
+    }
+    match with_redis(&mut redis_outage, &shutdown, || wq.requeue_own(Requeue::Restart)).await {
+        Ok(o) if o.requeued + o.dead_lettered > 0 => tracing::warn!(
+            requeued = o.requeued,
+            dead_lettered = o.dead_lettered,
+            "results left in flight by the previous run were put back"
+        ),
+        Ok(_) => {}
+        Err(_) => return Ok(()),
+    }
+    let heart = tokio::spawn(heartbeat_loop(wq.clone(), stats.clone(), started, cfg.clone(), shutdown.clone()));
+
+    let mut ix = Indexer { cfg: &cfg, wq: &wq, overdue: &overdue, stats: &stats, redis_outage };
+    let result = ix.main_loop(&mut sinks, &shutdown).await;
+
+    // Whatever is still in flight (a batch cut short, an item a cancelled
+    // wait moved) goes back for the next indexer; a drain is not counted
+    // as an interruption.
+    match wq.requeue_own(Requeue::Drain).await {
+        Ok(o) if o.requeued > 0 => tracing::info!(requeued = o.requeued, "unfinished results put back on {}", cfg.message_queue),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not put unfinished results back ({e}); the next start will"),
+    }
+    heart.abort();
+    if let Err(e) = wq.retire().await {
+        tracing::debug!("retire: {e}");
+    }
+    tracing::info!(
+        indexed = stats.indexed.load(Ordering::Relaxed),
+        dead_lettered = stats.dead_lettered.load(Ordering::Relaxed),
+        "indexer stopped"
+    );
+    result
+}
+
+async fn open_catalogs(cfg: &IndexerConfig) -> Result<Vec<Arc<dyn Catalog>>, IndexerError> {
+    let mut out: Vec<Arc<dyn Catalog>> = Vec::new();
+    if let Some(path) = cfg.catalog.clone() {
+        let cat = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path))
+            .await
+            .map_err(|e| IndexerError::Catalog(e.to_string()))?
+            .map_err(|e| IndexerError::Catalog(e.to_string()))?;
+        out.push(Arc::new(cat));
+    }
+    if let Some(es) = &cfg.es {
+        out.push(Arc::new(EsCatalog::new(es).map_err(|e| IndexerError::Catalog(e.to_string()))?));
+    }
+    Ok(out)
+}
+
+/// Retries a Redis call with backoff until it works or shutdown starts.
+async fn with_redis<T, F, Fut>(outage: &mut Outage, shutdown: &Shutdown, mut f: F) -> Result<T, ()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    let mut backoff = Backoff::default();
+    let mut sd = shutdown.clone();
+    loop {
+        let r = tokio::select! {
+            r = f() => r,
+            _ = sd.wait() => return Err(()),
+        };
+        match r {
+            Ok(v) => {
+                outage.recovered();
+                return Ok(v);
+            }
+            Err(e) => {
+                outage.failed(&e, "results stay where they are until it is back");
+                if sd.sleep(backoff.next_delay()).await {
+                    return Err(());
+                }
+            }
+        }
+    }
+}
+
+async fn connect_retrying<T, F, Fut>(outage: &mut Outage, shutdown: &Shutdown, f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    with_redis(outage, shutdown, f).await.ok()
+}
+
+async fn beat(wq: &WorkQueue, stats: &Stats, started: i64, cfg: &IndexerConfig) -> RedisResult<()> {
+    let health = stats.health.lock().map(|h| h.clone()).unwrap_or_default();
+    wq.heartbeat(
+        HEARTBEAT_TTL,
+        &[
+            (state::KIND, "indexer".to_string()),
+            (state::VERSION, env!("CARGO_PKG_VERSION").to_string()),
+            (state::STARTED_MS, started.to_string()),
+            ("message_queue", cfg.message_queue.clone()),
+            ("indexed", stats.indexed.load(Ordering::Relaxed).to_string()),
+            ("dead_lettered", stats.dead_lettered.load(Ordering::Relaxed).to_string()),
+            ("stores", health),
+        ],
+    )
+    .await
+}
+
+/// Beats, and re-queues the in-flight items of workers (nodes or other
+/// indexers) whose heartbeat expired.
+async fn heartbeat_loop(wq: WorkQueue, stats: Arc<Stats>, started: i64, cfg: IndexerConfig, mut shutdown: Shutdown) {
+    let mut outage = Outage::new(format!("redis {} (heartbeat)", cfg.redis));
+    loop {
+        match beat(&wq, &stats, started, &cfg).await {
+            Ok(()) => {
+                outage.recovered();
+                match wq.reap_expired().await {
+                    Ok(reaped) => {
+                        for (worker, o) in reaped {
+                            tracing::warn!(%worker, requeued = o.requeued, dead_lettered = o.dead_lettered, "worker stopped beating: its in-flight items were put back");
+                        }
+                    }
+                    Err(e) => tracing::debug!("reap: {e}"),
+                }
+            }
+            Err(e) => {
+                outage.failed(&e, "heartbeat missed");
+            }
+        }
+        if shutdown.sleep(HEARTBEAT_EVERY).await {
+            return;
+        }
+    }
+}
+
+/// Reads one result; the reason is what the dead-letter entry will say.
+pub fn parse_result(payload: &str, cfg: &IndexerConfig) -> Result<CatalogRecord, String> {
+    let r: ResultRecord = serde_json::from_str(payload).map_err(|e| format!("not a valid result: {e}"))?;
+    if r.succeed > 1 {
+        return Err(format!("not a valid result: succeed is {}, expected 0 or 1", r.succeed));
+    }
+    if r.back_type.is_empty() {
+        return Err("not a valid result: type is empty".into());
+    }
+    let name = cfg.game_name(r.game_id).to_string();
+    Ok(CatalogRecord::new(r, name))
+}
+
+struct Indexer<'a> {
+    cfg: &'a IndexerConfig,
+    wq: &'a WorkQueue,
+    overdue: &'a OverdueKeys,
+    stats: &'a Stats,
+    redis_outage: Outage,
+}
+
+impl Indexer<'_> {
+    async fn main_loop(&mut self, sinks: &mut Sinks, shutdown: &Shutdown) -> Result<(), IndexerError> {
+        let mut waiter = Waiter::default();
+        let mut backoff = Backoff::default();
+        while !shutdown.is_triggered() {
+            let batch = match self.collect(&mut waiter, shutdown).await {
+                Ok(b) => {
+                    self.redis_outage.recovered();
+                    backoff.reset();
+                    b
+                }
+                Err(e) => {
+                    self.redis_outage.failed(&e, "no results are taken until it is back");
+                    let mut sd = shutdown.clone();
+                    if sd.sleep(backoff.next_delay()).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            match self.process(batch, sinks, shutdown).await {
+                Ok(()) => {}
+                Err(Stop::Shutdown) => break,
+                Err(Stop::Fatal(e)) => return Err(e),
+            }
+            if let Ok(mut h) = self.stats.health.lock() {
+                *h = sinks.health();
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `batch_size` results: waits for the first, then up to
+    /// `batch_ms` for the batch to fill. Results taken before an error are
+    /// kept (they are in flight and must be processed).
+    async fn collect(&self, waiter: &mut Waiter, shutdown: &Shutdown) -> RedisResult<Vec<Taken>> {
+        let max = self.cfg.batch_size;
+        let mut sd = shutdown.clone();
+        let mut batch = tokio::select! {
+            r = self.wq.take(waiter, max, IDLE_WAIT) => r?,
+            _ = sd.wait() => return Ok(Vec::new()),
+        };
+        if batch.is_empty() {
+            return Ok(batch);
+        }
+        let deadline = Instant::now() + self.cfg.batch_wait;
+        while batch.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let more = tokio::select! {
+                r = self.wq.take(waiter, max - batch.len(), left) => r,
+                _ = sd.wait() => break,
+            };
+            match more {
+                Ok(m) => batch.extend(m),
+                Err(e) => {
+                    tracing::debug!("filling the batch stopped: {e}");
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn process(&mut self, batch: Vec<Taken>, sinks: &mut Sinks, shutdown: &Shutdown) -> Result<(), Stop> {
+        let mq = self.cfg.message_queue.clone();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut held = Vec::with_capacity(batch.len());
+        for t in batch {
+            match parse_result(&t.payload, self.cfg) {
+                Ok(r) => {
+                    records.push(r);
+                    held.push(t);
+                }
+                Err(reason) => {
+                    let preview: String = t.payload.chars().take(120).collect();
+                    tracing::warn!(queue = %t.queue, payload = %preview, "dead-lettering: {reason}");
+                    let wq = self.wq;
+                    let (t, reason, mq) = (&t, &reason, &mq);
+                    with_redis(&mut self.redis_outage, shutdown, || wq.dead_letter(t, reason, None, mq))
+                        .await
+                        .map_err(|_| Stop::Shutdown)?;
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let verdicts = match sinks.write(&records, shutdown).await {
+            Ok(v) => v,
+            Err(WriteError::Shutdown) => return Err(Stop::Shutdown),
+            Err(WriteError::Fatal(e)) => return Err(Stop::Fatal(IndexerError::Store(e))),
+        };
+        // every result says the instance was seen, even one a store refused
+        let refs: Vec<&CatalogRecord> = records.iter().collect();
+        let overdue = self.overdue;
+        with_redis(&mut self.redis_outage, shutdown, || overdue.mark(&refs)).await.map_err(|_| Stop::Shutdown)?;
+
+        let acks: Vec<(&Taken, Option<&str>)> =
+            held.iter().zip(&verdicts).filter(|(_, v)| **v == Verdict::Stored).map(|(t, _)| (t, None)).collect();
+        let wq = self.wq;
+        if !acks.is_empty() {
+            let flags = with_redis(&mut self.redis_outage, shutdown, || wq.ack(&acks, &mq)).await.map_err(|_| Stop::Shutdown)?;
+            let fenced = flags.iter().filter(|f| !**f).count();
+            if fenced > 0 {
+                // we were presumed dead and our results re-queued; another
+                // indexer will store them again (same ids: no duplicates)
+                tracing::warn!(fenced, "results were taken back from this indexer meanwhile (missed heartbeats?)");
+            }
+            self.stats.indexed.fetch_add((flags.len() - fenced) as u64, Ordering::Relaxed);
+        }
+        for ((t, v), r) in held.iter().zip(&verdicts).zip(&records) {
+            if let Verdict::Rejected(reason) = v {
+                with_redis(&mut self.redis_outage, shutdown, || wq.dead_letter(t, reason, None, &mq))
+                    .await
+                    .map_err(|_| Stop::Shutdown)?;
+                tracing::warn!(result = %r.result.label(), id = %r.id, "dead-lettered to {}: {reason}", self.wq.keys().dead(&mq));
+                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(results = records.len(), "batch done");
+        Ok(())
+    }
+}
