@@ -9,13 +9,17 @@
 //!   async runtime; [`schema`] holds its numbered migrations;
 //! * [`es`]: Elasticsearch (the official crate): [`es::mapping`] is the index
 //!   mapping/template, [`es::bulk`] builds `_bulk` bodies and sorts the
-//!   per-item answers into stored / retry / rejected.
+//!   per-item answers into stored / retry / rejected;
+//! * [`reports`], [`samples`]: the reporter's queries (window stats, slowest
+//!   pulls, newest result per instance) and its disk/queue time series.
 //!
 //! The indexer writes through [`Catalog::store`]; restore, list, status and
 //! alerts read through the other methods, whichever store is configured.
 
 pub mod es;
 pub mod record;
+pub mod reports;
+pub mod samples;
 pub mod schema;
 pub mod sqlite;
 
@@ -23,6 +27,8 @@ use async_trait::async_trait;
 
 pub use es::{EsCatalog, EsSettings};
 pub use record::{BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome};
+pub use reports::{NodeWindow, Reports, WindowStats};
+pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};
 pub use sqlite::SqliteCatalog;
 
 /// Why a catalog call failed, sorted by what the caller can do about it.

@@ -11,7 +11,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// (version, SQL). Versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, crate::samples::MIGRATION_V2)];
 
 /// The current schema version of this build.
 pub fn latest() -> u32 {

@@ -60,7 +60,7 @@ const RECORD_COLUMNS: &[&str] = &[
 ];
 
 /// Columns read back into a [`CatalogRecord`], in `row_to_record` order.
-const SELECT_COLUMNS: &str = "id, server_id, type, instance, game_id, game_name, op_id, interval, \
+pub(crate) const SELECT_COLUMNS: &str = "id, server_id, type, instance, game_id, game_name, op_id, interval, \
      game_server_ip, back_server_ip, node_id, file_path, filename, create_time, rsync_time, size, \
      last_all_filename, last_all_time, succeed, log, duration_ms, attempts, bytes_per_sec, verify, \
      checksum, illegal, indexed_at, deleted_at, pinned, verified_at, verify_state";
@@ -317,7 +317,7 @@ fn row_to_instance(r: &Row) -> rusqlite::Result<InstanceEntry> {
     })
 }
 
-fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
+pub(crate) fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
     let result = ResultRecord {
         server_id: r.get(1)?,
         back_type: r.get(2)?,
