@@ -47,7 +47,7 @@ pub async fn process(ctx: Arc<Ctx>, taken: Taken) {
         let cfg = ctx.cfg();
         match intake(&taken, &cfg) {
             Intake::Illegal { reason, result } => {
-                let excerpt: String = taken.payload.chars().take(200).collect();
+                let excerpt = ubackup_common::validate::printable(&taken.payload.chars().take(200).collect::<String>());
                 tracing::warn!(%reason, payload = %excerpt, "illegal message: moved to the dead-letter list {}", ctx.wq.keys().dead(&taken.queue));
                 let result = serde_json::to_string(&result).expect("result serializes");
                 retry_redis(&ctx, "dead-letter", || ctx.wq.dead_letter(&taken, &reason, Some(&result), &ctx.sink.ack_list)).await;

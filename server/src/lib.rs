@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use ubackup_common::keys::state;
 use ubackup_common::message::now_ms;
 use ubackup_common::queue::Requeue;
 use ubackup_common::shutdown::{self, Shutdown};
@@ -191,8 +192,14 @@ pub async fn run(
     let _ = reaper.await;
     hb_trigger.trigger();
     let _ = heartbeat.await;
-    *ctx.status.pause_reason.lock().expect("status lock") = Some("stopped".into());
-    if let Err(e) = wq.retire().await {
+    // the last word for the reporter: not taking work, nothing running
+    let final_state = redis::pipe()
+        .hset(keys.state(&cfg.node_id), state::PAUSED, "1")
+        .hset(keys.state(&cfg.node_id), state::PAUSE_REASON, "stopped")
+        .hset(keys.state(&cfg.node_id), state::ACTIVE, "0")
+        .query_async::<()>(&mut wq.conn())
+        .await;
+    if let Err(e) = final_state.and(wq.retire().await) {
         tracing::warn!("cannot remove the heartbeat: {e}");
     }
     let leftovers = ctx.tmp.leftovers();

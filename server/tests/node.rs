@@ -236,6 +236,13 @@ fn sigterm_lets_short_pulls_finish_and_requeues_long_ones() {
         !c.conn().exists::<_, bool>(c.keys.alive("n1")).unwrap(),
         "heartbeat removed at a clean stop"
     );
+    let st = c.state("n1");
+    let last = (
+        st["paused"].as_str(),
+        st["pause_reason"].as_str(),
+        st["active"].as_str(),
+    );
+    assert_eq!(last, ("1", "stopped", "0"), "final state for the reporter");
     // a drain is not an interruption of the message's fault
     let counts: std::collections::HashMap<String, String> =
         c.conn().hgetall(c.keys.attempts()).unwrap();
