@@ -824,3 +824,55 @@ fn daemon_auth_with_user_and_password_file_and_auth_failure_is_not_retried() {
     node.proc.signal(libc::SIGTERM);
     assert_eq!(node.proc.wait_exit(Duration::from_secs(15)), Some(Some(0)));
 }
+
+#[test]
+fn rsync_exit_0_is_not_proof_symlinks_directories_and_mismatches_fail() {
+    let c = Cluster::start();
+    c.source_file("real.xb", 4000, 19);
+    let module_dir = c.src.path().join("database_3306");
+    std::os::unix::fs::symlink("/etc/passwd", module_dir.join("link.xb")).unwrap();
+    std::fs::create_dir_all(module_dir.join("adir.xb")).unwrap();
+    let _node = c.spawn("n1", &[("retry", "4")]);
+    let mut link = c.message("real.xb");
+    link["filename"] = "link.xb".into();
+    let mut dir = c.message("real.xb");
+    dir["filename"] = "adir.xb".into();
+    let mut size = c.message("real.xb");
+    size["size"] = 3999.into();
+    let mut sum = c.message("real.xb");
+    sum["create_time"] = 1763800001.into();
+    sum["checksum"] = format!("blake3:{}", "0".repeat(64)).into();
+    for m in [&link, &dir, &size, &sum] {
+        c.push(&c.lo, m);
+    }
+    let results = c.wait_results(4, Duration::from_secs(30));
+    assert!(results.iter().all(|r| r["succeed"] == 0), "{results:#?}");
+    for name in ["link.xb", "adir.xb"] {
+        let r = by_filename(&results, name);
+        assert!(
+            r["illegal"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file"),
+            "{r}"
+        );
+        assert_eq!(r["attempts"], 1, "not retried: {r}");
+    }
+    let r = results.iter().find(|r| r["size"] == 3999).unwrap();
+    assert!(
+        r["verify"].as_str().unwrap().contains("size 4000 differs"),
+        "{r}"
+    );
+    assert_eq!(r["attempts"], 2, "bounded retry: {r}");
+    let r = results
+        .iter()
+        .find(|r| r["create_time"] == 1763800001000i64)
+        .unwrap();
+    assert!(r["verify"].as_str().unwrap().contains("checksum"), "{r}");
+    assert!(
+        files_in(&c.dest()).is_empty(),
+        "nothing unverified lands: {:?}",
+        files_in(&c.dest())
+    );
+    assert!(c.tmp_leftovers("n1").is_empty());
+}
