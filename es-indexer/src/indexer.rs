@@ -105,6 +105,11 @@ pub async fn run(cfg: IndexerConfig, shutdown: Shutdown) -> Result<(), IndexerEr
         Ok(_) => {}
         Err(_) => return Ok(()),
     }
+    match sinks.prepare_once(&shutdown).await {
+        Ok(()) => {}
+        Err(WriteError::Shutdown) => return Ok(()),
+        Err(WriteError::Fatal(e)) => return Err(IndexerError::Store(e)),
+    }
     let heart = tokio::spawn(heartbeat_loop(wq.clone(), stats.clone(), started, cfg.clone(), shutdown.clone()));
 
     let mut ix = Indexer { cfg: &cfg, wq: &wq, overdue: &overdue, stats: &stats, redis_outage };
@@ -145,7 +150,8 @@ async fn open_catalogs(cfg: &IndexerConfig) -> Result<Vec<Arc<dyn Catalog>>, Ind
     Ok(out)
 }
 
-/// Retries a Redis call with backoff until it works or shutdown starts.
+/// Retries a Redis call with backoff until it works or shutdown starts
+/// while waiting to retry.
 async fn with_redis<T, F, Fut>(outage: &mut Outage, shutdown: &Shutdown, mut f: F) -> Result<T, ()>
 where
     F: FnMut() -> Fut,
@@ -154,11 +160,11 @@ where
     let mut backoff = Backoff::default();
     let mut sd = shutdown.clone();
     loop {
-        let r = tokio::select! {
-            r = f() => r,
-            _ = sd.wait() => return Err(()),
-        };
-        match r {
+        // Not raced against shutdown: the call itself is bounded by the
+        // connection's timeouts, and an ack must not be dropped just
+        // because SIGTERM arrived while it was on the wire. Only the wait
+        // between attempts gives way to shutdown.
+        match f().await {
             Ok(v) => {
                 outage.recovered();
                 return Ok(v);

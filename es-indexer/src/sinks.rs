@@ -81,6 +81,22 @@ impl Sinks {
             .join(", ")
     }
 
+    /// Tries once to prepare every store (tables, index template, indices),
+    /// so that a fresh cluster gets its mapping at start rather than at
+    /// the first result. A store that is down is retried at the first write.
+    pub async fn prepare_once(&mut self, shutdown: &Shutdown) -> Result<(), WriteError> {
+        for sink in &mut self.sinks {
+            match prepared(sink, shutdown).await? {
+                Ok(()) => {}
+                Err(CatalogError::Unavailable { reason, .. }) => {
+                    sink.outage.failed(&reason, "results wait in Redis until it is back");
+                }
+                Err(e) => return Err(WriteError::Fatal(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `records` to every store. Returns one verdict per record.
     pub async fn write(&mut self, records: &[CatalogRecord], shutdown: &Shutdown) -> Result<Vec<Verdict>, WriteError> {
         let mut verdicts = vec![Verdict::Stored; records.len()];
