@@ -26,7 +26,9 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 pub use es::{EsCatalog, EsSettings};
-pub use record::{BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome};
+pub use record::{
+    BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,
+};
 pub use reports::{NodeWindow, Reports, WindowStats};
 pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};
 pub use sqlite::SqliteCatalog;
@@ -91,7 +93,16 @@ pub trait Catalog: Send + Sync {
 
     /// Instances whose last success (or, if none yet, first sighting) is
     /// older than `interval + grace_ms` at `now_ms`: the overdue candidates.
-    async fn overdue(&self, now_ms: i64, grace_ms: i64) -> Result<Vec<InstanceEntry>, CatalogError> {
-        Ok(self.instances().await?.into_iter().filter(|e| e.is_overdue(now_ms, grace_ms)).collect())
+    async fn overdue(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Vec<InstanceEntry>, CatalogError> {
+        Ok(self
+            .instances()
+            .await?
+            .into_iter()
+            .filter(|e| e.is_overdue(now_ms, grace_ms))
+            .collect())
     }
 }

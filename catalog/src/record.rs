@@ -48,13 +48,21 @@ pub enum StoreOutcome {
 
 impl CatalogRecord {
     pub fn new(result: ResultRecord, game_name: impl Into<String>) -> Self {
-        CatalogRecord { id: result.record_id(), game_name: game_name.into(), result, meta: RecordMeta::default() }
+        CatalogRecord {
+            id: result.record_id(),
+            game_name: game_name.into(),
+            result,
+            meta: RecordMeta::default(),
+        }
     }
 
     /// The node that stored the file: `node_id`, or the node's IP for
     /// results of original (Python) nodes.
     pub fn node(&self) -> &str {
-        self.result.node_id.as_deref().unwrap_or(&self.result.back_server_ip)
+        self.result
+            .node_id
+            .as_deref()
+            .unwrap_or(&self.result.back_server_ip)
     }
 
     pub fn key(&self) -> InstanceKey {
@@ -102,7 +110,10 @@ impl CatalogRecord {
     /// have no `interval` (0 here) and may carry `null` for
     /// `last_all_filename` (read as `None`, the original's text).
     pub fn from_es_document(id: &str, source: &Value) -> Result<Self, String> {
-        let mut src = source.as_object().cloned().ok_or_else(|| format!("document {id} is not an object"))?;
+        let mut src = source
+            .as_object()
+            .cloned()
+            .ok_or_else(|| format!("document {id} is not an object"))?;
         src.entry("interval").or_insert(Value::from(0));
         if matches!(src.get("last_all_filename"), None | Some(Value::Null)) {
             src.insert("last_all_filename".into(), NO_FULL.into());
@@ -112,18 +123,30 @@ impl CatalogRecord {
                 src.insert(k.into(), "".into());
             }
         }
-        let game_name = src.get("game_name").and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let game_name = src
+            .get("game_name")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
         let int = |k: &str| src.get(k).and_then(Value::as_i64);
         let meta = RecordMeta {
             indexed_at: int("indexed_at"),
             deleted_at: int("deleted_at"),
             pinned: src.get("pinned").and_then(Value::as_bool).unwrap_or(false),
             verified_at: int("verified_at"),
-            verify_state: src.get("verify_state").and_then(Value::as_str).map(str::to_string),
+            verify_state: src
+                .get("verify_state")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         };
         let result: ResultRecord = serde_json::from_value(Value::Object(src))
             .map_err(|e| format!("document {id} is not a backup result: {e}"))?;
-        Ok(CatalogRecord { id: id.to_string(), game_name, result, meta })
+        Ok(CatalogRecord {
+            id: id.to_string(),
+            game_name,
+            result,
+            meta,
+        })
     }
 }
 
@@ -170,7 +193,16 @@ impl InstanceEntry {
     pub fn from_record(r: &CatalogRecord) -> Self {
         let t = r.result.create_time;
         let ok = r.is_success();
-        let error = if ok { None } else { Some(r.result.illegal.clone().unwrap_or_else(|| r.result.log.clone())) };
+        let error = if ok {
+            None
+        } else {
+            Some(
+                r.result
+                    .illegal
+                    .clone()
+                    .unwrap_or_else(|| r.result.log.clone()),
+            )
+        };
         InstanceEntry {
             key: r.key(),
             game_id: r.result.game_id,
@@ -292,7 +324,11 @@ mod tests {
             last_all_filename: "None".into(),
             last_all_time: 0,
             succeed,
-            log: if succeed == 1 { "ok".into() } else { "rsync failed: code 10".into() },
+            log: if succeed == 1 {
+                "ok".into()
+            } else {
+                "rsync failed: code 10".into()
+            },
             back_type: "mysql".into(),
             node_id: Some("n1".into()),
             duration_ms: None,
@@ -317,7 +353,10 @@ mod tests {
         let b = InstanceEntry::fold(&rev);
         assert_eq!(a, b);
         let e = &a[0];
-        assert_eq!((e.first_seen_ms, e.last_attempt_ms, e.last_success_ms), (1_000, 3_000, Some(2_000)));
+        assert_eq!(
+            (e.first_seen_ms, e.last_attempt_ms, e.last_success_ms),
+            (1_000, 3_000, Some(2_000))
+        );
         assert_eq!(e.last_error.as_deref(), Some("rsync failed: code 10"));
         let mut twice = e.clone();
         twice.merge(e);

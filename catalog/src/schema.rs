@@ -91,8 +91,13 @@ CREATE TABLE IF NOT EXISTS nodes (
 /// Brings `conn` up to [`latest`]. Returns the version it found.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
-    let found: u32 =
-        conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get::<_, Option<u32>>(0)).optional()?.flatten().unwrap_or(0);
+    let found: u32 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| {
+            r.get::<_, Option<u32>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
     for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -17,7 +17,9 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use ubackup_common::message::now_ms;
 use ubackup_common::ResultRecord;
 
-use crate::record::{BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome};
+use crate::record::{
+    BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,
+};
 use crate::{schema, Catalog, CatalogError};
 
 /// The SQLite store. Cheap to clone.
@@ -60,21 +62,28 @@ const RECORD_COLUMNS: &[&str] = &[
 ];
 
 /// Columns read back into a [`CatalogRecord`], in `row_to_record` order.
-pub(crate) const SELECT_COLUMNS: &str = "id, server_id, type, instance, game_id, game_name, op_id, interval, \
+pub(crate) const SELECT_COLUMNS: &str =
+    "id, server_id, type, instance, game_id, game_name, op_id, interval, \
      game_server_ip, back_server_ip, node_id, file_path, filename, create_time, rsync_time, size, \
      last_all_filename, last_all_time, succeed, log, duration_ms, attempts, bytes_per_sec, verify, \
      checksum, illegal, indexed_at, deleted_at, pinned, verified_at, verify_state";
 
-const INSTANCE_COLUMNS: &str = "server_id, type, instance, game_id, game_name, interval, first_seen_ms, \
+const INSTANCE_COLUMNS: &str =
+    "server_id, type, instance, game_id, game_name, interval, first_seen_ms, \
      last_attempt_ms, last_success_ms, last_error, last_error_ms, last_node";
 
 fn upsert_backup_sql() -> String {
     let cols = RECORD_COLUMNS.join(", ");
-    let marks: Vec<String> = (1..=RECORD_COLUMNS.len() + 1).map(|i| format!("?{i}")).collect();
+    let marks: Vec<String> = (1..=RECORD_COLUMNS.len() + 1)
+        .map(|i| format!("?{i}"))
+        .collect();
     // indexed_at is the last bind; on conflict only result columns change,
     // never the catalog-owned ones (deleted_at, pinned, verified_at, …).
-    let updates: Vec<String> =
-        RECORD_COLUMNS.iter().skip(1).map(|c| format!("{c} = excluded.{c}")).collect();
+    let updates: Vec<String> = RECORD_COLUMNS
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
     format!(
         "INSERT INTO backups ({cols}, indexed_at) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
         marks.join(", "),
@@ -93,11 +102,13 @@ impl SqliteCatalog {
             reason: format!("{what}: {e}"),
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fatal(&format!("cannot create {}", dir.display()), &e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fatal(&format!("cannot create {}", dir.display()), &e))?;
         }
         let mut writer = Connection::open(path).map_err(|e| fatal("cannot open", &e))?;
         configure(&writer).map_err(|e| fatal("cannot configure", &e))?;
-        let found = schema::migrate(&mut writer).map_err(|e| fatal("schema migration failed", &e))?;
+        let found =
+            schema::migrate(&mut writer).map_err(|e| fatal("schema migration failed", &e))?;
         if found > schema::latest() {
             return Err(fatal(
                 "unsupported schema",
@@ -106,11 +117,19 @@ impl SqliteCatalog {
         }
         let reader = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| fatal("cannot open a reader", &e))?;
-        reader.busy_timeout(Duration::from_secs(5)).map_err(|e| fatal("cannot configure", &e))?;
-        Ok(SqliteCatalog { path: path.to_path_buf(), writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)) })
+        reader
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| fatal("cannot configure", &e))?;
+        Ok(SqliteCatalog {
+            path: path.to_path_buf(),
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -120,7 +139,8 @@ impl SqliteCatalog {
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, CatalogError> {
         let conn = self.writer.lock().expect("sqlite writer lock");
-        conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+        conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     /// Runs `f` on the writer connection off the async runtime. Later
@@ -162,27 +182,45 @@ impl SqliteCatalog {
     /// Nodes seen in results: (node, ip, first_seen_ms, last_seen_ms, results).
     pub async fn nodes(&self) -> Result<Vec<(String, String, i64, i64, i64)>, CatalogError> {
         self.with_reader(|c| {
-            let mut st = c.prepare("SELECT node, ip, first_seen_ms, last_seen_ms, results FROM nodes ORDER BY node")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            let mut st = c.prepare(
+                "SELECT node, ip, first_seen_ms, last_seen_ms, results FROM nodes ORDER BY node",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
             rows.collect()
         })
         .await
     }
 
     fn fatal(&self, reason: String) -> CatalogError {
-        CatalogError::Fatal { store: self.describe(), reason }
+        CatalogError::Fatal {
+            store: self.describe(),
+            reason,
+        }
     }
 
     /// Busy/locked/full/I-O errors may pass; anything else will not.
     fn err(&self, e: rusqlite::Error) -> CatalogError {
         let transient = matches!(
             e.sqlite_error_code(),
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+            )
         );
         if transient {
-            CatalogError::Unavailable { store: self.describe(), reason: e.to_string() }
+            CatalogError::Unavailable {
+                store: self.describe(),
+                reason: e.to_string(),
+            }
         } else {
-            CatalogError::Fatal { store: self.describe(), reason: e.to_string() }
+            CatalogError::Fatal {
+                store: self.describe(),
+                reason: e.to_string(),
+            }
         }
     }
 }
@@ -192,7 +230,9 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     // journal_mode answers with a row; read it rather than execute().
     let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::InvalidParameterName(format!("journal_mode stayed {mode}, WAL expected")));
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode stayed {mode}, WAL expected"
+        )));
     }
     c.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     Ok(())
@@ -256,7 +296,11 @@ fn store_batch(conn: &mut Connection, batch: &[CatalogRecord]) -> rusqlite::Resu
                last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), results = results + 1",
         )?;
         for rec in batch {
-            node.execute(params![rec.node(), rec.result.back_server_ip, rec.result.rsync_time])?;
+            node.execute(params![
+                rec.node(),
+                rec.result.back_server_ip,
+                rec.result.rsync_time
+            ])?;
         }
     }
     tx.commit()
@@ -304,7 +348,11 @@ fn write_instance(c: &Connection, e: &InstanceEntry) -> rusqlite::Result<()> {
 
 fn row_to_instance(r: &Row) -> rusqlite::Result<InstanceEntry> {
     Ok(InstanceEntry {
-        key: InstanceKey { server_id: r.get(0)?, back_type: r.get(1)?, instance: r.get(2)? },
+        key: InstanceKey {
+            server_id: r.get(0)?,
+            back_type: r.get(1)?,
+            instance: r.get(2)?,
+        },
         game_id: r.get(3)?,
         game_name: r.get(4)?,
         interval: r.get(5)?,
@@ -396,7 +444,11 @@ fn where_clause(q: &BackupQuery) -> (String, Vec<SqlValue>) {
     if !q.include_deleted {
         conds.push("deleted_at IS NULL");
     }
-    let sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+    let sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
     (sql, args)
 }
 
@@ -408,8 +460,13 @@ impl Catalog for SqliteCatalog {
 
     async fn prepare(&self) -> Result<(), CatalogError> {
         // open() already migrated; check the file is still usable.
-        self.with_writer(|c| c.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get::<_, i64>(0)).map(|_| ()))
-            .await
+        self.with_writer(|c| {
+            c.query_row("SELECT COUNT(*) FROM schema_version", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn store(&self, batch: &[CatalogRecord]) -> Result<Vec<StoreOutcome>, CatalogError> {
@@ -425,9 +482,11 @@ impl Catalog for SqliteCatalog {
     async fn get(&self, id: &str) -> Result<Option<CatalogRecord>, CatalogError> {
         let id = id.to_string();
         self.with_reader(move |c| {
-            c.prepare_cached(&format!("SELECT {SELECT_COLUMNS} FROM backups WHERE id = ?1"))?
-                .query_row([id], row_to_record)
-                .optional()
+            c.prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS} FROM backups WHERE id = ?1"
+            ))?
+            .query_row([id], row_to_record)
+            .optional()
         })
         .await
     }
@@ -461,7 +520,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn overdue(&self, now_ms: i64, grace_ms: i64) -> Result<Vec<InstanceEntry>, CatalogError> {
+    async fn overdue(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Vec<InstanceEntry>, CatalogError> {
         self.with_reader(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {INSTANCE_COLUMNS} FROM instances \

@@ -5,11 +5,17 @@ mod common;
 use common::{failed, rec, result};
 use serde_json::json;
 use ubackup_catalog::es::EsAuth;
-use ubackup_catalog::{BackupQuery, Catalog, CatalogError, EsCatalog, EsSettings, InstanceKey, StoreOutcome};
+use ubackup_catalog::{
+    BackupQuery, Catalog, CatalogError, EsCatalog, EsSettings, InstanceKey, StoreOutcome,
+};
 use ubackup_testkit::es::EsStandIn;
 
 fn catalog(es: &EsStandIn) -> EsCatalog {
-    EsCatalog::new(&EsSettings::new(vec![es.url().parse().unwrap()], "uuzubackup")).unwrap()
+    EsCatalog::new(&EsSettings::new(
+        vec![es.url().parse().unwrap()],
+        "uuzubackup",
+    ))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -18,8 +24,13 @@ async fn documents_carry_the_original_fields_with_their_types() {
     let cat = catalog(&es);
     cat.prepare().await.unwrap();
     let r = rec(result(3306, 1_763_800_000_000));
-    assert_eq!(cat.store(std::slice::from_ref(&r)).await.unwrap(), vec![StoreOutcome::Stored]);
-    let doc = es.doc("uuzubackup", &r.id).expect("indexed under the record id");
+    assert_eq!(
+        cat.store(std::slice::from_ref(&r)).await.unwrap(),
+        vec![StoreOutcome::Stored]
+    );
+    let doc = es
+        .doc("uuzubackup", &r.id)
+        .expect("indexed under the record id");
     assert_eq!(
         doc,
         json!({
@@ -35,7 +46,11 @@ async fn documents_carry_the_original_fields_with_their_types() {
     // the mapping the documents were checked against: nothing was added dynamically
     let m = es.mapping("uuzubackup").unwrap();
     assert_eq!(m, ubackup_catalog::es::mapping::backup_mappings());
-    assert_eq!(cat.get(&r.id).await.unwrap().unwrap().result, r.result, "real-time get");
+    assert_eq!(
+        cat.get(&r.id).await.unwrap().unwrap().result,
+        r.result,
+        "real-time get"
+    );
 }
 
 #[tokio::test]
@@ -43,28 +58,66 @@ async fn replays_overwrite_and_lists_are_newest_first() {
     let es = EsStandIn::start();
     let cat = catalog(&es);
     cat.prepare().await.unwrap();
-    let batch = vec![rec(result(3306, 1_000)), rec(failed(3306, 3_000, "rsync: code 23")), rec(result(3306, 2_000)), rec(result(3307, 9_000))];
+    let batch = vec![
+        rec(result(3306, 1_000)),
+        rec(failed(3306, 3_000, "rsync: code 23")),
+        rec(result(3306, 2_000)),
+        rec(result(3307, 9_000)),
+    ];
     cat.store(&batch).await.unwrap();
     cat.store(&batch[..2]).await.unwrap();
     assert_eq!(es.doc_count("uuzubackup"), 4, "replays add nothing");
     assert_eq!(es.doc_version("uuzubackup", &batch[0].id), Some(2));
     cat.refresh().await.unwrap();
-    let key = InstanceKey { server_id: 111111, back_type: "mysql".into(), instance: 3306 };
-    let times: Vec<i64> = cat.list_backups(&BackupQuery::for_instance(&key)).await.unwrap().iter().map(|r| r.result.create_time).collect();
+    let key = InstanceKey {
+        server_id: 111111,
+        back_type: "mysql".into(),
+        instance: 3306,
+    };
+    let times: Vec<i64> = cat
+        .list_backups(&BackupQuery::for_instance(&key))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.result.create_time)
+        .collect();
     assert_eq!(times, vec![3_000, 2_000, 1_000]);
-    let q = BackupQuery { succeeded: Some(true), until_ms: Some(1_500), ..BackupQuery::for_instance(&key) };
+    let q = BackupQuery {
+        succeeded: Some(true),
+        until_ms: Some(1_500),
+        ..BackupQuery::for_instance(&key)
+    };
     assert_eq!(cat.list_backups(&q).await.unwrap().len(), 1);
-    let q = BackupQuery { node: Some("10.0.9.1".into()), ..Default::default() };
-    assert_eq!(cat.list_backups(&q).await.unwrap().len(), 4, "node by IP queries the ip field");
+    let q = BackupQuery {
+        node: Some("10.0.9.1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        cat.list_backups(&q).await.unwrap().len(),
+        4,
+        "node by IP queries the ip field"
+    );
 
     let e = cat.instance(&key).await.unwrap().expect("registry entry");
-    assert_eq!((e.first_seen_ms, e.last_attempt_ms, e.last_success_ms), (1_000, 3_000, Some(2_000)));
+    assert_eq!(
+        (e.first_seen_ms, e.last_attempt_ms, e.last_success_ms),
+        (1_000, 3_000, Some(2_000))
+    );
     assert_eq!(e.last_error.as_deref(), Some("rsync: code 23"));
     let all = cat.instances().await.unwrap();
-    assert_eq!(all.iter().map(|e| e.key.instance).collect::<Vec<_>>(), vec![3306, 3307]);
+    assert_eq!(
+        all.iter().map(|e| e.key.instance).collect::<Vec<_>>(),
+        vec![3306, 3307]
+    );
     let overdue = cat.overdue(9_000 + 3_600_000 + 1, 0).await.unwrap();
-    assert_eq!(overdue.iter().map(|e| e.key.instance).collect::<Vec<_>>(), vec![3306, 3307]);
-    assert_eq!(cat.overdue(2_000 + 3_600_000 + 1, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        overdue.iter().map(|e| e.key.instance).collect::<Vec<_>>(),
+        vec![3306, 3307]
+    );
+    assert_eq!(
+        cat.overdue(2_000 + 3_600_000 + 1, 0).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -79,13 +132,23 @@ async fn per_item_failures_are_sorted_and_only_stored_items_reach_the_registry()
     c = rec(c.result);
     es.fail_item_id(&a.id, 429, 1);
     let out = cat.store(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
-    assert!(matches!(&out[0], StoreOutcome::Retry(r) if r.contains("es_rejected_execution_exception")), "{out:?}");
+    assert!(
+        matches!(&out[0], StoreOutcome::Retry(r) if r.contains("es_rejected_execution_exception")),
+        "{out:?}"
+    );
     assert_eq!(out[1], StoreOutcome::Stored);
     match &out[2] {
-        StoreOutcome::Rejected(r) => assert!(r.contains("'not-an-ip' is not an IP string literal."), "{r}"),
+        StoreOutcome::Rejected(r) => assert!(
+            r.contains("'not-an-ip' is not an IP string literal."),
+            "{r}"
+        ),
         other => panic!("{other:?}"),
     }
-    let key = |i| InstanceKey { server_id: 111111, back_type: "mysql".into(), instance: i };
+    let key = |i| InstanceKey {
+        server_id: 111111,
+        back_type: "mysql".into(),
+        instance: i,
+    };
     assert!(cat.instance(&key(1)).await.unwrap().is_none());
     assert!(cat.instance(&key(2)).await.unwrap().is_some());
     assert!(cat.instance(&key(3)).await.unwrap().is_none());
@@ -105,7 +168,13 @@ async fn an_unavailable_cluster_is_a_retryable_error() {
     assert!(err.to_string().contains("HTTP 503"), "{err}");
     es.set_down(false);
     // a closed port: no HTTP answer at all
-    let gone = EsCatalog::new(&EsSettings::new(vec![format!("http://127.0.0.1:{}", ubackup_testkit::free_port()).parse().unwrap()], "x")).unwrap();
+    let gone = EsCatalog::new(&EsSettings::new(
+        vec![format!("http://127.0.0.1:{}", ubackup_testkit::free_port())
+            .parse()
+            .unwrap()],
+        "x",
+    ))
+    .unwrap();
     let err = gone.prepare().await.unwrap_err();
     assert!(matches!(err, CatalogError::Unavailable { .. }), "{err}");
 }
@@ -116,8 +185,14 @@ async fn credentials_are_sent_and_missing_ones_are_retryable() {
     es.require_basic_auth("elastic", "s3cret");
     let mut s = EsSettings::new(vec![es.url().parse().unwrap()], "uuzubackup");
     let err = EsCatalog::new(&s).unwrap().prepare().await.unwrap_err();
-    assert!(err.is_retryable() && err.to_string().contains("HTTP 401"), "{err}");
-    s.auth = Some(EsAuth::Basic { user: "elastic".into(), password: "s3cret".into() });
+    assert!(
+        err.is_retryable() && err.to_string().contains("HTTP 401"),
+        "{err}"
+    );
+    s.auth = Some(EsAuth::Basic {
+        user: "elastic".into(),
+        password: "s3cret".into(),
+    });
     EsCatalog::new(&s).unwrap().prepare().await.unwrap();
 
     let es = EsStandIn::start();
@@ -133,7 +208,10 @@ async fn credentials_are_sent_and_missing_ones_are_retryable() {
 async fn requests_go_round_robin_over_several_urls() {
     let a = EsStandIn::start();
     let b = EsStandIn::start();
-    let s = EsSettings::new(vec![a.url().parse().unwrap(), b.url().parse().unwrap()], "uuzubackup");
+    let s = EsSettings::new(
+        vec![a.url().parse().unwrap(), b.url().parse().unwrap()],
+        "uuzubackup",
+    );
     let cat = EsCatalog::new(&s).unwrap();
     for _ in 0..4 {
         cat.cluster_version().await.unwrap();

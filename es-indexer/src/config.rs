@@ -87,16 +87,34 @@ impl IndexerConfig {
 
     pub fn from_doc(doc: &IniDoc) -> Result<Self, ConfigError> {
         let g = SectionReader::required(doc, "global")?;
-        let redis = RedisTarget::from_section(&g, "redis_host", "redis_port", "redis_url", "redis_password", 0)?;
-        let message_queue = g.str("message_queue", "the Redis list nodes push results to (the server's message_queue)")?;
+        let redis = RedisTarget::from_section(
+            &g,
+            "redis_host",
+            "redis_port",
+            "redis_url",
+            "redis_password",
+            0,
+        )?;
+        let message_queue = g.str(
+            "message_queue",
+            "the Redis list nodes push results to (the server's message_queue)",
+        )?;
         if message_queue.contains(char::is_whitespace) {
-            return Err(g.error("message_queue", format!("`{message_queue}` contains spaces; expected one list name")));
+            return Err(g.error(
+                "message_queue",
+                format!("`{message_queue}` contains spaces; expected one list name"),
+            ));
         }
 
         let es = es_settings(&g)?;
         let catalog = match g.opt_str("catalog") {
             None => Some(PathBuf::from(DEFAULT_CATALOG)),
-            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "off" | "none" | "no" | "false") => {
+            Some(v)
+                if matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "off" | "none" | "no" | "false"
+                ) =>
+            {
                 if es.is_none() {
                     return Err(g.error(
                         "catalog",
@@ -114,23 +132,53 @@ impl IndexerConfig {
             }
         };
 
-        let batch_size: usize = g.parse_or("batch_size", "a number of results per batch, 1-10000", DEFAULT_BATCH_SIZE)?;
+        let batch_size: usize = g.parse_or(
+            "batch_size",
+            "a number of results per batch, 1-10000",
+            DEFAULT_BATCH_SIZE,
+        )?;
         if !(1..=10_000).contains(&batch_size) {
-            return Err(g.error("batch_size", format!("`{batch_size}` is out of range; expected 1-10000")));
+            return Err(g.error(
+                "batch_size",
+                format!("`{batch_size}` is out of range; expected 1-10000"),
+            ));
         }
-        let batch_ms: u64 = g.parse_or("batch_ms", "milliseconds to wait for a batch to fill, 0-60000", DEFAULT_BATCH_MS)?;
+        let batch_ms: u64 = g.parse_or(
+            "batch_ms",
+            "milliseconds to wait for a batch to fill, 0-60000",
+            DEFAULT_BATCH_MS,
+        )?;
         if batch_ms > 60_000 {
-            return Err(g.error("batch_ms", format!("`{batch_ms}` is out of range; expected 0-60000")));
+            return Err(g.error(
+                "batch_ms",
+                format!("`{batch_ms}` is out of range; expected 0-60000"),
+            ));
         }
-        let overdue_db: i64 = g.parse_or("overdue_db", "a Redis database number (0-15 on a default Redis)", DEFAULT_OVERDUE_DB)?;
+        let overdue_db: i64 = g.parse_or(
+            "overdue_db",
+            "a Redis database number (0-15 on a default Redis)",
+            DEFAULT_OVERDUE_DB,
+        )?;
         if overdue_db < 0 {
-            return Err(g.error("overdue_db", format!("`{overdue_db}` is negative; expected a Redis database number")));
+            return Err(g.error(
+                "overdue_db",
+                format!("`{overdue_db}` is negative; expected a Redis database number"),
+            ));
         }
-        let grace: u64 = g.parse_or("overdue_grace", "seconds added to interval for the expiring key", DEFAULT_OVERDUE_GRACE_S)?;
+        let grace: u64 = g.parse_or(
+            "overdue_grace",
+            "seconds added to interval for the expiring key",
+            DEFAULT_OVERDUE_GRACE_S,
+        )?;
         let key_prefix = g.str_or("key_prefix", ubackup_common::keys::DEFAULT_PREFIX);
         let indexer_id = match g.opt_str("indexer_id") {
             Some(id) if id.contains(char::is_whitespace) || id.contains(':') => {
-                return Err(g.error("indexer_id", format!("`{id}` contains a space or ':'; expected a plain name such as indexer-1")))
+                return Err(g.error(
+                    "indexer_id",
+                    format!(
+                        "`{id}` contains a space or ':'; expected a plain name such as indexer-1"
+                    ),
+                ))
             }
             Some(id) => id,
             None => format!("indexer-{}", hostname()),
@@ -142,7 +190,14 @@ impl IndexerConfig {
                 let b = SectionReader::new(doc, s);
                 let mut games = BTreeMap::new();
                 for (k, v) in b.keys() {
-                    let id: i64 = k.parse().map_err(|_| b.error(k, format!("`{k}` is not a game id; expected `<integer game_id> = <name>`")))?;
+                    let id: i64 = k.parse().map_err(|_| {
+                        b.error(
+                            k,
+                            format!(
+                                "`{k}` is not a game id; expected `<integer game_id> = <name>`"
+                            ),
+                        )
+                    })?;
                     games.insert(id, v.clone());
                 }
                 games
@@ -170,7 +225,10 @@ impl IndexerConfig {
 
     /// The `[business]` name of `game_id`, or `unknown`.
     pub fn game_name(&self, game_id: i64) -> &str {
-        self.games.get(&game_id).map(String::as_str).unwrap_or(UNKNOWN_GAME)
+        self.games
+            .get(&game_id)
+            .map(String::as_str)
+            .unwrap_or(UNKNOWN_GAME)
     }
 }
 
@@ -186,43 +244,86 @@ fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
     let mut urls = Vec::new();
     for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         // the original took host:port; accept it as http://host:port
-        let with_scheme = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+        let with_scheme = if raw.contains("://") {
+            raw.to_string()
+        } else {
+            format!("http://{raw}")
+        };
         let u = Url::parse(&with_scheme)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| g.error("es_urls", format!("`{raw}` is not a URL; expected http(s)://host:port, comma-separated")))?;
+            .ok_or_else(|| {
+                g.error(
+                    "es_urls",
+                    format!("`{raw}` is not a URL; expected http(s)://host:port, comma-separated"),
+                )
+            })?;
         urls.push(u);
     }
     if urls.is_empty() {
-        return Err(g.error("es_urls", "is empty; expected http(s)://host:port, comma-separated"));
+        return Err(g.error(
+            "es_urls",
+            "is empty; expected http(s)://host:port, comma-separated",
+        ));
     }
     let index = g.str_or("es_index", DEFAULT_ES_INDEX);
-    if index != index.to_lowercase() || index.starts_with(['_', '-', '+']) || index.contains(|c: char| "\\/*?\"<>| ,#:".contains(c)) {
+    if index != index.to_lowercase()
+        || index.starts_with(['_', '-', '+'])
+        || index.contains(|c: char| "\\/*?\"<>| ,#:".contains(c))
+    {
         return Err(g.error(
             "es_index",
             format!("`{index}` is not a valid Elasticsearch index name; expected lowercase, no spaces or \\/*?\"<>|,#:, not starting with _ - +"),
         ));
     }
     let mut s = EsSettings::new(urls, &index);
-    s.auth = match (g.opt_str("es_user"), g.opt_str("es_password"), g.opt_str("es_api_key")) {
+    s.auth = match (
+        g.opt_str("es_user"),
+        g.opt_str("es_password"),
+        g.opt_str("es_api_key"),
+    ) {
         (None, None, None) => None,
         (Some(user), Some(password), None) => Some(EsAuth::Basic { user, password }),
         (None, None, Some(k)) => Some(EsAuth::ApiKey(k)),
-        (Some(_), None, _) => return Err(g.error("es_password", "missing; es_user needs es_password")),
+        (Some(_), None, _) => {
+            return Err(g.error("es_password", "missing; es_user needs es_password"))
+        }
         (None, Some(_), _) => return Err(g.error("es_user", "missing; es_password needs es_user")),
-        (_, _, Some(_)) => return Err(g.error("es_api_key", "set together with es_user/es_password; use one or the other")),
+        (_, _, Some(_)) => {
+            return Err(g.error(
+                "es_api_key",
+                "set together with es_user/es_password; use one or the other",
+            ))
+        }
     };
     if let Some(ca) = g.opt_path("es_ca_cert") {
-        let pem = std::fs::read(&ca).map_err(|e| g.error("es_ca_cert", format!("cannot read {}: {e}; expected a PEM CA certificate file", ca.display())))?;
+        let pem = std::fs::read(&ca).map_err(|e| {
+            g.error(
+                "es_ca_cert",
+                format!(
+                    "cannot read {}: {e}; expected a PEM CA certificate file",
+                    ca.display()
+                ),
+            )
+        })?;
         if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(g.error("es_ca_cert", format!("{} is not a PEM certificate (no BEGIN CERTIFICATE line)", ca.display())));
+            return Err(g.error(
+                "es_ca_cert",
+                format!(
+                    "{} is not a PEM certificate (no BEGIN CERTIFICATE line)",
+                    ca.display()
+                ),
+            ));
         }
         s.ca_cert = Some(ca);
     }
     s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
     let timeout: u64 = g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 60)?;
     if !(1..=600).contains(&timeout) {
-        return Err(g.error("es_timeout", format!("`{timeout}` is out of range; expected 1-600")));
+        return Err(g.error(
+            "es_timeout",
+            format!("`{timeout}` is out of range; expected 1-600"),
+        ));
     }
     s.timeout = Duration::from_secs(timeout);
     Ok(Some(s))
@@ -241,7 +342,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<IndexerConfig, ConfigError> {
-        IndexerConfig::from_doc(&IniDoc::parse(Path::new("/etc/ubackup/indexer.conf"), text).unwrap())
+        IndexerConfig::from_doc(
+            &IniDoc::parse(Path::new("/etc/ubackup/indexer.conf"), text).unwrap(),
+        )
     }
 
     const MIN: &str = "[global]\nredis_host = 127.0.0.1\nmessage_queue = message\n";
@@ -251,7 +354,10 @@ mod tests {
         let c = parse(MIN).unwrap();
         assert_eq!(c.catalog.as_deref(), Some(Path::new(DEFAULT_CATALOG)));
         assert!(c.es.is_none());
-        assert_eq!((c.batch_size, c.batch_wait, c.overdue_db), (500, Duration::from_millis(1000), 9));
+        assert_eq!(
+            (c.batch_size, c.batch_wait, c.overdue_db),
+            (500, Duration::from_millis(1000), 9)
+        );
         assert_eq!(c.overdue_grace, Duration::from_secs(3000));
         assert_eq!(c.key_prefix, "ubackup:");
         assert!(c.indexer_id.starts_with("indexer-"));
@@ -275,16 +381,46 @@ mod tests {
     #[test]
     fn rejections_name_the_key_and_what_is_valid() {
         let cases = [
-            ("[global]\nredis_host = h\n", "[global] message_queue: missing"),
-            (&format!("{MIN}catalog = off\n") as &str, "[global] catalog: `off` turns the SQLite catalog off, but no es_urls"),
-            (&format!("{MIN}catalog = rel/path.db\n"), "is not an absolute path"),
-            (&format!("{MIN}es_urls = ftp://x\n"), "[global] es_urls: `ftp://x` is not a URL"),
-            (&format!("{MIN}es_urls = http://x:9200\nes_index = UUZU\n"), "not a valid Elasticsearch index name"),
-            (&format!("{MIN}es_urls = http://x:9200\nes_user = u\n"), "[global] es_password: missing"),
-            (&format!("{MIN}es_user = u\nes_password = p\n"), "es_urls is not"),
-            (&format!("{MIN}batch_size = 0\n"), "[global] batch_size: `0` is out of range; expected 1-10000"),
-            (&format!("{MIN}batch_ms = soon\n"), "[global] batch_ms: `soon` is not valid"),
-            (&format!("{MIN}[business]\nabc = x\n"), "[business] abc: `abc` is not a game id"),
+            (
+                "[global]\nredis_host = h\n",
+                "[global] message_queue: missing",
+            ),
+            (
+                &format!("{MIN}catalog = off\n") as &str,
+                "[global] catalog: `off` turns the SQLite catalog off, but no es_urls",
+            ),
+            (
+                &format!("{MIN}catalog = rel/path.db\n"),
+                "is not an absolute path",
+            ),
+            (
+                &format!("{MIN}es_urls = ftp://x\n"),
+                "[global] es_urls: `ftp://x` is not a URL",
+            ),
+            (
+                &format!("{MIN}es_urls = http://x:9200\nes_index = UUZU\n"),
+                "not a valid Elasticsearch index name",
+            ),
+            (
+                &format!("{MIN}es_urls = http://x:9200\nes_user = u\n"),
+                "[global] es_password: missing",
+            ),
+            (
+                &format!("{MIN}es_user = u\nes_password = p\n"),
+                "es_urls is not",
+            ),
+            (
+                &format!("{MIN}batch_size = 0\n"),
+                "[global] batch_size: `0` is out of range; expected 1-10000",
+            ),
+            (
+                &format!("{MIN}batch_ms = soon\n"),
+                "[global] batch_ms: `soon` is not valid",
+            ),
+            (
+                &format!("{MIN}[business]\nabc = x\n"),
+                "[business] abc: `abc` is not a game id",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();

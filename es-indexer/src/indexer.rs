@@ -75,7 +75,12 @@ pub async fn run(cfg: IndexerConfig, shutdown: Shutdown) -> Result<(), IndexerEr
     let keys = Keys::new(&cfg.key_prefix);
     let mut redis_outage = Outage::new(format!("redis {}", cfg.redis));
     let Some(wq) = connect_retrying(&mut redis_outage, &shutdown, || {
-        WorkQueue::connect(&cfg.redis, keys.clone(), &cfg.indexer_id, vec![cfg.message_queue.clone()])
+        WorkQueue::connect(
+            &cfg.redis,
+            keys.clone(),
+            &cfg.indexer_id,
+            vec![cfg.message_queue.clone()],
+        )
     })
     .await
     else {
@@ -96,7 +101,11 @@ pub async fn run(cfg: IndexerConfig, shutdown: Shutdown) -> Result<(), IndexerEr
     if let Err(e) = beat(&wq, &stats, started, &cfg).await {
         tracing::warn!("first heartbeat failed: {e}");
     }
-    match with_redis(&mut redis_outage, &shutdown, || wq.requeue_own(Requeue::Restart)).await {
+    match with_redis(&mut redis_outage, &shutdown, || {
+        wq.requeue_own(Requeue::Restart)
+    })
+    .await
+    {
         Ok(o) if o.requeued + o.dead_lettered > 0 => tracing::warn!(
             requeued = o.requeued,
             dead_lettered = o.dead_lettered,
@@ -110,18 +119,36 @@ pub async fn run(cfg: IndexerConfig, shutdown: Shutdown) -> Result<(), IndexerEr
         Err(WriteError::Shutdown) => return Ok(()),
         Err(WriteError::Fatal(e)) => return Err(IndexerError::Store(e)),
     }
-    let heart = tokio::spawn(heartbeat_loop(wq.clone(), stats.clone(), started, cfg.clone(), shutdown.clone()));
+    let heart = tokio::spawn(heartbeat_loop(
+        wq.clone(),
+        stats.clone(),
+        started,
+        cfg.clone(),
+        shutdown.clone(),
+    ));
 
-    let mut ix = Indexer { cfg: &cfg, wq: &wq, overdue: &overdue, stats: &stats, redis_outage };
+    let mut ix = Indexer {
+        cfg: &cfg,
+        wq: &wq,
+        overdue: &overdue,
+        stats: &stats,
+        redis_outage,
+    };
     let result = ix.main_loop(&mut sinks, &shutdown).await;
 
     // Whatever is still in flight (a batch cut short, an item a cancelled
     // wait moved) goes back for the next indexer; a drain is not counted
     // as an interruption.
     match wq.requeue_own(Requeue::Drain).await {
-        Ok(o) if o.requeued > 0 => tracing::info!(requeued = o.requeued, "unfinished results put back on {}", cfg.message_queue),
+        Ok(o) if o.requeued > 0 => tracing::info!(
+            requeued = o.requeued,
+            "unfinished results put back on {}",
+            cfg.message_queue
+        ),
         Ok(_) => {}
-        Err(e) => tracing::warn!("could not put unfinished results back ({e}); the next start will"),
+        Err(e) => {
+            tracing::warn!("could not put unfinished results back ({e}); the next start will")
+        }
     }
     heart.abort();
     if let Err(e) = wq.retire().await {
@@ -145,7 +172,9 @@ async fn open_catalogs(cfg: &IndexerConfig) -> Result<Vec<Arc<dyn Catalog>>, Ind
         out.push(Arc::new(cat));
     }
     if let Some(es) = &cfg.es {
-        out.push(Arc::new(EsCatalog::new(es).map_err(|e| IndexerError::Catalog(e.to_string()))?));
+        out.push(Arc::new(
+            EsCatalog::new(es).map_err(|e| IndexerError::Catalog(e.to_string()))?,
+        ));
     }
     Ok(out)
 }
@@ -197,7 +226,10 @@ async fn beat(wq: &WorkQueue, stats: &Stats, started: i64, cfg: &IndexerConfig) 
             (state::STARTED_MS, started.to_string()),
             ("message_queue", cfg.message_queue.clone()),
             ("indexed", stats.indexed.load(Ordering::Relaxed).to_string()),
-            ("dead_lettered", stats.dead_lettered.load(Ordering::Relaxed).to_string()),
+            (
+                "dead_lettered",
+                stats.dead_lettered.load(Ordering::Relaxed).to_string(),
+            ),
             ("stores", health),
         ],
     )
@@ -206,7 +238,13 @@ async fn beat(wq: &WorkQueue, stats: &Stats, started: i64, cfg: &IndexerConfig) 
 
 /// Beats, and re-queues the in-flight items of workers (nodes or other
 /// indexers) whose heartbeat expired.
-async fn heartbeat_loop(wq: WorkQueue, stats: Arc<Stats>, started: i64, cfg: IndexerConfig, mut shutdown: Shutdown) {
+async fn heartbeat_loop(
+    wq: WorkQueue,
+    stats: Arc<Stats>,
+    started: i64,
+    cfg: IndexerConfig,
+    mut shutdown: Shutdown,
+) {
     let mut outage = Outage::new(format!("redis {} (heartbeat)", cfg.redis));
     loop {
         match beat(&wq, &stats, started, &cfg).await {
@@ -233,9 +271,13 @@ async fn heartbeat_loop(wq: WorkQueue, stats: Arc<Stats>, started: i64, cfg: Ind
 
 /// Reads one result; the reason is what the dead-letter entry will say.
 pub fn parse_result(payload: &str, cfg: &IndexerConfig) -> Result<CatalogRecord, String> {
-    let r: ResultRecord = serde_json::from_str(payload).map_err(|e| format!("not a valid result: {e}"))?;
+    let r: ResultRecord =
+        serde_json::from_str(payload).map_err(|e| format!("not a valid result: {e}"))?;
     if r.succeed > 1 {
-        return Err(format!("not a valid result: succeed is {}, expected 0 or 1", r.succeed));
+        return Err(format!(
+            "not a valid result: succeed is {}, expected 0 or 1",
+            r.succeed
+        ));
     }
     if r.back_type.is_empty() {
         return Err("not a valid result: type is empty".into());
@@ -253,7 +295,11 @@ struct Indexer<'a> {
 }
 
 impl Indexer<'_> {
-    async fn main_loop(&mut self, sinks: &mut Sinks, shutdown: &Shutdown) -> Result<(), IndexerError> {
+    async fn main_loop(
+        &mut self,
+        sinks: &mut Sinks,
+        shutdown: &Shutdown,
+    ) -> Result<(), IndexerError> {
         let mut waiter = Waiter::default();
         let mut backoff = Backoff::default();
         while !shutdown.is_triggered() {
@@ -264,7 +310,8 @@ impl Indexer<'_> {
                     b
                 }
                 Err(e) => {
-                    self.redis_outage.failed(&e, "no results are taken until it is back");
+                    self.redis_outage
+                        .failed(&e, "no results are taken until it is back");
                     let mut sd = shutdown.clone();
                     if sd.sleep(backoff.next_delay()).await {
                         break;
@@ -321,7 +368,12 @@ impl Indexer<'_> {
         Ok(batch)
     }
 
-    async fn process(&mut self, batch: Vec<Taken>, sinks: &mut Sinks, shutdown: &Shutdown) -> Result<(), Stop> {
+    async fn process(
+        &mut self,
+        batch: Vec<Taken>,
+        sinks: &mut Sinks,
+        shutdown: &Shutdown,
+    ) -> Result<(), Stop> {
         let mq = self.cfg.message_queue.clone();
         let mut records = Vec::with_capacity(batch.len());
         let mut held = Vec::with_capacity(batch.len());
@@ -336,9 +388,11 @@ impl Indexer<'_> {
                     tracing::warn!(queue = %t.queue, payload = %preview, "dead-lettering: {reason}");
                     let wq = self.wq;
                     let (t, reason, mq) = (&t, &reason, &mq);
-                    with_redis(&mut self.redis_outage, shutdown, || wq.dead_letter(t, reason, None, mq))
-                        .await
-                        .map_err(|_| Stop::Shutdown)?;
+                    with_redis(&mut self.redis_outage, shutdown, || {
+                        wq.dead_letter(t, reason, None, mq)
+                    })
+                    .await
+                    .map_err(|_| Stop::Shutdown)?;
                     self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -354,26 +408,41 @@ impl Indexer<'_> {
         // every result says the instance was seen, even one a store refused
         let refs: Vec<&CatalogRecord> = records.iter().collect();
         let overdue = self.overdue;
-        with_redis(&mut self.redis_outage, shutdown, || overdue.mark(&refs)).await.map_err(|_| Stop::Shutdown)?;
+        with_redis(&mut self.redis_outage, shutdown, || overdue.mark(&refs))
+            .await
+            .map_err(|_| Stop::Shutdown)?;
 
-        let acks: Vec<(&Taken, Option<&str>)> =
-            held.iter().zip(&verdicts).filter(|(_, v)| **v == Verdict::Stored).map(|(t, _)| (t, None)).collect();
+        let acks: Vec<(&Taken, Option<&str>)> = held
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| **v == Verdict::Stored)
+            .map(|(t, _)| (t, None))
+            .collect();
         let wq = self.wq;
         if !acks.is_empty() {
-            let flags = with_redis(&mut self.redis_outage, shutdown, || wq.ack(&acks, &mq)).await.map_err(|_| Stop::Shutdown)?;
+            let flags = with_redis(&mut self.redis_outage, shutdown, || wq.ack(&acks, &mq))
+                .await
+                .map_err(|_| Stop::Shutdown)?;
             let fenced = flags.iter().filter(|f| !**f).count();
             if fenced > 0 {
                 // we were presumed dead and our results re-queued; another
                 // indexer will store them again (same ids: no duplicates)
-                tracing::warn!(fenced, "results were taken back from this indexer meanwhile (missed heartbeats?)");
+                tracing::warn!(
+                    fenced,
+                    "results were taken back from this indexer meanwhile (missed heartbeats?)"
+                );
             }
-            self.stats.indexed.fetch_add((flags.len() - fenced) as u64, Ordering::Relaxed);
+            self.stats
+                .indexed
+                .fetch_add((flags.len() - fenced) as u64, Ordering::Relaxed);
         }
         for ((t, v), r) in held.iter().zip(&verdicts).zip(&records) {
             if let Verdict::Rejected(reason) = v {
-                with_redis(&mut self.redis_outage, shutdown, || wq.dead_letter(t, reason, None, &mq))
-                    .await
-                    .map_err(|_| Stop::Shutdown)?;
+                with_redis(&mut self.redis_outage, shutdown, || {
+                    wq.dead_letter(t, reason, None, &mq)
+                })
+                .await
+                .map_err(|_| Stop::Shutdown)?;
                 tracing::warn!(result = %r.result.label(), id = %r.id, "dead-lettered to {}: {reason}", self.wq.keys().dead(&mq));
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             }

@@ -15,7 +15,12 @@ use ubackup_indexer::{exit, IndexerConfig};
 #[command(name = "ubackup-indexer", version)]
 struct Args {
     /// The indexer's INI config file.
-    #[arg(short = 'c', long = "config", value_name = "CONFIG", default_value = "/etc/ubackup/indexer.conf")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "CONFIG",
+        default_value = "/etc/ubackup/indexer.conf"
+    )]
     config: PathBuf,
     /// Check the config file and exit (0 = valid, 2 = not).
     #[arg(long)]
@@ -38,8 +43,13 @@ fn main() -> ExitCode {
         println!("{}: OK", args.config.display());
         return ExitCode::from(exit::OK);
     }
-    let _logs = ubackup_common::logging::init(cfg.log.as_deref(), cfg.error_log.as_deref(), args.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let _logs =
+        ubackup_common::logging::init(cfg.log.as_deref(), cfg.error_log.as_deref(), args.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -47,8 +57,11 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        let (_trigger, shutdown) = ubackup_common::shutdown::on_signals().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        ubackup_indexer::run(cfg, shutdown).await.map_err(|e| format!("{e:#}"))
+        let (_trigger, shutdown) = ubackup_common::shutdown::on_signals()
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        ubackup_indexer::run(cfg, shutdown)
+            .await
+            .map_err(|e| format!("{e:#}"))
     });
     match result {
         Ok(()) => ExitCode::from(exit::OK),

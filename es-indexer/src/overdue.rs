@@ -18,9 +18,19 @@ pub struct OverdueKeys {
 
 impl OverdueKeys {
     /// Connects to `db` of the message Redis.
-    pub async fn connect(redis: &RedisTarget, db: i64, keys: Keys, grace: Duration) -> redis::RedisResult<Self> {
+    pub async fn connect(
+        redis: &RedisTarget,
+        db: i64,
+        keys: Keys,
+        grace: Duration,
+    ) -> redis::RedisResult<Self> {
         let target = redis.with_db(db);
-        Ok(OverdueKeys { conn: target.manager().await?, keys, grace, target: target.to_string() })
+        Ok(OverdueKeys {
+            conn: target.manager().await?,
+            keys,
+            grace,
+            target: target.to_string(),
+        })
     }
 
     pub fn target(&self) -> &str {
@@ -52,8 +62,15 @@ impl OverdueKeys {
                 tracing::debug!(result = %r.result.label(), "result older than its interval: expiring key left alone");
                 continue;
             };
-            let key = self.keys.overdue(r.result.server_id, &r.result.back_type, r.result.instance);
-            pipe.cmd("SET").arg(key).arg(r.es_document().to_string()).arg("EX").arg(ttl).ignore();
+            let key = self
+                .keys
+                .overdue(r.result.server_id, &r.result.back_type, r.result.instance);
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(r.es_document().to_string())
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
             n += 1;
         }
         if n > 0 {

@@ -15,7 +15,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(first: Duration, cap: Duration) -> Self {
-        Backoff { first, cap, next: first }
+        Backoff {
+            first,
+            cap,
+            next: first,
+        }
     }
 
     /// The wait before the next attempt; doubles up to the cap.
@@ -48,7 +52,11 @@ pub struct Outage {
 
 impl Outage {
     pub fn new(what: impl Into<String>) -> Self {
-        Outage { what: what.into(), since: None, failures: 0 }
+        Outage {
+            what: what.into(),
+            since: None,
+            failures: 0,
+        }
     }
 
     pub fn is_down(&self) -> bool {

@@ -62,7 +62,12 @@ impl Sinks {
             .into_iter()
             .map(|c| {
                 let name = c.describe();
-                Sink { catalog: c, prepared: false, outage: Outage::new(name.clone()), pushback: Outage::new(format!("{name} (some documents)")) }
+                Sink {
+                    catalog: c,
+                    prepared: false,
+                    outage: Outage::new(name.clone()),
+                    pushback: Outage::new(format!("{name} (some documents)")),
+                }
             })
             .collect();
         Sinks { sinks, backoff }
@@ -76,7 +81,13 @@ impl Sinks {
     pub fn health(&self) -> String {
         self.sinks
             .iter()
-            .map(|s| format!("{}={}", s.catalog.describe(), if s.outage.is_down() { "down" } else { "up" }))
+            .map(|s| {
+                format!(
+                    "{}={}",
+                    s.catalog.describe(),
+                    if s.outage.is_down() { "down" } else { "up" }
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -89,7 +100,8 @@ impl Sinks {
             match prepared(sink, shutdown).await? {
                 Ok(()) => {}
                 Err(CatalogError::Unavailable { reason, .. }) => {
-                    sink.outage.failed(&reason, "results wait in Redis until it is back");
+                    sink.outage
+                        .failed(&reason, "results wait in Redis until it is back");
                 }
                 Err(e) => return Err(WriteError::Fatal(e.to_string())),
             }
@@ -98,16 +110,23 @@ impl Sinks {
     }
 
     /// Writes `records` to every store. Returns one verdict per record.
-    pub async fn write(&mut self, records: &[CatalogRecord], shutdown: &Shutdown) -> Result<Vec<Verdict>, WriteError> {
+    pub async fn write(
+        &mut self,
+        records: &[CatalogRecord],
+        shutdown: &Shutdown,
+    ) -> Result<Vec<Verdict>, WriteError> {
         let mut verdicts = vec![Verdict::Stored; records.len()];
         for sink in &mut self.sinks {
             // a record an earlier store refused is dead-lettered anyway
-            let mut pending: Vec<usize> = (0..records.len()).filter(|&i| verdicts[i] == Verdict::Stored).collect();
+            let mut pending: Vec<usize> = (0..records.len())
+                .filter(|&i| verdicts[i] == Verdict::Stored)
+                .collect();
             let mut backoff = self.backoff.clone();
             while !pending.is_empty() {
                 let outcome = match prepared(sink, shutdown).await? {
                     Ok(()) => {
-                        let batch: Vec<CatalogRecord> = pending.iter().map(|&i| records[i].clone()).collect();
+                        let batch: Vec<CatalogRecord> =
+                            pending.iter().map(|&i| records[i].clone()).collect();
                         raced(sink.catalog.store(&batch), shutdown).await?
                     }
                     Err(e) => Err(e),
@@ -122,7 +141,10 @@ impl Sinks {
                                 StoreOutcome::Stored => {}
                                 StoreOutcome::Rejected(why) => {
                                     tracing::warn!(result = %records[i].result.label(), id = %records[i].id, store = %sink.catalog.describe(), "refused: {why}");
-                                    verdicts[i] = Verdict::Rejected(format!("{} refused the result: {why}", sink.catalog.describe()));
+                                    verdicts[i] = Verdict::Rejected(format!(
+                                        "{} refused the result: {why}",
+                                        sink.catalog.describe()
+                                    ));
                                 }
                                 StoreOutcome::Retry(why) => {
                                     retry.push(i);
@@ -134,23 +156,33 @@ impl Sinks {
                             sink.pushback.recovered();
                         } else {
                             sink.pushback.failed(
-                                &format!("{} of {} documents bounced ({last_retry_reason})", retry.len(), pending.len()),
+                                &format!(
+                                    "{} of {} documents bounced ({last_retry_reason})",
+                                    retry.len(),
+                                    pending.len()
+                                ),
                                 "retrying only those",
                             );
                         }
                         pending = retry;
                     }
                     Err(CatalogError::Unavailable { reason, .. }) => {
-                        sink.outage.failed(&reason, "results wait in Redis until it is back");
+                        sink.outage
+                            .failed(&reason, "results wait in Redis until it is back");
                     }
                     Err(CatalogError::Rejected { reason, .. }) => {
                         for &i in &pending {
-                            verdicts[i] = Verdict::Rejected(format!("{} refused the request: {reason}", sink.catalog.describe()));
+                            verdicts[i] = Verdict::Rejected(format!(
+                                "{} refused the request: {reason}",
+                                sink.catalog.describe()
+                            ));
                         }
                         tracing::error!(store = %sink.catalog.describe(), count = pending.len(), "request refused, results go to the dead-letter list: {reason}");
                         pending.clear();
                     }
-                    Err(e @ CatalogError::Fatal { .. }) => return Err(WriteError::Fatal(e.to_string())),
+                    Err(e @ CatalogError::Fatal { .. }) => {
+                        return Err(WriteError::Fatal(e.to_string()))
+                    }
                 }
                 if !pending.is_empty() {
                     let mut sd = shutdown.clone();
@@ -166,7 +198,10 @@ impl Sinks {
 
 /// Runs `prepare` once per store (creating tables / template / indices);
 /// a failure is reported like a store failure and retried.
-async fn prepared(sink: &mut Sink, shutdown: &Shutdown) -> Result<Result<(), CatalogError>, WriteError> {
+async fn prepared(
+    sink: &mut Sink,
+    shutdown: &Shutdown,
+) -> Result<Result<(), CatalogError>, WriteError> {
     if sink.prepared {
         return Ok(Ok(()));
     }
@@ -179,7 +214,10 @@ async fn prepared(sink: &mut Sink, shutdown: &Shutdown) -> Result<Result<(), Cat
 }
 
 /// A store call, abandoned [`DRAIN_GRACE`] after shutdown starts.
-async fn raced<T>(fut: impl std::future::Future<Output = T>, shutdown: &Shutdown) -> Result<T, WriteError> {
+async fn raced<T>(
+    fut: impl std::future::Future<Output = T>,
+    shutdown: &Shutdown,
+) -> Result<T, WriteError> {
     let mut sd = shutdown.clone();
     tokio::select! {
         r = fut => Ok(r),

@@ -23,14 +23,22 @@ async fn results_reach_both_stores_with_names_registry_and_expiring_keys() {
     failed.file_path = None;
     w.push(&[ok.clone(), other_game.clone(), failed.clone()]);
     let (stop, h) = w.start(w.config(""));
-    wait_until_async("3 rows in SQLite and 3 docs in ES", Duration::from_secs(20), || async {
-        w.sqlite_count() == 3 && w.es.doc_count("uuzubackup") == 3 && w.inflight_len() == 0
-    })
+    wait_until_async(
+        "3 rows in SQLite and 3 docs in ES",
+        Duration::from_secs(20),
+        || async {
+            w.sqlite_count() == 3 && w.es.doc_count("uuzubackup") == 3 && w.inflight_len() == 0
+        },
+    )
     .await;
 
     // SQLite: every field, with SQLite types an operator's query relies on
     let cat = SqliteCatalog::open(&w.db_path()).unwrap();
-    for (r, name) in [(&ok, "大话西游"), (&other_game, "unknown"), (&failed, "大话西游")] {
+    for (r, name) in [
+        (&ok, "大话西游"),
+        (&other_game, "unknown"),
+        (&failed, "大话西游"),
+    ] {
         let got = cat.get(&r.record_id()).await.unwrap().expect("row");
         assert_eq!(&got.result, r);
         assert_eq!(got.game_name, name, "[business] map, unknown id -> unknown");
@@ -43,14 +51,32 @@ async fn results_reach_both_stores_with_names_registry_and_expiring_keys() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .unwrap();
-    assert_eq!(types, ("integer".into(), "integer".into(), "text".into(), "integer".into(), "null".into()));
+    assert_eq!(
+        types,
+        (
+            "integer".into(),
+            "integer".into(),
+            "text".into(),
+            "integer".into(),
+            "null".into()
+        )
+    );
 
     // ES: the original document's fields and JSON types, plus game_name and the new fields
-    let doc = w.es.doc("uuzubackup", &ok.record_id()).expect("doc under the record id");
+    let doc =
+        w.es.doc("uuzubackup", &ok.record_id())
+            .expect("doc under the record id");
     let mut expected = serde_json::to_value(&ok).unwrap();
     expected["game_name"] = json!("大话西游");
     assert_eq!(doc, expected);
-    for (k, kind) in [("server_id", "number"), ("create_time", "number"), ("game_server_ip", "string"), ("succeed", "number"), ("type", "string"), ("size", "number")] {
+    for (k, kind) in [
+        ("server_id", "number"),
+        ("create_time", "number"),
+        ("game_server_ip", "string"),
+        ("succeed", "number"),
+        ("type", "string"),
+        ("size", "number"),
+    ] {
         let is = match &doc[k] {
             Value::Number(_) => "number",
             Value::String(_) => "string",
@@ -59,33 +85,64 @@ async fn results_reach_both_stores_with_names_registry_and_expiring_keys() {
         assert_eq!(is, kind, "{k}");
     }
     let fdoc = w.es.doc("uuzubackup", &failed.record_id()).unwrap();
-    assert_eq!((fdoc["succeed"].clone(), fdoc["file_path"].clone()), (json!(0), Value::Null));
+    assert_eq!(
+        (fdoc["succeed"].clone(), fdoc["file_path"].clone()),
+        (json!(0), Value::Null)
+    );
 
     // registry, in both stores
-    let key = InstanceKey { server_id: 111111, back_type: "mysql".into(), instance: 3306 };
+    let key = InstanceKey {
+        server_id: 111111,
+        back_type: "mysql".into(),
+        instance: 3306,
+    };
     let e = cat.instance(&key).await.unwrap().unwrap();
     assert_eq!(e.last_success_ms, Some(ok.create_time));
     assert_eq!(e.last_attempt_ms, failed.create_time);
-    assert_eq!(e.last_error.as_deref(), Some("rsync failed: exit 23 (file vanished)"));
-    let reg = w.es.doc("uuzubackup-instances", "111111:mysql:3306").expect("ES registry doc");
+    assert_eq!(
+        e.last_error.as_deref(),
+        Some("rsync failed: exit 23 (file vanished)")
+    );
+    let reg =
+        w.es.doc("uuzubackup-instances", "111111:mysql:3306")
+            .expect("ES registry doc");
     assert_eq!(reg["last_success_ms"], json!(ok.create_time));
-    assert_eq!(reg["last_error"], json!("rsync failed: exit 23 (file vanished)"));
+    assert_eq!(
+        reg["last_error"],
+        json!("rsync failed: exit 23 (file vanished)")
+    );
 
     // the original's expiring keys, in db 9
-    let mut db9 = redis::Client::open(format!("{}9", w.redis.url())).unwrap().get_connection().unwrap();
+    let mut db9 = redis::Client::open(format!("{}9", w.redis.url()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
     for inst in [3306, 3307] {
         let k = format!("111111:mysql:{inst}");
         let ttl: i64 = db9.ttl(&k).unwrap();
-        assert!((3600 + 3000 - 10..=3600 + 3000).contains(&ttl), "{k} ttl {ttl}");
+        assert!(
+            (3600 + 3000 - 10..=3600 + 3000).contains(&ttl),
+            "{k} ttl {ttl}"
+        );
     }
     let v: String = db9.get("111111:mysql:3306").unwrap();
     let v: Value = serde_json::from_str(&v).unwrap();
-    assert_eq!(v["create_time"], json!(failed.create_time), "newest result of the instance wins");
+    assert_eq!(
+        v["create_time"],
+        json!(failed.create_time),
+        "newest result of the instance wins"
+    );
     let in_db0: bool = w.conn().exists("111111:mysql:3306").unwrap();
-    assert!(!in_db0, "the key lives in overdue_db, not in the queue's db");
+    assert!(
+        !in_db0,
+        "the key lives in overdue_db, not in the queue's db"
+    );
 
     // heartbeat state for the reporter
-    let kind: String = w.conn().hget(w.keys().state(&w.indexer_id), "kind").unwrap();
+    let kind: String = w
+        .conn()
+        .hget(w.keys().state(&w.indexer_id), "kind")
+        .unwrap();
     assert_eq!(kind, "indexer");
     stop.trigger();
     h.await.unwrap().unwrap();
@@ -102,20 +159,31 @@ async fn results_that_are_not_results_go_to_the_dead_letter_list_with_the_reason
     w.push_raw(&bad.to_string());
     w.push(&[result(3306, 4)]);
     let (stop, h) = w.start(w.config(""));
-    wait_until_async("dead letters and the good result", Duration::from_secs(20), || async {
-        w.dead().len() == 3 && w.sqlite_count() == 1 && w.inflight_len() == 0
-    })
+    wait_until_async(
+        "dead letters and the good result",
+        Duration::from_secs(20),
+        || async { w.dead().len() == 3 && w.sqlite_count() == 1 && w.inflight_len() == 0 },
+    )
     .await;
     let dead = w.dead();
     let payloads: Vec<&str> = dead.iter().map(|d| d.payload.as_str()).collect();
-    assert!(payloads.contains(&"this is not json"), "the raw payload is kept byte for byte");
+    assert!(
+        payloads.contains(&"this is not json"),
+        "the raw payload is kept byte for byte"
+    );
     for d in &dead {
         assert!(d.reason.starts_with("not a valid result:"), "{}", d.reason);
         assert_eq!(d.queue, w.queue);
         assert_eq!(d.node, w.indexer_id);
     }
-    assert!(dead.iter().any(|d| d.reason.contains("missing field")), "{dead:?}");
-    assert!(dead.iter().any(|d| d.reason.contains("succeed is 7")), "{dead:?}");
+    assert!(
+        dead.iter().any(|d| d.reason.contains("missing field")),
+        "{dead:?}"
+    );
+    assert!(
+        dead.iter().any(|d| d.reason.contains("succeed is 7")),
+        "{dead:?}"
+    );
     assert_eq!(w.es.doc_count("uuzubackup"), 1);
     stop.trigger();
     h.await.unwrap().unwrap();
@@ -136,22 +204,43 @@ async fn partial_bulk_failure_retries_429_items_and_dead_letters_400_items() {
     })
     .await;
     let docs = w.es.docs("uuzubackup");
-    assert!(docs.contains_key(&busy), "the 429 item was retried until stored");
+    assert!(
+        docs.contains_key(&busy),
+        "the 429 item was retried until stored"
+    );
     assert!(!docs.contains_key(&refused));
-    assert_eq!(w.es.doc_version("uuzubackup", &busy), Some(1), "stored once");
+    assert_eq!(
+        w.es.doc_version("uuzubackup", &busy),
+        Some(1),
+        "stored once"
+    );
     let dead = w.dead();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(serde_json::from_str::<ubackup_common::ResultRecord>(&dead[0].payload).unwrap().record_id(), refused);
-    assert!(dead[0].reason.contains("es uuzubackup refused the result: status 400: document_parsing_exception"), "{}", dead[0].reason);
-    assert!(dead[0].reason.contains("injected rejection"), "{}", dead[0].reason);
+    assert_eq!(
+        serde_json::from_str::<ubackup_common::ResultRecord>(&dead[0].payload)
+            .unwrap()
+            .record_id(),
+        refused
+    );
+    assert!(
+        dead[0]
+            .reason
+            .contains("es uuzubackup refused the result: status 400: document_parsing_exception"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(
+        dead[0].reason.contains("injected rejection"),
+        "{}",
+        dead[0].reason
+    );
     // only the bounced item was sent again
-    let bulks: Vec<usize> = w
-        .es
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/uuzubackup/_bulk")
-        .map(|r| r.bulk_items)
-        .collect();
+    let bulks: Vec<usize> =
+        w.es.requests()
+            .iter()
+            .filter(|r| r.path == "/uuzubackup/_bulk")
+            .map(|r| r.bulk_items)
+            .collect();
     assert_eq!(bulks, vec![6, 1, 1, 1], "{bulks:?}");
     // SQLite is written first and keeps the refused result: it is a real backup
     assert_eq!(w.sqlite_count(), 6);
@@ -164,7 +253,10 @@ async fn es_only_mode_and_an_sqlite_only_mode() {
     let w = World::new();
     let (stop, h) = w.start(w.config("catalog = off"));
     w.push(&results(20));
-    wait_until_async("20 docs", Duration::from_secs(20), || async { w.es.doc_count("uuzubackup") == 20 && w.inflight_len() == 0 }).await;
+    wait_until_async("20 docs", Duration::from_secs(20), || async {
+        w.es.doc_count("uuzubackup") == 20 && w.inflight_len() == 0
+    })
+    .await;
     assert!(!w.db_path().exists(), "catalog = off creates no database");
     stop.trigger();
     h.await.unwrap().unwrap();
@@ -173,7 +265,10 @@ async fn es_only_mode_and_an_sqlite_only_mode() {
     let requests_before = w.es.requests().len();
     let (stop, h) = w.start(w.config("es_urls ="));
     w.push(&results(20));
-    wait_until_async("20 rows", Duration::from_secs(20), || async { w.sqlite_count() == 20 && w.inflight_len() == 0 }).await;
+    wait_until_async("20 rows", Duration::from_secs(20), || async {
+        w.sqlite_count() == 20 && w.inflight_len() == 0
+    })
+    .await;
     assert_eq!(w.es.requests().len(), requests_before);
     stop.trigger();
     h.await.unwrap().unwrap();
@@ -187,13 +282,26 @@ async fn a_stale_result_does_not_refresh_the_expiring_key() {
     let fresh = result(4001, 2);
     w.push(&[old.clone(), fresh]);
     let (stop, h) = w.start(w.config("overdue_db = 3"));
-    wait_until_async("stored", Duration::from_secs(20), || async { w.sqlite_count() == 2 && w.inflight_len() == 0 }).await;
-    let mut db3 = redis::Client::open(format!("{}3", w.redis.url())).unwrap().get_connection().unwrap();
+    wait_until_async("stored", Duration::from_secs(20), || async {
+        w.sqlite_count() == 2 && w.inflight_len() == 0
+    })
+    .await;
+    let mut db3 = redis::Client::open(format!("{}3", w.redis.url()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
     assert!(db3.exists::<_, bool>("111111:mysql:4001").unwrap());
-    assert!(!db3.exists::<_, bool>("111111:mysql:4000").unwrap(), "a result older than interval + 3000 s must not look fresh");
+    assert!(
+        !db3.exists::<_, bool>("111111:mysql:4000").unwrap(),
+        "a result older than interval + 3000 s must not look fresh"
+    );
     // it is still recorded
     let cat = SqliteCatalog::open(&w.db_path()).unwrap();
-    assert!(cat.get(&CatalogRecord::new(old, "x").id).await.unwrap().is_some());
+    assert!(cat
+        .get(&CatalogRecord::new(old, "x").id)
+        .await
+        .unwrap()
+        .is_some());
     stop.trigger();
     h.await.unwrap().unwrap();
 }

@@ -90,7 +90,9 @@ impl EsStandIn {
     /// Starts on an ephemeral 127.0.0.1 port.
     pub fn start() -> EsStandIn {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Mutex::new(StandIn::default()));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -119,7 +121,12 @@ impl EsStandIn {
                 rt.shutdown_timeout(Duration::from_secs(1));
             })
             .expect("spawn stand-in thread");
-        EsStandIn { addr, shared, stop: Some(tx), thread: Some(thread) }
+        EsStandIn {
+            addr,
+            shared,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -139,30 +146,53 @@ impl EsStandIn {
     /// The item with `_id == id` fails with `status` the next `times` times
     /// it is sent (`u32::MAX` = always).
     pub fn fail_item_id(&self, id: &str, status: u16, times: u32) {
-        self.lock().item_faults.push(ItemFault { matcher: ItemMatch::Id(id.into()), status, remaining: times });
+        self.lock().item_faults.push(ItemFault {
+            matcher: ItemMatch::Id(id.into()),
+            status,
+            remaining: times,
+        });
     }
 
     /// The `n`-th bulk item (0-based) received from now on fails once.
     pub fn fail_nth_item(&self, n: u64, status: u16) {
         let mut s = self.lock();
         let at = s.items_received + n;
-        s.item_faults.push(ItemFault { matcher: ItemMatch::Nth(at), status, remaining: 1 });
+        s.item_faults.push(ItemFault {
+            matcher: ItemMatch::Nth(at),
+            status,
+            remaining: 1,
+        });
     }
 
     /// The next `count` requests (any path) answer `status` as a whole.
     pub fn fail_requests(&self, status: u16, count: u32) {
-        self.lock().request_fault = Some(RequestFault { status, remaining: Some(count), until: None });
+        self.lock().request_fault = Some(RequestFault {
+            status,
+            remaining: Some(count),
+            until: None,
+        });
     }
 
     /// Every request answers `status` for `d`.
     pub fn fail_requests_for(&self, status: u16, d: Duration) {
-        self.lock().request_fault = Some(RequestFault { status, remaining: None, until: Some(Instant::now() + d) });
+        self.lock().request_fault = Some(RequestFault {
+            status,
+            remaining: None,
+            until: Some(Instant::now() + d),
+        });
     }
 
     /// `true`: every request answers 503 (no master) until `set_down(false)`.
     pub fn set_down(&self, down: bool) {
-        self.lock().request_fault =
-            if down { Some(RequestFault { status: 503, remaining: None, until: None }) } else { None };
+        self.lock().request_fault = if down {
+            Some(RequestFault {
+                status: 503,
+                remaining: None,
+                until: None,
+            })
+        } else {
+            None
+        };
     }
 
     /// Every answer is delayed by `d`.
@@ -172,7 +202,10 @@ impl EsStandIn {
 
     /// Requests must carry Basic credentials `user:password`.
     pub fn require_basic_auth(&self, user: &str, password: &str) {
-        self.lock().auth = Some(format!("Basic {}", base64(format!("{user}:{password}").as_bytes())));
+        self.lock().auth = Some(format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes())
+        ));
     }
 
     /// Requests must carry `Authorization: ApiKey <encoded>`.
@@ -187,21 +220,38 @@ impl EsStandIn {
         self.lock()
             .indices
             .get(index)
-            .map(|i| i.docs.iter().map(|(k, d)| (k.clone(), d.source.clone())).collect())
+            .map(|i| {
+                i.docs
+                    .iter()
+                    .map(|(k, d)| (k.clone(), d.source.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub fn doc(&self, index: &str, id: &str) -> Option<Value> {
-        self.lock().indices.get(index).and_then(|i| i.docs.get(id)).map(|d| d.source.clone())
+        self.lock()
+            .indices
+            .get(index)
+            .and_then(|i| i.docs.get(id))
+            .map(|d| d.source.clone())
     }
 
     /// `_version` of a document (1 when created, +1 per overwrite).
     pub fn doc_version(&self, index: &str, id: &str) -> Option<i64> {
-        self.lock().indices.get(index).and_then(|i| i.docs.get(id)).map(|d| d.version)
+        self.lock()
+            .indices
+            .get(index)
+            .and_then(|i| i.docs.get(id))
+            .map(|d| d.version)
     }
 
     pub fn doc_count(&self, index: &str) -> usize {
-        self.lock().indices.get(index).map(|i| i.docs.len()).unwrap_or(0)
+        self.lock()
+            .indices
+            .get(index)
+            .map(|i| i.docs.len())
+            .unwrap_or(0)
     }
 
     pub fn index_names(&self) -> Vec<String> {
@@ -224,7 +274,11 @@ impl EsStandIn {
 
     /// Requests with this method whose path ends with `path_suffix`.
     pub fn request_count(&self, method: &str, path_suffix: &str) -> usize {
-        self.lock().log.iter().filter(|r| r.method == method && r.path.ends_with(path_suffix)).count()
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| r.method == method && r.path.ends_with(path_suffix))
+            .count()
     }
 
     /// Bulk operations received so far (including failed ones).
@@ -312,7 +366,10 @@ impl Index {
 
     /// ES refreshes every second; do it lazily when a search looks.
     fn auto_refresh(&mut self) {
-        if self.dirty_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .dirty_since
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             self.refresh();
         }
     }
@@ -367,7 +424,10 @@ impl StandIn {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// `*` wildcards only, as index patterns use them.
@@ -410,12 +470,24 @@ struct EsErr {
 
 /// Java exceptions ES reports as causes but never as the root cause.
 fn is_java_exception(ty: &str) -> bool {
-    matches!(ty, "illegal_argument_exception" | "illegal_state_exception" | "number_format_exception" | "json_parse_exception")
+    matches!(
+        ty,
+        "illegal_argument_exception"
+            | "illegal_state_exception"
+            | "number_format_exception"
+            | "json_parse_exception"
+    )
 }
 
 impl EsErr {
     fn new(status: u16, ty: &str, reason: impl Into<String>) -> Self {
-        EsErr { status, ty: ty.into(), reason: Value::String(reason.into()), caused_by: None, extra: Map::new() }
+        EsErr {
+            status,
+            ty: ty.into(),
+            reason: Value::String(reason.into()),
+            caused_by: None,
+            extra: Map::new(),
+        }
     }
 
     fn caused_by(mut self, c: EsErr) -> Self {
@@ -470,15 +542,23 @@ impl EsErr {
 }
 
 fn index_not_found(index: &str) -> EsErr {
-    EsErr::new(404, "index_not_found_exception", format!("no such index [{index}]"))
-        .with("resource.type", "index_or_alias")
-        .with("resource.id", index)
-        .with("index_uuid", "_na_")
-        .with("index", index)
+    EsErr::new(
+        404,
+        "index_not_found_exception",
+        format!("no such index [{index}]"),
+    )
+    .with("resource.type", "index_or_alias")
+    .with("resource.id", index)
+    .with("index_uuid", "_na_")
+    .with("index", index)
 }
 
 fn validation(reason: &str) -> EsErr {
-    EsErr::new(400, "action_request_validation_exception", format!("Validation Failed: 1: {reason};"))
+    EsErr::new(
+        400,
+        "action_request_validation_exception",
+        format!("Validation Failed: 1: {reason};"),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -487,10 +567,14 @@ fn validation(reason: &str) -> EsErr {
 
 #[derive(Debug, Clone, PartialEq)]
 enum FieldType {
-    Keyword { ignore_above: Option<usize> },
+    Keyword {
+        ignore_above: Option<usize>,
+    },
     Text,
     Ip,
-    Date { formats: Vec<String> },
+    Date {
+        formats: Vec<String>,
+    },
     Long,
     Integer,
     Short,
@@ -523,7 +607,11 @@ struct Mapping {
 
 impl Default for Mapping {
     fn default() -> Self {
-        Mapping { props: Props::new(), dynamic: "true".into(), other: Map::new() }
+        Mapping {
+            props: Props::new(),
+            dynamic: "true".into(),
+            other: Map::new(),
+        }
     }
 }
 
@@ -542,7 +630,18 @@ const ROOT_KEYS: &[&str] = &[
     "subobjects",
 ];
 
-const LEAF_COMMON: &[&str] = &["type", "meta", "copy_to", "store", "index", "doc_values", "null_value", "fields", "script", "on_script_error"];
+const LEAF_COMMON: &[&str] = &[
+    "type",
+    "meta",
+    "copy_to",
+    "store",
+    "index",
+    "doc_values",
+    "null_value",
+    "fields",
+    "script",
+    "on_script_error",
+];
 
 fn params_for(ty: &str) -> Option<&'static [&'static str]> {
     Some(match ty {
@@ -571,22 +670,47 @@ fn params_for(ty: &str) -> Option<&'static [&'static str]> {
             "similarity",
             "term_vector",
         ],
-        "long" | "integer" | "short" | "byte" | "double" | "float" | "half_float" | "unsigned_long" => {
-            &["coerce", "ignore_malformed", "time_series_metric", "time_series_dimension"]
-        }
-        "scaled_float" => &["coerce", "ignore_malformed", "scaling_factor", "time_series_metric", "time_series_dimension"],
+        "long" | "integer" | "short" | "byte" | "double" | "float" | "half_float"
+        | "unsigned_long" => &[
+            "coerce",
+            "ignore_malformed",
+            "time_series_metric",
+            "time_series_dimension",
+        ],
+        "scaled_float" => &[
+            "coerce",
+            "ignore_malformed",
+            "scaling_factor",
+            "time_series_metric",
+            "time_series_dimension",
+        ],
         "date" | "date_nanos" => &["format", "locale", "ignore_malformed", "print_format"],
         "ip" => &["ignore_malformed", "time_series_dimension"],
         "boolean" => &[],
         "wildcard" => &["ignore_above", "null_value"],
         "constant_keyword" => &["value"],
-        "flattened" => &["depth_limit", "ignore_above", "eager_global_ordinals", "split_queries_on_whitespace", "similarity", "index_options"],
+        "flattened" => &[
+            "depth_limit",
+            "ignore_above",
+            "eager_global_ordinals",
+            "split_queries_on_whitespace",
+            "similarity",
+            "index_options",
+        ],
         "binary" => &[],
         _ => return None,
     })
 }
 
-const OBJECT_PARAMS: &[&str] = &["type", "properties", "dynamic", "enabled", "subobjects", "include_in_parent", "include_in_root"];
+const OBJECT_PARAMS: &[&str] = &[
+    "type",
+    "properties",
+    "dynamic",
+    "enabled",
+    "subobjects",
+    "include_in_parent",
+    "include_in_root",
+];
 
 const NAMED_DATE_FORMATS: &[&str] = &[
     "epoch_millis",
@@ -628,10 +752,15 @@ impl Mapping {
     /// Parses a `mappings` object; errors read like ES 8's.
     fn parse(v: &Value) -> Result<Mapping, EsErr> {
         let wrap = |inner: EsErr| {
-            let reason = format!("Failed to parse mapping: {}", inner.reason.as_str().unwrap_or(""));
+            let reason = format!(
+                "Failed to parse mapping: {}",
+                inner.reason.as_str().unwrap_or("")
+            );
             mapper_err(reason).caused_by(inner)
         };
-        let obj = v.as_object().ok_or_else(|| wrap(mapper_err("Expected map for property [mappings]".into())))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| wrap(mapper_err("Expected map for property [mappings]".into())))?;
         let mut m = Mapping::default();
         let unknown: Vec<String> = obj
             .iter()
@@ -722,8 +851,12 @@ fn props_json(p: &Props) -> Value {
 fn parse_dynamic(v: &Value, at: &str) -> Result<String, EsErr> {
     match v {
         Value::Bool(b) => Ok(b.to_string()),
-        Value::String(s) if ["true", "false", "strict", "runtime"].contains(&s.as_str()) => Ok(s.clone()),
-        other => Err(mapper_err(format!("Unable to parse [dynamic] value [{other}] for [{at}]"))),
+        Value::String(s) if ["true", "false", "strict", "runtime"].contains(&s.as_str()) => {
+            Ok(s.clone())
+        }
+        other => Err(mapper_err(format!(
+            "Unable to parse [dynamic] value [{other}] for [{at}]"
+        ))),
     }
 }
 
@@ -734,25 +867,38 @@ fn parse_props(v: &Value, prefix: &str) -> Result<Props, EsErr> {
         if name.is_empty() {
             return Err(mapper_err("field name cannot be an empty string".into()));
         }
-        let full = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        let full = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
         out.insert(name.clone(), parse_field(&full, def)?);
     }
     Ok(out)
 }
 
 fn parse_field(full: &str, def: &Value) -> Result<Field, EsErr> {
-    let obj = def
-        .as_object()
-        .ok_or_else(|| mapper_err(format!("Expected map for property [fields] on field [{full}] but got a {}", java_class(def))))?;
+    let obj = def.as_object().ok_or_else(|| {
+        mapper_err(format!(
+            "Expected map for property [fields] on field [{full}] but got a {}",
+            java_class(def)
+        ))
+    })?;
     let ty = match obj.get("type") {
         None => "object".to_string(),
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(mapper_err(format!("No handler for type [{other}] declared on field [{full}]"))),
+        Some(other) => {
+            return Err(mapper_err(format!(
+                "No handler for type [{other}] declared on field [{full}]"
+            )))
+        }
     };
     if ty == "object" || ty == "nested" {
         for k in obj.keys() {
             if !OBJECT_PARAMS.contains(&k.as_str()) {
-                return Err(mapper_err(format!("unknown parameter [{k}] on mapper [{full}] of type [{ty}]")));
+                return Err(mapper_err(format!(
+                    "unknown parameter [{k}] on mapper [{full}] of type [{ty}]"
+                )));
             }
         }
         if let Some(d) = obj.get("dynamic") {
@@ -764,27 +910,63 @@ fn parse_field(full: &str, def: &Value) -> Result<Field, EsErr> {
         };
         let mut raw = obj.clone();
         raw.remove("properties");
-        return Ok(Field { ty: FieldType::Object(inner), raw: Value::Object(raw) });
+        return Ok(Field {
+            ty: FieldType::Object(inner),
+            raw: Value::Object(raw),
+        });
     }
-    let specific = params_for(&ty).ok_or_else(|| mapper_err(format!("No handler for type [{ty}] declared on field [{full}]")))?;
+    let specific = params_for(&ty).ok_or_else(|| {
+        mapper_err(format!(
+            "No handler for type [{ty}] declared on field [{full}]"
+        ))
+    })?;
     for (k, v) in obj {
         if !LEAF_COMMON.contains(&k.as_str()) && !specific.contains(&k.as_str()) {
-            return Err(mapper_err(format!("unknown parameter [{k}] on mapper [{full}] of type [{ty}]")));
+            return Err(mapper_err(format!(
+                "unknown parameter [{k}] on mapper [{full}] of type [{ty}]"
+            )));
         }
-        if ["index", "store", "doc_values", "coerce", "ignore_malformed", "norms", "eager_global_ordinals", "fielddata"]
-            .contains(&k.as_str())
+        if [
+            "index",
+            "store",
+            "doc_values",
+            "coerce",
+            "ignore_malformed",
+            "norms",
+            "eager_global_ordinals",
+            "fielddata",
+        ]
+        .contains(&k.as_str())
             && as_mapping_bool(v).is_none()
         {
-            let inner = EsErr::new(400, "illegal_argument_exception", format!("Failed to parse value [{}] as only [true] or [false] are allowed.", plain(v)));
-            return Err(EsErr::new(400, "mapper_parsing_exception", format!("Could not convert [{full}.{k}] to boolean")).caused_by(inner));
+            let inner = EsErr::new(
+                400,
+                "illegal_argument_exception",
+                format!(
+                    "Failed to parse value [{}] as only [true] or [false] are allowed.",
+                    plain(v)
+                ),
+            );
+            return Err(EsErr::new(
+                400,
+                "mapper_parsing_exception",
+                format!("Could not convert [{full}.{k}] to boolean"),
+            )
+            .caused_by(inner));
         }
     }
     if let Some(fields) = obj.get("fields") {
-        let subs = fields.as_object().ok_or_else(|| mapper_err(format!("Expected map for property [fields] on field [{full}]")))?;
+        let subs = fields.as_object().ok_or_else(|| {
+            mapper_err(format!(
+                "Expected map for property [fields] on field [{full}]"
+            ))
+        })?;
         for (sub, sdef) in subs {
             let f = parse_field(&format!("{full}.{sub}"), sdef)?;
             if matches!(f.ty, FieldType::Object(_)) {
-                return Err(mapper_err(format!("Type [object] cannot be used in multi field [{full}.{sub}]")));
+                return Err(mapper_err(format!(
+                    "Type [object] cannot be used in multi field [{full}.{sub}]"
+                )));
             }
         }
     }
@@ -802,7 +984,10 @@ fn parse_field(full: &str, def: &Value) -> Result<Field, EsErr> {
         "ip" => FieldType::Ip,
         "date" | "date_nanos" => {
             let formats = match obj.get("format") {
-                None => vec!["strict_date_optional_time".to_string(), "epoch_millis".to_string()],
+                None => vec![
+                    "strict_date_optional_time".to_string(),
+                    "epoch_millis".to_string(),
+                ],
                 Some(Value::String(f)) => {
                     let list: Vec<String> = f.split("||").map(str::to_string).collect();
                     for one in &list {
@@ -812,7 +997,11 @@ fn parse_field(full: &str, def: &Value) -> Result<Field, EsErr> {
                     }
                     list
                 }
-                Some(other) => return Err(mapper_err(format!("Error parsing [format] on field [{full}]: expected a string, got [{other}]"))),
+                Some(other) => {
+                    return Err(mapper_err(format!(
+                    "Error parsing [format] on field [{full}]: expected a string, got [{other}]"
+                )))
+                }
             };
             FieldType::Date { formats }
         }
@@ -830,7 +1019,10 @@ fn parse_field(full: &str, def: &Value) -> Result<Field, EsErr> {
         "boolean" => FieldType::Boolean,
         other => FieldType::Other(other.to_string()),
     };
-    Ok(Field { ty: ftype, raw: def.clone() })
+    Ok(Field {
+        ty: ftype,
+        raw: def.clone(),
+    })
 }
 
 fn valid_date_format(f: &str) -> bool {
@@ -839,7 +1031,8 @@ fn valid_date_format(f: &str) -> bool {
     }
     // a java-time pattern: pattern letters and literals only
     !f.is_empty()
-        && f.chars().all(|c| "yMdHhmsSaEuZXxVzGDQqwWek ".contains(c) || "-:/.,T'[]+".contains(c))
+        && f.chars()
+            .all(|c| "yMdHhmsSaEuZXxVzGDQqwWek ".contains(c) || "-:/.,T'[]+".contains(c))
         && f.chars().any(|c| c.is_ascii_alphabetic())
 }
 
@@ -929,27 +1122,43 @@ fn norm_value(ty: &FieldType, v: &Value) -> Result<Option<Norm>, EsErr> {
             Value::String(s) => Ok(Some(Norm::Str(s.clone()))),
             Value::Number(n) => Ok(Some(Norm::Str(n.to_string()))),
             Value::Bool(b) => Ok(Some(Norm::Str(b.to_string()))),
-            _ => Err(EsErr::new(400, "illegal_state_exception", format!("Can't get text on a {} at 1:1", token_name(v)))),
+            _ => Err(EsErr::new(
+                400,
+                "illegal_state_exception",
+                format!("Can't get text on a {} at 1:1", token_name(v)),
+            )),
         },
         FieldType::Ip => match v {
-            Value::String(s) => s.parse::<IpAddr>().map(|ip| Some(Norm::Ip(ip))).map_err(|_| iae(format!("'{s}' is not an IP string literal."))),
-            other => Err(iae(format!("'{}' is not an IP string literal.", plain(other)))),
+            Value::String(s) => s
+                .parse::<IpAddr>()
+                .map(|ip| Some(Norm::Ip(ip)))
+                .map_err(|_| iae(format!("'{s}' is not an IP string literal."))),
+            other => Err(iae(format!(
+                "'{}' is not an IP string literal.",
+                plain(other)
+            ))),
         },
         FieldType::Date { formats } => {
             let parsed = match v {
-                Value::Number(n) if formats.iter().any(|f| f.starts_with("epoch_")) => n.as_f64().map(|x| {
-                    if formats.iter().any(|f| f == "epoch_millis") {
-                        x
-                    } else {
-                        x * 1000.0
-                    }
-                }),
+                Value::Number(n) if formats.iter().any(|f| f.starts_with("epoch_")) => {
+                    n.as_f64().map(|x| {
+                        if formats.iter().any(|f| f == "epoch_millis") {
+                            x
+                        } else {
+                            x * 1000.0
+                        }
+                    })
+                }
                 Value::String(s) => parse_date_str(s, formats),
                 _ => None,
             };
             match parsed {
                 Some(ms) => Ok(Some(Norm::Num(ms.trunc()))),
-                None => Err(iae(format!("failed to parse date field [{}] with format [{}]", plain(v), formats.join("||")))),
+                None => Err(iae(format!(
+                    "failed to parse date field [{}] with format [{}]",
+                    plain(v),
+                    formats.join("||")
+                ))),
             }
         }
         FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte => {
@@ -961,13 +1170,26 @@ fn norm_value(ty: &FieldType, v: &Value) -> Result<Option<Norm>, EsErr> {
             };
             let x = match v {
                 Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                Value::String(s) => s.trim().parse::<f64>().map_err(|_| EsErr::new(400, "number_format_exception", format!("For input string: \"{s}\"")))?,
+                Value::String(s) => s.trim().parse::<f64>().map_err(|_| {
+                    EsErr::new(
+                        400,
+                        "number_format_exception",
+                        format!("For input string: \"{s}\""),
+                    )
+                })?,
                 other => {
-                    return Err(iae(format!("Current token ({}) not numeric, can not use numeric value accessors", token_name(other))))
+                    return Err(iae(format!(
+                        "Current token ({}) not numeric, can not use numeric value accessors",
+                        token_name(other)
+                    )))
                 }
             };
             if !(lo..=hi).contains(&x.trunc()) {
-                return Err(iae(format!("Value [{}] is out of range for {} {name}", plain(v), if name == "integer" { "an" } else { "a" })));
+                return Err(iae(format!(
+                    "Value [{}] is out of range for {} {name}",
+                    plain(v),
+                    if name == "integer" { "an" } else { "a" }
+                )));
             }
             Ok(Some(Norm::Num(x.trunc())))
         }
@@ -977,14 +1199,26 @@ fn norm_value(ty: &FieldType, v: &Value) -> Result<Option<Norm>, EsErr> {
                 .trim()
                 .parse::<f64>()
                 .map(|x| Some(Norm::Num(x)))
-                .map_err(|_| EsErr::new(400, "number_format_exception", format!("For input string: \"{s}\""))),
-            other => Err(iae(format!("Current token ({}) not numeric, can not use numeric value accessors", token_name(other)))),
+                .map_err(|_| {
+                    EsErr::new(
+                        400,
+                        "number_format_exception",
+                        format!("For input string: \"{s}\""),
+                    )
+                }),
+            other => Err(iae(format!(
+                "Current token ({}) not numeric, can not use numeric value accessors",
+                token_name(other)
+            ))),
         },
         FieldType::Boolean => match v {
             Value::Bool(b) => Ok(Some(Norm::Bool(*b))),
             Value::String(s) if s == "true" => Ok(Some(Norm::Bool(true))),
             Value::String(s) if s == "false" || s.is_empty() => Ok(Some(Norm::Bool(false))),
-            other => Err(iae(format!("Failed to parse value [{}] as only [true] or [false] are allowed.", plain(other)))),
+            other => Err(iae(format!(
+                "Failed to parse value [{}] as only [true] or [false] are allowed.",
+                plain(other)
+            ))),
         },
         FieldType::Object(_) => Err(iae("object field".into())),
     }
@@ -1005,7 +1239,9 @@ fn parse_date_str(s: &str, formats: &[String]) -> Option<f64> {
                     return Some(x * 1000.0);
                 }
             }
-            "strict_date_optional_time" | "date_optional_time" | "strict_date_optional_time_nanos" => {
+            "strict_date_optional_time"
+            | "date_optional_time"
+            | "strict_date_optional_time_nanos" => {
                 if let Some(ms) = parse_iso(s) {
                     return Some(ms as f64);
                 }
@@ -1066,13 +1302,14 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Column (1-based) of `"name"` in the raw source, for `[1:N]` prefixes.
 fn column_of(raw: &str, name: &str) -> usize {
-    raw.find(&format!("\"{name}\"")).map(|i| i + name.len() + 3).unwrap_or(1)
+    raw.find(&format!("\"{name}\""))
+        .map(|i| i + name.len() + 3)
+        .unwrap_or(1)
 }
 
 /// Checks a document against the mapping, and adds dynamic fields.
 /// Returns new dynamic fields to merge into the mapping.
 fn check_doc(
-    mapping: &Mapping,
     props: &Props,
     prefix: &str,
     obj: &Map<String, Value>,
@@ -1082,8 +1319,29 @@ fn check_doc(
     added: &mut Vec<(String, Field)>,
 ) -> Result<(), EsErr> {
     for (k, v) in obj {
-        let full = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        if prefix.is_empty() && k.starts_with('_') && ["_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term", "_doc_count", "_field_names", "_ignored", "_tier", "_data_stream_timestamp"].contains(&k.as_str()) {
+        let full = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if prefix.is_empty()
+            && k.starts_with('_')
+            && [
+                "_id",
+                "_index",
+                "_source",
+                "_routing",
+                "_version",
+                "_seq_no",
+                "_primary_term",
+                "_doc_count",
+                "_field_names",
+                "_ignored",
+                "_tier",
+                "_data_stream_timestamp",
+            ]
+            .contains(&k.as_str())
+        {
             return Err(EsErr::new(
                 400,
                 "document_parsing_exception",
@@ -1091,7 +1349,11 @@ fn check_doc(
             ));
         }
         if k.is_empty() {
-            return Err(EsErr::new(400, "document_parsing_exception", "[1:2] field name cannot be an empty string"));
+            return Err(EsErr::new(
+                400,
+                "document_parsing_exception",
+                "[1:2] field name cannot be an empty string",
+            ));
         }
         let field = props.get(k);
         let parse_fail = |ty: &FieldType, cause: EsErr| {
@@ -1112,12 +1374,12 @@ fn check_doc(
         };
         match field {
             Some(Field { ty: FieldType::Object(inner), .. }) => match v {
-                Value::Object(o) => check_doc(mapping, inner, &full, o, id, raw, dynamic, added)?,
+                Value::Object(o) => check_doc(inner, &full, o, id, raw, dynamic, added)?,
                 Value::Null => {}
                 Value::Array(items) => {
                     for it in items {
                         match it {
-                            Value::Object(o) => check_doc(mapping, inner, &full, o, id, raw, dynamic, added)?,
+                            Value::Object(o) => check_doc(inner, &full, o, id, raw, dynamic, added)?,
                             Value::Null => {}
                             _ => {
                                 return Err(EsErr::new(400, "document_parsing_exception", format!("[1:{}] object mapping for [{full}] tried to parse field [{k}] as object, but found a concrete value", column_of(raw, k))))
@@ -1185,7 +1447,7 @@ fn check_doc(
                         if let Some(f) = dynamic_field(v) {
                             if let (FieldType::Object(_), Value::Object(o)) = (&f.ty, v) {
                                 let mut nested = Vec::new();
-                                check_doc(mapping, &Props::new(), &full, o, id, raw, dynamic, &mut nested)?;
+                                check_doc(&Props::new(), &full, o, id, raw, dynamic, &mut nested)?;
                                 let mut inner = Props::new();
                                 for (path, nf) in nested {
                                     insert_path(&mut inner, path.strip_prefix(&format!("{full}.")).unwrap_or(&path), nf);
@@ -1200,7 +1462,6 @@ fn check_doc(
             }
         }
     }
-    let _ = mapping;
     Ok(())
 }
 
@@ -1210,9 +1471,10 @@ fn insert_path(props: &mut Props, path: &str, f: Field) {
             props.insert(path.to_string(), f);
         }
         Some((head, rest)) => {
-            let entry = props
-                .entry(head.to_string())
-                .or_insert_with(|| Field { ty: FieldType::Object(Props::new()), raw: json!({}) });
+            let entry = props.entry(head.to_string()).or_insert_with(|| Field {
+                ty: FieldType::Object(Props::new()),
+                raw: json!({}),
+            });
             if let FieldType::Object(inner) = &mut entry.ty {
                 insert_path(inner, rest, f);
             }
@@ -1227,10 +1489,22 @@ fn dynamic_field(v: &Value) -> Option<Field> {
             ty: FieldType::Text,
             raw: json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}),
         }),
-        Value::Bool(_) => Some(Field { ty: FieldType::Boolean, raw: json!({"type": "boolean"}) }),
-        Value::Number(n) if n.is_f64() => Some(Field { ty: FieldType::Float, raw: json!({"type": "float"}) }),
-        Value::Number(_) => Some(Field { ty: FieldType::Long, raw: json!({"type": "long"}) }),
-        Value::Object(_) => Some(Field { ty: FieldType::Object(Props::new()), raw: json!({}) }),
+        Value::Bool(_) => Some(Field {
+            ty: FieldType::Boolean,
+            raw: json!({"type": "boolean"}),
+        }),
+        Value::Number(n) if n.is_f64() => Some(Field {
+            ty: FieldType::Float,
+            raw: json!({"type": "float"}),
+        }),
+        Value::Number(_) => Some(Field {
+            ty: FieldType::Long,
+            raw: json!({"type": "long"}),
+        }),
+        Value::Object(_) => Some(Field {
+            ty: FieldType::Object(Props::new()),
+            raw: json!({}),
+        }),
         Value::Array(a) => a.iter().find(|x| !x.is_null()).and_then(dynamic_field),
         Value::Null => None,
     }
@@ -1255,7 +1529,11 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
                 continue;
             }
         }
-        out.push(if plus_is_space && b[i] == b'+' { b' ' } else { b[i] });
+        out.push(if plus_is_space && b[i] == b'+' {
+            b' '
+        } else {
+            b[i]
+        });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -1277,7 +1555,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -1299,17 +1581,33 @@ struct Reply {
 
 impl Reply {
     fn ok(body: Value) -> Reply {
-        Reply { status: 200, body: Some(body), extra_headers: Vec::new(), bulk_items: 0 }
+        Reply {
+            status: 200,
+            body: Some(body),
+            extra_headers: Vec::new(),
+            bulk_items: 0,
+        }
     }
     fn status(status: u16, body: Value) -> Reply {
-        Reply { status, body: Some(body), extra_headers: Vec::new(), bulk_items: 0 }
+        Reply {
+            status,
+            body: Some(body),
+            extra_headers: Vec::new(),
+            bulk_items: 0,
+        }
     }
     fn err(e: EsErr) -> Reply {
         Reply::status(e.status, e.body())
     }
 }
 
-async fn handle(AxState(shared): AxState<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    AxState(shared): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let delay = shared.lock().unwrap_or_else(|p| p.into_inner()).delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -1329,11 +1627,20 @@ async fn handle(AxState(shared): AxState<Shared>, method: Method, uri: Uri, head
         r
     };
     let mut resp = match (&reply.body, method == Method::HEAD) {
-        (Some(b), false) => (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), b.to_string()).into_response(),
-        _ => StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+        (Some(b), false) => (
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            b.to_string(),
+        )
+            .into_response(),
+        _ => StatusCode::from_u16(reply.status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
     };
     let h = resp.headers_mut();
-    h.insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+    h.insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
     h.insert("content-type", HeaderValue::from_static("application/json"));
     for (k, v) in reply.extra_headers {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -1344,7 +1651,15 @@ async fn handle(AxState(shared): AxState<Shared>, method: Method, uri: Uri, head
 }
 
 /// Query parameters every endpoint accepts.
-const COMMON_PARAMS: &[&str] = &["pretty", "human", "error_trace", "filter_path", "format", "source", "source_content_type"];
+const COMMON_PARAMS: &[&str] = &[
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "format",
+    "source",
+    "source_content_type",
+];
 
 fn check_params(path: &str, params: &[(String, String)], allowed: &[&str]) -> Result<(), EsErr> {
     let bad: Vec<&str> = params
@@ -1354,8 +1669,19 @@ fn check_params(path: &str, params: &[(String, String)], allowed: &[&str]) -> Re
         .collect();
     match bad.as_slice() {
         [] => Ok(()),
-        [one] => Err(EsErr::new(400, "illegal_argument_exception", format!("request [{path}] contains unrecognized parameter: [{one}]"))),
-        many => Err(EsErr::new(400, "illegal_argument_exception", format!("request [{path}] contains unrecognized parameters: [{}]", many.join("], [")))),
+        [one] => Err(EsErr::new(
+            400,
+            "illegal_argument_exception",
+            format!("request [{path}] contains unrecognized parameter: [{one}]"),
+        )),
+        many => Err(EsErr::new(
+            400,
+            "illegal_argument_exception",
+            format!(
+                "request [{path}] contains unrecognized parameters: [{}]",
+                many.join("], [")
+            ),
+        )),
     }
 }
 
@@ -1364,17 +1690,39 @@ fn check_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), Reply> {
         return Ok(());
     }
     let Some(ct) = headers.get("content-type").and_then(|v| v.to_str().ok()) else {
-        return Err(Reply::status(406, json!({"error": "Content-Type header is missing", "status": 406})));
+        return Err(Reply::status(
+            406,
+            json!({"error": "Content-Type header is missing", "status": 406}),
+        ));
     };
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let ok = ["application/json", "application/x-ndjson", "application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson"]
-        .contains(&media.as_str());
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = [
+        "application/json",
+        "application/x-ndjson",
+        "application/vnd.elasticsearch+json",
+        "application/vnd.elasticsearch+x-ndjson",
+    ]
+    .contains(&media.as_str());
     if ok {
         Ok(())
-    } else if ["application/yaml", "application/smile", "application/cbor"].contains(&media.as_str()) {
-        Err(Reply::err(EsErr::new(400, "stand_in_unsupported_exception", format!("the stand-in only speaks JSON, not [{media}]"))))
+    } else if ["application/yaml", "application/smile", "application/cbor"]
+        .contains(&media.as_str())
+    {
+        Err(Reply::err(EsErr::new(
+            400,
+            "stand_in_unsupported_exception",
+            format!("the stand-in only speaks JSON, not [{media}]"),
+        )))
     } else {
-        Err(Reply::status(406, json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406})))
+        Err(Reply::status(
+            406,
+            json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406}),
+        ))
     }
 }
 
@@ -1383,21 +1731,46 @@ fn parse_json_body(body: &[u8]) -> Result<Option<Value>, EsErr> {
         return Ok(None);
     }
     serde_json::from_slice(body).map(Some).map_err(|e| {
-        EsErr::new(400, "x_content_parse_exception", format!("[{}:{}] {}", e.line(), e.column(), e))
+        EsErr::new(
+            400,
+            "x_content_parse_exception",
+            format!("[{}:{}] {}", e.line(), e.column(), e),
+        )
     })
 }
 
 fn request_fault_reply(status: u16) -> Reply {
     let e = match status {
-        503 => EsErr { status, ty: "master_not_discovered_exception".into(), reason: Value::Null, caused_by: None, extra: Map::new() },
-        429 => EsErr::new(429, "es_rejected_execution_exception", "rejected execution of coordinating operation (injected by the stand-in)"),
+        503 => EsErr {
+            status,
+            ty: "master_not_discovered_exception".into(),
+            reason: Value::Null,
+            caused_by: None,
+            extra: Map::new(),
+        },
+        429 => EsErr::new(
+            429,
+            "es_rejected_execution_exception",
+            "rejected execution of coordinating operation (injected by the stand-in)",
+        ),
         500 => EsErr::new(500, "exception", "injected internal error"),
-        s => EsErr::new(s, "stand_in_injected_exception", format!("injected HTTP {s}")),
+        s => EsErr::new(
+            s,
+            "stand_in_injected_exception",
+            format!("injected HTTP {s}"),
+        ),
     };
     Reply::err(e)
 }
 
-fn route(st: &mut StandIn, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], started: Instant) -> Reply {
+fn route(
+    st: &mut StandIn,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    started: Instant,
+) -> Reply {
     // whole-request faults first: an unreachable cluster answers nothing useful
     if let Some(f) = &mut st.request_fault {
         let active = match (f.remaining, f.until) {
@@ -1425,7 +1798,10 @@ fn route(st: &mut StandIn, method: &Method, uri: &Uri, headers: &HeaderMap, body
                 EsErr::new(401, "security_exception", reason)
                     .with("header", json!({"WWW-Authenticate": ["Basic realm=\"security\", charset=\"UTF-8\"", "ApiKey"]})),
             );
-            r.extra_headers.push(("www-authenticate", "Basic realm=\"security\", charset=\"UTF-8\"".into()));
+            r.extra_headers.push((
+                "www-authenticate",
+                "Basic realm=\"security\", charset=\"UTF-8\"".into(),
+            ));
             r.extra_headers.push(("www-authenticate", "ApiKey".into()));
             return r;
         }
@@ -1434,37 +1810,177 @@ fn route(st: &mut StandIn, method: &Method, uri: &Uri, headers: &HeaderMap, body
         return r;
     }
     let params = query_params(uri);
-    let segs: Vec<String> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(|x| percent_decode(x, false)).collect();
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|x| percent_decode(x, false))
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = method.as_str();
     let result = match (m, segs.as_slice()) {
         ("GET" | "HEAD", []) => check_params(&path, &params, &[]).map(|_| info()),
         ("POST" | "PUT", ["_bulk"]) => bulk(st, None, &path, &params, body, started),
         ("POST" | "PUT", [idx, "_bulk"]) => bulk(st, Some(idx), &path, &params, body, started),
-        ("GET" | "POST", ["_refresh"]) => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards"]).map(|_| refresh(st, None)).and_then(|r| r),
-        ("GET" | "POST", [idx, "_refresh"]) => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards"]).and_then(|_| refresh(st, Some(idx))),
-        ("GET" | "POST", [idx, "_search"]) => check_params(&path, &params, SEARCH_PARAMS).and_then(|_| search(st, idx, body, started, &params)),
-        ("GET" | "POST", [idx, "_count"]) => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards", "q", "routing", "preference", "min_score", "terminate_after"]).and_then(|_| count(st, idx, body)),
-        ("GET" | "POST", [idx, "_mget"]) => check_params(&path, &params, &["realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "stored_fields"]).and_then(|_| mget(st, Some(idx), body)),
-        ("GET" | "POST", ["_mget"]) => check_params(&path, &params, &["realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "stored_fields"]).and_then(|_| mget(st, None, body)),
-        ("GET" | "HEAD", [idx, "_doc", id]) => check_params(&path, &params, &["realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "stored_fields", "version", "version_type"]).map(|_| get_doc(st, idx, id)),
-        ("PUT", ["_index_template", name]) => check_params(&path, &params, &["create", "master_timeout", "cause"]).and_then(|_| put_template(st, name, body, &params)),
-        ("GET" | "HEAD", ["_index_template", name]) => check_params(&path, &params, &["local", "master_timeout", "flat_settings", "include_defaults"]).map(|_| get_template(st, name)),
-        ("DELETE", ["_index_template", name]) => check_params(&path, &params, &["master_timeout", "timeout"]).map(|_| match st.templates.remove(*name) {
-            Some(_) => Reply::ok(json!({"acknowledged": true})),
-            None => Reply::err(EsErr::new(404, "resource_not_found_exception", format!("index_template [{name}] missing"))),
-        }),
-        ("GET", [idx, "_mapping"]) => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout"]).map(|_| match st.indices.get(*idx) {
+        ("GET" | "POST", ["_refresh"]) => check_params(
+            &path,
+            &params,
+            &["ignore_unavailable", "allow_no_indices", "expand_wildcards"],
+        )
+        .map(|_| refresh(st, None))
+        .and_then(|r| r),
+        ("GET" | "POST", [idx, "_refresh"]) => check_params(
+            &path,
+            &params,
+            &["ignore_unavailable", "allow_no_indices", "expand_wildcards"],
+        )
+        .and_then(|_| refresh(st, Some(idx))),
+        ("GET" | "POST", [idx, "_search"]) => check_params(&path, &params, SEARCH_PARAMS)
+            .and_then(|_| search(st, idx, body, started, &params)),
+        ("GET" | "POST", [idx, "_count"]) => check_params(
+            &path,
+            &params,
+            &[
+                "ignore_unavailable",
+                "allow_no_indices",
+                "expand_wildcards",
+                "q",
+                "routing",
+                "preference",
+                "min_score",
+                "terminate_after",
+            ],
+        )
+        .and_then(|_| count(st, idx, body)),
+        ("GET" | "POST", [idx, "_mget"]) => check_params(
+            &path,
+            &params,
+            &[
+                "realtime",
+                "refresh",
+                "routing",
+                "preference",
+                "_source",
+                "_source_includes",
+                "_source_excludes",
+                "stored_fields",
+            ],
+        )
+        .and_then(|_| mget(st, Some(idx), body)),
+        ("GET" | "POST", ["_mget"]) => check_params(
+            &path,
+            &params,
+            &[
+                "realtime",
+                "refresh",
+                "routing",
+                "preference",
+                "_source",
+                "_source_includes",
+                "_source_excludes",
+                "stored_fields",
+            ],
+        )
+        .and_then(|_| mget(st, None, body)),
+        ("GET" | "HEAD", [idx, "_doc", id]) => check_params(
+            &path,
+            &params,
+            &[
+                "realtime",
+                "refresh",
+                "routing",
+                "preference",
+                "_source",
+                "_source_includes",
+                "_source_excludes",
+                "stored_fields",
+                "version",
+                "version_type",
+            ],
+        )
+        .map(|_| get_doc(st, idx, id)),
+        ("PUT", ["_index_template", name]) => {
+            check_params(&path, &params, &["create", "master_timeout", "cause"])
+                .and_then(|_| put_template(st, name, body, &params))
+        }
+        ("GET" | "HEAD", ["_index_template", name]) => check_params(
+            &path,
+            &params,
+            &[
+                "local",
+                "master_timeout",
+                "flat_settings",
+                "include_defaults",
+            ],
+        )
+        .map(|_| get_template(st, name)),
+        ("DELETE", ["_index_template", name]) => {
+            check_params(&path, &params, &["master_timeout", "timeout"]).map(|_| {
+                match st.templates.remove(*name) {
+                    Some(_) => Reply::ok(json!({"acknowledged": true})),
+                    None => Reply::err(EsErr::new(
+                        404,
+                        "resource_not_found_exception",
+                        format!("index_template [{name}] missing"),
+                    )),
+                }
+            })
+        }
+        ("GET", [idx, "_mapping"]) => check_params(
+            &path,
+            &params,
+            &[
+                "ignore_unavailable",
+                "allow_no_indices",
+                "expand_wildcards",
+                "local",
+                "master_timeout",
+            ],
+        )
+        .map(|_| match st.indices.get(*idx) {
             Some(i) => Reply::ok(json!({ *idx: {"mappings": i.mapping.to_json()} })),
             None => Reply::err(index_not_found(idx)),
         }),
-        ("PUT", [idx]) if !idx.starts_with('_') => check_params(&path, &params, &["wait_for_active_shards", "timeout", "master_timeout"]).and_then(|_| create_index(st, idx, body)),
-        ("GET" | "HEAD", [idx]) if !idx.starts_with('_') => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults", "local", "master_timeout", "features"]).map(|_| get_index(st, idx)),
-        ("DELETE", [idx]) if !idx.starts_with('_') => check_params(&path, &params, &["ignore_unavailable", "allow_no_indices", "expand_wildcards", "timeout", "master_timeout"]).map(|_| match st.indices.remove(*idx) {
+        ("PUT", [idx]) if !idx.starts_with('_') => check_params(
+            &path,
+            &params,
+            &["wait_for_active_shards", "timeout", "master_timeout"],
+        )
+        .and_then(|_| create_index(st, idx, body)),
+        ("GET" | "HEAD", [idx]) if !idx.starts_with('_') => check_params(
+            &path,
+            &params,
+            &[
+                "ignore_unavailable",
+                "allow_no_indices",
+                "expand_wildcards",
+                "flat_settings",
+                "include_defaults",
+                "local",
+                "master_timeout",
+                "features",
+            ],
+        )
+        .map(|_| get_index(st, idx)),
+        ("DELETE", [idx]) if !idx.starts_with('_') => check_params(
+            &path,
+            &params,
+            &[
+                "ignore_unavailable",
+                "allow_no_indices",
+                "expand_wildcards",
+                "timeout",
+                "master_timeout",
+            ],
+        )
+        .map(|_| match st.indices.remove(*idx) {
             Some(_) => Reply::ok(json!({"acknowledged": true})),
             None => Reply::err(index_not_found(idx)),
         }),
-        _ => Ok(Reply::status(400, json!({"error": format!("no handler found for uri [{path}] and method [{m}]"), "status": 400}))),
+        _ => Ok(Reply::status(
+            400,
+            json!({"error": format!("no handler found for uri [{path}] and method [{m}]"), "status": 400}),
+        )),
     };
     match result {
         Ok(r) => r,
@@ -1522,9 +2038,13 @@ fn info() -> Reply {
 /// ES's index name rules.
 fn check_index_name(name: &str) -> Result<(), EsErr> {
     let bad = |why: &str| -> Result<(), EsErr> {
-        Err(EsErr::new(400, "invalid_index_name_exception", format!("Invalid index name [{name}], {why}"))
-            .with("index_uuid", "_na_")
-            .with("index", name))
+        Err(EsErr::new(
+            400,
+            "invalid_index_name_exception",
+            format!("Invalid index name [{name}], {why}"),
+        )
+        .with("index_uuid", "_na_")
+        .with("index", name))
     };
     if name.is_empty() {
         return bad("must not be empty");
@@ -1550,19 +2070,31 @@ fn check_index_name(name: &str) -> Result<(), EsErr> {
 fn create_index(st: &mut StandIn, name: &str, body: &[u8]) -> Result<Reply, EsErr> {
     check_index_name(name)?;
     if let Some(i) = st.indices.get(name) {
-        return Err(EsErr::new(400, "resource_already_exists_exception", format!("index [{name}/{}] already exists", i.uuid))
-            .with("index_uuid", i.uuid.clone())
-            .with("index", name));
+        return Err(EsErr::new(
+            400,
+            "resource_already_exists_exception",
+            format!("index [{name}/{}] already exists", i.uuid),
+        )
+        .with("index_uuid", i.uuid.clone())
+        .with("index", name));
     }
     let req = parse_json_body(body)?.unwrap_or(json!({}));
-    let obj = req.as_object().ok_or_else(|| EsErr::new(400, "parse_exception", "request body is required"))?;
+    let obj = req
+        .as_object()
+        .ok_or_else(|| EsErr::new(400, "parse_exception", "request body is required"))?;
     for k in obj.keys() {
         if !["settings", "mappings", "aliases"].contains(&k.as_str()) {
-            return Err(EsErr::new(400, "parse_exception", format!("unknown key [{k}] for create index")));
+            return Err(EsErr::new(
+                400,
+                "parse_exception",
+                format!("unknown key [{k}] for create index"),
+            ));
         }
     }
     st.create_index(name, obj.get("mappings"))?;
-    Ok(Reply::ok(json!({"acknowledged": true, "shards_acknowledged": true, "index": name})))
+    Ok(Reply::ok(
+        json!({"acknowledged": true, "shards_acknowledged": true, "index": name}),
+    ))
 }
 
 fn get_index(st: &StandIn, name: &str) -> Reply {
@@ -1583,9 +2115,21 @@ fn get_index(st: &StandIn, name: &str) -> Reply {
     }
 }
 
-fn put_template(st: &mut StandIn, name: &str, body: &[u8], params: &[(String, String)]) -> Result<Reply, EsErr> {
-    let req = parse_json_body(body)?.ok_or_else(|| EsErr::new(400, "parse_exception", "request body is required"))?;
-    let obj = req.as_object().ok_or_else(|| EsErr::new(400, "x_content_parse_exception", "[1:1] [index_template] failed to parse object"))?;
+fn put_template(
+    st: &mut StandIn,
+    name: &str,
+    body: &[u8],
+    params: &[(String, String)],
+) -> Result<Reply, EsErr> {
+    let req = parse_json_body(body)?
+        .ok_or_else(|| EsErr::new(400, "parse_exception", "request body is required"))?;
+    let obj = req.as_object().ok_or_else(|| {
+        EsErr::new(
+            400,
+            "x_content_parse_exception",
+            "[1:1] [index_template] failed to parse object",
+        )
+    })?;
     const KEYS: &[&str] = &[
         "index_patterns",
         "template",
@@ -1600,28 +2144,73 @@ fn put_template(st: &mut StandIn, name: &str, body: &[u8], params: &[(String, St
     ];
     for k in obj.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(EsErr::new(400, "x_content_parse_exception", format!("[1:{}] [index_template] unknown field [{k}]", column_of(&req.to_string(), k))));
+            return Err(EsErr::new(
+                400,
+                "x_content_parse_exception",
+                format!(
+                    "[1:{}] [index_template] unknown field [{k}]",
+                    column_of(&req.to_string(), k)
+                ),
+            ));
         }
     }
     let patterns: Vec<String> = match obj.get("index_patterns") {
         None => return Err(validation("index patterns are missing")),
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-        Some(_) => return Err(EsErr::new(400, "x_content_parse_exception", "[1:20] [index_template] failed to parse field [index_patterns]")),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => {
+            return Err(EsErr::new(
+                400,
+                "x_content_parse_exception",
+                "[1:20] [index_template] failed to parse field [index_patterns]",
+            ))
+        }
     };
     if patterns.is_empty() {
         return Err(validation("index patterns are missing"));
     }
-    if obj.get("composed_of").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        return Err(EsErr::new(400, "stand_in_unsupported_exception", "component templates are not supported by the stand-in"));
+    if obj
+        .get("composed_of")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(EsErr::new(
+            400,
+            "stand_in_unsupported_exception",
+            "component templates are not supported by the stand-in",
+        ));
     }
     let priority = obj.get("priority").and_then(Value::as_i64).unwrap_or(0);
     let mut mappings = None;
     if let Some(t) = obj.get("template") {
-        let t = t.as_object().ok_or_else(|| EsErr::new(400, "x_content_parse_exception", "[template] failed to parse object"))?;
+        let t = t.as_object().ok_or_else(|| {
+            EsErr::new(
+                400,
+                "x_content_parse_exception",
+                "[template] failed to parse object",
+            )
+        })?;
         for k in t.keys() {
-            if !["settings", "mappings", "aliases", "lifecycle", "data_stream_options"].contains(&k.as_str()) {
-                return Err(EsErr::new(400, "x_content_parse_exception", format!("[1:{}] [template] unknown field [{k}]", column_of(&req.to_string(), k))));
+            if ![
+                "settings",
+                "mappings",
+                "aliases",
+                "lifecycle",
+                "data_stream_options",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(EsErr::new(
+                    400,
+                    "x_content_parse_exception",
+                    format!(
+                        "[1:{}] [template] unknown field [{k}]",
+                        column_of(&req.to_string(), k)
+                    ),
+                ));
             }
         }
         if let Some(m) = t.get("mappings") {
@@ -1629,13 +2218,22 @@ fn put_template(st: &mut StandIn, name: &str, body: &[u8], params: &[(String, St
             mappings = Some(m.clone());
         }
     }
-    let create = params.iter().any(|(k, v)| k == "create" && (v.is_empty() || v == "true"));
+    let create = params
+        .iter()
+        .any(|(k, v)| k == "create" && (v.is_empty() || v == "true"));
     if create && st.templates.contains_key(name) {
-        return Err(EsErr::new(400, "illegal_argument_exception", format!("index template [{name}] already exists")));
+        return Err(EsErr::new(
+            400,
+            "illegal_argument_exception",
+            format!("index template [{name}] already exists"),
+        ));
     }
     for (other, t) in &st.templates {
         if other != name && t.priority == priority {
-            let overlap: Vec<&String> = patterns.iter().filter(|p| t.patterns.iter().any(|q| glob(p, q) || glob(q, p))).collect();
+            let overlap: Vec<&String> = patterns
+                .iter()
+                .filter(|p| t.patterns.iter().any(|q| glob(p, q) || glob(q, p)))
+                .collect();
             if !overlap.is_empty() {
                 return Err(EsErr::new(
                     400,
@@ -1648,7 +2246,15 @@ fn put_template(st: &mut StandIn, name: &str, body: &[u8], params: &[(String, St
             }
         }
     }
-    st.templates.insert(name.to_string(), Template { patterns, priority, mappings, body: req.clone() });
+    st.templates.insert(
+        name.to_string(),
+        Template {
+            patterns,
+            priority,
+            mappings,
+            body: req.clone(),
+        },
+    );
     Ok(Reply::ok(json!({"acknowledged": true})))
 }
 
@@ -1660,7 +2266,11 @@ fn get_template(st: &StandIn, name: &str) -> Reply {
         .map(|(n, t)| json!({"name": n, "index_template": t.body}))
         .collect();
     if found.is_empty() {
-        return Reply::err(EsErr::new(404, "resource_not_found_exception", format!("index template matching [{name}] not found")));
+        return Reply::err(EsErr::new(
+            404,
+            "resource_not_found_exception",
+            format!("index template matching [{name}] not found"),
+        ));
     }
     Reply::ok(json!({"index_templates": found}))
 }
@@ -1676,7 +2286,9 @@ fn refresh(st: &mut StandIn, idx: Option<&str>) -> Result<Reply, EsErr> {
         }
     }
     let n = names.len();
-    Ok(Reply::ok(json!({"_shards": {"total": n * 2, "successful": n, "failed": 0}})))
+    Ok(Reply::ok(
+        json!({"_shards": {"total": n * 2, "successful": n, "failed": 0}}),
+    ))
 }
 
 /// `a,b`, `pat*`, `_all` → existing index names; a missing concrete name is
@@ -1714,7 +2326,9 @@ fn get_doc(st: &StandIn, index: &str, id: &str) -> Reply {
 
 fn mget(st: &StandIn, idx: Option<&str>, body: &[u8]) -> Result<Reply, EsErr> {
     let req = parse_json_body(body)?.ok_or_else(|| validation("no documents to get"))?;
-    let obj = req.as_object().ok_or_else(|| EsErr::new(400, "parsing_exception", "Unexpected token"))?;
+    let obj = req
+        .as_object()
+        .ok_or_else(|| EsErr::new(400, "parsing_exception", "Unexpected token"))?;
     let mut wanted: Vec<(String, String)> = Vec::new();
     for (k, v) in obj {
         match k.as_str() {
@@ -1722,18 +2336,37 @@ fn mget(st: &StandIn, idx: Option<&str>, body: &[u8]) -> Result<Reply, EsErr> {
                 let Some(index) = idx else {
                     return Err(validation("index is missing for doc 0"));
                 };
-                for id in v.as_array().ok_or_else(|| EsErr::new(400, "parsing_exception", "ids must be an array"))? {
+                for id in v
+                    .as_array()
+                    .ok_or_else(|| EsErr::new(400, "parsing_exception", "ids must be an array"))?
+                {
                     wanted.push((index.to_string(), plain(id)));
                 }
             }
             "docs" => {
-                for d in v.as_array().ok_or_else(|| EsErr::new(400, "parsing_exception", "docs must be an array"))? {
-                    let index = d.get("_index").and_then(Value::as_str).or(idx).ok_or_else(|| validation("index is missing for doc 0"))?;
-                    let id = d.get("_id").map(plain).ok_or_else(|| validation("id is missing for doc 0"))?;
+                for d in v
+                    .as_array()
+                    .ok_or_else(|| EsErr::new(400, "parsing_exception", "docs must be an array"))?
+                {
+                    let index = d
+                        .get("_index")
+                        .and_then(Value::as_str)
+                        .or(idx)
+                        .ok_or_else(|| validation("index is missing for doc 0"))?;
+                    let id = d
+                        .get("_id")
+                        .map(plain)
+                        .ok_or_else(|| validation("id is missing for doc 0"))?;
                     wanted.push((index.to_string(), id));
                 }
             }
-            other => return Err(EsErr::new(400, "parsing_exception", format!("unknown key [{other}] for a START_ARRAY, expected [docs] or [ids]"))),
+            other => {
+                return Err(EsErr::new(
+                    400,
+                    "parsing_exception",
+                    format!("unknown key [{other}] for a START_ARRAY, expected [docs] or [ids]"),
+                ))
+            }
         }
     }
     if wanted.is_empty() {
@@ -1793,7 +2426,11 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
     let next_marker = |from: usize| -> Result<Option<usize>, EsErr> {
         match body[from..].iter().position(|b| *b == b'\n') {
             Some(p) => Ok(Some(from + p)),
-            None if from != body.len() => Err(EsErr::new(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")),
+            None if from != body.len() => Err(EsErr::new(
+                400,
+                "illegal_argument_exception",
+                "The bulk request must be terminated by a newline [\\n]",
+            )),
             None => Ok(None),
         }
     };
@@ -1808,9 +2445,19 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
         if raw.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let action: Value = serde_json::from_slice(raw)
-            .map_err(|e| EsErr::new(400, "x_content_parse_exception", format!("[1:{}] {}", e.column(), e)))?;
-        let obj = action.as_object().ok_or_else(|| iae(format!("Malformed action/metadata line [{line}], expected START_OBJECT but found [{}]", token_name(&action))))?;
+        let action: Value = serde_json::from_slice(raw).map_err(|e| {
+            EsErr::new(
+                400,
+                "x_content_parse_exception",
+                format!("[1:{}] {}", e.column(), e),
+            )
+        })?;
+        let obj = action.as_object().ok_or_else(|| {
+            iae(format!(
+                "Malformed action/metadata line [{line}], expected START_OBJECT but found [{}]",
+                token_name(&action)
+            ))
+        })?;
         let mut it = obj.iter();
         let Some((name, meta)) = it.next() else {
             return Err(iae(format!("Malformed action/metadata line [{line}], expected FIELD_NAME but found [END_OBJECT]")));
@@ -1838,7 +2485,12 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
                 )))
             }
         };
-        let mut op = BulkOp { kind, index: default_index.map(str::to_string), id: None, source: String::new() };
+        let mut op = BulkOp {
+            kind,
+            index: default_index.map(str::to_string),
+            id: None,
+            source: String::new(),
+        };
         for (k, v) in &meta {
             const PARAMS: &[&str] = &[
                 "_index",
@@ -1858,7 +2510,9 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
                 "dynamic_templates",
             ];
             if !PARAMS.contains(&k.as_str()) {
-                return Err(iae(format!("Action/metadata line [{line}] contains an unknown parameter [{k}]")));
+                return Err(iae(format!(
+                    "Action/metadata line [{line}] contains an unknown parameter [{k}]"
+                )));
             }
             if v.is_array() || (v.is_object() && k != "_source" && k != "dynamic_templates") {
                 return Err(iae(format!(
@@ -1872,10 +2526,18 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
                 "op_type" => match plain(v).as_str() {
                     "create" => op.kind = OpKind::Create,
                     "index" => {}
-                    other => return Err(iae(format!("opType must be 'create' or 'index', found: [{other}]"))),
+                    other => {
+                        return Err(iae(format!(
+                            "opType must be 'create' or 'index', found: [{other}]"
+                        )))
+                    }
                 },
                 "version" | "version_type" | "if_seq_no" | "if_primary_term" | "pipeline" => {
-                    return Err(EsErr::new(400, "stand_in_unsupported_exception", format!("the stand-in does not implement [{k}] in bulk metadata")))
+                    return Err(EsErr::new(
+                        400,
+                        "stand_in_unsupported_exception",
+                        format!("the stand-in does not implement [{k}] in bulk metadata"),
+                    ))
                 }
                 _ => {}
             }
@@ -1889,28 +2551,53 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
             op.source = String::from_utf8_lossy(slice(from, nl)).into_owned();
             from = nl + 1;
             if op.kind == OpKind::Update {
-                let u: Value = serde_json::from_str(&op.source)
-                    .map_err(|e| EsErr::new(400, "x_content_parse_exception", format!("[1:{}] {}", e.column(), e)))?;
-                let uo = u.as_object().ok_or_else(|| EsErr::new(400, "x_content_parse_exception", "[1:1] [UpdateRequest] failed to parse object"))?;
+                let u: Value = serde_json::from_str(&op.source).map_err(|e| {
+                    EsErr::new(
+                        400,
+                        "x_content_parse_exception",
+                        format!("[1:{}] {}", e.column(), e),
+                    )
+                })?;
+                let uo = u.as_object().ok_or_else(|| {
+                    EsErr::new(
+                        400,
+                        "x_content_parse_exception",
+                        "[1:1] [UpdateRequest] failed to parse object",
+                    )
+                })?;
                 for k in uo.keys() {
                     match k.as_str() {
                         "doc" | "upsert" | "doc_as_upsert" | "detect_noop" | "_source" => {}
                         "script" | "scripted_upsert" => {
-                            return Err(EsErr::new(400, "stand_in_unsupported_exception", "the stand-in cannot run scripts"))
+                            return Err(EsErr::new(
+                                400,
+                                "stand_in_unsupported_exception",
+                                "the stand-in cannot run scripts",
+                            ))
                         }
                         other => {
-                            return Err(EsErr::new(400, "x_content_parse_exception", format!("[1:2] [UpdateRequest] unknown field [{other}]")))
+                            return Err(EsErr::new(
+                                400,
+                                "x_content_parse_exception",
+                                format!("[1:2] [UpdateRequest] unknown field [{other}]"),
+                            ))
                         }
                     }
                 }
             }
         }
         if op.kind != OpKind::Index && op.kind != OpKind::Create && op.id.is_none() {
-            return Err(validation(&format!("id is missing for {} request", op.kind.name())));
+            return Err(validation(&format!(
+                "id is missing for {} request",
+                op.kind.name()
+            )));
         }
         if let Some(id) = &op.id {
             if id.len() > 512 {
-                return Err(validation(&format!("id [{id}] is too long, must be no longer than 512 bytes but was: {}", id.len())));
+                return Err(validation(&format!(
+                    "id [{id}] is too long, must be no longer than 512 bytes but was: {}",
+                    id.len()
+                )));
             }
             if id.is_empty() {
                 return Err(validation("if _id is specified it must not be empty"));
@@ -1927,7 +2614,14 @@ fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<BulkOp>, E
     Ok(ops)
 }
 
-fn bulk(st: &mut StandIn, default_index: Option<&str>, path: &str, params: &[(String, String)], body: &[u8], started: Instant) -> Result<Reply, EsErr> {
+fn bulk(
+    st: &mut StandIn,
+    default_index: Option<&str>,
+    path: &str,
+    params: &[(String, String)],
+    body: &[u8],
+    started: Instant,
+) -> Result<Reply, EsErr> {
     check_params(
         path,
         params,
@@ -1946,10 +2640,20 @@ fn bulk(st: &mut StandIn, default_index: Option<&str>, path: &str, params: &[(St
             "include_source_on_error",
         ],
     )?;
-    let refresh = match params.iter().find(|(k, _)| k == "refresh").map(|(_, v)| v.as_str()) {
+    let refresh = match params
+        .iter()
+        .find(|(k, _)| k == "refresh")
+        .map(|(_, v)| v.as_str())
+    {
         None | Some("false") => false,
         Some("" | "true" | "wait_for") => true,
-        Some(other) => return Err(EsErr::new(400, "illegal_argument_exception", format!("Unknown value for refresh: [{other}]."))),
+        Some(other) => {
+            return Err(EsErr::new(
+                400,
+                "illegal_argument_exception",
+                format!("Unknown value for refresh: [{other}]."),
+            ))
+        }
     };
     let ops = parse_bulk(body, default_index)?;
     let mut items = Vec::with_capacity(ops.len());
@@ -1976,7 +2680,9 @@ fn bulk(st: &mut StandIn, default_index: Option<&str>, path: &str, params: &[(St
             }
         }
     }
-    let mut r = Reply::ok(json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items}));
+    let mut r = Reply::ok(
+        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items}),
+    );
     r.bulk_items = ops.len();
     Ok(r)
 }
@@ -2007,7 +2713,9 @@ fn gen_id(n: u64) -> String {
     // 20 characters, like ES's auto ids
     let x = (n as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) ^ now_ms() as u128;
     let t: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    (0..20).map(|i| t[((x >> (i * 6)) & 63) as usize] as char).collect()
+    (0..20)
+        .map(|i| t[((x >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
 
 fn execute(st: &mut StandIn, op: &BulkOp, n: u64) -> Value {
@@ -2082,12 +2790,19 @@ fn execute(st: &mut StandIn, op: &BulkOp, n: u64) -> Value {
         OpKind::Update => {
             let u: Value = serde_json::from_str(&op.source).unwrap_or(Value::Null);
             let doc = u.get("doc").cloned();
-            let as_upsert = u.get("doc_as_upsert").and_then(Value::as_bool).unwrap_or(false);
+            let as_upsert = u
+                .get("doc_as_upsert")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             match (&existing, doc) {
                 (Some(cur), Some(d)) => {
                     let mut merged = cur.source.clone();
                     deep_merge(&mut merged, &d);
-                    if merged == cur.source && u.get("detect_noop").and_then(Value::as_bool).unwrap_or(true) {
+                    if merged == cur.source
+                        && u.get("detect_noop")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true)
+                    {
                         return json!({"_index": index, "_id": id, "_version": cur.version, "result": "noop", "_shards": {"total": 0, "successful": 0, "failed": 0}, "_seq_no": cur.seq_no, "_primary_term": 1, "status": 200});
                     }
                     merged
@@ -2096,21 +2811,53 @@ fn execute(st: &mut StandIn, op: &BulkOp, n: u64) -> Value {
                 (None, _) => match u.get("upsert") {
                     Some(up) => up.clone(),
                     None => {
-                        return item_error(&index, &id, Some(&uuid), EsErr::new(404, "document_missing_exception", format!("[{id}]: document missing")).with("shard", "0"))
+                        return item_error(
+                            &index,
+                            &id,
+                            Some(&uuid),
+                            EsErr::new(
+                                404,
+                                "document_missing_exception",
+                                format!("[{id}]: document missing"),
+                            )
+                            .with("shard", "0"),
+                        )
                     }
                 },
                 (Some(_), None) => {
-                    return item_error(&index, &id, Some(&uuid), validation("script or doc is missing"));
+                    return item_error(
+                        &index,
+                        &id,
+                        Some(&uuid),
+                        validation("script or doc is missing"),
+                    );
                 }
             }
         }
     };
     let Some(obj) = new_source.as_object() else {
-        return item_error(&index, &id, Some(&uuid), EsErr::new(400, "document_parsing_exception", "[1:1] failed to parse: Malformed content, must start with an object"));
+        return item_error(
+            &index,
+            &id,
+            Some(&uuid),
+            EsErr::new(
+                400,
+                "document_parsing_exception",
+                "[1:1] failed to parse: Malformed content, must start with an object",
+            ),
+        );
     };
     let mut added = Vec::new();
     let dynamic = idx.mapping.dynamic.clone();
-    if let Err(e) = check_doc(&idx.mapping, &idx.mapping.props, "", obj, &id, &op.source, &dynamic, &mut added) {
+    if let Err(e) = check_doc(
+        &idx.mapping.props,
+        "",
+        obj,
+        &id,
+        &op.source,
+        &dynamic,
+        &mut added,
+    ) {
         return item_error(&index, &id, Some(&uuid), e);
     }
     for (path, f) in added {
@@ -2121,7 +2868,14 @@ fn execute(st: &mut StandIn, op: &BulkOp, n: u64) -> Value {
         Some(d) => (d.version + 1, "updated", 200),
         None => (1, "created", 201),
     };
-    idx.docs.insert(id.clone(), Doc { source: new_source, version, seq_no: idx.seq_no });
+    idx.docs.insert(
+        id.clone(),
+        Doc {
+            source: new_source,
+            version,
+            seq_no: idx.seq_no,
+        },
+    );
     idx.touch();
     json!({"_index": index, "_id": id, "_version": version, "result": result, "_shards": shards, "_seq_no": idx.seq_no, "_primary_term": 1, "status": status})
 }
@@ -2129,9 +2883,21 @@ fn execute(st: &mut StandIn, op: &BulkOp, n: u64) -> Value {
 fn parse_source(raw: &str) -> Result<Value, EsErr> {
     match serde_json::from_str::<Value>(raw) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(EsErr::new(400, "document_parsing_exception", "[1:1] failed to parse: Malformed content, must start with an object")),
-        Err(e) => Err(EsErr::new(400, "document_parsing_exception", format!("[1:{}] failed to parse: {e}", e.column()))
-            .caused_by(EsErr::new(400, "x_content_parse_exception", format!("[1:{}] {e}", e.column())))),
+        Ok(_) => Err(EsErr::new(
+            400,
+            "document_parsing_exception",
+            "[1:1] failed to parse: Malformed content, must start with an object",
+        )),
+        Err(e) => Err(EsErr::new(
+            400,
+            "document_parsing_exception",
+            format!("[1:{}] failed to parse: {e}", e.column()),
+        )
+        .caused_by(EsErr::new(
+            400,
+            "x_content_parse_exception",
+            format!("[1:{}] {e}", e.column()),
+        ))),
     }
 }
 
@@ -2159,34 +2925,68 @@ fn deep_merge(into: &mut Value, from: &Value) {
 enum Query {
     MatchAll,
     MatchNone,
-    Term { field: String, value: Value },
-    Terms { field: String, values: Vec<Value> },
-    Range { field: String, bounds: Vec<(String, Value)> },
-    Exists { field: String },
+    Term {
+        field: String,
+        value: Value,
+    },
+    Terms {
+        field: String,
+        values: Vec<Value>,
+    },
+    Range {
+        field: String,
+        bounds: Vec<(String, Value)>,
+    },
+    Exists {
+        field: String,
+    },
     Ids(Vec<String>),
-    Bool { must: Vec<Query>, filter: Vec<Query>, should: Vec<Query>, must_not: Vec<Query>, msm: Option<usize> },
+    Bool {
+        must: Vec<Query>,
+        filter: Vec<Query>,
+        should: Vec<Query>,
+        must_not: Vec<Query>,
+        msm: Option<usize>,
+    },
 }
 
 fn parsing(reason: String) -> EsErr {
-    EsErr::new(400, "parsing_exception", reason).with("line", 1).with("col", 1)
+    EsErr::new(400, "parsing_exception", reason)
+        .with("line", 1)
+        .with("col", 1)
 }
 
 fn parse_query(v: &Value) -> Result<Query, EsErr> {
-    let obj = v.as_object().ok_or_else(|| parsing(format!("[_na] query malformed, must start with start_object")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| parsing("[_na] query malformed, must start with start_object".into()))?;
     if obj.len() != 1 {
         let keys: Vec<&String> = obj.keys().collect();
         if keys.is_empty() {
             return Err(parsing("query malformed, empty clause found".into()));
         }
-        return Err(parsing(format!("[{}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]", keys[0])));
+        return Err(parsing(format!(
+            "[{}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]",
+            keys[0]
+        )));
     }
     let (name, body) = obj.iter().next().expect("one key");
     let single_field = |body: &Value| -> Result<(String, Value), EsErr> {
-        let o = body.as_object().ok_or_else(|| parsing(format!("[{name}] query malformed, no start_object after query name")))?;
+        let o = body.as_object().ok_or_else(|| {
+            parsing(format!(
+                "[{name}] query malformed, no start_object after query name"
+            ))
+        })?;
         let mut it = o.iter();
-        let (f, v) = it.next().ok_or_else(|| parsing(format!("[{name}] query doesn't support multiple fields, found none")))?;
+        let (f, v) = it.next().ok_or_else(|| {
+            parsing(format!(
+                "[{name}] query doesn't support multiple fields, found none"
+            ))
+        })?;
         if let Some((g, _)) = it.next() {
-            return Err(parsing(format!("[{name}] query doesn't support multiple fields, found [{f}] and [{g}]")));
+            return Err(parsing(format!(
+                "[{name}] query doesn't support multiple fields, found [{f}] and [{g}]"
+            )));
         }
         Ok((f.clone(), v.clone()))
     };
@@ -2203,49 +3003,98 @@ fn parse_query(v: &Value) -> Result<Query, EsErr> {
                         }
                     }
                     if o.get("case_insensitive").and_then(Value::as_bool) == Some(true) {
-                        return Err(EsErr::new(400, "stand_in_unsupported_exception", "case_insensitive term queries are not supported by the stand-in"));
+                        return Err(EsErr::new(
+                            400,
+                            "stand_in_unsupported_exception",
+                            "case_insensitive term queries are not supported by the stand-in",
+                        ));
                     }
-                    o.get("value").cloned().ok_or_else(|| parsing("[term] query requires a value".into()))?
+                    o.get("value")
+                        .cloned()
+                        .ok_or_else(|| parsing("[term] query requires a value".into()))?
                 }
-                Value::Array(_) => return Err(parsing(format!("[term] query does not support array of values"))),
+                Value::Array(_) => {
+                    return Err(parsing(
+                        "[term] query does not support array of values".into(),
+                    ))
+                }
                 other => other,
             };
             Query::Term { field, value }
         }
         "terms" => {
-            let o = body.as_object().ok_or_else(|| parsing("[terms] query malformed".into()))?;
-            let fields: Vec<(&String, &Value)> = o.iter().filter(|(k, _)| !["boost", "_name"].contains(&k.as_str())).collect();
+            let o = body
+                .as_object()
+                .ok_or_else(|| parsing("[terms] query malformed".into()))?;
+            let fields: Vec<(&String, &Value)> = o
+                .iter()
+                .filter(|(k, _)| !["boost", "_name"].contains(&k.as_str()))
+                .collect();
             if fields.len() != 1 {
-                return Err(parsing(format!("[terms] query does not support multiple fields")));
+                return Err(parsing(
+                    "[terms] query does not support multiple fields".into(),
+                ));
             }
-            let values = fields[0].1.as_array().cloned().ok_or_else(|| parsing(format!("[terms] query does not support [{}]", fields[0].0)))?;
-            Query::Terms { field: fields[0].0.clone(), values }
+            let values = fields[0].1.as_array().cloned().ok_or_else(|| {
+                parsing(format!("[terms] query does not support [{}]", fields[0].0))
+            })?;
+            Query::Terms {
+                field: fields[0].0.clone(),
+                values,
+            }
         }
         "range" => {
             let (field, v) = single_field(body)?;
-            let o = v.as_object().ok_or_else(|| parsing(format!("[range] query does not support [{field}]")))?;
+            let o = v
+                .as_object()
+                .ok_or_else(|| parsing(format!("[range] query does not support [{field}]")))?;
             let mut bounds = Vec::new();
             for (k, x) in o {
                 match k.as_str() {
                     "gte" | "gt" | "lte" | "lt" => bounds.push((k.clone(), x.clone())),
                     "format" | "boost" | "time_zone" | "relation" | "_name" => {}
-                    other => return Err(parsing(format!("[range] query does not support [{other}]"))),
+                    other => {
+                        return Err(parsing(format!("[range] query does not support [{other}]")))
+                    }
                 }
             }
             Query::Range { field, bounds }
         }
         "exists" => {
-            let field = body.get("field").and_then(Value::as_str).ok_or_else(|| parsing("[exists] must be provided with a [field]".into()))?;
-            Query::Exists { field: field.to_string() }
+            let field = body
+                .get("field")
+                .and_then(Value::as_str)
+                .ok_or_else(|| parsing("[exists] must be provided with a [field]".into()))?;
+            Query::Exists {
+                field: field.to_string(),
+            }
         }
         "ids" => {
-            let vals = body.get("values").and_then(Value::as_array).ok_or_else(|| parsing("[ids] query malformed, no values".into()))?;
+            let vals = body
+                .get("values")
+                .and_then(Value::as_array)
+                .ok_or_else(|| parsing("[ids] query malformed, no values".into()))?;
             Query::Ids(vals.iter().map(plain).collect())
         }
         "bool" => {
-            let o = body.as_object().ok_or_else(|| parsing("[bool] query malformed".into()))?;
-            let mut q = Query::Bool { must: vec![], filter: vec![], should: vec![], must_not: vec![], msm: None };
-            if let Query::Bool { must, filter, should, must_not, msm } = &mut q {
+            let o = body
+                .as_object()
+                .ok_or_else(|| parsing("[bool] query malformed".into()))?;
+            let mut q = Query::Bool {
+                must: vec![],
+                filter: vec![],
+                should: vec![],
+                must_not: vec![],
+                msm: None,
+            };
+            if let Query::Bool {
+                must,
+                filter,
+                should,
+                must_not,
+                msm,
+            } = &mut q
+            {
                 for (k, x) in o {
                     let list = || -> Result<Vec<Query>, EsErr> {
                         match x {
@@ -2258,15 +3107,26 @@ fn parse_query(v: &Value) -> Result<Query, EsErr> {
                         "filter" => *filter = list()?,
                         "should" => *should = list()?,
                         "must_not" => *must_not = list()?,
-                        "minimum_should_match" => *msm = x.as_u64().map(|n| n as usize).or_else(|| x.as_str().and_then(|s| s.parse().ok())),
+                        "minimum_should_match" => {
+                            *msm = x
+                                .as_u64()
+                                .map(|n| n as usize)
+                                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+                        }
                         "boost" | "_name" => {}
-                        other => return Err(parsing(format!("[bool] query does not support [{other}]"))),
+                        other => {
+                            return Err(parsing(format!("[bool] query does not support [{other}]")))
+                        }
                     }
                 }
             }
             q
         }
-        other => return Err(parsing(format!("unknown query [{other}]")).with("line", 1).with("col", 1)),
+        other => {
+            return Err(parsing(format!("unknown query [{other}]"))
+                .with("line", 1)
+                .with("col", 1))
+        }
     })
 }
 
@@ -2274,18 +3134,40 @@ fn parse_query(v: &Value) -> Result<Query, EsErr> {
 enum Compiled {
     All,
     None,
-    AnyOf { field: String, ty: FieldType, values: Vec<Norm> },
-    Range { field: String, ty: FieldType, bounds: Vec<(String, Norm)> },
-    Exists { field: String },
+    AnyOf {
+        field: String,
+        ty: FieldType,
+        values: Vec<Norm>,
+    },
+    Range {
+        field: String,
+        ty: FieldType,
+        bounds: Vec<(String, Norm)>,
+    },
+    Exists {
+        field: String,
+    },
     Ids(Vec<String>),
-    Bool { must: Vec<Compiled>, should: Vec<Compiled>, must_not: Vec<Compiled>, msm: usize },
+    Bool {
+        must: Vec<Compiled>,
+        should: Vec<Compiled>,
+        must_not: Vec<Compiled>,
+        msm: usize,
+    },
 }
 
 fn shard_failure(index: &str, cause: EsErr) -> EsErr {
-    let inner = EsErr::new(400, "query_shard_exception", format!("failed to create query: {}", cause.reason.as_str().unwrap_or("")))
-        .with("index_uuid", "sTaNdIn")
-        .with("index", index)
-        .caused_by(cause);
+    let inner = EsErr::new(
+        400,
+        "query_shard_exception",
+        format!(
+            "failed to create query: {}",
+            cause.reason.as_str().unwrap_or("")
+        ),
+    )
+    .with("index_uuid", "sTaNdIn")
+    .with("index", index)
+    .caused_by(cause);
     EsErr::new(400, "search_phase_execution_exception", "all shards failed")
         .with("phase", "query")
         .with("grouped", true)
@@ -2298,35 +3180,66 @@ fn compile(q: &Query, m: &Mapping, index: &str) -> Result<Compiled, EsErr> {
     Ok(match q {
         Query::MatchAll => Compiled::All,
         Query::MatchNone => Compiled::None,
-        Query::Term { field, value } => compile_terms(field, std::slice::from_ref(value), field_ty(field), index)?,
+        Query::Term { field, value } => {
+            compile_terms(field, std::slice::from_ref(value), field_ty(field), index)?
+        }
         Query::Terms { field, values } => compile_terms(field, values, field_ty(field), index)?,
         Query::Range { field, bounds } => match field_ty(field) {
             None => Compiled::None,
             Some(ty) => {
                 let mut out = Vec::new();
                 for (op, v) in bounds {
-                    match norm_value(&ty, v).map_err(|e| shard_failure(index, e))? {
-                        Some(n) => out.push((op.clone(), n)),
-                        None => {}
+                    if let Some(n) = norm_value(&ty, v).map_err(|e| shard_failure(index, e))? {
+                        out.push((op.clone(), n));
                     }
                 }
-                Compiled::Range { field: field.clone(), ty, bounds: out }
+                Compiled::Range {
+                    field: field.clone(),
+                    ty,
+                    bounds: out,
+                }
             }
         },
-        Query::Exists { field } => Compiled::Exists { field: field.clone() },
+        Query::Exists { field } => Compiled::Exists {
+            field: field.clone(),
+        },
         Query::Ids(ids) => Compiled::Ids(ids.clone()),
-        Query::Bool { must, filter, should, must_not, msm } => {
-            let c = |l: &Vec<Query>| l.iter().map(|x| compile(x, m, index)).collect::<Result<Vec<_>, _>>();
+        Query::Bool {
+            must,
+            filter,
+            should,
+            must_not,
+            msm,
+        } => {
+            let c = |l: &Vec<Query>| {
+                l.iter()
+                    .map(|x| compile(x, m, index))
+                    .collect::<Result<Vec<_>, _>>()
+            };
             let mut all = c(must)?;
             all.extend(c(filter)?);
             let should = c(should)?;
-            let default_msm = if all.is_empty() && !should.is_empty() { 1 } else { 0 };
-            Compiled::Bool { must: all, msm: msm.unwrap_or(default_msm), should, must_not: c(must_not)? }
+            let default_msm = if all.is_empty() && !should.is_empty() {
+                1
+            } else {
+                0
+            };
+            Compiled::Bool {
+                must: all,
+                msm: msm.unwrap_or(default_msm),
+                should,
+                must_not: c(must_not)?,
+            }
         }
     })
 }
 
-fn compile_terms(field: &str, values: &[Value], ty: Option<FieldType>, index: &str) -> Result<Compiled, EsErr> {
+fn compile_terms(
+    field: &str,
+    values: &[Value],
+    ty: Option<FieldType>,
+    index: &str,
+) -> Result<Compiled, EsErr> {
     if field == "_id" {
         return Ok(Compiled::Ids(values.iter().map(plain).collect()));
     }
@@ -2342,7 +3255,11 @@ fn compile_terms(field: &str, values: &[Value], ty: Option<FieldType>, index: &s
             out.push(n);
         }
     }
-    Ok(Compiled::AnyOf { field: field.to_string(), ty, values: out })
+    Ok(Compiled::AnyOf {
+        field: field.to_string(),
+        ty,
+        values: out,
+    })
 }
 
 /// Every value of a dotted path, arrays flattened.
@@ -2380,19 +3297,29 @@ fn doc_norms(doc: &Value, path: &str, ty: &FieldType, m: &Mapping) -> Vec<Norm> 
     let mut raw = values_at(doc, path);
     if raw.is_empty() {
         if let Some((parent, _)) = path.rsplit_once('.') {
-            if m.field(parent).is_some_and(|f| !matches!(f.ty, FieldType::Object(_))) {
+            if m.field(parent)
+                .is_some_and(|f| !matches!(f.ty, FieldType::Object(_)))
+            {
                 raw = values_at(doc, parent);
             }
         }
     }
-    if let FieldType::Keyword { ignore_above: Some(n) } = ty {
+    if let FieldType::Keyword {
+        ignore_above: Some(n),
+    } = ty
+    {
         raw.retain(|v| v.as_str().is_none_or(|s| s.chars().count() <= *n));
     }
-    raw.into_iter().filter_map(|v| norm_value(ty, v).ok().flatten()).collect()
+    raw.into_iter()
+        .filter_map(|v| norm_value(ty, v).ok().flatten())
+        .collect()
 }
 
 fn text_tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_lowercase).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 fn matches(c: &Compiled, id: &str, doc: &Value, m: &Mapping) -> bool {
@@ -2403,8 +3330,13 @@ fn matches(c: &Compiled, id: &str, doc: &Value, m: &Mapping) -> bool {
         Compiled::Exists { field } => m.field(field).is_some() && !values_at(doc, field).is_empty(),
         Compiled::AnyOf { field, ty, values } => {
             if *ty == FieldType::Text {
-                let toks: Vec<String> = values_at(doc, field).into_iter().flat_map(|v| text_tokens(&plain(v))).collect();
-                return values.iter().any(|q| matches!(q, Norm::Str(s) if toks.contains(s)));
+                let toks: Vec<String> = values_at(doc, field)
+                    .into_iter()
+                    .flat_map(|v| text_tokens(&plain(v)))
+                    .collect();
+                return values
+                    .iter()
+                    .any(|q| matches!(q, Norm::Str(s) if toks.contains(s)));
             }
             let have = doc_norms(doc, field, ty, m);
             values.iter().any(|q| have.contains(q))
@@ -2418,7 +3350,12 @@ fn matches(c: &Compiled, id: &str, doc: &Value, m: &Mapping) -> bool {
                 _ => true,
             })
         }),
-        Compiled::Bool { must, should, must_not, msm } => {
+        Compiled::Bool {
+            must,
+            should,
+            must_not,
+            msm,
+        } => {
             must.iter().all(|q| matches(q, id, doc, m))
                 && !must_not.iter().any(|q| matches(q, id, doc, m))
                 && should.iter().filter(|q| matches(q, id, doc, m)).count() >= *msm
@@ -2447,18 +3384,36 @@ fn parse_sort(v: &Value, m: &Mapping, index: &str) -> Result<Vec<SortKey>, EsErr
                     Value::String(x) => x.clone(),
                     Value::Object(so) => {
                         for k in so.keys() {
-                            if !["order", "missing", "unmapped_type", "mode", "format", "numeric_type"].contains(&k.as_str()) {
+                            if ![
+                                "order",
+                                "missing",
+                                "unmapped_type",
+                                "mode",
+                                "format",
+                                "numeric_type",
+                            ]
+                            .contains(&k.as_str())
+                            {
                                 return Err(parsing(format!("[field_sort] unknown field [{k}]")));
                             }
                         }
-                        so.get("order").and_then(Value::as_str).unwrap_or(if f == "_score" { "desc" } else { "asc" }).to_string()
+                        so.get("order")
+                            .and_then(Value::as_str)
+                            .unwrap_or(if f == "_score" { "desc" } else { "asc" })
+                            .to_string()
                     }
                     _ => return Err(parsing(format!("[sort] malformed for [{f}]"))),
                 };
                 let desc = match order.as_str() {
                     "asc" => false,
                     "desc" => true,
-                    other => return Err(EsErr::new(400, "illegal_argument_exception", format!("Unknown SortOrder [{other}]"))),
+                    other => {
+                        return Err(EsErr::new(
+                            400,
+                            "illegal_argument_exception",
+                            format!("Unknown SortOrder [{other}]"),
+                        ))
+                    }
                 };
                 (f.clone(), desc)
             }
@@ -2501,25 +3456,64 @@ fn cmp_norm(a: &Option<Norm>, b: &Option<Norm>, desc: bool) -> std::cmp::Orderin
     }
 }
 
-fn search(st: &mut StandIn, list: &str, body: &[u8], started: Instant, params: &[(String, String)]) -> Result<Reply, EsErr> {
+fn search(
+    st: &mut StandIn,
+    list: &str,
+    body: &[u8],
+    started: Instant,
+    params: &[(String, String)],
+) -> Result<Reply, EsErr> {
     let names = resolve_indices(st, list)?;
     let req = parse_json_body(body)?.unwrap_or(json!({}));
-    let obj = req.as_object().ok_or_else(|| parsing("Unexpected token".into()))?;
-    const KEYS: &[&str] = &["query", "sort", "size", "from", "track_total_hits", "search_after", "_source", "timeout", "seq_no_primary_term", "version"];
+    let obj = req
+        .as_object()
+        .ok_or_else(|| parsing("Unexpected token".into()))?;
+    const KEYS: &[&str] = &[
+        "query",
+        "sort",
+        "size",
+        "from",
+        "track_total_hits",
+        "search_after",
+        "_source",
+        "timeout",
+        "seq_no_primary_term",
+        "version",
+    ];
     for (k, v) in obj {
         if !KEYS.contains(&k.as_str()) {
-            return Err(parsing(format!("Unknown key for a {} in [{k}].", token_name(v))));
+            return Err(parsing(format!(
+                "Unknown key for a {} in [{k}].",
+                token_name(v)
+            )));
         }
     }
     let q = match obj.get("query") {
         Some(q) => parse_query(q)?,
         None => Query::MatchAll,
     };
-    let param_num = |k: &str| params.iter().find(|(p, _)| p == k).and_then(|(_, v)| v.parse::<i64>().ok());
-    let size = obj.get("size").and_then(Value::as_i64).or(param_num("size")).unwrap_or(10);
-    let from = obj.get("from").and_then(Value::as_i64).or(param_num("from")).unwrap_or(0);
+    let param_num = |k: &str| {
+        params
+            .iter()
+            .find(|(p, _)| p == k)
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+    };
+    let size = obj
+        .get("size")
+        .and_then(Value::as_i64)
+        .or(param_num("size"))
+        .unwrap_or(10);
+    let from = obj
+        .get("from")
+        .and_then(Value::as_i64)
+        .or(param_num("from"))
+        .unwrap_or(0);
     if size < 0 {
-        return Err(EsErr::new(400, "illegal_argument_exception", format!("[size] parameter cannot be negative, found [{size}]")));
+        return Err(EsErr::new(
+            400,
+            "illegal_argument_exception",
+            format!("[size] parameter cannot be negative, found [{size}]"),
+        ));
     }
     if from + size > MAX_RESULT_WINDOW {
         return Err(shard_failure(&names.first().cloned().unwrap_or_default(), EsErr::new(400, "illegal_argument_exception", format!("Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.", from + size))));
@@ -2576,28 +3570,48 @@ fn search(st: &mut StandIn, list: &str, body: &[u8], started: Instant, params: &
         (Some(spec), after) => {
             hits.sort_by(|a, b| cmp_keys(&a.3, &b.3, spec));
             if let Some(after) = after {
-                let after = after.as_array().ok_or_else(|| parsing("[search_after] must be an array".into()))?;
+                let after = after
+                    .as_array()
+                    .ok_or_else(|| parsing("[search_after] must be an array".into()))?;
                 if after.len() != spec.len() {
                     return Err(EsErr::new(
                         400,
                         "illegal_argument_exception",
-                        format!("search_after has {} value(s) but sort has {}.", after.len(), spec.len()),
+                        format!(
+                            "search_after has {} value(s) but sort has {}.",
+                            after.len(),
+                            spec.len()
+                        ),
                     ));
                 }
                 if from > 0 {
-                    return Err(EsErr::new(400, "illegal_argument_exception", "`from` parameter must be set to 0 when `search_after` is used."));
+                    return Err(EsErr::new(
+                        400,
+                        "illegal_argument_exception",
+                        "`from` parameter must be set to 0 when `search_after` is used.",
+                    ));
                 }
-                let after: Vec<Option<Norm>> =
-                    spec.iter().zip(after).map(|((_, t), v)| t.as_ref().and_then(|t| norm_value(t, v).ok().flatten())).collect();
+                let after: Vec<Option<Norm>> = spec
+                    .iter()
+                    .zip(after)
+                    .map(|((_, t), v)| t.as_ref().and_then(|t| norm_value(t, v).ok().flatten()))
+                    .collect();
                 hits.retain(|h| cmp_keys(&h.3, &after, spec) == std::cmp::Ordering::Greater);
             }
         }
         (None, Some(_)) => {
-            return Err(EsErr::new(400, "illegal_argument_exception", "Sort must contain at least one field."));
+            return Err(EsErr::new(
+                400,
+                "illegal_argument_exception",
+                "Sort must contain at least one field.",
+            ));
         }
         (None, None) => {}
     }
-    let sort_types: Vec<Option<FieldType>> = spec.as_ref().map(|s| s.iter().map(|(_, t)| t.clone()).collect()).unwrap_or_default();
+    let sort_types: Vec<Option<FieldType>> = spec
+        .as_ref()
+        .map(|s| s.iter().map(|(_, t)| t.clone()).collect())
+        .unwrap_or_default();
     let sort_spec_present = spec.is_some();
     let total = hits.len();
     let page: Vec<Value> = hits
@@ -2608,7 +3622,14 @@ fn search(st: &mut StandIn, list: &str, body: &[u8], started: Instant, params: &
             let mut h = Map::new();
             h.insert("_index".into(), index.into());
             h.insert("_id".into(), id.into());
-            h.insert("_score".into(), if sort_spec_present { Value::Null } else { json!(1.0) });
+            h.insert(
+                "_score".into(),
+                if sort_spec_present {
+                    Value::Null
+                } else {
+                    json!(1.0)
+                },
+            );
             if source_on {
                 h.insert("_source".into(), source);
             }
@@ -2640,7 +3661,14 @@ fn search(st: &mut StandIn, list: &str, body: &[u8], started: Instant, params: &
             hits_obj.insert("total".into(), json!({"value": total.min(10000), "relation": if total > 10000 { "gte" } else { "eq" }}));
         }
     }
-    hits_obj.insert("max_score".into(), if sort_spec_present || total == 0 { Value::Null } else { json!(1.0) });
+    hits_obj.insert(
+        "max_score".into(),
+        if sort_spec_present || total == 0 {
+            Value::Null
+        } else {
+            json!(1.0)
+        },
+    );
     hits_obj.insert("hits".into(), page.into());
     let n = names.len();
     Ok(Reply::ok(json!({
@@ -2654,7 +3682,9 @@ fn search(st: &mut StandIn, list: &str, body: &[u8], started: Instant, params: &
 fn count(st: &mut StandIn, list: &str, body: &[u8]) -> Result<Reply, EsErr> {
     let names = resolve_indices(st, list)?;
     let req = parse_json_body(body)?.unwrap_or(json!({}));
-    let obj = req.as_object().ok_or_else(|| parsing("Unexpected token".into()))?;
+    let obj = req
+        .as_object()
+        .ok_or_else(|| parsing("Unexpected token".into()))?;
     for k in obj.keys() {
         if k != "query" {
             return Err(parsing(format!("request does not support [{k}]")));
@@ -2669,10 +3699,16 @@ fn count(st: &mut StandIn, list: &str, body: &[u8]) -> Result<Reply, EsErr> {
         let idx = st.indices.get_mut(name).expect("resolved");
         idx.auto_refresh();
         let c = compile(&q, &idx.mapping, name)?;
-        total += idx.searchable.iter().filter(|(id, d)| matches(&c, id, &d.source, &idx.mapping)).count();
+        total += idx
+            .searchable
+            .iter()
+            .filter(|(id, d)| matches(&c, id, &d.source, &idx.mapping))
+            .count();
     }
     let n = names.len();
-    Ok(Reply::ok(json!({"count": total, "_shards": {"total": n, "successful": n, "skipped": 0, "failed": 0}})))
+    Ok(Reply::ok(
+        json!({"count": total, "_shards": {"total": n, "successful": n, "skipped": 0, "failed": 0}}),
+    ))
 }
 
 #[cfg(test)]
@@ -2689,23 +3725,40 @@ mod tests {
     #[test]
     fn iso_dates_parse_to_epoch_millis() {
         assert_eq!(parse_iso("1970-01-01"), Some(0));
-        assert_eq!(parse_iso("2026-11-22T05:37:00.123Z"), Some(1_795_325_820_123));
+        assert_eq!(
+            parse_iso("2026-11-22T05:37:00.123Z"),
+            Some(1_795_325_820_123)
+        );
         assert_eq!(parse_iso("2026-13-01"), None);
     }
 
     #[test]
     fn bulk_parser_follows_es_rules() {
         let e = parse_bulk(b"{\"index\":{}}\n{\"a\":1}", Some("i")).unwrap_err();
-        assert_eq!(e.reason, "The bulk request must be terminated by a newline [\\n]");
+        assert_eq!(
+            e.reason,
+            "The bulk request must be terminated by a newline [\\n]"
+        );
         let e = parse_bulk(b"{\"upsert\":{}}\n{}\n", Some("i")).unwrap_err();
-        assert!(e.reason.as_str().unwrap().contains("expected field [create], [delete], [index] or [update] but found [upsert]"));
+        assert!(e
+            .reason
+            .as_str()
+            .unwrap()
+            .contains("expected field [create], [delete], [index] or [update] but found [upsert]"));
         let e = parse_bulk(b"{\"index\":{\"_type\":\"doc\"}}\n{}\n", Some("i")).unwrap_err();
-        assert_eq!(e.reason, "Action/metadata line [1] contains an unknown parameter [_type]");
+        assert_eq!(
+            e.reason,
+            "Action/metadata line [1] contains an unknown parameter [_type]"
+        );
         let e = parse_bulk(b"{\"index\":{}}\n{}\n", None).unwrap_err();
         assert_eq!(e.ty, "action_request_validation_exception");
         let e = parse_bulk(b"\n", Some("i")).unwrap_err();
         assert_eq!(e.reason, "Validation Failed: 1: no requests added;");
-        let ops = parse_bulk(b"{\"index\":{\"_id\":\"1\"}}\r\n{\"a\":1}\r\n{\"delete\":{\"_id\":\"2\"}}\n", Some("i")).unwrap();
+        let ops = parse_bulk(
+            b"{\"index\":{\"_id\":\"1\"}}\r\n{\"a\":1}\r\n{\"delete\":{\"_id\":\"2\"}}\n",
+            Some("i"),
+        )
+        .unwrap();
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[0].source, "{\"a\":1}");
         assert_eq!(ops[1].kind, OpKind::Delete);

@@ -104,9 +104,15 @@ pub fn item_outcome(item: &Value) -> StoreOutcome {
 /// A response that does not have one item per request is unusable; the
 /// caller retries the whole batch (index ops with ids are idempotent).
 pub fn outcomes(body: &Value, expected: usize) -> Result<Vec<StoreOutcome>, String> {
-    let items = body.get("items").and_then(Value::as_array).ok_or_else(|| "bulk response has no items".to_string())?;
+    let items = body
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "bulk response has no items".to_string())?;
     if items.len() != expected {
-        return Err(format!("bulk response has {} items for {expected} requests", items.len()));
+        return Err(format!(
+            "bulk response has {} items for {expected} requests",
+            items.len()
+        ));
     }
     let out: Vec<StoreOutcome> = items.iter().map(item_outcome).collect();
     // `errors: false` with a failed item (or the reverse) would mean we read
@@ -114,7 +120,9 @@ pub fn outcomes(body: &Value, expected: usize) -> Result<Vec<StoreOutcome>, Stri
     if let Some(errors) = body.get("errors").and_then(Value::as_bool) {
         let any_failed = out.iter().any(|o| *o != StoreOutcome::Stored);
         if errors != any_failed {
-            return Err(format!("bulk response says errors={errors} but its items disagree"));
+            return Err(format!(
+                "bulk response says errors={errors} but its items disagree"
+            ));
         }
     }
     Ok(out)
@@ -140,11 +148,21 @@ mod tests {
         let out = outcomes(&body, 5).unwrap();
         assert_eq!(out[0], StoreOutcome::Stored);
         assert_eq!(out[1], StoreOutcome::Stored);
-        assert!(matches!(&out[2], StoreOutcome::Retry(r) if r.contains("es_rejected_execution_exception")));
+        assert!(
+            matches!(&out[2], StoreOutcome::Retry(r) if r.contains("es_rejected_execution_exception"))
+        );
         match &out[3] {
             StoreOutcome::Rejected(r) => {
-                assert!(r.starts_with("status 400: document_parsing_exception"), "{r}");
-                assert!(r.contains("caused by illegal_argument_exception: 'x' is not an IP string literal."), "{r}");
+                assert!(
+                    r.starts_with("status 400: document_parsing_exception"),
+                    "{r}"
+                );
+                assert!(
+                    r.contains(
+                        "caused by illegal_argument_exception: 'x' is not an IP string literal."
+                    ),
+                    "{r}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -172,6 +190,9 @@ mod tests {
             r#"{"error":{"root_cause":[],"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"},"status":400}"#,
         );
         assert_eq!(t, "HTTP 400: illegal_argument_exception: The bulk request must be terminated by a newline [\\n]");
-        assert_eq!(request_error_text(502, "<html>bad gateway</html>"), "HTTP 502: <html>bad gateway</html>");
+        assert_eq!(
+            request_error_text(502, "<html>bad gateway</html>"),
+            "HTTP 502: <html>bad gateway</html>"
+        );
     }
 }

@@ -133,11 +133,17 @@ mod tests {
             walk(&m, &mut types, &mut bad);
             assert!(bad.is_empty(), "{bad:?}");
             for t in types {
-                assert!(["keyword", "ip", "date", "long", "integer", "boolean"].contains(&t.as_str()), "type {t}");
+                assert!(
+                    ["keyword", "ip", "date", "long", "integer", "boolean"].contains(&t.as_str()),
+                    "type {t}"
+                );
             }
         }
         let p = backup_properties();
-        assert_eq!(p["create_time"], json!({"type": "date", "format": "epoch_millis"}));
+        assert_eq!(
+            p["create_time"],
+            json!({"type": "date", "format": "epoch_millis"})
+        );
         assert_eq!(p["game_server_ip"]["type"], "ip");
         assert_eq!(p["size"]["type"], "long");
         assert_eq!(p["server_id"]["type"], "keyword");

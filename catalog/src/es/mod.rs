@@ -20,10 +20,12 @@ use async_trait::async_trait;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::response::Response;
-use elasticsearch::http::transport::{MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::transport::{
+    MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
+};
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesExistsIndexTemplateParts, IndicesExistsParts, IndicesPutIndexTemplateParts,
-    IndicesRefreshParts,
+    IndicesCreateParts, IndicesExistsIndexTemplateParts, IndicesExistsParts,
+    IndicesPutIndexTemplateParts, IndicesRefreshParts,
 };
 use elasticsearch::{BulkParts, Elasticsearch, GetParts, MgetParts, SearchParts};
 use serde_json::{json, Value};
@@ -63,7 +65,10 @@ impl EsSettings {
 
 #[derive(Clone)]
 pub enum EsAuth {
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// `id:key`, or the base64 "encoded" form Kibana shows.
     ApiKey(String),
 }
@@ -87,16 +92,23 @@ pub struct EsCatalog {
 
 impl EsCatalog {
     pub fn new(s: &EsSettings) -> Result<Self, CatalogError> {
-        let fatal = |reason: String| CatalogError::Fatal { store: format!("es {}", s.index), reason };
+        let fatal = |reason: String| CatalogError::Fatal {
+            store: format!("es {}", s.index),
+            reason,
+        };
         let builder = match s.urls.as_slice() {
             [] => return Err(fatal("no Elasticsearch URL given".into())),
             [one] => TransportBuilder::new(SingleNodeConnectionPool::new(one.clone())),
-            many => TransportBuilder::new(MultiNodeConnectionPool::round_robin(many.to_vec(), None)),
+            many => {
+                TransportBuilder::new(MultiNodeConnectionPool::round_robin(many.to_vec(), None))
+            }
         };
         let mut builder = builder.timeout(s.timeout);
         builder = match &s.auth {
             None => builder,
-            Some(EsAuth::Basic { user, password }) => builder.auth(Credentials::Basic(user.clone(), password.clone())),
+            Some(EsAuth::Basic { user, password }) => {
+                builder.auth(Credentials::Basic(user.clone(), password.clone()))
+            }
             Some(EsAuth::ApiKey(k)) => match k.split_once(':') {
                 Some((id, key)) => builder.auth(Credentials::ApiKey(id.into(), key.into())),
                 None => builder.auth(Credentials::EncodedApiKey(k.clone())),
@@ -105,12 +117,15 @@ impl EsCatalog {
         if !s.tls_verify {
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &s.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| fatal(format!("cannot read CA certificate {}: {e}", ca.display())))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| fatal(format!("cannot read CA certificate {}: {e}", ca.display())))?;
             let cert = Certificate::from_pem(&pem)
                 .map_err(|e| fatal(format!("{} is not a PEM certificate: {e}", ca.display())))?;
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
-        let transport = builder.build().map_err(|e| fatal(format!("cannot build the HTTP client: {e}")))?;
+        let transport = builder
+            .build()
+            .map_err(|e| fatal(format!("cannot build the HTTP client: {e}")))?;
         Ok(EsCatalog {
             client: Elasticsearch::new(transport),
             index: s.index.clone(),
@@ -131,7 +146,10 @@ impl EsCatalog {
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> CatalogError {
-        CatalogError::Unavailable { store: self.describe(), reason: reason.into() }
+        CatalogError::Unavailable {
+            store: self.describe(),
+            reason: reason.into(),
+        }
     }
 
     /// Maps a transport error (no HTTP answer at all) to "try later".
@@ -144,19 +162,31 @@ impl EsCatalog {
         let status = resp.status_code().as_u16();
         let text = resp.text().await.map_err(|e| self.transport(what, e))?;
         match bulk::request_verdict(status) {
-            RequestVerdict::Items => serde_json::from_str(&text)
-                .map_err(|e| self.unavailable(format!("{what}: unreadable answer ({e}): {}", text.chars().take(200).collect::<String>()))),
+            RequestVerdict::Items => serde_json::from_str(&text).map_err(|e| {
+                self.unavailable(format!(
+                    "{what}: unreadable answer ({e}): {}",
+                    text.chars().take(200).collect::<String>()
+                ))
+            }),
             RequestVerdict::Rejected | RequestVerdict::TooLarge => Err(CatalogError::Rejected {
                 store: self.describe(),
                 reason: format!("{what}: {}", bulk::request_error_text(status, &text)),
             }),
-            RequestVerdict::Unavailable => Err(self.unavailable(format!("{what}: {}", bulk::request_error_text(status, &text)))),
+            RequestVerdict::Unavailable => Err(self.unavailable(format!(
+                "{what}: {}",
+                bulk::request_error_text(status, &text)
+            ))),
         }
     }
 
     /// `GET /`: the cluster's version number (e.g. `8.15.0`).
     pub async fn cluster_version(&self) -> Result<String, CatalogError> {
-        let resp = self.client.info().send().await.map_err(|e| self.transport("GET /", e))?;
+        let resp = self
+            .client
+            .info()
+            .send()
+            .await
+            .map_err(|e| self.transport("GET /", e))?;
         let v = self.json_ok("GET /", resp).await?;
         v["version"]["number"]
             .as_str()
@@ -167,8 +197,13 @@ impl EsCatalog {
     /// Makes everything written so far visible to searches (tests, tools).
     pub async fn refresh(&self) -> Result<(), CatalogError> {
         let idx = [self.index.as_str(), self.instances_index.as_str()];
-        let resp =
-            self.client.indices().refresh(IndicesRefreshParts::Index(&idx)).send().await.map_err(|e| self.transport("refresh", e))?;
+        let resp = self
+            .client
+            .indices()
+            .refresh(IndicesRefreshParts::Index(&idx))
+            .send()
+            .await
+            .map_err(|e| self.transport("refresh", e))?;
         self.json_ok("refresh", resp).await.map(|_| ())
     }
 
@@ -203,7 +238,11 @@ impl EsCatalog {
                 tracing::info!(index, "created Elasticsearch index");
                 Ok(())
             }
-            Err(CatalogError::Rejected { reason, .. }) if reason.contains("resource_already_exists_exception") => Ok(()),
+            Err(CatalogError::Rejected { reason, .. })
+                if reason.contains("resource_already_exists_exception") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -230,13 +269,19 @@ impl EsCatalog {
             .send()
             .await
             .map_err(|e| self.transport("put index template", e))?;
-        self.json_ok(&format!("PUT /_index_template/{name}"), resp).await?;
+        self.json_ok(&format!("PUT /_index_template/{name}"), resp)
+            .await?;
         tracing::info!(template = %name, "created Elasticsearch index template");
         Ok(())
     }
 
     /// One `_bulk` of index operations into `index`. 413 splits the batch.
-    async fn bulk_index(&self, index: &str, lines: Vec<String>, n: usize) -> Result<Vec<StoreOutcome>, CatalogError> {
+    async fn bulk_index(
+        &self,
+        index: &str,
+        lines: Vec<String>,
+        n: usize,
+    ) -> Result<Vec<StoreOutcome>, CatalogError> {
         let resp = self
             .client
             .bulk(BulkParts::Index(index))
@@ -258,7 +303,10 @@ impl EsCatalog {
     }
 
     /// Real-time read of registry documents by key.
-    async fn read_instances(&self, keys: &[String]) -> Result<Vec<Option<InstanceEntry>>, CatalogError> {
+    async fn read_instances(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<InstanceEntry>>, CatalogError> {
         let resp = self
             .client
             .mget(MgetParts::Index(&self.instances_index))
@@ -269,11 +317,21 @@ impl EsCatalog {
         let body = self.json_ok("mget instances", resp).await?;
         let docs = body["docs"].as_array().cloned().unwrap_or_default();
         if docs.len() != keys.len() {
-            return Err(self.unavailable(format!("mget answered {} docs for {} ids", docs.len(), keys.len())));
+            return Err(self.unavailable(format!(
+                "mget answered {} docs for {} ids",
+                docs.len(),
+                keys.len()
+            )));
         }
         Ok(docs
             .iter()
-            .map(|d| if d["found"].as_bool() == Some(true) { instance_from_doc(&d["_source"]) } else { None })
+            .map(|d| {
+                if d["found"].as_bool() == Some(true) {
+                    instance_from_doc(&d["_source"])
+                } else {
+                    None
+                }
+            })
             .collect())
     }
 
@@ -295,20 +353,30 @@ impl EsCatalog {
             lines.push(instance_to_doc(&e).to_string());
         }
         let n = keys.len();
-        let out = self.bulk_index(&self.instances_index.clone(), lines, n).await?;
+        let out = self
+            .bulk_index(&self.instances_index.clone(), lines, n)
+            .await?;
         for (k, o) in keys.iter().zip(out) {
             match o {
                 StoreOutcome::Stored => {}
-                StoreOutcome::Retry(why) => return Err(self.unavailable(format!("registry {k}: {why}"))),
+                StoreOutcome::Retry(why) => {
+                    return Err(self.unavailable(format!("registry {k}: {why}")))
+                }
                 // The backups themselves are stored; a registry document
                 // ES refuses must not hold them back.
-                StoreOutcome::Rejected(why) => tracing::warn!(instance = %k, "Elasticsearch refused the registry entry: {why}"),
+                StoreOutcome::Rejected(why) => {
+                    tracing::warn!(instance = %k, "Elasticsearch refused the registry entry: {why}")
+                }
             }
         }
         Ok(())
     }
 
-    async fn search(&self, index: &str, body: Value) -> Result<Vec<(String, Value, Value)>, CatalogError> {
+    async fn search(
+        &self,
+        index: &str,
+        body: Value,
+    ) -> Result<Vec<(String, Value, Value)>, CatalogError> {
         let resp = self
             .client
             .search(SearchParts::Index(&[index]))
@@ -316,12 +384,20 @@ impl EsCatalog {
             .send()
             .await
             .map_err(|e| self.transport("search", e))?;
-        let v = self.json_ok(&format!("POST /{index}/_search"), resp).await?;
+        let v = self
+            .json_ok(&format!("POST /{index}/_search"), resp)
+            .await?;
         Ok(v["hits"]["hits"]
             .as_array()
             .map(|hits| {
                 hits.iter()
-                    .map(|h| (h["_id"].as_str().unwrap_or("").to_string(), h["_source"].clone(), h["sort"].clone()))
+                    .map(|h| {
+                        (
+                            h["_id"].as_str().unwrap_or("").to_string(),
+                            h["_source"].clone(),
+                            h["sort"].clone(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default())
@@ -353,7 +429,11 @@ fn instance_from_doc(d: &Value) -> Option<InstanceEntry> {
         _ => return None,
     };
     Some(InstanceEntry {
-        key: InstanceKey { server_id, back_type: d["type"].as_str()?.to_string(), instance: d["instance"].as_i64()? },
+        key: InstanceKey {
+            server_id,
+            back_type: d["type"].as_str()?.to_string(),
+            instance: d["instance"].as_i64()?,
+        },
         game_id: d["game_id"].as_i64().unwrap_or(0),
         game_name: d["game_name"].as_str().unwrap_or("unknown").to_string(),
         interval: d["interval"].as_i64().unwrap_or(0),
@@ -410,7 +490,10 @@ pub fn query_body(q: &BackupQuery) -> Value {
     let mut b = serde_json::Map::new();
     b.insert("filter".into(), filter.into());
     if !q.include_deleted {
-        b.insert("must_not".into(), json!([{"exists": {"field": "deleted_at"}}]));
+        b.insert(
+            "must_not".into(),
+            json!([{"exists": {"field": "deleted_at"}}]),
+        );
     }
     json!({
         "query": {"bool": b},
@@ -435,10 +518,12 @@ impl Catalog for EsCatalog {
         }
         self.ensure_template().await?;
         if !self.index_exists(&self.index).await? {
-            self.create_index(&self.index, mapping::backup_mappings()).await?;
+            self.create_index(&self.index, mapping::backup_mappings())
+                .await?;
         }
         if !self.index_exists(&self.instances_index).await? {
-            self.create_index(&self.instances_index, mapping::instance_mappings()).await?;
+            self.create_index(&self.instances_index, mapping::instance_mappings())
+                .await?;
         }
         Ok(())
     }
@@ -448,37 +533,61 @@ impl Catalog for EsCatalog {
             return Ok(Vec::new());
         }
         let refs: Vec<&CatalogRecord> = batch.iter().collect();
-        let out = self.bulk_index(&self.index, bulk::index_lines(&refs), refs.len()).await?;
-        let stored: Vec<&CatalogRecord> =
-            batch.iter().zip(&out).filter(|(_, o)| **o == StoreOutcome::Stored).map(|(r, _)| r).collect();
+        let out = self
+            .bulk_index(&self.index, bulk::index_lines(&refs), refs.len())
+            .await?;
+        let stored: Vec<&CatalogRecord> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| **o == StoreOutcome::Stored)
+            .map(|(r, _)| r)
+            .collect();
         self.update_registry(&stored).await?;
         Ok(out)
     }
 
     async fn get(&self, id: &str) -> Result<Option<CatalogRecord>, CatalogError> {
-        let resp =
-            self.client.get(GetParts::IndexId(&self.index, id)).send().await.map_err(|e| self.transport("get", e))?;
+        let resp = self
+            .client
+            .get(GetParts::IndexId(&self.index, id))
+            .send()
+            .await
+            .map_err(|e| self.transport("get", e))?;
         if resp.status_code().as_u16() == 404 {
             return Ok(None);
         }
-        let v = self.json_ok(&format!("GET /{}/_doc/{id}", self.index), resp).await?;
+        let v = self
+            .json_ok(&format!("GET /{}/_doc/{id}", self.index), resp)
+            .await?;
         if v["found"].as_bool() != Some(true) {
             return Ok(None);
         }
-        CatalogRecord::from_es_document(id, &v["_source"]).map(Some).map_err(|e| CatalogError::Fatal { store: self.describe(), reason: e })
+        CatalogRecord::from_es_document(id, &v["_source"])
+            .map(Some)
+            .map_err(|e| CatalogError::Fatal {
+                store: self.describe(),
+                reason: e,
+            })
     }
 
     async fn list_backups(&self, q: &BackupQuery) -> Result<Vec<CatalogRecord>, CatalogError> {
         let hits = self.search(&self.index.clone(), query_body(q)).await?;
         hits.into_iter()
             .map(|(id, src, _)| {
-                CatalogRecord::from_es_document(&id, &src).map_err(|e| CatalogError::Fatal { store: self.describe(), reason: e })
+                CatalogRecord::from_es_document(&id, &src).map_err(|e| CatalogError::Fatal {
+                    store: self.describe(),
+                    reason: e,
+                })
             })
             .collect()
     }
 
     async fn instance(&self, key: &InstanceKey) -> Result<Option<InstanceEntry>, CatalogError> {
-        Ok(self.read_instances(&[key.to_string()]).await?.pop().flatten())
+        Ok(self
+            .read_instances(&[key.to_string()])
+            .await?
+            .pop()
+            .flatten())
     }
 
     async fn instances(&self) -> Result<Vec<InstanceEntry>, CatalogError> {

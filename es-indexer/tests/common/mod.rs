@@ -87,7 +87,13 @@ impl World {
     }
 
     /// Runs the indexer in this process until the trigger fires.
-    pub fn start(&self, cfg: IndexerConfig) -> (ShutdownTrigger, tokio::task::JoinHandle<Result<(), ubackup_indexer::IndexerError>>) {
+    pub fn start(
+        &self,
+        cfg: IndexerConfig,
+    ) -> (
+        ShutdownTrigger,
+        tokio::task::JoinHandle<Result<(), ubackup_indexer::IndexerError>>,
+    ) {
         let (trigger, shutdown) = channel();
         let h = tokio::spawn(ubackup_indexer::run(cfg, shutdown));
         (trigger, h)
@@ -96,7 +102,10 @@ impl World {
     /// The real binary, in its own process group.
     pub fn spawn_binary(&self, config: &PathBuf) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ubackup-indexer"));
-        cmd.arg("-c").arg(config).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.arg("-c")
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         Proc::spawn("ubackup-indexer", cmd).unwrap()
     }
 
@@ -108,7 +117,10 @@ impl World {
     pub fn push(&self, results: &[ResultRecord]) {
         let mut c = self.conn();
         for chunk in results.chunks(1000) {
-            let payloads: Vec<String> = chunk.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+            let payloads: Vec<String> = chunk
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect();
             let _: () = c.lpush(&self.queue, payloads).unwrap();
         }
     }
@@ -122,34 +134,52 @@ impl World {
     }
 
     pub fn inflight_len(&self) -> u64 {
-        self.conn().llen(self.keys().inflight(&self.indexer_id, &self.queue)).unwrap()
+        self.conn()
+            .llen(self.keys().inflight(&self.indexer_id, &self.queue))
+            .unwrap()
     }
 
     pub fn dead(&self) -> Vec<DeadLetter> {
-        let raw: Vec<String> = self.conn().lrange(self.keys().dead(&self.queue), 0, -1).unwrap();
-        raw.iter().map(|s| serde_json::from_str(s).unwrap()).collect()
+        let raw: Vec<String> = self
+            .conn()
+            .lrange(self.keys().dead(&self.queue), 0, -1)
+            .unwrap();
+        raw.iter()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect()
     }
 
     pub fn sqlite(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(self.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+        rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
     }
 
     pub fn sqlite_count(&self) -> i64 {
         if !self.db_path().exists() {
             return 0;
         }
-        self.sqlite().query_row("SELECT COUNT(*) FROM backups", [], |r| r.get(0)).unwrap_or(0)
+        self.sqlite()
+            .query_row("SELECT COUNT(*) FROM backups", [], |r| r.get(0))
+            .unwrap_or(0)
     }
 
     pub fn sqlite_ids(&self) -> Vec<String> {
         let c = self.sqlite();
         let mut st = c.prepare("SELECT id FROM backups ORDER BY id").unwrap();
-        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Waits until nothing is queued or in flight.
     pub fn wait_drained(&self, deadline: Duration) {
-        wait_until("message_queue and in-flight list empty", deadline, || self.queue_len() == 0 && self.inflight_len() == 0);
+        wait_until("message_queue and in-flight list empty", deadline, || {
+            self.queue_len() == 0 && self.inflight_len() == 0
+        });
     }
 }
 
