@@ -86,6 +86,18 @@ impl Keys {
     pub fn sent(&self, id: &str) -> String {
         format!("{}sent:{id}", self.prefix)
     }
+
+    /// The reporter's samples (JSON `ubackup_catalog::Sample`) waiting to be
+    /// stored in the catalog by a reporter run that has one configured.
+    pub fn samples(&self) -> String {
+        format!("{}samples", self.prefix)
+    }
+
+    /// Hash written by `ubackup-reporter queue`: list key → depth, plus
+    /// `time_ms` of the sample.
+    pub fn queue_depths(&self) -> String {
+        format!("{}queue_depths", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +137,16 @@ pub mod state {
     pub const VERSION: &str = "version";
     /// Unix ms the process started.
     pub const STARTED_MS: &str = "started_ms";
+    // Written by `ubackup-reporter disk` (the node's cron), not by the node:
+    /// Used bytes of the filesystem of `server_root_path` (total - free).
+    pub const DISK_USED: &str = "disk_used";
+    /// Unix ms of the reporter's last disk sample.
+    pub const DISK_SAMPLE_MS: &str = "disk_sample_ms";
+    pub const MEM_TOTAL: &str = "mem_total";
+    pub const MEM_USED: &str = "mem_used";
+    /// One-minute load average.
+    pub const LOAD1: &str = "load1";
+    pub const CPUS: &str = "cpus";
 }
 
 /// Field names of a node's control hash ([`Keys::control`]), written by an

@@ -1,0 +1,355 @@
+//! The health rules: from a [`Snapshot`] to the list of current alerts.
+//!
+//! Instance alerts look at each instance's newest result (a newer good
+//! result resolves them) and at its own `interval`; node and queue alerts
+//! look at Redis. Every alert has a stable `id` (`kind:subject`), which is
+//! what the webhook's state tracks between runs.
+
+use serde::{Deserialize, Serialize};
+use ubackup_catalog::{CatalogRecord, InstanceEntry, QueueKind};
+
+use crate::config::Thresholds;
+use crate::format::{bytes, duration_ms};
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The client reported a failure (script error, bad log, …).
+    ScriptError,
+    /// The node could not pull the file.
+    PullFailed,
+    /// Dead-lettered, size/checksum mismatch, not a regular file, or
+    /// smaller than `min_size.<type>`.
+    Illegal,
+    /// No success within `interval × overdue_factor + overdue_grace_secs`.
+    Overdue,
+    NodeDiskLow,
+    /// The heartbeat key expired (or the worker stopped).
+    NodeDown,
+    QueueBacklog,
+    DeadLetters,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::ScriptError,
+        AlertKind::PullFailed,
+        AlertKind::Illegal,
+        AlertKind::Overdue,
+        AlertKind::NodeDiskLow,
+        AlertKind::NodeDown,
+        AlertKind::QueueBacklog,
+        AlertKind::DeadLetters,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::ScriptError => "script_error",
+            AlertKind::PullFailed => "pull_failed",
+            AlertKind::Illegal => "illegal",
+            AlertKind::Overdue => "overdue",
+            AlertKind::NodeDiskLow => "node_disk_low",
+            AlertKind::NodeDown => "node_down",
+            AlertKind::QueueBacklog => "queue_backlog",
+            AlertKind::DeadLetters => "dead_letters",
+        }
+    }
+
+    /// Kinds computed from the catalog (unknown when it cannot be read).
+    pub fn needs_catalog(self) -> bool {
+        matches!(self, AlertKind::ScriptError | AlertKind::PullFailed | AlertKind::Illegal | AlertKind::Overdue)
+    }
+}
+
+/// Nagios states; the order is the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Ok = 0,
+    Warning = 1,
+    Critical = 2,
+    Unknown = 3,
+}
+
+impl Severity {
+    pub fn exit_code(self) -> i32 {
+        self as i32
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Ok => "OK",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+            Severity::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The instance an alert is about (the original's SERVER_ID:TYPE:INSTANCE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertInstance {
+    pub server_id: i64,
+    #[serde(rename = "type")]
+    pub back_type: String,
+    pub instance: i64,
+    pub game_id: i64,
+    pub game_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `kind:subject`, stable while the condition lasts.
+    pub id: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    /// `server_id/type/instance/game_name`, a node id or a list name.
+    pub subject: String,
+    pub reason: String,
+    /// Unix ms the condition started (when known).
+    pub since_ms: Option<i64>,
+    #[serde(default)]
+    pub instance: Option<AlertInstance>,
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub list: Option<String>,
+}
+
+impl Alert {
+    fn new(kind: AlertKind, severity: Severity, subject: String, reason: String) -> Self {
+        Alert { id: format!("{}:{subject}", kind.as_str()), kind, severity, subject, reason, since_ms: None, instance: None, node: None, list: None }
+    }
+
+    /// The one line `alerts` prints.
+    pub fn line(&self) -> String {
+        format!("{:<8} {:<13} {}: {}", self.severity.label(), self.kind.as_str(), self.subject, self.reason)
+    }
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertReport {
+    pub generated_ms: i64,
+    /// The worst severity; `unknown` when part of the rules could not run.
+    pub status: Severity,
+    pub summary: String,
+    pub alerts: Vec<Alert>,
+    /// Kinds that were evaluated; an alert of another kind is neither
+    /// raised nor resolved by this report.
+    pub evaluated: Vec<AlertKind>,
+    /// Why some rules could not run.
+    pub errors: Vec<String>,
+}
+
+impl AlertReport {
+    pub fn exit_code(&self) -> i32 {
+        self.status.exit_code()
+    }
+
+    /// Nagios-style text: a status line, then one line per alert.
+    pub fn text(&self) -> String {
+        let mut s = format!("UBACKUP {} - {}\n", self.status.label(), self.summary);
+        for e in &self.errors {
+            s.push_str(&format!("UNKNOWN  {e}\n"));
+        }
+        for a in &self.alerts {
+            s.push_str(&a.line());
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Instance label: `server_id/type/instance/game_name`.
+pub fn instance_subject(server_id: i64, back_type: &str, instance: i64, game_name: &str) -> String {
+    format!("{server_id}/{back_type}/{instance}/{game_name}")
+}
+
+fn alert_instance(e: &InstanceEntry) -> AlertInstance {
+    AlertInstance {
+        server_id: e.key.server_id,
+        back_type: e.key.back_type.clone(),
+        instance: e.key.instance,
+        game_id: e.game_id,
+        game_name: e.game_name.clone(),
+    }
+}
+
+/// What is wrong with an instance's newest result, if anything.
+pub fn classify(r: &CatalogRecord, t: &Thresholds) -> Option<(AlertKind, Severity, String)> {
+    let res = &r.result;
+    if let Some(why) = &res.illegal {
+        return Some((AlertKind::Illegal, Severity::Critical, format!("illegal backup: {why}")));
+    }
+    if res.succeed == 1 {
+        if let Some(&min) = t.min_size.get(&res.back_type) {
+            if (res.size.max(0) as u64) < min {
+                return Some((
+                    AlertKind::Illegal,
+                    Severity::Critical,
+                    format!(
+                        "backup {} is {} ({} B), below min_size.{} = {}",
+                        res.filename.as_deref().unwrap_or("-"),
+                        bytes(res.size.max(0) as u64),
+                        res.size,
+                        res.back_type,
+                        bytes(min)
+                    ),
+                ));
+            }
+        }
+        return None;
+    }
+    let log = if res.log.is_empty() { "no reason given".to_string() } else { res.log.chars().take(300).collect() };
+    // the node verified the landed file and it did not match the message
+    if res.verify.as_deref().is_some_and(|v| v.starts_with("failed: verification failed")) {
+        return Some((AlertKind::Illegal, Severity::Critical, format!("size/checksum mismatch: {log}")));
+    }
+    let pulled = res.attempts.is_some() || res.duration_ms.is_some() || res.file_path.is_some() || res.log.starts_with("pull failed");
+    if pulled {
+        Some((AlertKind::PullFailed, Severity::Warning, log))
+    } else {
+        Some((AlertKind::ScriptError, Severity::Warning, format!("client reported: {log}")))
+    }
+}
+
+/// Evaluates every rule on `snap`.
+pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
+    let now = snap.now_ms;
+    let mut alerts = Vec::new();
+    let mut errors = Vec::new();
+    let catalog_ok = snap.catalog_error.is_none();
+    if let Some(e) = &snap.catalog_error {
+        errors.push(format!("catalog: {e}; instance alerts (script_error, pull_failed, illegal, overdue) not evaluated"));
+    }
+
+    if catalog_ok {
+        let by_key: std::collections::HashMap<_, _> = snap.instances.iter().map(|e| (e.key.clone(), e)).collect();
+        for r in &snap.latest {
+            let Some((kind, sev, reason)) = classify(r, t) else { continue };
+            let key = r.key();
+            let inst = by_key.get(&key).map(|e| alert_instance(e)).unwrap_or(AlertInstance {
+                server_id: key.server_id,
+                back_type: key.back_type.clone(),
+                instance: key.instance,
+                game_id: r.result.game_id,
+                game_name: r.game_name.clone(),
+            });
+            let subject = instance_subject(inst.server_id, &inst.back_type, inst.instance, &inst.game_name);
+            let mut a = Alert::new(kind, sev, subject, format!("{reason} (node {}, {} ago)", r.node(), duration_ms(now - r.result.create_time)));
+            a.since_ms = Some(r.result.create_time);
+            a.instance = Some(inst);
+            a.node = Some(r.node().to_string());
+            alerts.push(a);
+        }
+        for e in &snap.instances {
+            let interval_ms = if e.interval > 0 { e.interval * 1000 } else { t.default_interval.as_millis() as i64 };
+            let allowed = (interval_ms as f64 * t.overdue_factor) as i64 + t.overdue_grace.as_millis() as i64;
+            let since = e.last_success_ms.unwrap_or(e.first_seen_ms);
+            if now - since <= allowed {
+                continue;
+            }
+            let inst = alert_instance(e);
+            let subject = instance_subject(inst.server_id, &inst.back_type, inst.instance, &inst.game_name);
+            let what = match e.last_success_ms {
+                Some(_) => format!("no successful backup for {}", duration_ms(now - since)),
+                None => format!("never backed up successfully; first seen {} ago", duration_ms(now - since)),
+            };
+            let mut a = Alert::new(
+                AlertKind::Overdue,
+                Severity::Critical,
+                subject,
+                format!(
+                    "{what} (interval {} × {} + {} grace = {})",
+                    duration_ms(interval_ms),
+                    t.overdue_factor,
+                    duration_ms(t.overdue_grace.as_millis() as i64),
+                    duration_ms(allowed)
+                ),
+            );
+            a.since_ms = Some(since + allowed);
+            a.instance = Some(inst);
+            alerts.push(a);
+        }
+    }
+
+    for n in &snap.nodes {
+        if !n.up {
+            let last = match n.heartbeat_age_ms {
+                Some(age) => format!("last heartbeat {} ago", duration_ms(age)),
+                None => "no heartbeat ever recorded".into(),
+            };
+            let what = if n.kind.is_empty() { "worker".to_string() } else { n.kind.clone() };
+            let mut a = Alert::new(AlertKind::NodeDown, Severity::Critical, n.id.clone(), format!("{what} {} is down: heartbeat expired, {last}", n.ip));
+            a.since_ms = n.heartbeat_ms;
+            a.node = Some(n.id.clone());
+            alerts.push(a);
+        }
+        if let (Some(free_pct), Some(total), Some(free)) = (n.disk_free_pct(), n.disk_total, n.disk_free) {
+            let sev = if free_pct < t.disk_critical_pct {
+                Some((Severity::Critical, t.disk_critical_pct))
+            } else if free_pct < t.disk_low_pct {
+                Some((Severity::Warning, t.disk_low_pct))
+            } else {
+                None
+            };
+            if let Some((sev, limit)) = sev {
+                let mut a = Alert::new(
+                    AlertKind::NodeDiskLow,
+                    sev,
+                    n.id.clone(),
+                    format!("{:.1}% free ({} of {}), below {limit}%", free_pct, bytes(free), bytes(total)),
+                );
+                a.node = Some(n.id.clone());
+                alerts.push(a);
+            }
+        }
+    }
+
+    for l in snap.queues.lists.iter() {
+        match l.kind {
+            QueueKind::Priority | QueueKind::Results => {
+                let mut why = Vec::new();
+                if l.depth > t.backlog_threshold {
+                    why.push(format!("{} messages waiting (threshold {})", l.depth, t.backlog_threshold));
+                }
+                let max_age = t.backlog_age.as_millis() as i64;
+                if let Some(age) = l.oldest_age_ms.filter(|&a| max_age > 0 && a > max_age && l.depth > 0) {
+                    why.push(format!("oldest waiting {} (limit {})", duration_ms(age), duration_ms(max_age)));
+                }
+                if !why.is_empty() {
+                    let mut a = Alert::new(AlertKind::QueueBacklog, Severity::Warning, l.list.clone(), why.join("; "));
+                    a.since_ms = l.oldest_age_ms.map(|age| now - age);
+                    a.list = Some(l.list.clone());
+                    alerts.push(a);
+                }
+            }
+            QueueKind::Dead if l.depth > 0 => {
+                let newest = l.newest_reason.as_deref().map(|r| format!("; newest: {}", r.chars().take(200).collect::<String>())).unwrap_or_default();
+                let mut a =
+                    Alert::new(AlertKind::DeadLetters, Severity::Warning, l.list.clone(), format!("{} dead letter(s) in {}{newest}", l.depth, l.list));
+                a.list = Some(l.list.clone());
+                alerts.push(a);
+            }
+            _ => {}
+        }
+    }
+
+    alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.subject.cmp(&b.subject)));
+    let evaluated: Vec<AlertKind> = AlertKind::ALL.into_iter().filter(|k| catalog_ok || !k.needs_catalog()).collect();
+    let worst = alerts.iter().map(|a| a.severity).max().unwrap_or(Severity::Ok);
+    let status = if errors.is_empty() { worst } else { Severity::Unknown };
+    let crit = alerts.iter().filter(|a| a.severity == Severity::Critical).count();
+    let warn = alerts.iter().filter(|a| a.severity == Severity::Warning).count();
+    let summary = if alerts.is_empty() && errors.is_empty() {
+        format!("no alerts ({} nodes, {} instances)", snap.nodes.len(), snap.instances.len())
+    } else {
+        let mut s = format!("{} alert(s): {crit} critical, {warn} warning", alerts.len());
+        if !errors.is_empty() {
+            s.push_str("; some rules could not run");
+        }
+        s
+    };
+    AlertReport { generated_ms: now, status, summary, alerts, evaluated, errors }
+}

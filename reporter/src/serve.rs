@@ -1,0 +1,105 @@
+//! `serve --listen ADDR`: `/api/alerts` (and the original's `/api/alert`),
+//! `/api/status`, `/metrics`. Each request reads a fresh snapshot; Redis
+//! and the catalog are (re)connected on demand, so the endpoint starts and
+//! answers (503 / `ubackup_redis_up 0`) while Redis is down.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::Mutex;
+use ubackup_common::shutdown::Shutdown;
+
+use crate::alerts::{self, AlertReport};
+use crate::config::ReporterConfig;
+use crate::metrics;
+use crate::snapshot::{Snapshot, Sources};
+use crate::status::ClusterStatus;
+use crate::ReporterError;
+
+struct App {
+    cfg: ReporterConfig,
+    sources: Mutex<Option<Sources>>,
+}
+
+impl App {
+    async fn read(&self) -> Result<(Snapshot, AlertReport), ReporterError> {
+        let mut guard = self.sources.lock().await;
+        if guard.is_none() {
+            *guard = Some(Sources::open(self.cfg.clone(), true).await?);
+        }
+        let src = guard.as_mut().expect("just set");
+        match src.snapshot().await {
+            Ok(snap) => {
+                let report = alerts::evaluate(&snap, &self.cfg.thresholds);
+                Ok((snap, report))
+            }
+            Err(e) => {
+                // reconnect on the next request
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn unavailable(e: &ReporterError) -> Response {
+    tracing::warn!("request failed: {e}");
+    let body = json!({"status": "unknown", "errors": [e.to_string()]});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+async fn api_alerts(State(app): State<Arc<App>>) -> Response {
+    match app.read().await {
+        Ok((_, report)) => Json(report).into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn api_status(State(app): State<Arc<App>>) -> Response {
+    match app.read().await {
+        Ok((snap, report)) => Json(ClusterStatus::build(&snap, &report)).into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn prometheus(State(app): State<Arc<App>>) -> Response {
+    let body = match app.read().await {
+        Ok((snap, report)) => metrics::render(&snap, &report),
+        Err(e) => {
+            tracing::warn!("scrape without Redis: {e}");
+            metrics::render_down()
+        }
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn index() -> &'static str {
+    "ubackup-reporter: /api/alerts, /api/status, /metrics\n"
+}
+
+pub fn router(cfg: ReporterConfig) -> Router {
+    let app = Arc::new(App { cfg, sources: Mutex::new(None) });
+    Router::new()
+        .route("/", get(index))
+        .route("/api/alerts", get(api_alerts))
+        .route("/api/alert", get(api_alerts))
+        .route("/api/status", get(api_status))
+        .route("/metrics", get(prometheus))
+        // a browser extension polls this from another origin
+        .layer(axum::middleware::map_response(|mut r: Response| async move {
+            r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            r
+        }))
+        .with_state(app)
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(cfg: ReporterConfig, listener: tokio::net::TcpListener, mut shutdown: Shutdown) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "serving /api/alerts, /api/status, /metrics");
+    axum::serve(listener, router(cfg)).with_graceful_shutdown(async move { shutdown.wait().await }).await
+}
