@@ -151,8 +151,8 @@ async fn our_mapping_request_is_valid_es8_syntax() {
         .collect();
     assert_eq!(
         sent.len(),
-        3,
-        "template, backups index, instances index: {sent:?}"
+        4,
+        "two templates, backups index, instances index: {sent:?}"
     );
     for r in &sent {
         assert_eq!(r.status, 200, "{} {}: {}", r.method, r.path, r.body);
@@ -177,8 +177,10 @@ async fn our_mapping_request_is_valid_es8_syntax() {
     cat.prepare().await.unwrap();
     assert_eq!(
         es.requests().iter().filter(|r| r.method == "PUT").count(),
-        3
+        4
     );
+    let t = es.template("ubackup-uuzubackup-instances").unwrap();
+    assert_eq!(t["index_patterns"], json!(["uuzubackup-instances"]));
     // the template alone gives a re-created index the mapping
     let c = client(&es);
     assert_eq!(raw(&c, Method::Delete, "/uuzubackup", None).await.0, 200);

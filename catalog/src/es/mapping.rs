@@ -61,17 +61,31 @@ pub fn backup_mappings() -> Value {
     json!({ "properties": backup_properties() })
 }
 
-/// The composable index template (`PUT _index_template/<name>`) that gives
-/// any future `index` (e.g. re-created after a delete, or auto-created by a
-/// bulk request) the mapping. `priority` is non-zero so that it does not
+/// A composable index template (`PUT _index_template/<name>`) that gives
+/// `pattern` the mapping when the index is (re-)created, e.g. after a
+/// delete or by a bulk request. `priority` is non-zero so that it does not
 /// collide with a catch-all template of priority 0.
-pub fn backup_template(index: &str) -> Value {
+fn template(pattern: &str, mappings: Value, description: &str) -> Value {
     json!({
-        "index_patterns": [index],
+        "index_patterns": [pattern],
         "priority": 100,
-        "template": { "mappings": backup_mappings() },
-        "_meta": { "managed_by": "ubackup-indexer", "description": "ubackup backup results" }
+        "template": { "mappings": mappings },
+        "_meta": { "managed_by": "ubackup-indexer", "description": description }
     })
+}
+
+/// The template of the backups index.
+pub fn backup_template(index: &str) -> Value {
+    template(index, backup_mappings(), "ubackup backup results")
+}
+
+/// The template of the registry index.
+pub fn instance_template(index: &str) -> Value {
+    template(
+        &instances_index(index),
+        instance_mappings(),
+        "ubackup instance registry",
+    )
 }
 
 /// `mappings` of the instance registry index (`<index>-instances`).
@@ -100,7 +114,8 @@ pub fn instances_index(index: &str) -> String {
     format!("{index}-instances")
 }
 
-/// Name of the template that goes with `index`.
+/// Name of the template that goes with index `index` (also used for the
+/// registry index: `ubackup-<index>-instances`).
 pub fn template_name(index: &str) -> String {
     format!("ubackup-{index}")
 }

@@ -247,12 +247,13 @@ impl EsCatalog {
         }
     }
 
-    async fn ensure_template(&self) -> Result<(), CatalogError> {
-        let name = mapping::template_name(&self.index);
+    /// Creates template `name` with `body` unless it exists (an existing
+    /// one is left as the operator may have changed it).
+    async fn ensure_template(&self, name: &str, body: Value) -> Result<(), CatalogError> {
         let resp = self
             .client
             .indices()
-            .exists_index_template(IndicesExistsIndexTemplateParts::Name(&name))
+            .exists_index_template(IndicesExistsIndexTemplateParts::Name(name))
             .send()
             .await
             .map_err(|e| self.transport("HEAD index template", e))?;
@@ -264,8 +265,8 @@ impl EsCatalog {
         let resp = self
             .client
             .indices()
-            .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
-            .body(mapping::backup_template(&self.index))
+            .put_index_template(IndicesPutIndexTemplateParts::Name(name))
+            .body(body)
             .send()
             .await
             .map_err(|e| self.transport("put index template", e))?;
@@ -516,7 +517,16 @@ impl Catalog for EsCatalog {
         if !version.starts_with("8.") {
             tracing::warn!(%version, "this indexer is built for Elasticsearch 8; check the mapping works on this version");
         }
-        self.ensure_template().await?;
+        self.ensure_template(
+            &mapping::template_name(&self.index),
+            mapping::backup_template(&self.index),
+        )
+        .await?;
+        self.ensure_template(
+            &mapping::template_name(&self.instances_index),
+            mapping::instance_template(&self.index),
+        )
+        .await?;
         if !self.index_exists(&self.index).await? {
             self.create_index(&self.index, mapping::backup_mappings())
                 .await?;
