@@ -131,8 +131,8 @@ pub async fn status_now(src: &mut Sources) -> Result<ClusterStatus, ReporterErro
 }
 
 async fn run_disk(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
-    let node = cfg.node_id()?;
     let root = cfg.server_root_path()?;
+    let node = cfg.node_id()?;
     let ip = cfg.node_ip();
     let mut src = Sources::open(cfg, false).await?;
     let sample = {
