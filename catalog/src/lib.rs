@@ -10,15 +10,21 @@
 //! * [`es`]: Elasticsearch (the official crate): [`es::mapping`] is the index
 //!   mapping/template, [`es::bulk`] builds `_bulk` bodies and sorts the
 //!   per-item answers into stored / retry / rejected;
+//! * [`chain`], [`retention`], [`location`]: full + incremental chains,
+//!   pins / deletion marks / verification results, and the `catalog` /
+//!   `es_urls` keys that restore, prune and verify open a store with;
 //! * [`reports`], [`samples`]: the reporter's queries (window stats, slowest
 //!   pulls, newest result per instance) and its disk/queue time series.
 //!
 //! The indexer writes through [`Catalog::store`]; restore, list, status and
 //! alerts read through the other methods, whichever store is configured.
 
+pub mod chain;
 pub mod es;
+pub mod location;
 pub mod record;
 pub mod reports;
+pub mod retention;
 pub mod samples;
 pub mod schema;
 pub mod sqlite;
@@ -29,7 +35,9 @@ pub use es::{EsCatalog, EsSettings};
 pub use record::{
     BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,
 };
+pub use location::CatalogLocation;
 pub use reports::{NodeWindow, Reports, WindowStats};
+pub use retention::{Retention, VerifyOutcome};
 pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};
 pub use sqlite::SqliteCatalog;
 

@@ -1,0 +1,217 @@
+//! Where a tool finds the catalog, from the `[global]` keys of its own
+//! config: `catalog` (the SQLite path) or `es_urls` / `es_index` (plus the
+//! optional ES credentials). The client (list/restore/pin) and the server
+//! (prune/verify) read the same keys, with the same errors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ubackup_common::{ConfigError, SectionReader};
+use url::Url;
+
+use crate::es::EsAuth;
+use crate::retention::Retention;
+use crate::{CatalogError, EsCatalog, EsSettings, SqliteCatalog};
+
+/// The `[global]` keys read here.
+pub const KEYS: &[&str] = &[
+    "catalog",
+    "es_urls",
+    "es_index",
+    "es_user",
+    "es_password",
+    "es_api_key",
+    "es_ca_cert",
+    "es_tls_verify",
+    "es_timeout",
+];
+
+/// The original indexer's index.
+pub const DEFAULT_ES_INDEX: &str = "uuzubackup";
+
+/// One configured catalog. With both keys set, SQLite is used.
+#[derive(Debug, Clone)]
+pub enum CatalogLocation {
+    Sqlite(PathBuf),
+    Es(EsSettings),
+}
+
+impl std::fmt::Display for CatalogLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CatalogLocation::Sqlite(p) => write!(f, "sqlite {}", p.display()),
+            CatalogLocation::Es(s) => {
+                let urls: Vec<String> = s.urls.iter().map(|u| u.to_string()).collect();
+                write!(f, "es {} at {}", s.index, urls.join(","))
+            }
+        }
+    }
+}
+
+impl CatalogLocation {
+    /// The configured catalog, or `None` when neither key is set.
+    pub fn from_section(g: &SectionReader) -> Result<Option<CatalogLocation>, ConfigError> {
+        if let Some(p) = g.opt_path("catalog") {
+            if !p.is_absolute() {
+                return Err(g.error(
+                    "catalog",
+                    format!("`{}` is not an absolute path; expected the SQLite catalog file, e.g. /var/lib/ubackup/catalog.sqlite", p.display()),
+                ));
+            }
+            return Ok(Some(CatalogLocation::Sqlite(p)));
+        }
+        Ok(es_settings(g)?.map(CatalogLocation::Es))
+    }
+
+    /// Like [`from_section`](Self::from_section), but a missing catalog is
+    /// an error naming both keys and what `needed_for` needs them.
+    pub fn required(g: &SectionReader, needed_for: &str) -> Result<CatalogLocation, ConfigError> {
+        Self::from_section(g)?.ok_or_else(|| {
+            g.error(
+                "catalog",
+                format!("missing: {needed_for} needs the catalog; set `catalog` (the SQLite catalog path, e.g. /var/lib/ubackup/catalog.sqlite) or `es_urls` (and `es_index`, default {DEFAULT_ES_INDEX}) in [global]"),
+            )
+        })
+    }
+
+    /// Opens the store. SQLite is opened (and migrated) on a blocking
+    /// thread; Elasticsearch is only checked when first asked.
+    pub async fn open(&self) -> Result<Arc<dyn Retention>, CatalogError> {
+        match self {
+            CatalogLocation::Sqlite(p) => {
+                let p = p.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteCatalog::open(&p))
+                    .await
+                    .map_err(|e| CatalogError::Fatal {
+                        store: self.to_string(),
+                        reason: e.to_string(),
+                    })??;
+                Ok(Arc::new(store))
+            }
+            CatalogLocation::Es(s) => Ok(Arc::new(EsCatalog::new(s)?)),
+        }
+    }
+}
+
+fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
+    let Some(list) = g.opt_str("es_urls") else {
+        return Ok(None);
+    };
+    let mut urls = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // the original took host:port; accept it as http://host:port
+        let with_scheme = if raw.contains("://") {
+            raw.to_string()
+        } else {
+            format!("http://{raw}")
+        };
+        let u = Url::parse(&with_scheme)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                g.error(
+                    "es_urls",
+                    format!("`{raw}` is not a URL; expected http(s)://host:port, comma-separated"),
+                )
+            })?;
+        urls.push(u);
+    }
+    if urls.is_empty() {
+        return Err(g.error(
+            "es_urls",
+            "is empty; expected http(s)://host:port, comma-separated",
+        ));
+    }
+    let index = g.str_or("es_index", DEFAULT_ES_INDEX);
+    if index != index.to_lowercase()
+        || index.starts_with(['_', '-', '+'])
+        || index.contains(|c: char| "\\/*?\"<>| ,#:".contains(c))
+    {
+        return Err(g.error(
+            "es_index",
+            format!("`{index}` is not a valid Elasticsearch index name; expected lowercase, no spaces or \\/*?\"<>|,#:, not starting with _ - +"),
+        ));
+    }
+    let mut s = EsSettings::new(urls, &index);
+    s.auth = match (
+        g.opt_str("es_user"),
+        g.opt_str("es_password"),
+        g.opt_str("es_api_key"),
+    ) {
+        (None, None, None) => None,
+        (Some(user), Some(password), None) => Some(EsAuth::Basic { user, password }),
+        (None, None, Some(k)) => Some(EsAuth::ApiKey(k)),
+        (Some(_), None, _) => {
+            return Err(g.error("es_password", "missing; es_user needs es_password"))
+        }
+        (None, Some(_), _) => return Err(g.error("es_user", "missing; es_password needs es_user")),
+        (_, _, Some(_)) => {
+            return Err(g.error(
+                "es_api_key",
+                "set together with es_user/es_password; use one or the other",
+            ))
+        }
+    };
+    s.ca_cert = g.opt_path("es_ca_cert");
+    s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
+    let timeout: u64 = g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 60)?;
+    if !(1..=600).contains(&timeout) {
+        return Err(g.error(
+            "es_timeout",
+            format!("`{timeout}` is out of range; expected 1-600"),
+        ));
+    }
+    s.timeout = Duration::from_secs(timeout);
+    Ok(Some(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use ubackup_common::IniDoc;
+
+    fn loc(text: &str) -> Result<Option<CatalogLocation>, ConfigError> {
+        let doc = IniDoc::parse(Path::new("/etc/x.conf"), text).unwrap();
+        let g = SectionReader::required(&doc, "global").unwrap();
+        CatalogLocation::from_section(&g)
+    }
+
+    #[test]
+    fn sqlite_es_and_errors_name_the_key() {
+        assert!(matches!(
+            loc("[global]\ncatalog = /var/lib/c.sqlite\n").unwrap(),
+            Some(CatalogLocation::Sqlite(_))
+        ));
+        match loc("[global]\nes_urls = 10.0.0.9:9200, https://es2:9200\n").unwrap() {
+            Some(CatalogLocation::Es(s)) => {
+                assert_eq!(s.urls.len(), 2);
+                assert_eq!(s.index, "uuzubackup");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(loc("[global]\nx = 1\n").unwrap().is_none());
+        let e = loc("[global]\ncatalog = rel.sqlite\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[global] catalog: `rel.sqlite` is not an absolute path"),
+            "{e}"
+        );
+        let e = loc("[global]\nes_urls = http://e:9200\nes_index = Big\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[global] es_index"), "{e}");
+        let doc = IniDoc::parse(Path::new("/etc/x.conf"), "[global]\nx = 1\n").unwrap();
+        let g = SectionReader::required(&doc, "global").unwrap();
+        let e = CatalogLocation::required(&g, "restore")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[global] catalog: missing: restore needs the catalog")
+                && e.contains("es_urls"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! What restore, pin, prune and verify ask of a catalog: pins, deletion
+//! marks, verification results, and complete scans.
+//!
+//! [`Retention`] extends [`Catalog`] like [`crate::Reports`] does. All of
+//! it writes only catalog-owned columns (`pinned`, `deleted_at`,
+//! `verified_at`, `verify_state`), which a replayed result never
+//! overwrites, plus `illegal` for a failed verification (see
+//! [`VerifyOutcome`]).
+//!
+//! The contract with the reporter: a stored file that `ubackup-server
+//! verify` found missing or corrupt has `verify_state` `missing` /
+//! `corrupt` and `illegal` = `verify: <state>: <detail>`
+//! ([`VERIFY_ILLEGAL_PREFIX`]). Such a record no longer counts as a usable
+//! backup ([`CatalogRecord::is_success`]), so restore skips it, and every
+//! query that counts `illegal` sees it. [`Retention::verify_problems`] lists
+//! them for the `illegal` alert.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use elasticsearch::params::Refresh;
+use elasticsearch::BulkParts;
+use rusqlite::params;
+use serde_json::{json, Value};
+
+use crate::record::{BackupQuery, CatalogRecord};
+use crate::sqlite::{row_to_record, SqliteCatalog, SELECT_COLUMNS};
+use crate::{Catalog, CatalogError, EsCatalog};
+
+/// `illegal` of a record whose stored file failed verification starts so.
+pub const VERIFY_ILLEGAL_PREFIX: &str = "verify: ";
+
+/// Records one page of a scan reads.
+const SCAN_PAGE: usize = 1000;
+
+/// What re-checking one stored file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// Size (and checksum, when recorded) match the catalog.
+    Ok { checked: String },
+    /// No file at the recorded path.
+    Missing(String),
+    /// Not a regular file, wrong size, or wrong checksum.
+    Corrupt(String),
+}
+
+impl VerifyOutcome {
+    /// `verify_state`: `ok`, `missing` or `corrupt`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            VerifyOutcome::Ok { .. } => "ok",
+            VerifyOutcome::Missing(_) => "missing",
+            VerifyOutcome::Corrupt(_) => "corrupt",
+        }
+    }
+
+    /// The `illegal` text this outcome sets (`None` for ok).
+    pub fn illegal(&self) -> Option<String> {
+        match self {
+            VerifyOutcome::Ok { .. } => None,
+            VerifyOutcome::Missing(d) | VerifyOutcome::Corrupt(d) => {
+                Some(format!("{VERIFY_ILLEGAL_PREFIX}{}: {d}", self.state()))
+            }
+        }
+    }
+}
+
+/// The new `illegal` of a record after a verification: a failure sets it
+/// (unless the record was already illegal for another reason); a pass
+/// clears only what an earlier verification set.
+pub fn illegal_after(current: Option<&str>, outcome: &VerifyOutcome) -> Option<String> {
+    match (current, outcome.illegal()) {
+        (Some(cur), _) if !cur.starts_with(VERIFY_ILLEGAL_PREFIX) => Some(cur.to_string()),
+        (_, new) => new,
+    }
+}
+
+#[async_trait]
+pub trait Retention: Catalog {
+    /// Pins or unpins record `id`. `Ok(false)`: no such record.
+    async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, CatalogError>;
+
+    /// Marks record `id` as pruned at `at_ms` (its file is gone from the node).
+    async fn mark_deleted(&self, id: &str, at_ms: i64) -> Result<(), CatalogError>;
+
+    /// Stores the outcome of re-checking record `id`'s file.
+    async fn record_verify(
+        &self,
+        id: &str,
+        outcome: &VerifyOutcome,
+        at_ms: i64,
+    ) -> Result<(), CatalogError>;
+
+    /// Every record matching `q` (its `limit`/`offset` are ignored), newest
+    /// first. Pages by `create_time` rather than by offset, so it also
+    /// works past Elasticsearch's 10 000-hit window.
+    async fn scan_backups(&self, q: &BackupQuery) -> Result<Vec<CatalogRecord>, CatalogError> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut until = q.until_ms;
+        let mut offset = 0usize;
+        loop {
+            let page = BackupQuery {
+                until_ms: until,
+                limit: SCAN_PAGE,
+                offset,
+                ..q.clone()
+            };
+            let recs = self.list_backups(&page).await?;
+            let full = recs.len() == SCAN_PAGE;
+            let oldest = recs.last().map(|r| r.result.create_time);
+            for r in recs {
+                if seen.insert(r.id.clone()) {
+                    out.push(r);
+                }
+            }
+            match oldest {
+                Some(t) if full => {
+                    // A whole page at one time: step through it by offset.
+                    if until == Some(t) {
+                        offset += SCAN_PAGE;
+                    } else {
+                        until = Some(t);
+                        offset = 0;
+                    }
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Undeleted records whose stored file failed verification, newest
+    /// first: what the reporter raises `illegal` for.
+    async fn verify_problems(
+        &self,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<CatalogRecord>, CatalogError> {
+        let q = BackupQuery {
+            since_ms,
+            ..Default::default()
+        };
+        Ok(self
+            .scan_backups(&q)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r.meta.verify_state.as_deref(), Some("missing" | "corrupt")))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Retention for SqliteCatalog {
+    async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, CatalogError> {
+        let id = id.to_string();
+        self.with_writer(move |c| {
+            c.execute(
+                "UPDATE backups SET pinned = ?2 WHERE id = ?1",
+                params![id, pinned as i64],
+            )
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn mark_deleted(&self, id: &str, at_ms: i64) -> Result<(), CatalogError> {
+        let id = id.to_string();
+        self.with_writer(move |c| {
+            c.execute(
+                "UPDATE backups SET deleted_at = COALESCE(deleted_at, ?2) WHERE id = ?1",
+                params![id, at_ms],
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn record_verify(
+        &self,
+        id: &str,
+        outcome: &VerifyOutcome,
+        at_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let id = id.to_string();
+        let outcome = outcome.clone();
+        self.with_writer(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let cur: Option<String> = tx.query_row("SELECT illegal FROM backups WHERE id = ?1", [&id], |r| r.get(0))?;
+            tx.execute(
+                "UPDATE backups SET verified_at = ?2, verify_state = ?3, illegal = ?4 WHERE id = ?1",
+                params![id, at_ms, outcome.state(), illegal_after(cur.as_deref(), &outcome)],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn verify_problems(
+        &self,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<CatalogRecord>, CatalogError> {
+        self.with_reader(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS} FROM backups WHERE deleted_at IS NULL \
+                 AND verify_state IN ('missing', 'corrupt') AND create_time >= ?1 \
+                 ORDER BY create_time DESC, id"
+            ))?;
+            let rows = st.query_map([since_ms.unwrap_or(i64::MIN)], row_to_record)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+impl EsCatalog {
+    /// One partial-document update, visible to searches when it returns.
+    async fn update_doc(&self, id: &str, doc: Value) -> Result<bool, CatalogError> {
+        let lines = vec![
+            json!({"update": {"_id": id}}).to_string(),
+            json!({ "doc": doc }).to_string(),
+        ];
+        let resp = self
+            .client()
+            .bulk(BulkParts::Index(self.index()))
+            .refresh(Refresh::WaitFor)
+            .body(lines)
+            .send()
+            .await
+            .map_err(|e| CatalogError::Unavailable {
+                store: self.describe(),
+                reason: format!("update {id}: {e}"),
+            })?;
+        let status = resp.status_code().as_u16();
+        let text = resp.text().await.map_err(|e| CatalogError::Unavailable {
+            store: self.describe(),
+            reason: format!("update {id}: {e}"),
+        })?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let item = &body["items"][0]["update"];
+        match (status, item["status"].as_u64()) {
+            (200..=299, Some(200..=299)) => Ok(true),
+            (200..=299, Some(404)) => Ok(false),
+            (200..=299, Some(429 | 500..=599)) | (429 | 500..=599, _) => {
+                Err(CatalogError::Unavailable {
+                    store: self.describe(),
+                    reason: format!(
+                        "update {id}: {}",
+                        crate::es::bulk::error_text(&item["error"])
+                    ),
+                })
+            }
+            _ => Err(CatalogError::Rejected {
+                store: self.describe(),
+                reason: format!(
+                    "update {id}: HTTP {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                ),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Retention for EsCatalog {
+    async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, CatalogError> {
+        self.update_doc(id, json!({ "pinned": pinned })).await
+    }
+
+    async fn mark_deleted(&self, id: &str, at_ms: i64) -> Result<(), CatalogError> {
+        match self.get(id).await? {
+            Some(r) if r.meta.deleted_at.is_some() => Ok(()),
+            Some(_) => self
+                .update_doc(id, json!({ "deleted_at": at_ms }))
+                .await
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    async fn record_verify(
+        &self,
+        id: &str,
+        outcome: &VerifyOutcome,
+        at_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let Some(cur) = self.get(id).await? else {
+            return Ok(());
+        };
+        let illegal = illegal_after(cur.result.illegal.as_deref(), outcome);
+        self.update_doc(
+            id,
+            json!({ "verified_at": at_ms, "verify_state": outcome.state(), "illegal": illegal }),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_sets_and_clears_only_its_own_illegal_text() {
+        let bad = VerifyOutcome::Corrupt("size 3, catalog says 4".into());
+        let ok = VerifyOutcome::Ok {
+            checked: "size".into(),
+        };
+        assert_eq!(
+            illegal_after(None, &bad).as_deref(),
+            Some("verify: corrupt: size 3, catalog says 4")
+        );
+        assert_eq!(illegal_after(Some("verify: missing: x"), &ok), None);
+        assert_eq!(
+            illegal_after(Some("dead-lettered: bad ip"), &ok).as_deref(),
+            Some("dead-lettered: bad ip")
+        );
+        assert_eq!(
+            illegal_after(Some("dead-lettered: bad ip"), &bad).as_deref(),
+            Some("dead-lettered: bad ip")
+        );
+        assert_eq!(VerifyOutcome::Missing("m".into()).state(), "missing");
+    }
+}
