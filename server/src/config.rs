@@ -53,6 +53,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "retry_backoff_ms",
     "reserve_mb",
     "reserve_bytes",
+    // retention (prune.rs); the catalog keys are ubackup_catalog::location::KEYS,
+    // and keeptime.<type> keys are read by prefix
+    "prune_interval",
 ];
 
 fn default_work_thread() -> usize {
@@ -140,6 +143,13 @@ pub struct ServerConfig {
     /// Retention days, reserved in the original; kept for the retention job.
     pub mysqlkeeptime: Option<u32>,
     pub rediskeeptime: Option<u32>,
+    /// Retention days per type: `keeptime.<type>`, else `mysqlkeeptime` /
+    /// `rediskeeptime` (see prune.rs). A type not here is never pruned.
+    pub keep_days: std::collections::BTreeMap<String, u32>,
+    /// The catalog prune and verify read and mark (`catalog` or `es_urls`).
+    pub catalog: Option<ubackup_catalog::CatalogLocation>,
+    /// Run prune inside the server this often (`prune_interval`, seconds).
+    pub prune_interval: Option<Duration>,
     /// Keys present in the file that nothing reads (probable typos).
     pub unknown_keys: Vec<String>,
 }
@@ -354,7 +364,17 @@ impl ServerConfig {
             queue_wait,
             mysqlkeeptime: g.opt_parse("mysqlkeeptime", "a number of days")?,
             rediskeeptime: g.opt_parse("rediskeeptime", "a number of days")?,
-            unknown_keys: g.unknown_keys(KNOWN_KEYS),
+            keep_days: crate::prune::keep_days(&g)?,
+            catalog: ubackup_catalog::CatalogLocation::from_section(&g)?,
+            prune_interval: prune_interval(&g)?,
+            unknown_keys: g
+                .unknown_keys(KNOWN_KEYS)
+                .into_iter()
+                .filter(|k| {
+                    !ubackup_catalog::location::KEYS.contains(&k.as_str())
+                        && !k.starts_with("keeptime.")
+                })
+                .collect(),
         })
     }
 
@@ -400,6 +420,20 @@ impl ServerConfig {
         }
         out
     }
+}
+
+/// `prune_interval` (seconds, at least 1); it needs a catalog to prune.
+fn prune_interval(g: &SectionReader) -> Result<Option<Duration>, ConfigError> {
+    let Some(secs) = g.opt_parse::<u64>("prune_interval", "a whole number of seconds between prune runs, e.g. 86400")? else {
+        return Ok(None);
+    };
+    if secs == 0 {
+        return Err(g.error("prune_interval", "`0` is not valid; expected a whole number of seconds, at least 1 (remove the key to turn periodic pruning off)"));
+    }
+    if ubackup_catalog::CatalogLocation::from_section(g)?.is_none() {
+        return Err(g.error("prune_interval", "is set but the server has no catalog to prune with; set `catalog` (the SQLite catalog path) or `es_urls`"));
+    }
+    Ok(Some(Duration::from_secs(secs)))
 }
 
 /// `reserve` (GB, the original's unit; fractions allowed), or one of the

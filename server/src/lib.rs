@@ -16,6 +16,9 @@
 //! * [`disk`]: the disk reserve (statvfs);
 //! * [`results`]: where results go (direct, or outbox + forwarder);
 //! * [`node`]: heartbeat/state hash, operator control hash, reaper;
+//! * [`prune`], [`verify`]: retention and re-verification of stored files
+//!   against the catalog (`ubackup-server prune` / `verify`, and the
+//!   periodic prune when `prune_interval` is set);
 //! * [`failpoint`]: fault injection for tests (debug builds only).
 
 pub mod config;
@@ -25,10 +28,12 @@ pub mod intake;
 pub mod job;
 pub mod land;
 pub mod node;
+pub mod prune;
 pub mod results;
 pub mod retry;
 pub mod rsync;
 pub mod tmp;
+pub mod verify;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -159,6 +164,7 @@ pub async fn run(
         cfg.heartbeat,
         stop.clone(),
     ));
+    let pruner = prune::spawn_periodic(cfg.clone(), stop.clone());
     let forwarder = tokio::spawn({
         let sink = sink.clone();
         let conn = wq.conn();
@@ -190,6 +196,9 @@ pub async fn run(
     fin_trigger.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(10), forwarder).await;
     let _ = reaper.await;
+    if let Some(p) = pruner {
+        let _ = p.await;
+    }
     hb_trigger.trigger();
     let _ = heartbeat.await;
     // the last word for the reporter: not taking work, nothing running
