@@ -51,8 +51,18 @@ pub struct WindowStats {
 
 impl WindowStats {
     /// Sums the per-node rows into the totals.
-    pub fn from_nodes(since_ms: i64, until_ms: i64, by_node: Vec<NodeWindow>, truncated: bool) -> Self {
-        let mut w = WindowStats { since_ms, until_ms, truncated, ..Default::default() };
+    pub fn from_nodes(
+        since_ms: i64,
+        until_ms: i64,
+        by_node: Vec<NodeWindow>,
+        truncated: bool,
+    ) -> Self {
+        let mut w = WindowStats {
+            since_ms,
+            until_ms,
+            truncated,
+            ..Default::default()
+        };
         for n in &by_node {
             w.ok += n.ok;
             w.failed += n.failed;
@@ -64,7 +74,12 @@ impl WindowStats {
     }
 
     fn add(by_node: &mut std::collections::BTreeMap<String, NodeWindow>, r: &CatalogRecord) {
-        let n = by_node.entry(r.node().to_string()).or_insert_with(|| NodeWindow { node: r.node().into(), ..Default::default() });
+        let n = by_node
+            .entry(r.node().to_string())
+            .or_insert_with(|| NodeWindow {
+                node: r.node().into(),
+                ..Default::default()
+            });
         if r.is_success() {
             n.ok += 1;
             n.bytes += r.result.size.max(0) as u64;
@@ -81,7 +96,11 @@ impl WindowStats {
 #[async_trait]
 pub trait Reports: Catalog {
     /// Totals and per-node counts of the backups created in the window.
-    async fn window_stats(&self, since_ms: i64, until_ms: i64) -> Result<WindowStats, CatalogError> {
+    async fn window_stats(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<WindowStats, CatalogError> {
         let mut by_node = Default::default();
         let mut seen = 0usize;
         let page = 1000usize;
@@ -100,10 +119,20 @@ pub trait Reports: Catalog {
             }
             seen += recs.len();
             if recs.len() < page {
-                return Ok(WindowStats::from_nodes(since_ms, until_ms, by_node.into_values().collect(), false));
+                return Ok(WindowStats::from_nodes(
+                    since_ms,
+                    until_ms,
+                    by_node.into_values().collect(),
+                    false,
+                ));
             }
             if seen >= GENERIC_SCAN_LIMIT {
-                return Ok(WindowStats::from_nodes(since_ms, until_ms, by_node.into_values().collect(), true));
+                return Ok(WindowStats::from_nodes(
+                    since_ms,
+                    until_ms,
+                    by_node.into_values().collect(),
+                    true,
+                ));
             }
         }
     }
@@ -111,7 +140,12 @@ pub trait Reports: Catalog {
     /// The `n` successful pulls of the window that took longest
     /// (`duration_ms`), longest first. Original nodes record no duration
     /// and never appear here.
-    async fn slowest_pulls(&self, since_ms: i64, until_ms: i64, n: usize) -> Result<Vec<CatalogRecord>, CatalogError> {
+    async fn slowest_pulls(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        n: usize,
+    ) -> Result<Vec<CatalogRecord>, CatalogError> {
         let mut all = Vec::new();
         let page = 1000usize;
         loop {
@@ -132,7 +166,12 @@ pub trait Reports: Catalog {
             }
         }
         all.retain(|r| r.result.duration_ms.is_some());
-        all.sort_by(|a, b| b.result.duration_ms.cmp(&a.result.duration_ms).then_with(|| a.id.cmp(&b.id)));
+        all.sort_by(|a, b| {
+            b.result
+                .duration_ms
+                .cmp(&a.result.duration_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         all.truncate(n);
         Ok(all)
     }
@@ -173,7 +212,11 @@ fn pick_latest(recs: Vec<CatalogRecord>) -> Option<CatalogRecord> {
 
 #[async_trait]
 impl Reports for SqliteCatalog {
-    async fn window_stats(&self, since_ms: i64, until_ms: i64) -> Result<WindowStats, CatalogError> {
+    async fn window_stats(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<WindowStats, CatalogError> {
         let by_node = self
             .with_reader(move |c| {
                 let mut st = c.prepare_cached(
@@ -199,7 +242,12 @@ impl Reports for SqliteCatalog {
         Ok(WindowStats::from_nodes(since_ms, until_ms, by_node, false))
     }
 
-    async fn slowest_pulls(&self, since_ms: i64, until_ms: i64, n: usize) -> Result<Vec<CatalogRecord>, CatalogError> {
+    async fn slowest_pulls(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        n: usize,
+    ) -> Result<Vec<CatalogRecord>, CatalogError> {
         self.with_reader(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {SELECT_COLUMNS} FROM backups \
@@ -213,7 +261,11 @@ impl Reports for SqliteCatalog {
     }
 
     async fn latest_records(&self) -> Result<Vec<CatalogRecord>, CatalogError> {
-        let cols: String = SELECT_COLUMNS.split(',').map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let cols: String = SELECT_COLUMNS
+            .split(',')
+            .map(|c| format!("b.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let recs: Vec<CatalogRecord> = self
             .with_reader(move |c| {
                 let mut st = c.prepare_cached(&format!(

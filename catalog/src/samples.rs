@@ -340,7 +340,10 @@ impl EsCatalog {
         }
         let index = samples_index(self.index());
         let store = format!("es {index}");
-        let unavailable = |reason: String| CatalogError::Unavailable { store: store.clone(), reason };
+        let unavailable = |reason: String| CatalogError::Unavailable {
+            store: store.clone(),
+            reason,
+        };
         let exists = self
             .client()
             .indices()
@@ -361,8 +364,13 @@ impl EsCatalog {
                     .map_err(|e| unavailable(format!("PUT /{index}: {e}")))?;
                 let status = resp.status_code().as_u16();
                 let text = resp.text().await.unwrap_or_default();
-                if !(200..300).contains(&status) && !text.contains("resource_already_exists_exception") {
-                    return Err(unavailable(format!("PUT /{index}: HTTP {status}: {}", head(&text))));
+                if !(200..300).contains(&status)
+                    && !text.contains("resource_already_exists_exception")
+                {
+                    return Err(unavailable(format!(
+                        "PUT /{index}: HTTP {status}: {}",
+                        head(&text)
+                    )));
                 }
             }
             s => return Err(unavailable(format!("HEAD /{index}: HTTP {s}"))),
@@ -380,19 +388,28 @@ impl EsCatalog {
             .await
             .map_err(|e| unavailable(format!("POST /{index}/_bulk: {e}")))?;
         let status = resp.status_code().as_u16();
-        let text = resp.text().await.map_err(|e| unavailable(format!("POST /{index}/_bulk: {e}")))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| unavailable(format!("POST /{index}/_bulk: {e}")))?;
         if !(200..300).contains(&status) {
-            return Err(unavailable(format!("POST /{index}/_bulk: HTTP {status}: {}", head(&text))));
+            return Err(unavailable(format!(
+                "POST /{index}/_bulk: HTTP {status}: {}",
+                head(&text)
+            )));
         }
-        let body: Value =
-            serde_json::from_str(&text).map_err(|e| unavailable(format!("POST /{index}/_bulk: unreadable answer ({e})")))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| unavailable(format!("POST /{index}/_bulk: unreadable answer ({e})")))?;
         if body["errors"].as_bool() == Some(true) {
             let first = body["items"]
                 .as_array()
                 .and_then(|items| items.iter().find(|it| it["index"]["error"].is_object()))
                 .map(|it| it["index"]["error"].to_string())
                 .unwrap_or_default();
-            return Err(unavailable(format!("POST /{index}/_bulk: some samples were refused: {}", head(&first))));
+            return Err(unavailable(format!(
+                "POST /{index}/_bulk: some samples were refused: {}",
+                head(&first)
+            )));
         }
         Ok(())
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ubackup_catalog::{
-    BackupQuery, Catalog, CatalogError, CatalogRecord, DiskSample, InstanceEntry, InstanceKey, QueueKind, QueueSample,
-    Reports, Sample, SampleQuery, SqliteCatalog, StoreOutcome,
+    BackupQuery, Catalog, CatalogError, CatalogRecord, DiskSample, InstanceEntry, InstanceKey,
+    QueueKind, QueueSample, Reports, Sample, SampleQuery, SqliteCatalog, StoreOutcome,
 };
 use ubackup_common::ResultRecord;
 
@@ -47,7 +47,14 @@ impl Reports for Generic {
     }
 }
 
-fn result(instance: i64, t: i64, node: &str, succeed: u8, size: i64, duration: Option<u64>) -> ResultRecord {
+fn result(
+    instance: i64,
+    t: i64,
+    node: &str,
+    succeed: u8,
+    size: i64,
+    duration: Option<u64>,
+) -> ResultRecord {
     ResultRecord {
         interval: 3600,
         server_id: 7,
@@ -64,7 +71,11 @@ fn result(instance: i64, t: i64, node: &str, succeed: u8, size: i64, duration: O
         last_all_filename: "None".into(),
         last_all_time: 0,
         succeed,
-        log: if succeed == 1 { "ok".into() } else { "pull failed".into() },
+        log: if succeed == 1 {
+            "ok".into()
+        } else {
+            "pull failed".into()
+        },
         back_type: "mysql".into(),
         node_id: Some(node.into()),
         duration_ms: duration,
@@ -80,20 +91,36 @@ fn result(instance: i64, t: i64, node: &str, succeed: u8, size: i64, duration: O
 async fn sqlite_reports_match_the_generic_queries() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteCatalog::open(&dir.path().join("c.db")).unwrap());
-    assert_eq!(db.schema_version().unwrap(), ubackup_catalog::schema::latest());
+    assert_eq!(
+        db.schema_version().unwrap(),
+        ubackup_catalog::schema::latest()
+    );
     let mut recs = Vec::new();
     for i in 0..30i64 {
         let node = if i % 3 == 0 { "n1" } else { "n2" };
-        let mut r = result(i % 7, 1_000_000 + i * 1000, node, (i % 4 != 0) as u8, 100 + i, Some((i as u64 * 37) % 500));
+        let mut r = result(
+            i % 7,
+            1_000_000 + i * 1000,
+            node,
+            (i % 4 != 0) as u8,
+            100 + i,
+            Some((i as u64 * 37) % 500),
+        );
         if i == 5 {
             r.illegal = Some("dead-lettered".into());
         }
         recs.push(CatalogRecord::new(r, "g"));
     }
     // outside the window
-    recs.push(CatalogRecord::new(result(1, 5_000_000, "n1", 1, 999, Some(9999)), "g"));
+    recs.push(CatalogRecord::new(
+        result(1, 5_000_000, "n1", 1, 999, Some(9999)),
+        "g",
+    ));
     // a tie on the newest time of instance 6: the success is preferred
-    recs.push(CatalogRecord::new(result(6, 1_000_000 + 27 * 1000, "n3", 1, 5, None), "g"));
+    recs.push(CatalogRecord::new(
+        result(6, 1_000_000 + 27 * 1000, "n3", 1, 5, None),
+        "g",
+    ));
     db.store(&recs).await.unwrap();
     let generic = Generic(db.clone());
 
@@ -103,12 +130,23 @@ async fn sqlite_reports_match_the_generic_queries() {
     assert_eq!(a, b);
     assert_eq!(a.ok + a.failed, 31, "30 in the window plus the tie");
     assert_eq!(a.illegal, 1);
-    assert_eq!(a.by_node.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), vec!["n1", "n2", "n3"]);
+    assert_eq!(
+        a.by_node
+            .iter()
+            .map(|n| n.node.as_str())
+            .collect::<Vec<_>>(),
+        vec!["n1", "n2", "n3"]
+    );
 
     let a = db.slowest_pulls(since, until, 4).await.unwrap();
     let b = generic.slowest_pulls(since, until, 4).await.unwrap();
-    assert_eq!(a.iter().map(|r| &r.id).collect::<Vec<_>>(), b.iter().map(|r| &r.id).collect::<Vec<_>>());
-    assert!(a.windows(2).all(|w| w[0].result.duration_ms >= w[1].result.duration_ms));
+    assert_eq!(
+        a.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        b.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    assert!(a
+        .windows(2)
+        .all(|w| w[0].result.duration_ms >= w[1].result.duration_ms));
     assert!(a.iter().all(|r| r.is_success()));
 
     let a = db.latest_records().await.unwrap();
@@ -151,15 +189,32 @@ async fn samples_round_trip_idempotently_and_prune() {
             oldest_age_ms: Some(5),
         })
     };
-    db.store_samples(&[disk(10), disk(20), queue(10, 3)]).await.unwrap();
+    db.store_samples(&[disk(10), disk(20), queue(10, 3)])
+        .await
+        .unwrap();
     // handed over again (a retry): stored once
     db.store_samples(&[disk(20), queue(10, 3)]).await.unwrap();
     let d = db.disk_samples(&SampleQuery::default()).await.unwrap();
-    assert_eq!(d.iter().map(|s| s.time_ms).collect::<Vec<_>>(), vec![20, 10]);
+    assert_eq!(
+        d.iter().map(|s| s.time_ms).collect::<Vec<_>>(),
+        vec![20, 10]
+    );
     assert_eq!(Sample::Disk(d[0].clone()), disk(20));
-    let q = db.queue_samples(&SampleQuery { source: Some("level1".into()), ..Default::default() }).await.unwrap();
+    let q = db
+        .queue_samples(&SampleQuery {
+            source: Some("level1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(Sample::Queue(q[0].clone()), queue(10, 3));
     assert_eq!(db.prune_samples(15).await.unwrap(), 2);
-    assert_eq!(db.disk_samples(&SampleQuery::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        db.disk_samples(&SampleQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

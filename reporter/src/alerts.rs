@@ -58,7 +58,13 @@ impl AlertKind {
 
     /// Kinds computed from the catalog (unknown when it cannot be read).
     pub fn needs_catalog(self) -> bool {
-        matches!(self, AlertKind::ScriptError | AlertKind::PullFailed | AlertKind::Illegal | AlertKind::Overdue)
+        matches!(
+            self,
+            AlertKind::ScriptError
+                | AlertKind::PullFailed
+                | AlertKind::Illegal
+                | AlertKind::Overdue
+        )
     }
 }
 
@@ -118,12 +124,28 @@ pub struct Alert {
 
 impl Alert {
     fn new(kind: AlertKind, severity: Severity, subject: String, reason: String) -> Self {
-        Alert { id: format!("{}:{subject}", kind.as_str()), kind, severity, subject, reason, since_ms: None, instance: None, node: None, list: None }
+        Alert {
+            id: format!("{}:{subject}", kind.as_str()),
+            kind,
+            severity,
+            subject,
+            reason,
+            since_ms: None,
+            instance: None,
+            node: None,
+            list: None,
+        }
     }
 
     /// The one line `alerts` prints.
     pub fn line(&self) -> String {
-        format!("{:<8} {:<13} {}: {}", self.severity.label(), self.kind.as_str(), self.subject, self.reason)
+        format!(
+            "{:<8} {:<13} {}: {}",
+            self.severity.label(),
+            self.kind.as_str(),
+            self.subject,
+            self.reason
+        )
     }
 }
 
@@ -180,7 +202,11 @@ fn alert_instance(e: &InstanceEntry) -> AlertInstance {
 pub fn classify(r: &CatalogRecord, t: &Thresholds) -> Option<(AlertKind, Severity, String)> {
     let res = &r.result;
     if let Some(why) = &res.illegal {
-        return Some((AlertKind::Illegal, Severity::Critical, format!("illegal backup: {why}")));
+        return Some((
+            AlertKind::Illegal,
+            Severity::Critical,
+            format!("illegal backup: {why}"),
+        ));
     }
     if res.succeed == 1 {
         if let Some(&min) = t.min_size.get(&res.back_type) {
@@ -201,16 +227,35 @@ pub fn classify(r: &CatalogRecord, t: &Thresholds) -> Option<(AlertKind, Severit
         }
         return None;
     }
-    let log = if res.log.is_empty() { "no reason given".to_string() } else { res.log.chars().take(300).collect() };
+    let log = if res.log.is_empty() {
+        "no reason given".to_string()
+    } else {
+        res.log.chars().take(300).collect()
+    };
     // the node verified the landed file and it did not match the message
-    if res.verify.as_deref().is_some_and(|v| v.starts_with("failed: verification failed")) {
-        return Some((AlertKind::Illegal, Severity::Critical, format!("size/checksum mismatch: {log}")));
+    if res
+        .verify
+        .as_deref()
+        .is_some_and(|v| v.starts_with("failed: verification failed"))
+    {
+        return Some((
+            AlertKind::Illegal,
+            Severity::Critical,
+            format!("size/checksum mismatch: {log}"),
+        ));
     }
-    let pulled = res.attempts.is_some() || res.duration_ms.is_some() || res.file_path.is_some() || res.log.starts_with("pull failed");
+    let pulled = res.attempts.is_some()
+        || res.duration_ms.is_some()
+        || res.file_path.is_some()
+        || res.log.starts_with("pull failed");
     if pulled {
         Some((AlertKind::PullFailed, Severity::Warning, log))
     } else {
-        Some((AlertKind::ScriptError, Severity::Warning, format!("client reported: {log}")))
+        Some((
+            AlertKind::ScriptError,
+            Severity::Warning,
+            format!("client reported: {log}"),
+        ))
     }
 }
 
@@ -225,36 +270,69 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
     }
 
     if catalog_ok {
-        let by_key: std::collections::HashMap<_, _> = snap.instances.iter().map(|e| (e.key.clone(), e)).collect();
+        let by_key: std::collections::HashMap<_, _> =
+            snap.instances.iter().map(|e| (e.key.clone(), e)).collect();
         for r in &snap.latest {
-            let Some((kind, sev, reason)) = classify(r, t) else { continue };
+            let Some((kind, sev, reason)) = classify(r, t) else {
+                continue;
+            };
             let key = r.key();
-            let inst = by_key.get(&key).map(|e| alert_instance(e)).unwrap_or(AlertInstance {
-                server_id: key.server_id,
-                back_type: key.back_type.clone(),
-                instance: key.instance,
-                game_id: r.result.game_id,
-                game_name: r.game_name.clone(),
-            });
-            let subject = instance_subject(inst.server_id, &inst.back_type, inst.instance, &inst.game_name);
-            let mut a = Alert::new(kind, sev, subject, format!("{reason} (node {}, {} ago)", r.node(), duration_ms(now - r.result.create_time)));
+            let inst = by_key
+                .get(&key)
+                .map(|e| alert_instance(e))
+                .unwrap_or(AlertInstance {
+                    server_id: key.server_id,
+                    back_type: key.back_type.clone(),
+                    instance: key.instance,
+                    game_id: r.result.game_id,
+                    game_name: r.game_name.clone(),
+                });
+            let subject = instance_subject(
+                inst.server_id,
+                &inst.back_type,
+                inst.instance,
+                &inst.game_name,
+            );
+            let mut a = Alert::new(
+                kind,
+                sev,
+                subject,
+                format!(
+                    "{reason} (node {}, {} ago)",
+                    r.node(),
+                    duration_ms(now - r.result.create_time)
+                ),
+            );
             a.since_ms = Some(r.result.create_time);
             a.instance = Some(inst);
             a.node = Some(r.node().to_string());
             alerts.push(a);
         }
         for e in &snap.instances {
-            let interval_ms = if e.interval > 0 { e.interval * 1000 } else { t.default_interval.as_millis() as i64 };
-            let allowed = (interval_ms as f64 * t.overdue_factor) as i64 + t.overdue_grace.as_millis() as i64;
+            let interval_ms = if e.interval > 0 {
+                e.interval * 1000
+            } else {
+                t.default_interval.as_millis() as i64
+            };
+            let allowed =
+                (interval_ms as f64 * t.overdue_factor) as i64 + t.overdue_grace.as_millis() as i64;
             let since = e.last_success_ms.unwrap_or(e.first_seen_ms);
             if now - since <= allowed {
                 continue;
             }
             let inst = alert_instance(e);
-            let subject = instance_subject(inst.server_id, &inst.back_type, inst.instance, &inst.game_name);
+            let subject = instance_subject(
+                inst.server_id,
+                &inst.back_type,
+                inst.instance,
+                &inst.game_name,
+            );
             let what = match e.last_success_ms {
                 Some(_) => format!("no successful backup for {}", duration_ms(now - since)),
-                None => format!("never backed up successfully; first seen {} ago", duration_ms(now - since)),
+                None => format!(
+                    "never backed up successfully; first seen {} ago",
+                    duration_ms(now - since)
+                ),
             };
             let mut a = Alert::new(
                 AlertKind::Overdue,
@@ -280,13 +358,24 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
                 Some(age) => format!("last heartbeat {} ago", duration_ms(age)),
                 None => "no heartbeat ever recorded".into(),
             };
-            let what = if n.kind.is_empty() { "worker".to_string() } else { n.kind.clone() };
-            let mut a = Alert::new(AlertKind::NodeDown, Severity::Critical, n.id.clone(), format!("{what} {} is down: heartbeat expired, {last}", n.ip));
+            let what = if n.kind.is_empty() {
+                "worker".to_string()
+            } else {
+                n.kind.clone()
+            };
+            let mut a = Alert::new(
+                AlertKind::NodeDown,
+                Severity::Critical,
+                n.id.clone(),
+                format!("{what} {} is down: heartbeat expired, {last}", n.ip),
+            );
             a.since_ms = n.heartbeat_ms;
             a.node = Some(n.id.clone());
             alerts.push(a);
         }
-        if let (Some(free_pct), Some(total), Some(free)) = (n.disk_free_pct(), n.disk_total, n.disk_free) {
+        if let (Some(free_pct), Some(total), Some(free)) =
+            (n.disk_free_pct(), n.disk_total, n.disk_free)
+        {
             let sev = if free_pct < t.disk_critical_pct {
                 Some((Severity::Critical, t.disk_critical_pct))
             } else if free_pct < t.disk_low_pct {
@@ -299,7 +388,12 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
                     AlertKind::NodeDiskLow,
                     sev,
                     n.id.clone(),
-                    format!("{:.1}% free ({} of {}), below {limit}%", free_pct, bytes(free), bytes(total)),
+                    format!(
+                        "{:.1}% free ({} of {}), below {limit}%",
+                        free_pct,
+                        bytes(free),
+                        bytes(total)
+                    ),
                 );
                 a.node = Some(n.id.clone());
                 alerts.push(a);
@@ -312,23 +406,46 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
             QueueKind::Priority | QueueKind::Results => {
                 let mut why = Vec::new();
                 if l.depth > t.backlog_threshold {
-                    why.push(format!("{} messages waiting (threshold {})", l.depth, t.backlog_threshold));
+                    why.push(format!(
+                        "{} messages waiting (threshold {})",
+                        l.depth, t.backlog_threshold
+                    ));
                 }
                 let max_age = t.backlog_age.as_millis() as i64;
-                if let Some(age) = l.oldest_age_ms.filter(|&a| max_age > 0 && a > max_age && l.depth > 0) {
-                    why.push(format!("oldest waiting {} (limit {})", duration_ms(age), duration_ms(max_age)));
+                if let Some(age) = l
+                    .oldest_age_ms
+                    .filter(|&a| max_age > 0 && a > max_age && l.depth > 0)
+                {
+                    why.push(format!(
+                        "oldest waiting {} (limit {})",
+                        duration_ms(age),
+                        duration_ms(max_age)
+                    ));
                 }
                 if !why.is_empty() {
-                    let mut a = Alert::new(AlertKind::QueueBacklog, Severity::Warning, l.list.clone(), why.join("; "));
+                    let mut a = Alert::new(
+                        AlertKind::QueueBacklog,
+                        Severity::Warning,
+                        l.list.clone(),
+                        why.join("; "),
+                    );
                     a.since_ms = l.oldest_age_ms.map(|age| now - age);
                     a.list = Some(l.list.clone());
                     alerts.push(a);
                 }
             }
             QueueKind::Dead if l.depth > 0 => {
-                let newest = l.newest_reason.as_deref().map(|r| format!("; newest: {}", r.chars().take(200).collect::<String>())).unwrap_or_default();
-                let mut a =
-                    Alert::new(AlertKind::DeadLetters, Severity::Warning, l.list.clone(), format!("{} dead letter(s) in {}{newest}", l.depth, l.list));
+                let newest = l
+                    .newest_reason
+                    .as_deref()
+                    .map(|r| format!("; newest: {}", r.chars().take(200).collect::<String>()))
+                    .unwrap_or_default();
+                let mut a = Alert::new(
+                    AlertKind::DeadLetters,
+                    Severity::Warning,
+                    l.list.clone(),
+                    format!("{} dead letter(s) in {}{newest}", l.depth, l.list),
+                );
                 a.list = Some(l.list.clone());
                 alerts.push(a);
             }
@@ -336,14 +453,40 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
         }
     }
 
-    alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.subject.cmp(&b.subject)));
-    let evaluated: Vec<AlertKind> = AlertKind::ALL.into_iter().filter(|k| catalog_ok || !k.needs_catalog()).collect();
-    let worst = alerts.iter().map(|a| a.severity).max().unwrap_or(Severity::Ok);
-    let status = if errors.is_empty() { worst } else { Severity::Unknown };
-    let crit = alerts.iter().filter(|a| a.severity == Severity::Critical).count();
-    let warn = alerts.iter().filter(|a| a.severity == Severity::Warning).count();
+    alerts.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.subject.cmp(&b.subject))
+    });
+    let evaluated: Vec<AlertKind> = AlertKind::ALL
+        .into_iter()
+        .filter(|k| catalog_ok || !k.needs_catalog())
+        .collect();
+    let worst = alerts
+        .iter()
+        .map(|a| a.severity)
+        .max()
+        .unwrap_or(Severity::Ok);
+    let status = if errors.is_empty() {
+        worst
+    } else {
+        Severity::Unknown
+    };
+    let crit = alerts
+        .iter()
+        .filter(|a| a.severity == Severity::Critical)
+        .count();
+    let warn = alerts
+        .iter()
+        .filter(|a| a.severity == Severity::Warning)
+        .count();
     let summary = if alerts.is_empty() && errors.is_empty() {
-        format!("no alerts ({} nodes, {} instances)", snap.nodes.len(), snap.instances.len())
+        format!(
+            "no alerts ({} nodes, {} instances)",
+            snap.nodes.len(),
+            snap.instances.len()
+        )
     } else {
         let mut s = format!("{} alert(s): {crit} critical, {warn} warning", alerts.len());
         if !errors.is_empty() {
@@ -351,5 +494,12 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
         }
         s
     };
-    AlertReport { generated_ms: now, status, summary, alerts, evaluated, errors }
+    AlertReport {
+        generated_ms: now,
+        status,
+        summary,
+        alerts,
+        evaluated,
+        errors,
+    }
 }

@@ -45,8 +45,18 @@ pub struct NodeView {
 }
 
 impl NodeView {
-    fn from_hash(id: &str, h: &HashMap<String, String>, up: bool, ctl: &HashMap<String, String>, now_ms: i64) -> Self {
-        let s = |k: &str| h.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    fn from_hash(
+        id: &str,
+        h: &HashMap<String, String>,
+        up: bool,
+        ctl: &HashMap<String, String>,
+        now_ms: i64,
+    ) -> Self {
+        let s = |k: &str| {
+            h.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let n = |k: &str| s(k).and_then(|v| v.parse::<u64>().ok());
         let i = |k: &str| s(k).and_then(|v| v.parse::<i64>().ok());
         let disk_total = n(state::DISK_TOTAL);
@@ -65,7 +75,9 @@ impl NodeView {
             heartbeat_age_ms: heartbeat_ms.map(|t| (now_ms - t).max(0)),
             paused: s(state::PAUSED).as_deref() == Some("1"),
             pause_reason: s(state::PAUSE_REASON),
-            control_paused: ctl.get(control::PAUSED).is_some_and(|v| matches!(v.trim(), "1" | "yes" | "true" | "on")),
+            control_paused: ctl
+                .get(control::PAUSED)
+                .is_some_and(|v| matches!(v.trim(), "1" | "yes" | "true" | "on")),
             disk_total,
             disk_free,
             disk_used_pct,
@@ -73,7 +85,9 @@ impl NodeView {
             workers: n(state::WORKERS),
             version: s(state::VERSION),
             started_ms: i(state::STARTED_MS),
-            queues: s(state::QUEUES).map(|q| q.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+            queues: s(state::QUEUES)
+                .map(|q| q.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
             disk_sample_ms: i(state::DISK_SAMPLE_MS),
             mem_total: n(state::MEM_TOTAL),
             mem_used: n(state::MEM_USED),
@@ -93,15 +107,24 @@ impl NodeView {
 }
 
 /// Every registered worker, sorted by id.
-pub async fn read_nodes(conn: &mut ConnectionManager, keys: &Keys, now_ms: i64) -> redis::RedisResult<Vec<NodeView>> {
-    let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(keys.workers()).query_async(conn).await?;
+pub async fn read_nodes(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    now_ms: i64,
+) -> redis::RedisResult<Vec<NodeView>> {
+    let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.workers())
+        .query_async(conn)
+        .await?;
     ids.sort();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut p = redis::pipe();
     for id in &ids {
-        p.hgetall(keys.state(id)).exists(keys.alive(id)).hgetall(keys.control(id));
+        p.hgetall(keys.state(id))
+            .exists(keys.alive(id))
+            .hgetall(keys.control(id));
     }
     let replies: Vec<redis::Value> = p.query_async(conn).await?;
     let mut out = Vec::with_capacity(ids.len());
@@ -175,21 +198,30 @@ pub async fn read_queues(
     }
     for n in nodes {
         for q in &n.queues {
-            lists.push((keys.inflight(&n.id, q), QueueKind::Inflight, q.clone(), Some(n.id.clone())));
+            lists.push((
+                keys.inflight(&n.id, q),
+                QueueKind::Inflight,
+                q.clone(),
+                Some(n.id.clone()),
+            ));
         }
     }
     for q in &priority {
         lists.push((keys.dead(q), QueueKind::Dead, q.clone(), None));
     }
     // The results list and its dead letters may be on the message Redis.
-    let results = [(mq.clone(), QueueKind::Results, mq.clone(), None), (keys.dead(&mq), QueueKind::Dead, mq.clone(), None)];
+    let results = [
+        (mq.clone(), QueueKind::Results, mq.clone(), None),
+        (keys.dead(&mq), QueueKind::Dead, mq.clone(), None),
+    ];
     let mut out = depths(conn, &lists, now_ms).await?;
     let res = match src.message_conn {
         Some(mc) => depths(mc, &results, now_ms).await?,
         None => depths(conn, &results, now_ms).await?,
     };
     // order: priority, results, in-flight, dead
-    let (dead_res, res): (Vec<_>, Vec<_>) = res.into_iter().partition(|l| l.kind == QueueKind::Dead);
+    let (dead_res, res): (Vec<_>, Vec<_>) =
+        res.into_iter().partition(|l| l.kind == QueueKind::Dead);
     let split = priority.len();
     let rest = out.split_off(split);
     out.extend(res);
@@ -220,7 +252,8 @@ async fn depths(
     let mut out = Vec::with_capacity(lists.len());
     for (key, kind, queue, worker) in lists {
         let depth: u64 = redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))?;
-        let oldest: Option<String> = redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil)).unwrap_or(None);
+        let oldest: Option<String> =
+            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil)).unwrap_or(None);
         let newest: Option<String> = if *kind == QueueKind::Dead {
             redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil)).unwrap_or(None)
         } else {
@@ -229,9 +262,14 @@ async fn depths(
         let oldest_age_ms = if *kind == QueueKind::Inflight {
             None
         } else {
-            oldest.as_deref().and_then(element_time_ms).map(|t| (now_ms - t).max(0))
+            oldest
+                .as_deref()
+                .and_then(element_time_ms)
+                .map(|t| (now_ms - t).max(0))
         };
-        let newest_reason = newest.and_then(|raw| serde_json::from_str::<DeadLetter>(&raw).ok()).map(|d| d.reason);
+        let newest_reason = newest
+            .and_then(|raw| serde_json::from_str::<DeadLetter>(&raw).ok())
+            .map(|d| d.reason);
         out.push(ListDepth {
             list: key.clone(),
             kind: *kind,
@@ -268,9 +306,18 @@ mod tests {
 
     #[test]
     fn element_times() {
-        assert_eq!(element_time_ms(r#"{"success":true,"create_time":100}"#), Some(100_000));
-        assert_eq!(element_time_ms(r#"{"succeed":1,"create_time":5,"rsync_time":7000}"#), Some(7000));
-        assert_eq!(element_time_ms(r#"{"payload":"x","reason":"r","time":42,"node":"n","queue":"q"}"#), Some(42));
+        assert_eq!(
+            element_time_ms(r#"{"success":true,"create_time":100}"#),
+            Some(100_000)
+        );
+        assert_eq!(
+            element_time_ms(r#"{"succeed":1,"create_time":5,"rsync_time":7000}"#),
+            Some(7000)
+        );
+        assert_eq!(
+            element_time_ms(r#"{"payload":"x","reason":"r","time":42,"node":"n","queue":"q"}"#),
+            Some(42)
+        );
         assert_eq!(element_time_ms("not json"), None);
     }
 }

@@ -126,13 +126,26 @@ impl ReporterConfig {
         if doc.section("global").is_none() && doc.section("reporter").is_none() {
             SectionReader::required(&doc, "global")?;
         }
-        let mut cfg =
-            ReporterConfig { file: doc.file.clone(), doc, thresholds: Thresholds::default(), keys: Keys::default(), unknown_keys: Vec::new() };
+        let mut cfg = ReporterConfig {
+            file: doc.file.clone(),
+            doc,
+            thresholds: Thresholds::default(),
+            keys: Keys::default(),
+            unknown_keys: Vec::new(),
+        };
         cfg.thresholds = cfg.read_thresholds()?;
-        cfg.keys = Keys::new(&cfg.reader("key_prefix").map(|r| r.str_or("key_prefix", DEFAULT_PREFIX)).unwrap_or_else(|| DEFAULT_PREFIX.into()));
+        cfg.keys = Keys::new(
+            &cfg.reader("key_prefix")
+                .map(|r| r.str_or("key_prefix", DEFAULT_PREFIX))
+                .unwrap_or_else(|| DEFAULT_PREFIX.into()),
+        );
         if let Some(s) = cfg.doc.section("reporter") {
             let r = SectionReader::new(&cfg.doc, s);
-            cfg.unknown_keys = r.unknown_keys(REPORTER_KEYS).into_iter().filter(|k| !k.starts_with("min_size.")).collect();
+            cfg.unknown_keys = r
+                .unknown_keys(REPORTER_KEYS)
+                .into_iter()
+                .filter(|k| !k.starts_with("min_size."))
+                .collect();
         }
         Ok(cfg)
     }
@@ -140,17 +153,30 @@ impl ReporterConfig {
     /// The section a key is read from: `[reporter]` if it sets the key,
     /// else `[global]` (None when the file has neither).
     fn reader(&self, key: &str) -> Option<SectionReader<'_>> {
-        let rep = self.doc.section("reporter").map(|s| SectionReader::new(&self.doc, s));
+        let rep = self
+            .doc
+            .section("reporter")
+            .map(|s| SectionReader::new(&self.doc, s));
         if let Some(r) = rep.filter(|r| r.has(key)) {
             return Some(r);
         }
-        self.doc.section("global").map(|s| SectionReader::new(&self.doc, s)).or_else(|| self.doc.section("reporter").map(|s| SectionReader::new(&self.doc, s)))
+        self.doc
+            .section("global")
+            .map(|s| SectionReader::new(&self.doc, s))
+            .or_else(|| {
+                self.doc
+                    .section("reporter")
+                    .map(|s| SectionReader::new(&self.doc, s))
+            })
     }
 
     /// The section that holds the first of `keys` found, for multi-key
     /// settings (a Redis target is read from one section, never mixed).
     fn reader_any(&self, keys: &[&str]) -> Option<SectionReader<'_>> {
-        let rep = self.doc.section("reporter").map(|s| SectionReader::new(&self.doc, s));
+        let rep = self
+            .doc
+            .section("reporter")
+            .map(|s| SectionReader::new(&self.doc, s));
         if let Some(r) = rep.filter(|r| keys.iter().any(|k| r.has(k))) {
             return Some(r);
         }
@@ -163,22 +189,33 @@ impl ReporterConfig {
 
     /// The cluster Redis (node state, priority lists, in-flight lists).
     pub fn redis(&self) -> Result<RedisTarget, ConfigError> {
-        let r = self.reader_any(&["redis_host", "redis_url"]).ok_or_else(|| self.section_missing())?;
-        RedisTarget::from_section(&r, "redis_host", "redis_port", "redis_url", "redis_password", 0)
+        let r = self
+            .reader_any(&["redis_host", "redis_url"])
+            .ok_or_else(|| self.section_missing())?;
+        RedisTarget::from_section(
+            &r,
+            "redis_host",
+            "redis_port",
+            "redis_url",
+            "redis_password",
+            0,
+        )
     }
 
     /// The Redis holding `message_queue`: a node's `message_redis_*`, or
     /// the cluster Redis.
     pub fn message_redis(&self) -> Result<RedisTarget, ConfigError> {
         match self.reader_any(&["message_redis_host", "message_redis_url"]) {
-            Some(r) if r.has("message_redis_host") || r.has("message_redis_url") => RedisTarget::from_section(
-                &r,
-                "message_redis_host",
-                "message_redis_port",
-                "message_redis_url",
-                "message_redis_password",
-                0,
-            ),
+            Some(r) if r.has("message_redis_host") || r.has("message_redis_url") => {
+                RedisTarget::from_section(
+                    &r,
+                    "message_redis_host",
+                    "message_redis_port",
+                    "message_redis_url",
+                    "message_redis_password",
+                    0,
+                )
+            }
             _ => self.redis(),
         }
     }
@@ -193,28 +230,44 @@ impl ReporterConfig {
     }
 
     pub fn message_queue(&self) -> String {
-        self.reader("message_queue").map(|r| r.str_or("message_queue", DEFAULT_MESSAGE_QUEUE)).unwrap_or_else(|| DEFAULT_MESSAGE_QUEUE.into())
+        self.reader("message_queue")
+            .map(|r| r.str_or("message_queue", DEFAULT_MESSAGE_QUEUE))
+            .unwrap_or_else(|| DEFAULT_MESSAGE_QUEUE.into())
     }
 
     /// `disk`: the node's id (`node_id`, else `myip`, as the server does).
     pub fn node_id(&self) -> Result<String, ConfigError> {
-        let r = self.reader("node_id").ok_or_else(|| self.section_missing())?;
+        let r = self
+            .reader("node_id")
+            .ok_or_else(|| self.section_missing())?;
         if let Some(id) = r.opt_str("node_id") {
             return Ok(id);
         }
         let r = self.reader("myip").ok_or_else(|| self.section_missing())?;
-        r.str("myip", "this node's address (the server's myip), or node_id; disk reports under that node id")
+        r.str(
+            "myip",
+            "this node's address (the server's myip), or node_id; disk reports under that node id",
+        )
     }
 
     /// `disk`: the node's address (`myip`), empty when not set.
     pub fn node_ip(&self) -> String {
-        self.reader("myip").and_then(|r| r.opt_str("myip")).unwrap_or_default()
+        self.reader("myip")
+            .and_then(|r| r.opt_str("myip"))
+            .unwrap_or_default()
     }
 
     /// `disk`: the directory whose filesystem is measured.
     pub fn server_root_path(&self) -> Result<PathBuf, ConfigError> {
-        let r = self.reader("server_root_path").ok_or_else(|| self.section_missing())?;
-        let p: PathBuf = r.str("server_root_path", "the directory the node pulls backups into, e.g. /backup/uuzubackup/")?.into();
+        let r = self
+            .reader("server_root_path")
+            .ok_or_else(|| self.section_missing())?;
+        let p: PathBuf = r
+            .str(
+                "server_root_path",
+                "the directory the node pulls backups into, e.g. /backup/uuzubackup/",
+            )?
+            .into();
         if !p.is_absolute() {
             return Err(r.error("server_root_path", "must be an absolute path"));
         }
@@ -229,7 +282,14 @@ impl ReporterConfig {
             None => None,
             Some(r) => match r.opt_str("catalog") {
                 None => Some(PathBuf::from(DEFAULT_CATALOG)).filter(|p| p.exists()),
-                Some(v) if matches!(v.to_ascii_lowercase().as_str(), "off" | "none" | "no" | "false") => None,
+                Some(v)
+                    if matches!(
+                        v.to_ascii_lowercase().as_str(),
+                        "off" | "none" | "no" | "false"
+                    ) =>
+                {
+                    None
+                }
                 Some(v) => {
                     let p = PathBuf::from(&v);
                     if !p.is_absolute() {
@@ -245,14 +305,19 @@ impl ReporterConfig {
                 }
             },
         };
-        Ok(CatalogTargets { sqlite, es: self.es_settings()? })
+        Ok(CatalogTargets {
+            sqlite,
+            es: self.es_settings()?,
+        })
     }
 
     /// `status`/`alerts`/`serve`: a catalog is required.
     pub fn require_catalog(&self) -> Result<CatalogTargets, ConfigError> {
         let t = self.catalog_targets()?;
         if t.sqlite.is_none() && t.es.is_none() {
-            let r = self.reader("catalog").ok_or_else(|| self.section_missing())?;
+            let r = self
+                .reader("catalog")
+                .ok_or_else(|| self.section_missing())?;
             return Err(r.error(
                 "catalog",
                 format!("missing (and {DEFAULT_CATALOG} does not exist), and no es_urls; expected the path of the indexer's SQLite catalog or es_urls"),
@@ -262,34 +327,69 @@ impl ReporterConfig {
     }
 
     fn es_settings(&self) -> Result<Option<EsSettings>, ConfigError> {
-        let Some(g) = self.reader_any(&["es_urls"]) else { return Ok(None) };
-        let Some(list) = g.opt_str("es_urls") else { return Ok(None) };
+        let Some(g) = self.reader_any(&["es_urls"]) else {
+            return Ok(None);
+        };
+        let Some(list) = g.opt_str("es_urls") else {
+            return Ok(None);
+        };
         let mut urls = Vec::new();
         for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let with_scheme = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+            let with_scheme = if raw.contains("://") {
+                raw.to_string()
+            } else {
+                format!("http://{raw}")
+            };
             let u = Url::parse(&with_scheme)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .ok_or_else(|| g.error("es_urls", format!("`{raw}` is not a URL; expected http(s)://host:port, comma-separated")))?;
+                .ok_or_else(|| {
+                    g.error(
+                        "es_urls",
+                        format!(
+                            "`{raw}` is not a URL; expected http(s)://host:port, comma-separated"
+                        ),
+                    )
+                })?;
             urls.push(u);
         }
         if urls.is_empty() {
-            return Err(g.error("es_urls", "is empty; expected http(s)://host:port, comma-separated"));
+            return Err(g.error(
+                "es_urls",
+                "is empty; expected http(s)://host:port, comma-separated",
+            ));
         }
         let mut s = EsSettings::new(urls, &g.str_or("es_index", DEFAULT_ES_INDEX));
-        s.auth = match (g.opt_str("es_user"), g.opt_str("es_password"), g.opt_str("es_api_key")) {
+        s.auth = match (
+            g.opt_str("es_user"),
+            g.opt_str("es_password"),
+            g.opt_str("es_api_key"),
+        ) {
             (None, None, None) => None,
             (Some(user), Some(password), None) => Some(EsAuth::Basic { user, password }),
             (None, None, Some(k)) => Some(EsAuth::ApiKey(k)),
-            (Some(_), None, _) => return Err(g.error("es_password", "missing; es_user needs es_password")),
-            (None, Some(_), _) => return Err(g.error("es_user", "missing; es_password needs es_user")),
-            (_, _, Some(_)) => return Err(g.error("es_api_key", "set together with es_user/es_password; use one or the other")),
+            (Some(_), None, _) => {
+                return Err(g.error("es_password", "missing; es_user needs es_password"))
+            }
+            (None, Some(_), _) => {
+                return Err(g.error("es_user", "missing; es_password needs es_user"))
+            }
+            (_, _, Some(_)) => {
+                return Err(g.error(
+                    "es_api_key",
+                    "set together with es_user/es_password; use one or the other",
+                ))
+            }
         };
         s.ca_cert = g.opt_path("es_ca_cert");
         s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
-        let timeout: u64 = g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 30)?;
+        let timeout: u64 =
+            g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 30)?;
         if !(1..=600).contains(&timeout) {
-            return Err(g.error("es_timeout", format!("`{timeout}` is out of range; expected 1-600")));
+            return Err(g.error(
+                "es_timeout",
+                format!("`{timeout}` is out of range; expected 1-600"),
+            ));
         }
         s.timeout = Duration::from_secs(timeout);
         Ok(Some(s))
@@ -298,7 +398,11 @@ impl ReporterConfig {
     pub fn log_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         // The reporter logs to stderr only unless [reporter] names files:
         // a node's `log` belongs to the node.
-        match self.doc.section("reporter").map(|s| SectionReader::new(&self.doc, s)) {
+        match self
+            .doc
+            .section("reporter")
+            .map(|s| SectionReader::new(&self.doc, s))
+        {
             Some(r) => (r.opt_path("log"), r.opt_path("error_log")),
             None => (None, None),
         }
@@ -306,32 +410,84 @@ impl ReporterConfig {
 
     fn read_thresholds(&self) -> Result<Thresholds, ConfigError> {
         let d = Thresholds::default();
-        let num = |key: &str, what: &str, default: f64, range: std::ops::RangeInclusive<f64>| -> Result<f64, ConfigError> {
-            let Some(r) = self.reader(key) else { return Ok(default) };
+        let num = |key: &str,
+                   what: &str,
+                   default: f64,
+                   range: std::ops::RangeInclusive<f64>|
+         -> Result<f64, ConfigError> {
+            let Some(r) = self.reader(key) else {
+                return Ok(default);
+            };
             let v: f64 = r.parse_or(key, what, default)?;
             if !range.contains(&v) || v.is_nan() {
                 return Err(r.error(key, format!("`{v}` is out of range; expected {what}")));
             }
             Ok(v)
         };
-        let overdue_factor = num("overdue_factor", "a factor of each instance's interval, 1-100 (e.g. 1.5)", d.overdue_factor, 1.0..=100.0)?;
-        let grace = num("overdue_grace_secs", "seconds, 0-604800", d.overdue_grace.as_secs_f64(), 0.0..=604800.0)?;
-        let default_interval =
-            num("default_interval_secs", "seconds, 1-31536000", d.default_interval.as_secs_f64(), 1.0..=31_536_000.0)?;
-        let backlog_threshold = num("backlog_threshold", "a number of messages, 1-1000000000", d.backlog_threshold as f64, 1.0..=1e9)?;
-        let backlog_age = num("backlog_age_mins", "minutes, 0 (off) to 100000", d.backlog_age.as_secs_f64() / 60.0, 0.0..=100_000.0)?;
-        let disk_low_pct = num("disk_low_pct", "a percentage of free space, 0-100", d.disk_low_pct, 0.0..=100.0)?;
-        let disk_critical_pct = num("disk_critical_pct", "a percentage of free space, 0-100", d.disk_critical_pct, 0.0..=100.0)?;
+        let overdue_factor = num(
+            "overdue_factor",
+            "a factor of each instance's interval, 1-100 (e.g. 1.5)",
+            d.overdue_factor,
+            1.0..=100.0,
+        )?;
+        let grace = num(
+            "overdue_grace_secs",
+            "seconds, 0-604800",
+            d.overdue_grace.as_secs_f64(),
+            0.0..=604800.0,
+        )?;
+        let default_interval = num(
+            "default_interval_secs",
+            "seconds, 1-31536000",
+            d.default_interval.as_secs_f64(),
+            1.0..=31_536_000.0,
+        )?;
+        let backlog_threshold = num(
+            "backlog_threshold",
+            "a number of messages, 1-1000000000",
+            d.backlog_threshold as f64,
+            1.0..=1e9,
+        )?;
+        let backlog_age = num(
+            "backlog_age_mins",
+            "minutes, 0 (off) to 100000",
+            d.backlog_age.as_secs_f64() / 60.0,
+            0.0..=100_000.0,
+        )?;
+        let disk_low_pct = num(
+            "disk_low_pct",
+            "a percentage of free space, 0-100",
+            d.disk_low_pct,
+            0.0..=100.0,
+        )?;
+        let disk_critical_pct = num(
+            "disk_critical_pct",
+            "a percentage of free space, 0-100",
+            d.disk_critical_pct,
+            0.0..=100.0,
+        )?;
         if disk_critical_pct > disk_low_pct {
             let r = self.reader("disk_critical_pct").expect("read above");
             return Err(r.error("disk_critical_pct", format!("{disk_critical_pct} is above disk_low_pct {disk_low_pct}; expected critical <= low")));
         }
-        let slowest = num("slowest_pulls", "a count, 0-100", d.slowest_pulls as f64, 0.0..=100.0)?;
-        let keep_days = num("samples_keep_days", "days, 0 (keep forever) to 36500", 90.0, 0.0..=36500.0)?;
+        let slowest = num(
+            "slowest_pulls",
+            "a count, 0-100",
+            d.slowest_pulls as f64,
+            0.0..=100.0,
+        )?;
+        let keep_days = num(
+            "samples_keep_days",
+            "days, 0 (keep forever) to 36500",
+            90.0,
+            0.0..=36500.0,
+        )?;
         let mut min_size = BTreeMap::new();
         for name in ["global", "reporter"] {
             // [reporter] is read second, so its values win
-            let Some(s) = self.doc.section(name) else { continue };
+            let Some(s) = self.doc.section(name) else {
+                continue;
+            };
             let r = SectionReader::new(&self.doc, s);
             for (k, v) in r.keys() {
                 if let Some(t) = k.strip_prefix("min_size.") {
@@ -369,7 +525,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
         _ => (v, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
+    (n >= 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
 }
 
 #[cfg(test)]
@@ -394,9 +550,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = parse("[global]\nredis_host = h\n[reporter]\ndisk_low_pct = 120\n").unwrap_err().to_string();
-        assert!(e.contains("[reporter] disk_low_pct") && e.contains("0-100"), "{e}");
-        let e = parse("[global]\nmin_size.mysql = lots\n").unwrap_err().to_string();
+        let e = parse("[global]\nredis_host = h\n[reporter]\ndisk_low_pct = 120\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[reporter] disk_low_pct") && e.contains("0-100"),
+            "{e}"
+        );
+        let e = parse("[global]\nmin_size.mysql = lots\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("min_size.mysql") && e.contains("10M"), "{e}");
         let c = parse("[global]\nredis_host = h\n").unwrap();
         let e = c.server_root_path().unwrap_err().to_string();

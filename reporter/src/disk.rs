@@ -12,7 +12,8 @@ use ubackup_common::Keys;
 
 /// Measures the filesystem holding `root` and the machine.
 pub fn measure(root: &Path, node: &str, ip: &str) -> std::io::Result<DiskSample> {
-    let s = nix::sys::statvfs::statvfs(root).map_err(|e| std::io::Error::other(format!("statvfs {}: {e}", root.display())))?;
+    let s = nix::sys::statvfs::statvfs(root)
+        .map_err(|e| std::io::Error::other(format!("statvfs {}: {e}", root.display())))?;
     let frsize = s.fragment_size() as u64;
     let total = s.blocks() as u64 * frsize;
     // `used` as df shows it (blocks not free to anyone); `free` is what a
@@ -24,7 +25,11 @@ pub fn measure(root: &Path, node: &str, ip: &str) -> std::io::Result<DiskSample>
             sys.refresh_memory();
             sys.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
             let cpus = sys.cpus().len() as u32;
-            (Some(sys.total_memory()), Some(sys.used_memory()), (cpus > 0).then_some(cpus))
+            (
+                Some(sys.total_memory()),
+                Some(sys.used_memory()),
+                (cpus > 0).then_some(cpus),
+            )
         }
         Err(e) => {
             tracing::warn!("cannot read the machine's memory/CPU figures: {e}");
@@ -50,7 +55,11 @@ pub fn measure(root: &Path, node: &str, ip: &str) -> std::io::Result<DiskSample>
 /// Writes the sample into the node's state hash (the same `disk_free` /
 /// `disk_total` fields the node's heartbeat refreshes, plus the
 /// reporter's own), leaving the heartbeat alone.
-pub async fn publish(conn: &mut ConnectionManager, keys: &Keys, d: &DiskSample) -> redis::RedisResult<()> {
+pub async fn publish(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    d: &DiskSample,
+) -> redis::RedisResult<()> {
     let mut fields: Vec<(&str, String)> = vec![
         (state::DISK_TOTAL, d.total.to_string()),
         (state::DISK_FREE, d.free.to_string()),
@@ -72,5 +81,9 @@ pub async fn publish(conn: &mut ConnectionManager, keys: &Keys, d: &DiskSample) 
     if let Some(v) = d.cpus {
         fields.push((state::CPUS, v.to_string()));
     }
-    redis::cmd("HSET").arg(keys.state(&d.node)).arg(&fields).query_async::<()>(conn).await
+    redis::cmd("HSET")
+        .arg(keys.state(&d.node))
+        .arg(&fields)
+        .query_async::<()>(conn)
+        .await
 }

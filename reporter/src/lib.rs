@@ -54,7 +54,10 @@ pub enum ReporterError {
     #[error("config: {0}")]
     Config(#[from] ConfigError),
     #[error("Redis {target} unreachable: {source}")]
-    Redis { target: String, source: redis::RedisError },
+    Redis {
+        target: String,
+        source: redis::RedisError,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -64,9 +67,17 @@ pub enum ReporterError {
 pub enum Command {
     Disk,
     Queue,
-    Status { json: bool },
-    Alerts { json: bool, webhook: Option<String>, state: Option<PathBuf> },
-    Serve { listen: String },
+    Status {
+        json: bool,
+    },
+    Alerts {
+        json: bool,
+        webhook: Option<String>,
+        state: Option<PathBuf>,
+    },
+    Serve {
+        listen: String,
+    },
 }
 
 /// What a run printed and how it should exit.
@@ -77,7 +88,11 @@ pub struct Outcome {
 }
 
 /// Runs one subcommand. Errors (exit 3) are returned for the caller to print.
-pub async fn run(cmd: Command, cfg: ReporterConfig, shutdown: Shutdown) -> Result<Outcome, ReporterError> {
+pub async fn run(
+    cmd: Command,
+    cfg: ReporterConfig,
+    shutdown: Shutdown,
+) -> Result<Outcome, ReporterError> {
     for k in &cfg.unknown_keys {
         tracing::warn!(file = %cfg.file.display(), "[reporter] key `{k}` is not used by the reporter (typo?)");
     }
@@ -87,32 +102,58 @@ pub async fn run(cmd: Command, cfg: ReporterConfig, shutdown: Shutdown) -> Resul
         Command::Status { json } => {
             let mut src = Sources::open(cfg, true).await?;
             let st = status_now(&mut src).await?;
-            let stdout = if json { serde_json::to_string_pretty(&st).expect("status serializes") + "\n" } else { st.text() };
-            Ok(Outcome { stdout, code: st.exit_code() })
+            let stdout = if json {
+                serde_json::to_string_pretty(&st).expect("status serializes") + "\n"
+            } else {
+                st.text()
+            };
+            Ok(Outcome {
+                stdout,
+                code: st.exit_code(),
+            })
         }
-        Command::Alerts { json, webhook, state } => {
+        Command::Alerts {
+            json,
+            webhook,
+            state,
+        } => {
             let mut src = Sources::open(cfg, true).await?;
             let report = alerts_now(&mut src).await?;
-            let mut stdout = if json { serde_json::to_string_pretty(&report).expect("report serializes") + "\n" } else { report.text() };
+            let mut stdout = if json {
+                serde_json::to_string_pretty(&report).expect("report serializes") + "\n"
+            } else {
+                report.text()
+            };
             if let (Some(url), Some(state)) = (webhook, state) {
                 match webhook::notify(&url, &state, &report).await {
                     Ok(d) => {
                         if d.error.is_some() && !json {
-                            stdout.push_str(&format!("webhook: {} sent, {} pending (retried next run)\n", d.sent, d.pending));
+                            stdout.push_str(&format!(
+                                "webhook: {} sent, {} pending (retried next run)\n",
+                                d.sent, d.pending
+                            ));
                         }
                     }
                     // the state file cannot be trusted: say so, exit unknown
                     Err(e) => return Err(ReporterError::Other(format!("webhook: {e}"))),
                 }
             }
-            Ok(Outcome { stdout, code: report.exit_code() })
+            Ok(Outcome {
+                stdout,
+                code: report.exit_code(),
+            })
         }
         Command::Serve { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;
-            serve::serve(cfg, listener, shutdown).await.map_err(|e| ReporterError::Other(format!("HTTP server: {e}")))?;
-            Ok(Outcome { stdout: String::new(), code: 0 })
+            serve::serve(cfg, listener, shutdown)
+                .await
+                .map_err(|e| ReporterError::Other(format!("HTTP server: {e}")))?;
+            Ok(Outcome {
+                stdout: String::new(),
+                code: 0,
+            })
         }
     }
 }
@@ -140,15 +181,34 @@ async fn run_disk(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
         tokio::task::spawn_blocking(move || disk::measure(&r, &n, &i))
             .await
             .map_err(|e| ReporterError::Other(format!("disk measurement failed: {e}")))?
-            .map_err(|e| ReporterError::Other(format!("node {node}: cannot measure {}: {e}", root.display())))?
+            .map_err(|e| {
+                ReporterError::Other(format!(
+                    "node {node}: cannot measure {}: {e}",
+                    root.display()
+                ))
+            })?
     };
     let keys = src.cfg.keys.clone();
     let target = src.redis_target.to_string();
-    disk::publish(&mut src.redis, &keys, &sample).await.map_err(|e| ReporterError::Redis { target: target.clone(), source: e })?;
-    let rec = record::record(&mut src.redis, &keys, &[ubackup_catalog::Sample::Disk(sample.clone())], &src.stores)
+    disk::publish(&mut src.redis, &keys, &sample)
         .await
-        .map_err(|e| ReporterError::Redis { target, source: e })?;
-    let used_pct = if sample.total > 0 { 100.0 * sample.used as f64 / sample.total as f64 } else { 0.0 };
+        .map_err(|e| ReporterError::Redis {
+            target: target.clone(),
+            source: e,
+        })?;
+    let rec = record::record(
+        &mut src.redis,
+        &keys,
+        &[ubackup_catalog::Sample::Disk(sample.clone())],
+        &src.stores,
+    )
+    .await
+    .map_err(|e| ReporterError::Redis { target, source: e })?;
+    let used_pct = if sample.total > 0 {
+        100.0 * sample.used as f64 / sample.total as f64
+    } else {
+        0.0
+    };
     let mut stdout = format!(
         "disk node {}: {} used of {} ({used_pct:.1}%), {} free at {}\n",
         sample.node,
@@ -166,10 +226,20 @@ async fn run_queue(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
     let (_, view) = src.cluster(now).await?;
     let keys = src.cfg.keys.clone();
     let target = src.redis_target.to_string();
-    queue::publish(&mut src.redis, &keys, &view, now).await.map_err(|e| ReporterError::Redis { target: target.clone(), source: e })?;
-    let rec = record::record(&mut src.redis, &keys, &queue::samples(&view, now), &src.stores)
+    queue::publish(&mut src.redis, &keys, &view, now)
         .await
-        .map_err(|e| ReporterError::Redis { target, source: e })?;
+        .map_err(|e| ReporterError::Redis {
+            target: target.clone(),
+            source: e,
+        })?;
+    let rec = record::record(
+        &mut src.redis,
+        &keys,
+        &queue::samples(&view, now),
+        &src.stores,
+    )
+    .await
+    .map_err(|e| ReporterError::Redis { target, source: e })?;
     let keep = src.cfg.thresholds.samples_keep;
     if !keep.is_zero() {
         if let Some(sqlite) = &src.sqlite {
@@ -190,11 +260,16 @@ async fn run_queue(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
 fn finish_recording(stdout: &mut String, src: &Sources, rec: &record::RecordOutcome) -> Outcome {
     let mut code = 0;
     for e in &src.store_errors {
-        stdout.push_str(&format!("catalog unavailable: {e}; samples stay pending in Redis\n"));
+        stdout.push_str(&format!(
+            "catalog unavailable: {e}; samples stay pending in Redis\n"
+        ));
         code = 1;
     }
     if let Some(e) = &rec.error {
-        stdout.push_str(&format!("catalog refused the samples: {e}; {} pending in Redis\n", rec.pending));
+        stdout.push_str(&format!(
+            "catalog refused the samples: {e}; {} pending in Redis\n",
+            rec.pending
+        ));
         code = 1;
     } else if src.stores.is_empty() {
         stdout.push_str(&format!(
@@ -202,5 +277,8 @@ fn finish_recording(stdout: &mut String, src: &Sources, rec: &record::RecordOutc
             rec.pending
         ));
     }
-    Outcome { stdout: std::mem::take(stdout), code }
+    Outcome {
+        stdout: std::mem::take(stdout),
+        code,
+    }
 }

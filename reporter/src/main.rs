@@ -75,14 +75,30 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // help and version are not errors; a usage error is "unknown"
-            return if e.use_stderr() { ExitCode::from(EXIT_UNKNOWN as u8) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_UNKNOWN as u8)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let (path, cmd) = match cli.cmd {
         Cmd::Disk { config } => (config, Command::Disk),
         Cmd::Queue { config } => (config, Command::Queue),
         Cmd::Status { config, json } => (config, Command::Status { json }),
-        Cmd::Alerts { config, json, webhook, state } => (config, Command::Alerts { json, webhook, state }),
+        Cmd::Alerts {
+            config,
+            json,
+            webhook,
+            state,
+        } => (
+            config,
+            Command::Alerts {
+                json,
+                webhook,
+                state,
+            },
+        ),
         Cmd::Serve { config, listen } => (config, Command::Serve { listen }),
     };
     let cfg = match ReporterConfig::load(&path) {

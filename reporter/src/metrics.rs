@@ -39,7 +39,9 @@ impl Out {
 
 /// Label values escape `\`, `"` and newlines.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn number(v: f64) -> String {
@@ -55,94 +57,234 @@ fn number(v: f64) -> String {
 /// The scrape when Redis cannot be read: only the `up` gauges.
 pub fn render_down() -> String {
     let mut o = Out { s: String::new() };
-    o.family("ubackup_redis_up", "1 when the reporter could read the cluster Redis.");
+    o.family(
+        "ubackup_redis_up",
+        "1 when the reporter could read the cluster Redis.",
+    );
     o.sample("ubackup_redis_up", &[], 0.0);
     o.s
 }
 
 pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
     let mut o = Out { s: String::new() };
-    o.family("ubackup_redis_up", "1 when the reporter could read the cluster Redis.");
+    o.family(
+        "ubackup_redis_up",
+        "1 when the reporter could read the cluster Redis.",
+    );
     o.sample("ubackup_redis_up", &[], 1.0);
     o.family("ubackup_catalog_up", "1 when the catalog could be read.");
-    o.sample("ubackup_catalog_up", &[], if snap.catalog_error.is_none() { 1.0 } else { 0.0 });
+    o.sample(
+        "ubackup_catalog_up",
+        &[],
+        if snap.catalog_error.is_none() {
+            1.0
+        } else {
+            0.0
+        },
+    );
 
-    o.family("ubackup_queue_depth", "Messages in a priority list or the results list.");
-    for l in snap.queues.lists.iter().filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results)) {
-        o.sample("ubackup_queue_depth", &[("list", &l.list), ("kind", l.kind.as_str())], l.depth as f64);
+    o.family(
+        "ubackup_queue_depth",
+        "Messages in a priority list or the results list.",
+    );
+    for l in snap
+        .queues
+        .lists
+        .iter()
+        .filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results))
+    {
+        o.sample(
+            "ubackup_queue_depth",
+            &[("list", &l.list), ("kind", l.kind.as_str())],
+            l.depth as f64,
+        );
     }
-    o.family("ubackup_queue_oldest_age_seconds", "Age of the oldest waiting message (0 when empty).");
-    for l in snap.queues.lists.iter().filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results)) {
-        let age = if l.depth > 0 { l.oldest_age_ms.unwrap_or(0) as f64 / 1000.0 } else { 0.0 };
-        o.sample("ubackup_queue_oldest_age_seconds", &[("list", &l.list), ("kind", l.kind.as_str())], age);
+    o.family(
+        "ubackup_queue_oldest_age_seconds",
+        "Age of the oldest waiting message (0 when empty).",
+    );
+    for l in snap
+        .queues
+        .lists
+        .iter()
+        .filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results))
+    {
+        let age = if l.depth > 0 {
+            l.oldest_age_ms.unwrap_or(0) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        o.sample(
+            "ubackup_queue_oldest_age_seconds",
+            &[("list", &l.list), ("kind", l.kind.as_str())],
+            age,
+        );
     }
-    o.family("ubackup_inflight", "Messages a worker has taken and not yet acknowledged.");
+    o.family(
+        "ubackup_inflight",
+        "Messages a worker has taken and not yet acknowledged.",
+    );
     for l in snap.queues.of_kind(QueueKind::Inflight) {
-        o.sample("ubackup_inflight", &[("worker", l.worker.as_deref().unwrap_or("")), ("queue", &l.queue)], l.depth as f64);
+        o.sample(
+            "ubackup_inflight",
+            &[
+                ("worker", l.worker.as_deref().unwrap_or("")),
+                ("queue", &l.queue),
+            ],
+            l.depth as f64,
+        );
     }
     o.family("ubackup_dead_letters", "Entries in a dead-letter list.");
     for l in snap.queues.of_kind(QueueKind::Dead) {
-        o.sample("ubackup_dead_letters", &[("list", &l.list), ("queue", &l.queue)], l.depth as f64);
+        o.sample(
+            "ubackup_dead_letters",
+            &[("list", &l.list), ("queue", &l.queue)],
+            l.depth as f64,
+        );
     }
 
-    o.family("ubackup_node_up", "1 while the worker's heartbeat key exists.");
+    o.family(
+        "ubackup_node_up",
+        "1 while the worker's heartbeat key exists.",
+    );
     for n in &snap.nodes {
-        o.sample("ubackup_node_up", &[("node", &n.id), ("kind", &n.kind), ("ip", &n.ip)], if n.up { 1.0 } else { 0.0 });
+        o.sample(
+            "ubackup_node_up",
+            &[("node", &n.id), ("kind", &n.kind), ("ip", &n.ip)],
+            if n.up { 1.0 } else { 0.0 },
+        );
     }
     o.family("ubackup_node_paused", "1 while the node takes no new work.");
     for n in &snap.nodes {
-        o.sample("ubackup_node_paused", &[("node", &n.id)], if n.paused { 1.0 } else { 0.0 });
+        o.sample(
+            "ubackup_node_paused",
+            &[("node", &n.id)],
+            if n.paused { 1.0 } else { 0.0 },
+        );
     }
-    o.family("ubackup_node_heartbeat_age_seconds", "Seconds since the worker's last heartbeat.");
+    o.family(
+        "ubackup_node_heartbeat_age_seconds",
+        "Seconds since the worker's last heartbeat.",
+    );
     for n in snap.nodes.iter().filter(|n| n.heartbeat_age_ms.is_some()) {
-        o.sample("ubackup_node_heartbeat_age_seconds", &[("node", &n.id)], n.heartbeat_age_ms.unwrap_or(0) as f64 / 1000.0);
+        o.sample(
+            "ubackup_node_heartbeat_age_seconds",
+            &[("node", &n.id)],
+            n.heartbeat_age_ms.unwrap_or(0) as f64 / 1000.0,
+        );
     }
-    o.family("ubackup_node_disk_total_bytes", "Size of the filesystem holding server_root_path.");
+    o.family(
+        "ubackup_node_disk_total_bytes",
+        "Size of the filesystem holding server_root_path.",
+    );
     for n in snap.nodes.iter().filter(|n| n.disk_total.is_some()) {
-        o.sample("ubackup_node_disk_total_bytes", &[("node", &n.id)], n.disk_total.unwrap_or(0) as f64);
+        o.sample(
+            "ubackup_node_disk_total_bytes",
+            &[("node", &n.id)],
+            n.disk_total.unwrap_or(0) as f64,
+        );
     }
-    o.family("ubackup_node_disk_free_bytes", "Bytes still available to the node on that filesystem.");
+    o.family(
+        "ubackup_node_disk_free_bytes",
+        "Bytes still available to the node on that filesystem.",
+    );
     for n in snap.nodes.iter().filter(|n| n.disk_free.is_some()) {
-        o.sample("ubackup_node_disk_free_bytes", &[("node", &n.id)], n.disk_free.unwrap_or(0) as f64);
+        o.sample(
+            "ubackup_node_disk_free_bytes",
+            &[("node", &n.id)],
+            n.disk_free.unwrap_or(0) as f64,
+        );
     }
     o.family("ubackup_node_active_pulls", "Jobs in progress on the node.");
     for n in snap.nodes.iter().filter(|n| n.active.is_some()) {
-        o.sample("ubackup_node_active_pulls", &[("node", &n.id)], n.active.unwrap_or(0) as f64);
+        o.sample(
+            "ubackup_node_active_pulls",
+            &[("node", &n.id)],
+            n.active.unwrap_or(0) as f64,
+        );
     }
     o.family("ubackup_node_workers", "Pull workers in force on the node.");
     for n in snap.nodes.iter().filter(|n| n.workers.is_some()) {
-        o.sample("ubackup_node_workers", &[("node", &n.id)], n.workers.unwrap_or(0) as f64);
+        o.sample(
+            "ubackup_node_workers",
+            &[("node", &n.id)],
+            n.workers.unwrap_or(0) as f64,
+        );
     }
 
     if let Some(w) = &snap.window {
         o.family("ubackup_backups_24h", "Backups created in the last 24 h, by node and result (ok / failed / illegal; illegal is part of failed).");
         for n in &w.by_node {
-            o.sample("ubackup_backups_24h", &[("node", &n.node), ("result", "ok")], n.ok as f64);
-            o.sample("ubackup_backups_24h", &[("node", &n.node), ("result", "failed")], n.failed as f64);
-            o.sample("ubackup_backups_24h", &[("node", &n.node), ("result", "illegal")], n.illegal as f64);
+            o.sample(
+                "ubackup_backups_24h",
+                &[("node", &n.node), ("result", "ok")],
+                n.ok as f64,
+            );
+            o.sample(
+                "ubackup_backups_24h",
+                &[("node", &n.node), ("result", "failed")],
+                n.failed as f64,
+            );
+            o.sample(
+                "ubackup_backups_24h",
+                &[("node", &n.node), ("result", "illegal")],
+                n.illegal as f64,
+            );
         }
-        o.family("ubackup_bytes_24h", "Bytes of the successful backups of the last 24 h, by node.");
+        o.family(
+            "ubackup_bytes_24h",
+            "Bytes of the successful backups of the last 24 h, by node.",
+        );
         for n in &w.by_node {
             o.sample("ubackup_bytes_24h", &[("node", &n.node)], n.bytes as f64);
         }
-        o.family("ubackup_slowest_pull_seconds", "The longest successful pull of the last 24 h.");
-        let slowest = snap.slowest.first().and_then(|r| r.result.duration_ms).unwrap_or(0);
+        o.family(
+            "ubackup_slowest_pull_seconds",
+            "The longest successful pull of the last 24 h.",
+        );
+        let slowest = snap
+            .slowest
+            .first()
+            .and_then(|r| r.result.duration_ms)
+            .unwrap_or(0);
         o.sample("ubackup_slowest_pull_seconds", &[], slowest as f64 / 1000.0);
     }
     if snap.catalog_error.is_none() {
         o.family("ubackup_instances", "Instances in the registry.");
         o.sample("ubackup_instances", &[], snap.instances.len() as f64);
-        o.family("ubackup_instances_overdue", "Instances with an overdue alert.");
-        o.sample("ubackup_instances_overdue", &[], alerts.alerts.iter().filter(|a| a.kind == AlertKind::Overdue).count() as f64);
+        o.family(
+            "ubackup_instances_overdue",
+            "Instances with an overdue alert.",
+        );
+        o.sample(
+            "ubackup_instances_overdue",
+            &[],
+            alerts
+                .alerts
+                .iter()
+                .filter(|a| a.kind == AlertKind::Overdue)
+                .count() as f64,
+        );
     }
     o.family("ubackup_alerts", "Current alerts by kind and severity.");
     for k in AlertKind::ALL {
         for sev in [Severity::Warning, Severity::Critical] {
-            let n = alerts.alerts.iter().filter(|a| a.kind == k && a.severity == sev).count();
-            o.sample("ubackup_alerts", &[("kind", k.as_str()), ("severity", sev.label())], n as f64);
+            let n = alerts
+                .alerts
+                .iter()
+                .filter(|a| a.kind == k && a.severity == sev)
+                .count();
+            o.sample(
+                "ubackup_alerts",
+                &[("kind", k.as_str()), ("severity", sev.label())],
+                n as f64,
+            );
         }
     }
-    o.family("ubackup_health", "Worst alert state: 0 OK, 1 warning, 2 critical, 3 unknown (the alerts exit code).");
+    o.family(
+        "ubackup_health",
+        "Worst alert state: 0 OK, 1 warning, 2 critical, 3 unknown (the alerts exit code).",
+    );
     o.sample("ubackup_health", &[], alerts.status.exit_code() as f64);
     o.s
 }

@@ -25,8 +25,17 @@ pub fn samples(view: &QueueView, time_ms: i64) -> Vec<Sample> {
 }
 
 /// Replaces the hash of latest depths in one atomic step.
-pub async fn publish(conn: &mut ConnectionManager, keys: &Keys, view: &QueueView, time_ms: i64) -> redis::RedisResult<()> {
-    let mut fields: Vec<(String, String)> = view.lists.iter().map(|l| (l.list.clone(), l.depth.to_string())).collect();
+pub async fn publish(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    view: &QueueView,
+    time_ms: i64,
+) -> redis::RedisResult<()> {
+    let mut fields: Vec<(String, String)> = view
+        .lists
+        .iter()
+        .map(|l| (l.list.clone(), l.depth.to_string()))
+        .collect();
     fields.push(("time_ms".into(), time_ms.to_string()));
     redis::pipe()
         .atomic()

@@ -45,7 +45,11 @@ pub async fn record(
         let mut p = redis::pipe();
         p.atomic();
         for s in samples {
-            p.lpush(keys.samples(), serde_json::to_string(s).expect("sample serializes")).ignore();
+            p.lpush(
+                keys.samples(),
+                serde_json::to_string(s).expect("sample serializes"),
+            )
+            .ignore();
         }
         p.ltrim(keys.samples(), 0, PENDING_CAP - 1).ignore();
         p.query_async::<()>(conn).await?;
@@ -54,11 +58,20 @@ pub async fn record(
 }
 
 /// Moves pending samples into every store.
-pub async fn drain(conn: &mut ConnectionManager, keys: &Keys, stores: &[Arc<dyn Reports>]) -> redis::RedisResult<RecordOutcome> {
+pub async fn drain(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    stores: &[Arc<dyn Reports>],
+) -> redis::RedisResult<RecordOutcome> {
     let mut out = RecordOutcome::default();
     if !stores.is_empty() {
         for _ in 0..MAX_BATCHES {
-            let raw: Vec<String> = redis::cmd("LRANGE").arg(keys.samples()).arg(-BATCH).arg(-1).query_async(conn).await?;
+            let raw: Vec<String> = redis::cmd("LRANGE")
+                .arg(keys.samples())
+                .arg(-BATCH)
+                .arg(-1)
+                .query_async(conn)
+                .await?;
             if raw.is_empty() {
                 break;
             }
@@ -67,7 +80,9 @@ pub async fn drain(conn: &mut ConnectionManager, keys: &Keys, stores: &[Arc<dyn 
                 match serde_json::from_str::<Sample>(r) {
                     Ok(s) => parsed.push(s),
                     // would block the list forever: drop it, loudly
-                    Err(e) => tracing::warn!(element = %r.chars().take(200).collect::<String>(), "dropping an unreadable pending sample: {e}"),
+                    Err(e) => {
+                        tracing::warn!(element = %r.chars().take(200).collect::<String>(), "dropping an unreadable pending sample: {e}")
+                    }
                 }
             }
             let mut failed = None;
@@ -93,6 +108,9 @@ pub async fn drain(conn: &mut ConnectionManager, keys: &Keys, stores: &[Arc<dyn 
             }
         }
     }
-    out.pending = redis::cmd("LLEN").arg(keys.samples()).query_async(conn).await?;
+    out.pending = redis::cmd("LLEN")
+        .arg(keys.samples())
+        .query_async(conn)
+        .await?;
     Ok(out)
 }

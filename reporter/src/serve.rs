@@ -75,7 +75,14 @@ async fn prometheus(State(app): State<Arc<App>>) -> Response {
             metrics::render_down()
         }
     };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn index() -> &'static str {
@@ -83,7 +90,10 @@ async fn index() -> &'static str {
 }
 
 pub fn router(cfg: ReporterConfig) -> Router {
-    let app = Arc::new(App { cfg, sources: Mutex::new(None) });
+    let app = Arc::new(App {
+        cfg,
+        sources: Mutex::new(None),
+    });
     Router::new()
         .route("/", get(index))
         .route("/api/alerts", get(api_alerts))
@@ -91,15 +101,26 @@ pub fn router(cfg: ReporterConfig) -> Router {
         .route("/api/status", get(api_status))
         .route("/metrics", get(prometheus))
         // a browser extension polls this from another origin
-        .layer(axum::middleware::map_response(|mut r: Response| async move {
-            r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-            r
-        }))
+        .layer(axum::middleware::map_response(
+            |mut r: Response| async move {
+                r.headers_mut().insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+                r
+            },
+        ))
         .with_state(app)
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(cfg: ReporterConfig, listener: tokio::net::TcpListener, mut shutdown: Shutdown) -> std::io::Result<()> {
+pub async fn serve(
+    cfg: ReporterConfig,
+    listener: tokio::net::TcpListener,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "serving /api/alerts, /api/status, /metrics");
-    axum::serve(listener, router(cfg)).with_graceful_shutdown(async move { shutdown.wait().await }).await
+    axum::serve(listener, router(cfg))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 use serde::Serialize;
-use ubackup_catalog::{CatalogRecord, EsCatalog, InstanceEntry, Reports, SqliteCatalog, WindowStats};
+use ubackup_catalog::{
+    CatalogRecord, EsCatalog, InstanceEntry, Reports, SqliteCatalog, WindowStats,
+};
 use ubackup_common::message::now_ms;
 use ubackup_common::RedisTarget;
 
@@ -40,12 +42,19 @@ impl Sources {
     /// Connects to Redis (an error here is exit 3) and opens the stores
     /// the config names (`need_catalog`: at least one must be configured).
     pub async fn open(cfg: ReporterConfig, need_catalog: bool) -> Result<Self, ReporterError> {
-        let targets = if need_catalog { cfg.require_catalog()? } else { cfg.catalog_targets()? };
+        let targets = if need_catalog {
+            cfg.require_catalog()?
+        } else {
+            cfg.catalog_targets()?
+        };
         let redis_target = cfg.redis()?;
         let message_target = cfg.message_redis()?;
         let redis = connect(&redis_target).await?;
-        let message_redis =
-            if message_target.same_server(&redis_target) { None } else { Some(connect(&message_target).await?) };
+        let message_redis = if message_target.same_server(&redis_target) {
+            None
+        } else {
+            Some(connect(&message_target).await?)
+        };
         let mut stores: Vec<Arc<dyn Reports>> = Vec::new();
         let mut store_errors = Vec::new();
         let mut sqlite = None;
@@ -65,7 +74,15 @@ impl Sources {
                 Err(e) => store_errors.push(e.to_string()),
             }
         }
-        Ok(Sources { cfg, redis_target, redis, message_redis, stores, sqlite, store_errors })
+        Ok(Sources {
+            cfg,
+            redis_target,
+            redis,
+            message_redis,
+            stores,
+            sqlite,
+            store_errors,
+        })
     }
 
     /// The store queries go to: SQLite when configured (exact, one SQL
@@ -78,12 +95,23 @@ impl Sources {
     pub async fn cluster(&mut self, now: i64) -> Result<(Vec<NodeView>, QueueView), ReporterError> {
         let keys = self.cfg.keys.clone();
         let target = self.redis_target.to_string();
-        let redis_err = |e| ReporterError::Redis { target: target.clone(), source: e };
-        let nodes = cluster::read_nodes(&mut self.redis, &keys, now).await.map_err(redis_err)?;
+        let redis_err = |e| ReporterError::Redis {
+            target: target.clone(),
+            source: e,
+        };
+        let nodes = cluster::read_nodes(&mut self.redis, &keys, now)
+            .await
+            .map_err(redis_err)?;
         let configured = self.cfg.queues();
         let mq = self.cfg.message_queue();
-        let src = QueueSources { configured: &configured, message_queue: &mq, message_conn: self.message_redis.as_mut() };
-        let queues = cluster::read_queues(&mut self.redis, &keys, &nodes, src, now).await.map_err(redis_err)?;
+        let src = QueueSources {
+            configured: &configured,
+            message_queue: &mq,
+            message_conn: self.message_redis.as_mut(),
+        };
+        let queues = cluster::read_queues(&mut self.redis, &keys, &nodes, src, now)
+            .await
+            .map_err(redis_err)?;
         Ok((nodes, queues))
     }
 
@@ -116,7 +144,11 @@ impl Sources {
             let instances = store.instances().await?;
             let latest = store.latest_records().await?;
             let window = store.window_stats(now - WINDOW_MS, now + 1).await?;
-            let slowest = if n > 0 { store.slowest_pulls(now - WINDOW_MS, now + 1, n).await? } else { Vec::new() };
+            let slowest = if n > 0 {
+                store.slowest_pulls(now - WINDOW_MS, now + 1, n).await?
+            } else {
+                Vec::new()
+            };
             Ok::<_, ubackup_catalog::CatalogError>((instances, latest, window, slowest))
         };
         match read.await {
@@ -133,10 +165,19 @@ impl Sources {
 }
 
 async fn connect(t: &RedisTarget) -> Result<ConnectionManager, ReporterError> {
-    let conn = t.manager().await.map_err(|e| ReporterError::Redis { target: t.to_string(), source: e })?;
+    let conn = t.manager().await.map_err(|e| ReporterError::Redis {
+        target: t.to_string(),
+        source: e,
+    })?;
     // The manager connects lazily on some errors; make sure Redis answers.
     let mut c = conn.clone();
-    redis::cmd("PING").query_async::<String>(&mut c).await.map_err(|e| ReporterError::Redis { target: t.to_string(), source: e })?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut c)
+        .await
+        .map_err(|e| ReporterError::Redis {
+            target: t.to_string(),
+            source: e,
+        })?;
     Ok(conn)
 }
 

@@ -55,27 +55,41 @@ impl ClusterStatus {
     pub fn build(snap: &Snapshot, alerts: &AlertReport) -> Self {
         let catalog_ok = snap.catalog_error.is_none();
         let count = |k: &[AlertKind]| {
-            let mut subjects: Vec<&str> = alerts.alerts.iter().filter(|a| k.contains(&a.kind)).map(|a| a.subject.as_str()).collect();
+            let mut subjects: Vec<&str> = alerts
+                .alerts
+                .iter()
+                .filter(|a| k.contains(&a.kind))
+                .map(|a| a.subject.as_str())
+                .collect();
             subjects.sort();
             subjects.dedup();
             subjects.len() as u64
         };
-        let last_24h = snap.window.clone().filter(|_| catalog_ok).map(|stats| LastDay {
-            stats,
-            slowest: snap
-                .slowest
-                .iter()
-                .map(|r| SlowPull {
-                    instance: instance_subject(r.result.server_id, &r.result.back_type, r.result.instance, &r.game_name),
-                    filename: r.result.filename.clone(),
-                    node: r.node().to_string(),
-                    size: r.result.size,
-                    duration_ms: r.result.duration_ms.unwrap_or(0),
-                    bytes_per_sec: r.result.bytes_per_sec,
-                    create_time: r.result.create_time,
-                })
-                .collect(),
-        });
+        let last_24h = snap
+            .window
+            .clone()
+            .filter(|_| catalog_ok)
+            .map(|stats| LastDay {
+                stats,
+                slowest: snap
+                    .slowest
+                    .iter()
+                    .map(|r| SlowPull {
+                        instance: instance_subject(
+                            r.result.server_id,
+                            &r.result.back_type,
+                            r.result.instance,
+                            &r.game_name,
+                        ),
+                        filename: r.result.filename.clone(),
+                        node: r.node().to_string(),
+                        size: r.result.size,
+                        duration_ms: r.result.duration_ms.unwrap_or(0),
+                        bytes_per_sec: r.result.bytes_per_sec,
+                        create_time: r.result.create_time,
+                    })
+                    .collect(),
+            });
         ClusterStatus {
             generated_ms: snap.now_ms,
             redis: snap.redis.clone(),
@@ -87,7 +101,11 @@ impl ClusterStatus {
             instances: catalog_ok.then(|| InstanceCounts {
                 total: snap.instances.len() as u64,
                 overdue: count(&[AlertKind::Overdue]),
-                failing: count(&[AlertKind::ScriptError, AlertKind::PullFailed, AlertKind::Illegal]),
+                failing: count(&[
+                    AlertKind::ScriptError,
+                    AlertKind::PullFailed,
+                    AlertKind::Illegal,
+                ]),
             }),
             health: alerts.status,
             alert_count: alerts.alerts.len(),
@@ -126,7 +144,14 @@ impl ClusterStatus {
                     let state = if !n.up {
                         "DOWN".to_string()
                     } else if n.paused {
-                        format!("PAUSED ({})", n.pause_reason.as_deref().unwrap_or(if n.control_paused { "operator" } else { "?" }))
+                        format!(
+                            "PAUSED ({})",
+                            n.pause_reason.as_deref().unwrap_or(if n.control_paused {
+                                "operator"
+                            } else {
+                                "?"
+                            })
+                        )
                     } else {
                         "up".to_string()
                     };
@@ -139,18 +164,63 @@ impl ClusterStatus {
                         (Some(a), None) => a.to_string(),
                         _ => "-".into(),
                     };
-                    let hb = n.heartbeat_age_ms.map(|a| format!("{} ago", duration_ms(a))).unwrap_or_else(|| "never".into());
-                    [n.id.clone(), if n.kind.is_empty() { "?".into() } else { n.kind.clone() }, if n.ip.is_empty() { "-".into() } else { n.ip.clone() }, state, disk, pulls, hb]
+                    let hb = n
+                        .heartbeat_age_ms
+                        .map(|a| format!("{} ago", duration_ms(a)))
+                        .unwrap_or_else(|| "never".into());
+                    [
+                        n.id.clone(),
+                        if n.kind.is_empty() {
+                            "?".into()
+                        } else {
+                            n.kind.clone()
+                        },
+                        if n.ip.is_empty() {
+                            "-".into()
+                        } else {
+                            n.ip.clone()
+                        },
+                        state,
+                        disk,
+                        pulls,
+                        hb,
+                    ]
                 })
                 .collect();
-            table(&mut s, &["ID", "KIND", "IP", "STATE", "DISK USED", "ACTIVE/WORKERS", "HEARTBEAT"], &rows);
+            table(
+                &mut s,
+                &[
+                    "ID",
+                    "KIND",
+                    "IP",
+                    "STATE",
+                    "DISK USED",
+                    "ACTIVE/WORKERS",
+                    "HEARTBEAT",
+                ],
+                &rows,
+            );
         }
 
         s.push_str("\nQUEUES\n");
         let mut rows = Vec::new();
-        for l in self.queues.lists.iter().filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results)) {
-            let age = l.oldest_age_ms.filter(|_| l.depth > 0).map(|a| format!("oldest {}", duration_ms(a))).unwrap_or_default();
-            rows.push([l.list.clone(), l.kind.as_str().to_string(), l.depth.to_string(), age]);
+        for l in self
+            .queues
+            .lists
+            .iter()
+            .filter(|l| matches!(l.kind, QueueKind::Priority | QueueKind::Results))
+        {
+            let age = l
+                .oldest_age_ms
+                .filter(|_| l.depth > 0)
+                .map(|a| format!("oldest {}", duration_ms(a)))
+                .unwrap_or_default();
+            rows.push([
+                l.list.clone(),
+                l.kind.as_str().to_string(),
+                l.depth.to_string(),
+                age,
+            ]);
         }
         if rows.is_empty() {
             s.push_str("  (no list known: set redis_queue, or start a node)\n");
@@ -161,19 +231,49 @@ impl ClusterStatus {
             .queues
             .of_kind(QueueKind::Inflight)
             .filter(|l| l.depth > 0)
-            .map(|l| format!("{}/{} {}", l.worker.as_deref().unwrap_or("?"), l.queue, l.depth))
+            .map(|l| {
+                format!(
+                    "{}/{} {}",
+                    l.worker.as_deref().unwrap_or("?"),
+                    l.queue,
+                    l.depth
+                )
+            })
             .collect();
-        let total_inflight: u64 = self.queues.of_kind(QueueKind::Inflight).map(|l| l.depth).sum();
+        let total_inflight: u64 = self
+            .queues
+            .of_kind(QueueKind::Inflight)
+            .map(|l| l.depth)
+            .sum();
         s.push_str(&format!(
             "  in flight: {total_inflight}{}\n",
-            if inflight.is_empty() { String::new() } else { format!(" ({})", inflight.join(", ")) }
+            if inflight.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", inflight.join(", "))
+            }
         ));
-        let dead: Vec<String> = self.queues.of_kind(QueueKind::Dead).filter(|l| l.depth > 0).map(|l| format!("{} {}", l.list, l.depth)).collect();
-        s.push_str(&format!("  dead letters: {}\n", if dead.is_empty() { "none".to_string() } else { dead.join(", ") }));
+        let dead: Vec<String> = self
+            .queues
+            .of_kind(QueueKind::Dead)
+            .filter(|l| l.depth > 0)
+            .map(|l| format!("{} {}", l.list, l.depth))
+            .collect();
+        s.push_str(&format!(
+            "  dead letters: {}\n",
+            if dead.is_empty() {
+                "none".to_string()
+            } else {
+                dead.join(", ")
+            }
+        ));
 
         s.push_str("\nLAST 24 H\n");
         match &self.last_24h {
-            None => s.push_str(&format!("  unknown: {}\n", self.catalog_error.as_deref().unwrap_or("no catalog"))),
+            None => s.push_str(&format!(
+                "  unknown: {}\n",
+                self.catalog_error.as_deref().unwrap_or("no catalog")
+            )),
             Some(d) => {
                 let w = &d.stats;
                 s.push_str(&format!(
@@ -182,15 +282,28 @@ impl ClusterStatus {
                     w.failed,
                     w.illegal,
                     bytes(w.bytes),
-                    if w.truncated { " (partial: window too large for this store)" } else { "" }
+                    if w.truncated {
+                        " (partial: window too large for this store)"
+                    } else {
+                        ""
+                    }
                 ));
                 for n in &w.by_node {
-                    s.push_str(&format!("    node {}: ok {}, failed {}, {}\n", n.node, n.ok, n.failed, bytes(n.bytes)));
+                    s.push_str(&format!(
+                        "    node {}: ok {}, failed {}, {}\n",
+                        n.node,
+                        n.ok,
+                        n.failed,
+                        bytes(n.bytes)
+                    ));
                 }
                 if !d.slowest.is_empty() {
                     s.push_str("  slowest pulls:\n");
                     for p in &d.slowest {
-                        let rate = p.bytes_per_sec.map(|b| format!(", {}/s", bytes(b))).unwrap_or_default();
+                        let rate = p
+                            .bytes_per_sec
+                            .map(|b| format!(", {}/s", bytes(b)))
+                            .unwrap_or_default();
                         s.push_str(&format!(
                             "    {:>8}  {}  {}  {} on node {}{}\n",
                             duration_ms(p.duration_ms as i64),
@@ -208,7 +321,10 @@ impl ClusterStatus {
         s.push_str("\nINSTANCES\n");
         match &self.instances {
             None => s.push_str("  unknown (catalog unreadable)\n"),
-            Some(i) => s.push_str(&format!("  {} registered, {} overdue, {} failing\n", i.total, i.overdue, i.failing)),
+            Some(i) => s.push_str(&format!(
+                "  {} registered, {} overdue, {} failing\n",
+                i.total, i.overdue, i.failing
+            )),
         }
         s
     }

@@ -62,10 +62,12 @@ impl NotifyState {
 
     pub fn save(&self, path: &Path) -> Result<(), String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let data = serde_json::to_vec_pretty(self).expect("state serializes");
-        write_atomic(path, &data).map_err(|e| format!("cannot write state file {}: {e}", path.display()))
+        write_atomic(path, &data)
+            .map_err(|e| format!("cannot write state file {}: {e}", path.display()))
     }
 
     /// Step 1: queues the events between the known alerts and `report`.
@@ -73,17 +75,21 @@ impl NotifyState {
     pub fn observe(&mut self, report: &AlertReport) -> usize {
         let now = report.generated_ms;
         let mut added = 0;
-        let current: BTreeMap<&str, &Alert> = report.alerts.iter().map(|a| (a.id.as_str(), a)).collect();
+        let current: BTreeMap<&str, &Alert> =
+            report.alerts.iter().map(|a| (a.id.as_str(), a)).collect();
         for (id, a) in &current {
             if !self.known.contains_key(*id) {
-                self.pending.push(event(EventKind::Raised, now, (*a).clone()));
+                self.pending
+                    .push(event(EventKind::Raised, now, (*a).clone()));
                 added += 1;
             }
         }
         let gone: Vec<String> = self
             .known
             .iter()
-            .filter(|(id, a)| !current.contains_key(id.as_str()) && report.evaluated.contains(&a.kind))
+            .filter(|(id, a)| {
+                !current.contains_key(id.as_str()) && report.evaluated.contains(&a.kind)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
@@ -101,10 +107,25 @@ impl NotifyState {
 
 fn event(kind: EventKind, time_ms: i64, alert: Alert) -> Event {
     let text = match kind {
-        EventKind::Raised => format!("[ubackup] {} {} {}: {}", alert.severity.label(), alert.kind.as_str(), alert.subject, alert.reason),
-        EventKind::Resolved => format!("[ubackup] RESOLVED {} {}", alert.kind.as_str(), alert.subject),
+        EventKind::Raised => format!(
+            "[ubackup] {} {} {}: {}",
+            alert.severity.label(),
+            alert.kind.as_str(),
+            alert.subject,
+            alert.reason
+        ),
+        EventKind::Resolved => format!(
+            "[ubackup] RESOLVED {} {}",
+            alert.kind.as_str(),
+            alert.subject
+        ),
     };
-    Event { event: kind, time_ms, alert, text }
+    Event {
+        event: kind,
+        time_ms,
+        alert,
+        text,
+    }
 }
 
 /// What a delivery run did.
@@ -116,7 +137,11 @@ pub struct Delivery {
 }
 
 /// Observes `report`, then delivers every pending event to `url`.
-pub async fn notify(url: &str, state_path: &Path, report: &AlertReport) -> Result<Delivery, String> {
+pub async fn notify(
+    url: &str,
+    state_path: &Path,
+    report: &AlertReport,
+) -> Result<Delivery, String> {
     let mut state = NotifyState::load(state_path)?;
     let added = state.observe(report);
     if added > 0 {

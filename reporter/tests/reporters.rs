@@ -34,7 +34,10 @@ async fn disk_on_a_node_and_queue_on_the_indexer_host_fill_the_catalog() {
     let conf = server_conf(&b, &root, "");
     let (code, out, err) = b.run(&["disk", "-c", p(&conf)]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("disk node 5:") && out.contains("1 sample(s) pending"), "{out}");
+    assert!(
+        out.contains("disk node 5:") && out.contains("1 sample(s) pending"),
+        "{out}"
+    );
 
     let st = nix::sys::statvfs::statvfs(&root).unwrap();
     let total = st.blocks() as u64 * st.fragment_size() as u64;
@@ -48,24 +51,46 @@ async fn disk_on_a_node_and_queue_on_the_indexer_host_fill_the_catalog() {
     assert!(h[state::CPUS].parse::<u64>().unwrap() > 0, "{h:?}");
     assert!(h.contains_key(state::LOAD1), "{h:?}");
     assert_eq!(h[state::IP], "10.20.0.5");
-    let pending: u64 = redis::cmd("LLEN").arg(b.keys.samples()).query(&mut b.conn()).unwrap();
+    let pending: u64 = redis::cmd("LLEN")
+        .arg(b.keys.samples())
+        .query(&mut b.conn())
+        .unwrap();
     assert_eq!(pending, 1);
 
     // the node's lists as they are now
     b.node("5", true, &[]);
     let mut c = b.conn();
     for i in 0..3 {
-        redis::cmd("LPUSH").arg(&b.q1).arg(message(1, i, now_ms() / 1000 - 60)).query::<()>(&mut c).unwrap();
+        redis::cmd("LPUSH")
+            .arg(&b.q1)
+            .arg(message(1, i, now_ms() / 1000 - 60))
+            .query::<()>(&mut c)
+            .unwrap();
     }
-    redis::cmd("LPUSH").arg(b.keys.inflight("5", &b.q2)).arg(message(1, 9, now_ms() / 1000)).query::<()>(&mut c).unwrap();
-    redis::cmd("LPUSH").arg(b.keys.dead(&b.q1)).arg("{}").query::<()>(&mut c).unwrap();
-    redis::cmd("LPUSH").arg(&b.mq).arg("{}").query::<()>(&mut c).unwrap();
+    redis::cmd("LPUSH")
+        .arg(b.keys.inflight("5", &b.q2))
+        .arg(message(1, 9, now_ms() / 1000))
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(b.keys.dead(&b.q1))
+        .arg("{}")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(&b.mq)
+        .arg("{}")
+        .query::<()>(&mut c)
+        .unwrap();
 
     // queue, with the indexer's config (catalog there)
     let (code, out, err) = b.run(&["queue", "-c", p(&b.config)]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("priority {} 3", b.q1)), "{out}");
-    let pending: u64 = redis::cmd("LLEN").arg(b.keys.samples()).query(&mut c).unwrap();
+    let pending: u64 = redis::cmd("LLEN")
+        .arg(b.keys.samples())
+        .query(&mut c)
+        .unwrap();
     assert_eq!(pending, 0, "all samples moved into the catalog");
     let depths = b.hgetall(&b.keys.queue_depths());
     assert_eq!(depths[&b.q1], "3");
@@ -73,23 +98,52 @@ async fn disk_on_a_node_and_queue_on_the_indexer_host_fill_the_catalog() {
     assert_eq!(depths[&b.keys.dead(&b.q1)], "1");
     assert_eq!(depths[&b.mq], "1");
 
-    let disk = b.catalog.disk_samples(&SampleQuery::default()).await.unwrap();
+    let disk = b
+        .catalog
+        .disk_samples(&SampleQuery::default())
+        .await
+        .unwrap();
     assert_eq!(disk.len(), 1);
     assert_eq!((disk[0].node.as_str(), disk[0].total), ("5", total));
-    let q = b.catalog.queue_samples(&SampleQuery { source: Some(b.q1.clone()), ..Default::default() }).await.unwrap();
+    let q = b
+        .catalog
+        .queue_samples(&SampleQuery {
+            source: Some(b.q1.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!((q[0].kind, q[0].depth), (QueueKind::Priority, 3));
     assert!(q[0].oldest_age_ms.unwrap() >= 60_000, "{:?}", q[0]);
-    let all = b.catalog.queue_samples(&SampleQuery::default()).await.unwrap();
+    let all = b
+        .catalog
+        .queue_samples(&SampleQuery::default())
+        .await
+        .unwrap();
     let kinds: std::collections::BTreeSet<QueueKind> = all.iter().map(|s| s.kind).collect();
-    assert_eq!(kinds.len(), 4, "priority, results, in-flight and dead lists sampled: {all:?}");
-    let infl = all.iter().find(|s| s.kind == QueueKind::Inflight && s.depth == 1).unwrap();
+    assert_eq!(
+        kinds.len(),
+        4,
+        "priority, results, in-flight and dead lists sampled: {all:?}"
+    );
+    let infl = all
+        .iter()
+        .find(|s| s.kind == QueueKind::Inflight && s.depth == 1)
+        .unwrap();
     assert_eq!(infl.worker.as_deref(), Some("5"));
 
     // a second disk run on the node, drained by the next queue run
     b.run(&["disk", "-c", p(&conf)]);
     b.run(&["queue", "-c", p(&b.config)]);
-    assert_eq!(b.catalog.disk_samples(&SampleQuery::default()).await.unwrap().len(), 2);
+    assert_eq!(
+        b.catalog
+            .disk_samples(&SampleQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -98,7 +152,11 @@ async fn samples_go_to_elasticsearch_and_wait_in_redis_while_it_is_down() {
     let es = EsStandIn::start();
     let root = b.dir.path().join("backup");
     std::fs::create_dir_all(&root).unwrap();
-    let conf = server_conf(&b, &root, &format!("es_urls = {}\nes_index = ubk", es.url()));
+    let conf = server_conf(
+        &b,
+        &root,
+        &format!("es_urls = {}\nes_index = ubk", es.url()),
+    );
 
     es.set_down(true);
     let (code, out, _) = b.run(&["disk", "-c", p(&conf)]);
@@ -116,8 +174,16 @@ async fn samples_go_to_elasticsearch_and_wait_in_redis_while_it_is_down() {
         assert_eq!(d["node"], "5");
         assert!(d["total"].as_u64().unwrap() > 0);
     }
-    let mapping = es.mapping("ubk-samples").expect("index created with its mapping");
-    assert_eq!(mapping["properties"]["time_ms"]["type"], "date", "{mapping}");
-    let pending: u64 = redis::cmd("LLEN").arg(b.keys.samples()).query(&mut b.conn()).unwrap();
+    let mapping = es
+        .mapping("ubk-samples")
+        .expect("index created with its mapping");
+    assert_eq!(
+        mapping["properties"]["time_ms"]["type"], "date",
+        "{mapping}"
+    );
+    let pending: u64 = redis::cmd("LLEN")
+        .arg(b.keys.samples())
+        .query(&mut b.conn())
+        .unwrap();
     assert_eq!(pending, 0);
 }

@@ -39,17 +39,31 @@ async fn receive(State(s): State<HookState>, Json(v): Json<Value>) -> StatusCode
 
 impl Hook {
     fn start() -> Hook {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(AtomicBool::new(false));
-        let st = HookState { got: got.clone(), fail: fail.clone() };
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let st = HookState {
+            got: got.clone(),
+            fail: fail.clone(),
+        };
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         rt.spawn(async move {
             let app = Router::new().route("/hook", post(receive)).with_state(st);
             axum::serve(listener, app).await.unwrap();
         });
-        Hook { url, got, fail, _rt: rt }
+        Hook {
+            url,
+            got,
+            fail,
+            _rt: rt,
+        }
     }
 
     /// (event, alert id) of every body received, in order.
@@ -58,7 +72,12 @@ impl Hook {
             .lock()
             .unwrap()
             .iter()
-            .map(|v| (v["event"].as_str().unwrap_or("").to_string(), v["alert"]["id"].as_str().unwrap_or("").to_string()))
+            .map(|v| {
+                (
+                    v["event"].as_str().unwrap_or("").to_string(),
+                    v["alert"]["id"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -73,7 +92,17 @@ fn once_per_new_alert_once_per_resolve_and_retry_after_failure() {
     let hook = Hook::start();
     let state = b.dir.path().join("state/alerts.json");
     let cfg = p(&b.config).to_string();
-    let alerts = |b: &Bench| b.run(&["alerts", "-c", &cfg, "--webhook", &hook.url, "--state", p(&state)]);
+    let alerts = |b: &Bench| {
+        b.run(&[
+            "alerts",
+            "-c",
+            &cfg,
+            "--webhook",
+            &hook.url,
+            "--state",
+            p(&state),
+        ])
+    };
 
     // nothing wrong: nothing sent
     let (code, out, _) = alerts(&b);
@@ -90,13 +119,20 @@ fn once_per_new_alert_once_per_resolve_and_retry_after_failure() {
     let body = hook.got.lock().unwrap()[0].clone();
     assert_eq!(body["alert"]["kind"], "node_down");
     assert_eq!(body["alert"]["severity"], "critical");
-    assert!(body["text"].as_str().unwrap().contains("node_down n7"), "{body}");
+    assert!(
+        body["text"].as_str().unwrap().contains("node_down n7"),
+        "{body}"
+    );
 
     // the webhook fails; meanwhile a backlog appears and the node comes back
     hook.fail.store(true, Ordering::SeqCst);
     let mut c = b.conn();
     for i in 0..2 {
-        redis::cmd("LPUSH").arg(&b.q1).arg(message(1, i, now_ms() / 1000)).query::<()>(&mut c).unwrap();
+        redis::cmd("LPUSH")
+            .arg(&b.q1)
+            .arg(message(1, i, now_ms() / 1000))
+            .query::<()>(&mut c)
+            .unwrap();
     }
     b.set_up("n7", true);
     let (code, out, _) = alerts(&b);
@@ -116,7 +152,10 @@ fn once_per_new_alert_once_per_resolve_and_retry_after_failure() {
     let q1 = format!("queue_backlog:{}", b.q1);
     let got = hook.events();
     assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got[1..].contains(&ev("raised", &q1)) && got[1..].contains(&ev("resolved", "node_down:n7")), "{got:?}");
+    assert!(
+        got[1..].contains(&ev("raised", &q1)) && got[1..].contains(&ev("resolved", "node_down:n7")),
+        "{got:?}"
+    );
 
     // the backlog clears: one resolve
     redis::cmd("DEL").arg(&b.q1).query::<()>(&mut c).unwrap();
@@ -126,7 +165,11 @@ fn once_per_new_alert_once_per_resolve_and_retry_after_failure() {
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(got[3], ev("resolved", &q1));
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert!(saved["pending"].as_array().unwrap().is_empty() && saved["known"].as_object().unwrap().is_empty(), "{saved}");
+    assert!(
+        saved["pending"].as_array().unwrap().is_empty()
+            && saved["known"].as_object().unwrap().is_empty(),
+        "{saved}"
+    );
 }
 
 #[test]
@@ -138,17 +181,45 @@ fn unreadable_catalog_resolves_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(b.store(vec![client_failed(3306, 10, "script exited 1")]));
     let cfg = p(&b.config).to_string();
-    let (code, _, _) = b.run(&["alerts", "-c", &cfg, "--webhook", &hook.url, "--state", p(&state)]);
+    let (code, _, _) = b.run(&[
+        "alerts",
+        "-c",
+        &cfg,
+        "--webhook",
+        &hook.url,
+        "--state",
+        p(&state),
+    ]);
     assert_eq!(code, 1);
-    assert_eq!(hook.events(), vec![ev("raised", "script_error:111111/mysql/3306/mygame")]);
+    assert_eq!(
+        hook.events(),
+        vec![ev("raised", "script_error:111111/mysql/3306/mygame")]
+    );
     // the catalog becomes unreadable (not a database any more)
     drop(b.catalog.clone());
     for f in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{f}", b.catalog_path.display()));
     }
-    std::fs::write(&b.catalog_path, b"this is not a sqlite database, not at all, no").unwrap();
-    let (code, out, _) = b.run(&["alerts", "-c", &cfg, "--webhook", &hook.url, "--state", p(&state)]);
+    std::fs::write(
+        &b.catalog_path,
+        b"this is not a sqlite database, not at all, no",
+    )
+    .unwrap();
+    let (code, out, _) = b.run(&[
+        "alerts",
+        "-c",
+        &cfg,
+        "--webhook",
+        &hook.url,
+        "--state",
+        p(&state),
+    ]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("UNKNOWN"), "{out}");
-    assert_eq!(hook.events().len(), 1, "no resolve while the catalog cannot be read: {:?}", hook.events());
+    assert_eq!(
+        hook.events().len(),
+        1,
+        "no resolve while the catalog cannot be read: {:?}",
+        hook.events()
+    );
 }

@@ -80,7 +80,10 @@ impl Bench {
     }
 
     pub async fn store(&self, recs: Vec<ResultRecord>) {
-        let recs: Vec<CatalogRecord> = recs.into_iter().map(|r| CatalogRecord::new(r, "mygame")).collect();
+        let recs: Vec<CatalogRecord> = recs
+            .into_iter()
+            .map(|r| CatalogRecord::new(r, "mygame"))
+            .collect();
         self.catalog.store(&recs).await.unwrap();
     }
 
@@ -91,7 +94,13 @@ impl Bench {
     }
 
     pub async fn alert_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.alerts().await.alerts.into_iter().map(|a| a.id).collect();
+        let mut ids: Vec<String> = self
+            .alerts()
+            .await
+            .alerts
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         ids.sort();
         ids
     }
@@ -114,22 +123,42 @@ impl Bench {
             all.retain(|(x, _)| x != k);
             all.push((k, v.to_string()));
         }
-        redis::cmd("SADD").arg(self.keys.workers()).arg(id).query::<()>(&mut c).unwrap();
-        redis::cmd("HSET").arg(self.keys.state(id)).arg(&all).query::<()>(&mut c).unwrap();
+        redis::cmd("SADD")
+            .arg(self.keys.workers())
+            .arg(id)
+            .query::<()>(&mut c)
+            .unwrap();
+        redis::cmd("HSET")
+            .arg(self.keys.state(id))
+            .arg(&all)
+            .query::<()>(&mut c)
+            .unwrap();
         self.set_up(id, up);
     }
 
     pub fn set_up(&self, id: &str, up: bool) {
         let mut c = self.conn();
         if up {
-            redis::cmd("SET").arg(self.keys.alive(id)).arg(now_ms()).arg("PX").arg(60_000).query::<()>(&mut c).unwrap();
+            redis::cmd("SET")
+                .arg(self.keys.alive(id))
+                .arg(now_ms())
+                .arg("PX")
+                .arg(60_000)
+                .query::<()>(&mut c)
+                .unwrap();
         } else {
-            redis::cmd("DEL").arg(self.keys.alive(id)).query::<()>(&mut c).unwrap();
+            redis::cmd("DEL")
+                .arg(self.keys.alive(id))
+                .query::<()>(&mut c)
+                .unwrap();
         }
     }
 
     pub fn hgetall(&self, key: &str) -> HashMap<String, String> {
-        redis::cmd("HGETALL").arg(key).query(&mut self.conn()).unwrap()
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query(&mut self.conn())
+            .unwrap()
     }
 
     /// Runs the real binary; returns (exit code, stdout, stderr).
@@ -139,7 +168,11 @@ impl Bench {
 }
 
 pub fn run_bin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ubackup-reporter")).args(args).env("RUST_LOG", "warn").output().expect("run ubackup-reporter");
+    let out = Command::new(env!("CARGO_BIN_EXE_ubackup-reporter"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run ubackup-reporter");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -209,7 +242,11 @@ pub fn client_failed(instance: i64, age_s: i64, log: &str) -> ResultRecord {
 
 /// The node tried and failed to pull.
 pub fn pull_failed(instance: i64, age_s: i64) -> ResultRecord {
-    let mut r = client_failed(instance, age_s, "pull failed after 3 attempt(s): rsync exit code 10 (error in socket I/O)");
+    let mut r = client_failed(
+        instance,
+        age_s,
+        "pull failed after 3 attempt(s): rsync exit code 10 (error in socket I/O)",
+    );
     r.attempts = Some(3);
     r.duration_ms = Some(9000);
     r.verify = Some("failed: rsync exit code 10 (error in socket I/O)".into());
