@@ -144,6 +144,10 @@ pub async fn run(
             })
         }
         Command::Serve { listen } => {
+            // config mistakes stop the start; Redis may come later
+            cfg.redis()?;
+            cfg.message_redis()?;
+            cfg.require_catalog()?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;
@@ -175,7 +179,7 @@ async fn run_disk(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
     let root = cfg.server_root_path()?;
     let node = cfg.node_id()?;
     let ip = cfg.node_ip();
-    let mut src = Sources::open(cfg, false).await?;
+    let mut src = Sources::open_with(cfg, false, false).await?;
     let sample = {
         let (r, n, i) = (root.clone(), node.clone(), ip.clone());
         tokio::task::spawn_blocking(move || disk::measure(&r, &n, &i))

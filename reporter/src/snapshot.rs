@@ -42,18 +42,31 @@ impl Sources {
     /// Connects to Redis (an error here is exit 3) and opens the stores
     /// the config names (`need_catalog`: at least one must be configured).
     pub async fn open(cfg: ReporterConfig, need_catalog: bool) -> Result<Self, ReporterError> {
+        Self::open_with(cfg, need_catalog, true).await
+    }
+
+    /// As [`Sources::open`]; `lists: false` skips the message Redis (for
+    /// `disk`, which reads no list).
+    pub async fn open_with(
+        cfg: ReporterConfig,
+        need_catalog: bool,
+        lists: bool,
+    ) -> Result<Self, ReporterError> {
         let targets = if need_catalog {
             cfg.require_catalog()?
         } else {
             cfg.catalog_targets()?
         };
         let redis_target = cfg.redis()?;
-        let message_target = cfg.message_redis()?;
-        let redis = connect(&redis_target).await?;
-        let message_redis = if message_target.same_server(&redis_target) {
-            None
+        let message_target = if lists {
+            Some(cfg.message_redis()?)
         } else {
-            Some(connect(&message_target).await?)
+            None
+        };
+        let redis = connect(&redis_target).await?;
+        let message_redis = match message_target {
+            Some(t) if !t.same_server(&redis_target) => Some(connect(&t).await?),
+            _ => None,
         };
         let mut stores: Vec<Arc<dyn Reports>> = Vec::new();
         let mut store_errors = Vec::new();
