@@ -39,6 +39,7 @@ enum Cmd {
     },
     /// One screen of the cluster: nodes, queues, the last 24 h, instances.
     Status {
+        /// A node's or the indexer's config.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
         /// Print JSON instead of text.
@@ -47,6 +48,7 @@ enum Cmd {
     },
     /// The current alerts, one line each; the exit code follows Nagios.
     Alerts {
+        /// A node's or the indexer's config.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
         /// Print JSON instead of text.
@@ -61,6 +63,7 @@ enum Cmd {
     },
     /// HTTP endpoint: /api/alerts, /api/status, /metrics.
     Serve {
+        /// A node's or the indexer's config.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
         /// Address to listen on, e.g. 127.0.0.1:9187.
