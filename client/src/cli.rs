@@ -15,7 +15,16 @@ Exit codes:
   3  Redis unreachable: messages are spooled and sent by the next run
   4  a message could be neither queued nor spooled (its JSON is in the error log)
 
-Run it from cron every `interval` seconds; see docs/client.md.";
+Exit codes of list, restore, pin, unpin:
+  0  done
+  2  config or command-line error (e.g. no `catalog`/`es_urls` key, --dest not empty)
+  5  no such backup, or its chain is incomplete
+  6  the catalog cannot be opened or read
+  7  a file could not be pulled or failed verification (--dest untouched)
+  8  interrupted by SIGTERM/SIGINT (--dest untouched)
+  restore --run-hook: the restore_script's exit code
+
+Run it from cron every `interval` seconds; see docs/client.md and docs/restore.md.";
 
 /// Runs each instance's backup script and queues one message per instance.
 #[derive(Debug, Parser)]
@@ -48,6 +57,85 @@ pub enum Command {
     Run,
     /// Validate the config and print the instances a run would start.
     Check,
+    /// List backups from the catalog, newest first.
+    List(ListArgs),
+    /// Restore a backup (and its full + incremental chain) from the nodes.
+    Restore(RestoreArgs),
+    /// Pin a backup: prune never deletes it, nor what it needs.
+    Pin(PinArgs),
+    /// Unpin a backup.
+    Unpin(PinArgs),
+}
+
+/// `list`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ListArgs {
+    /// Only this back_type (mysql, redis…).
+    #[arg(long = "type", value_name = "T")]
+    pub back_type: Option<String>,
+    /// Only this instance number.
+    #[arg(long, value_name = "N")]
+    pub instance: Option<i64>,
+    /// Another host's backups (default: this config's server_id).
+    #[arg(long = "server-id", value_name = "ID")]
+    pub server_id: Option<i64>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Failed and illegal backups too.
+    #[arg(long)]
+    pub all: bool,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// `restore`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RestoreArgs {
+    /// The back_type of the instance (mysql, redis…).
+    #[arg(long = "type", value_name = "T", required_unless_present = "id")]
+    pub back_type: Option<String>,
+    /// The instance number (e.g. the port).
+    #[arg(long, value_name = "N", required_unless_present = "id")]
+    pub instance: Option<i64>,
+    /// The newest backup at or before this local time (`2026-11-20 10:00`,
+    /// a date = its end, RFC 3339, or @UNIX_SECONDS); default: the newest.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Restore another host's backup (migration); default: this
+    /// config's server_id.
+    #[arg(long = "server-id", value_name = "ID")]
+    pub server_id: Option<i64>,
+    /// A new (or empty) directory for the files; default
+    /// ./restore-TYPE-INSTANCE-YYYYmmdd-HHMMSS.
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// Then run the instance's restore_script; its exit code becomes ours.
+    #[arg(long)]
+    pub run_hook: bool,
+    /// Restore exactly this backup (an ID from `list`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["at", "server_id"])]
+    pub id: Option<String>,
+    /// Print the files and where they come from; pull nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `pin` / `unpin`: an ID from `list`, or the backup restore would pick.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct PinArgs {
+    /// The backup's ID (from `list`).
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    #[arg(long = "type", value_name = "T", conflicts_with = "id")]
+    pub back_type: Option<String>,
+    #[arg(long, value_name = "N", conflicts_with = "id")]
+    pub instance: Option<i64>,
+    #[arg(long, value_name = "TIME", conflicts_with = "id")]
+    pub at: Option<String>,
+    #[arg(long = "server-id", value_name = "ID", conflicts_with = "id")]
+    pub server_id: Option<i64>,
 }
 
 impl Cli {

@@ -27,6 +27,11 @@ pub const DEFAULT_CONFIG: &str = "/etc/uuzuback.conf";
 pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/ubackup";
 /// Default `interval` (the original falls back to 3600 too).
 pub const DEFAULT_INTERVAL: i64 = 3600;
+/// Default `node_rsync_module`: the nodes' read-only export of
+/// server_root_path (deploy/rsyncd/node-rsyncd.conf).
+pub const DEFAULT_NODE_RSYNC_MODULE: &str = "ubackup";
+/// Default `node_rsync_port`.
+pub const DEFAULT_NODE_RSYNC_PORT: u16 = 873;
 /// Default `dedup_ttl`: how long Redis remembers that a message id was
 /// pushed. It must outlast the time a message can wait in a spool after an
 /// unclear push (normally one cron interval).
@@ -56,6 +61,19 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "checksum",
     "key_prefix",
     "dedup_ttl",
+    // restore (docs/restore.md): the nodes' read-only module, and the
+    // catalog (the same names as ubackup_catalog::location::KEYS)
+    "node_rsync_module",
+    "node_rsync_port",
+    "catalog",
+    "es_urls",
+    "es_index",
+    "es_user",
+    "es_password",
+    "es_api_key",
+    "es_ca_cert",
+    "es_tls_verify",
+    "es_timeout",
 ];
 
 /// Every key the client reads from an instance section.
@@ -72,6 +90,7 @@ pub const INSTANCE_KEYS: &[&str] = &[
     "timeout",
     "redis_queue",
     "checksum",
+    "restore_script",
 ];
 
 /// `checksum = blake3|none`.
@@ -140,6 +159,9 @@ pub struct GlobalConfig {
     pub checksum: Checksum,
     pub key_prefix: String,
     pub dedup_ttl: u64,
+    /// The rsync module the nodes export server_root_path as (restore).
+    pub node_rsync_module: String,
+    pub node_rsync_port: u16,
 }
 
 /// One instance section.
@@ -161,6 +183,8 @@ pub struct InstanceConfig {
     /// Overrides the global `redis_queue`.
     pub redis_queue: Option<String>,
     pub checksum: Checksum,
+    /// `restore --run-hook` runs this shell line after a restore.
+    pub restore_script: Option<String>,
 }
 
 impl ClientConfig {
@@ -332,6 +356,25 @@ impl GlobalConfig {
             spool_dir,
             checksum: g.parse_or("checksum", CHECKSUM_VALUES, Checksum::Blake3)?,
             key_prefix: g.str_or("key_prefix", DEFAULT_PREFIX),
+            node_rsync_module: {
+                let m = g.str_or("node_rsync_module", DEFAULT_NODE_RSYNC_MODULE);
+                if m.contains('/') || check_relative("node_rsync_module", &m).is_err() {
+                    return Err(g.error(
+                        "node_rsync_module",
+                        format!("`{m}` is not valid; expected an rsync module name such as {DEFAULT_NODE_RSYNC_MODULE}"),
+                    ));
+                }
+                m
+            },
+            node_rsync_port: match g.opt_parse::<u16>("node_rsync_port", "a TCP port 1-65535")? {
+                Some(0) => {
+                    return Err(g.error(
+                        "node_rsync_port",
+                        "`0` is not valid; expected a TCP port 1-65535",
+                    ))
+                }
+                p => p.unwrap_or(DEFAULT_NODE_RSYNC_PORT),
+            },
             dedup_ttl: g
                 .parse_or::<u64>(
                     "dedup_ttl",
@@ -429,6 +472,7 @@ impl InstanceConfig {
             timeout,
             redis_queue,
             checksum: r.parse_or("checksum", CHECKSUM_VALUES, global.checksum)?,
+            restore_script: r.opt_str("restore_script"),
         })
     }
 }

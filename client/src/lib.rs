@@ -13,7 +13,9 @@
 //! * [`lock`]: one run per instance at a time (flock);
 //! * [`delivery`]: push-once to Redis (`lua/push_once.lua`), spool fallback,
 //!   draining the spool;
-//! * [`spool`]: the spool directory's files.
+//! * [`spool`]: the spool directory's files;
+//! * [`restore`], [`list`], [`pin`]: `restore` / `list` / `pin` / `unpin`
+//!   over the catalog and the nodes' read-only rsync module (docs/restore.md).
 //!
 //! [`run`] is the whole run; `main.rs` only parses arguments, sets up
 //! logging and maps the [`RunReport`] to an exit code ([`exit`]).
@@ -24,7 +26,10 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod instance;
+pub mod list;
 pub mod lock;
+pub mod pin;
+pub mod restore;
 pub mod script;
 pub mod spool;
 

@@ -13,6 +13,27 @@ fn main() -> ExitCode {
     let code = match cli.command.clone().unwrap_or(Command::Run) {
         Command::Run => run(&cli),
         Command::Check => check(&cli),
+        Command::List(a) => tool(&cli, "list", move |cfg, shutdown| async move {
+            let _ = shutdown;
+            let cat = ubackup_client::restore::open_catalog(&cfg, "list").await?;
+            print!("{}", ubackup_client::list::list(&cfg, &a, cat.as_ref()).await?);
+            Ok(0)
+        }),
+        Command::Restore(a) => tool(&cli, "restore", move |cfg, shutdown| async move {
+            let mut out = std::io::stdout();
+            let r = ubackup_client::restore::restore(&cfg, &a, shutdown, &mut out).await?;
+            Ok(r.hook_code.unwrap_or(0))
+        }),
+        Command::Pin(a) => tool(&cli, "pin", move |cfg, _| async move {
+            let cat = ubackup_client::restore::open_catalog(&cfg, "pin").await?;
+            print!("{}", ubackup_client::pin::pin(&cfg, &a, true, cat.as_ref()).await?);
+            Ok(0)
+        }),
+        Command::Unpin(a) => tool(&cli, "unpin", move |cfg, _| async move {
+            let cat = ubackup_client::restore::open_catalog(&cfg, "unpin").await?;
+            print!("{}", ubackup_client::pin::pin(&cfg, &a, false, cat.as_ref()).await?);
+            Ok(0)
+        }),
     };
     ExitCode::from(code)
 }
@@ -86,4 +107,18 @@ fn run(cli: &Cli) -> u8 {
             }
         }
     })
+}
+
+/// list / restore / pin / unpin: stderr logging, their own runtime.
+fn tool<F, Fut>(cli: &Cli, name: &str, f: F) -> u8
+where
+    F: FnOnce(ClientConfig, ubackup_common::shutdown::Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<u8, ubackup_client::restore::ToolError>>,
+{
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _log = ubackup_common::logging::init(None, None, cli.verbose);
+    ubackup_client::restore::run_tool(name, move |shutdown| f(cfg, shutdown))
 }

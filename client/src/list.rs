@@ -1,0 +1,162 @@
+//! `ubackup-client list`: the backups of this host (or `--server-id`),
+//! newest first, from the catalog.
+
+use serde_json::json;
+use ubackup_catalog::chain::is_full;
+use ubackup_catalog::{BackupQuery, CatalogRecord, Retention};
+
+use crate::cli::ListArgs;
+use crate::config::ClientConfig;
+use crate::restore::at::{bytes, show};
+use crate::restore::ToolError;
+
+/// `ok`, `failed` or `illegal`.
+fn status(r: &CatalogRecord) -> &'static str {
+    if r.result.illegal.is_some() {
+        "illegal"
+    } else if r.result.succeed == 1 {
+        "ok"
+    } else {
+        "failed"
+    }
+}
+
+/// `full`, or `incr of <full>`.
+fn kind(r: &CatalogRecord) -> String {
+    if is_full(r) {
+        "full".into()
+    } else {
+        format!("incr of {}", r.result.last_all_filename)
+    }
+}
+
+fn path(r: &CatalogRecord) -> String {
+    match (&r.result.file_path, &r.result.filename) {
+        (Some(d), Some(f)) => format!(
+            "{}/{}",
+            d.trim_end_matches('/'),
+            ubackup_catalog::chain::basename(f)
+        ),
+        (None, Some(f)) => format!("(not stored) {f}"),
+        _ => "-".into(),
+    }
+}
+
+/// `ok 2026-…` after a verify run, else what the node checked at pull time.
+fn verified(r: &CatalogRecord) -> String {
+    match (&r.meta.verify_state, r.meta.verified_at) {
+        (Some(s), Some(at)) => format!("{s} {}", show(at)),
+        _ => r
+            .result
+            .verify
+            .clone()
+            .map(|v| format!("at pull: {v}"))
+            .unwrap_or_else(|| "-".into()),
+    }
+}
+
+pub async fn list(
+    cfg: &ClientConfig,
+    args: &ListArgs,
+    cat: &dyn Retention,
+) -> Result<String, ToolError> {
+    let q = BackupQuery {
+        server_id: Some(args.server_id.unwrap_or(cfg.global.server_id)),
+        back_type: args.back_type.clone(),
+        instance: args.instance,
+        succeeded: if args.all { None } else { Some(true) },
+        limit: args.limit.max(1),
+        ..Default::default()
+    };
+    let recs = cat.list_backups(&q).await?;
+    if args.json {
+        let rows: Vec<_> = recs
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "time": show(r.result.create_time),
+                    "create_time": r.result.create_time,
+                    "server_id": r.result.server_id,
+                    "type": r.result.back_type,
+                    "instance": r.result.instance,
+                    "kind": if is_full(r) { "full" } else { "incremental" },
+                    "full": if is_full(r) { None } else { Some(&r.result.last_all_filename) },
+                    "filename": r.result.filename,
+                    "size": r.result.size,
+                    "node": r.node(),
+                    "node_ip": r.result.back_server_ip,
+                    "path": path(r),
+                    "status": status(r),
+                    "log": r.result.log,
+                    "illegal": r.result.illegal,
+                    "checksum": r.result.checksum,
+                    "verify": r.result.verify,
+                    "verify_state": r.meta.verify_state,
+                    "verified_at": r.meta.verified_at,
+                    "pinned": r.meta.pinned,
+                })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
+    }
+    if recs.is_empty() {
+        return Ok(format!(
+            "no {}backups of server {}{} in the catalog ({})\n",
+            if args.all { "" } else { "successful " },
+            q.server_id.unwrap_or_default(),
+            match (&q.back_type, q.instance) {
+                (Some(t), Some(i)) => format!(" {t}/{i}"),
+                (Some(t), None) => format!(" of type {t}"),
+                (None, Some(i)) => format!(" instance {i}"),
+                (None, None) => String::new(),
+            },
+            cat.describe()
+        ));
+    }
+    let header = [
+        "ID", "TIME", "INSTANCE", "KIND", "SIZE", "NODE", "PATH", "VERIFIED", "STATUS",
+    ];
+    let rows: Vec<[String; 9]> = recs
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                show(r.result.create_time),
+                format!("{}/{}", r.result.back_type, r.result.instance),
+                kind(r),
+                bytes(r.result.size),
+                format!("{} ({})", r.node(), r.result.back_server_ip),
+                path(r),
+                verified(r),
+                format!(
+                    "{}{}",
+                    status(r),
+                    if r.meta.pinned { ", pinned" } else { "" }
+                ),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    Ok(out)
+}

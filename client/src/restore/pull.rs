@@ -1,0 +1,496 @@
+//! Pulling a chain back from the nodes, and the all-or-nothing landing.
+//!
+//! Every file comes from the node that stored it (`back_server_ip`), out of
+//! the read-only module the node exports over server_root_path
+//! (`node_rsync_module`, deploy/rsyncd/node-rsyncd.conf), one rsync per
+//! node for all of its files. rsync is the server's runner
+//! (`ubackup_server::rsync::run`: argument vector, own process group,
+//! drained stderr, watchdog) and its exit codes are classified by
+//! `ubackup_server::retry`, so the two sides behave alike.
+//!
+//! Files land in a scratch directory next to `--dest` (same filesystem);
+//! after every file is checked (a regular file, its size, its blake3
+//! checksum when the catalog has one) the scratch directory is renamed to
+//! `--dest` in one step. Any failure removes the scratch directory and
+//! leaves `--dest` as it was.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ubackup_catalog::chain::basename;
+use ubackup_catalog::CatalogRecord;
+use ubackup_common::fsutil::blake3_file;
+use ubackup_common::shutdown::Shutdown;
+use ubackup_common::validate::check_relative;
+use ubackup_server::intake::{dest_dir, RsyncSource};
+use ubackup_server::retry::{backoff, AttemptError, Retry};
+use ubackup_server::rsync::{source_url, PARTIAL_DIR};
+use ubackup_server::tmp::TempArea;
+
+use super::at::bytes;
+use super::ToolError;
+use crate::config::ClientConfig;
+
+/// How to reach the nodes' export.
+#[derive(Debug, Clone)]
+pub struct NodeAccess {
+    pub module: String,
+    pub port: u16,
+    pub contimeout: Duration,
+    pub timeout: Duration,
+    /// Attempts per node for transient failures (connection refused,
+    /// timeouts); a missing file or an auth failure is not retried.
+    pub attempts: u32,
+}
+
+impl NodeAccess {
+    pub fn from_config(cfg: &ClientConfig) -> Self {
+        NodeAccess {
+            module: cfg.global.node_rsync_module.clone(),
+            port: cfg.global.node_rsync_port,
+            contimeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(120),
+            attempts: 3,
+        }
+    }
+}
+
+/// One file of the chain, located.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub record: CatalogRecord,
+    pub ip: IpAddr,
+    /// `rsync://node:port/module/TYPE/A.B.C/D/name`.
+    pub url: String,
+    /// The name in `--dest`.
+    pub local: String,
+    pub size: u64,
+    pub checksum: Option<String>,
+}
+
+/// Locates every record of `chain` in its node's module.
+pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted>, ToolError> {
+    let mut out: Vec<Wanted> = Vec::with_capacity(chain.len());
+    for r in chain {
+        let res = &r.result;
+        let label = res.label();
+        let name = basename(res.filename.as_deref().unwrap_or(""));
+        check_relative("file name", name)
+            .map_err(|e| ToolError::NotFound(format!("{label}: {e}")))?;
+        let ip: IpAddr = res.back_server_ip.trim().parse().map_err(|_| {
+            ToolError::NotFound(format!(
+                "{label}: the node address `{}` (back_server_ip) is not an IP address",
+                res.back_server_ip
+            ))
+        })?;
+        let host: IpAddr = res.game_server_ip.trim().parse().map_err(|_| {
+            ToolError::NotFound(format!(
+                "{label}: game_server_ip `{}` is not an IP address",
+                res.game_server_ip
+            ))
+        })?;
+        // TYPE/A.B.C/D: where the node put it under server_root_path,
+        // which is what the module exports
+        let rel = dest_dir(Path::new(""), &res.back_type, host);
+        let file_path = PathBuf::from(res.file_path.as_deref().unwrap_or(""));
+        if !file_path.ends_with(&rel) {
+            return Err(ToolError::NotFound(format!(
+                "{label}: the node stored it in {}, which does not end in the node layout {}; cannot name it inside module {}",
+                file_path.display(),
+                rel.display(),
+                access.module
+            )));
+        }
+        if out.iter().any(|w| w.local == name) {
+            return Err(ToolError::NotFound(format!(
+                "{label}: two files of the chain are both named {name}"
+            )));
+        }
+        let remote = format!("{}/{name}", rel.display());
+        let src = RsyncSource {
+            ip,
+            port: access.port,
+            module: access.module.clone(),
+        };
+        out.push(Wanted {
+            record: r.clone(),
+            ip,
+            url: source_url(&src, None, &remote),
+            local: name.to_string(),
+            size: res.size.max(0) as u64,
+            checksum: res.checksum.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// `--dest` must be new, or an empty directory: a restore never mixes
+/// files into (or overwrites) existing data.
+pub fn check_dest(dest: &Path) -> Result<(), ToolError> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ToolError::Config(format!("--dest {}: {e}", dest.display()))),
+        Ok(m) if !m.is_dir() => Err(ToolError::Config(format!(
+            "--dest {} exists and is not a directory; give a new directory",
+            dest.display()
+        ))),
+        Ok(_) => match std::fs::read_dir(dest).map(|mut d| d.next().is_none()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ToolError::Config(format!(
+                "--dest {} exists and is not empty; give a new or empty directory (restore never mixes files into existing data)",
+                dest.display()
+            ))),
+            Err(e) => Err(ToolError::Config(format!("--dest {}: {e}", dest.display()))),
+        },
+    }
+}
+
+/// The scratch directory; removed on drop unless it was renamed away.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The argument vector of one pull. As the server's: `-s`, no `-a`/`-r`
+/// and `--no-links` (only regular files land), both timeouts,
+/// `--partial-dir` so a retry resumes, TCP_NODELAY.
+pub fn restore_args(access: &NodeAccess, urls: &[String], into: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        "-s".into(),
+        "--no-links".into(),
+        "--times".into(),
+        "--no-motd".into(),
+        format!("--contimeout={}", access.contimeout.as_secs()).into(),
+        format!("--timeout={}", access.timeout.as_secs()).into(),
+        "--partial".into(),
+        format!("--partial-dir={PARTIAL_DIR}").into(),
+        "--sockopts=TCP_NODELAY".into(),
+        "--".into(),
+    ];
+    a.extend(urls.iter().map(OsString::from));
+    let mut d = into.as_os_str().to_owned();
+    d.push("/");
+    a.push(d);
+    a
+}
+
+/// Pulls `wanted` and renames the verified set to `dest`. Returns bytes.
+pub async fn fetch(
+    wanted: &[Wanted],
+    dest: &Path,
+    access: &NodeAccess,
+    shutdown: Shutdown,
+) -> Result<u64, ToolError> {
+    let local = |e: std::io::Error, what: &str| {
+        ToolError::Transfer(format!("{what}: {e}; --dest untouched"))
+    };
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| ToolError::Config(format!("cannot create {}: {e}", parent.display())))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "restore".into());
+    let scratch = Scratch(parent.join(format!(".{name}.ubackup-restore.{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    let files = scratch.0.join("files");
+    std::fs::create_dir_all(&files)
+        .map_err(|e| local(e, &format!("cannot create {}", files.display())))?;
+    let (tmp, _) = TempArea::prepare(&scratch.0.join("rsync"))
+        .map_err(|e| local(e, "cannot prepare the scratch area"))?;
+
+    let total: u64 = wanted.iter().map(|w| w.size).sum();
+    let progress = Progress::start(&files, total);
+    // one rsync per node, nodes in chain order
+    let mut groups: Vec<(IpAddr, Vec<&Wanted>)> = Vec::new();
+    for w in wanted {
+        match groups.iter_mut().find(|(ip, _)| *ip == w.ip) {
+            Some((_, g)) => g.push(w),
+            None => groups.push((w.ip, vec![w])),
+        }
+    }
+    for (_, group) in &groups {
+        pull_group(group, &files, access, &tmp, shutdown.clone()).await?;
+    }
+    progress.verifying();
+    let checked = verify_all(wanted, &files).await;
+    progress.finish();
+    checked?;
+
+    // nothing but the wanted files goes to --dest (the partial dir, or
+    // what a daemon-side wildcard might have added)
+    if let Ok(rd) = std::fs::read_dir(&files) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !wanted.iter().any(|w| w.local == n) {
+                tracing::warn!("removing {n} from the restore: not part of the chain");
+                let _ =
+                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    if shutdown.is_triggered() {
+        return Err(ToolError::Interrupted(
+            "stopped before landing; --dest untouched".into(),
+        ));
+    }
+    std::fs::rename(&files, dest).map_err(|e| {
+        local(
+            e,
+            &format!("cannot rename {} to {}", files.display(), dest.display()),
+        )
+    })?;
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(total)
+}
+
+async fn pull_group(
+    group: &[&Wanted],
+    into: &Path,
+    access: &NodeAccess,
+    tmp: &TempArea,
+    mut shutdown: Shutdown,
+) -> Result<(), ToolError> {
+    let urls: Vec<String> = group.iter().map(|w| w.url.clone()).collect();
+    let size: u64 = group.iter().map(|w| w.size).sum();
+    let node = group[0].record.node().to_string();
+    // as the server's: both rsync timeouts, plus the transfer at 1 MiB/s, plus slack
+    let watchdog =
+        access.contimeout + access.timeout * 2 + Duration::from_secs(size / (1 << 20) + 30);
+    for attempt in 1..=access.attempts {
+        let args = restore_args(access, &urls, into);
+        tracing::debug!(?args, "rsync");
+        let mut abort = shutdown.clone();
+        let (run, aborted) = ubackup_server::rsync::run(tmp, args, watchdog, &mut abort).await;
+        if aborted {
+            return Err(ToolError::Interrupted(format!(
+                "pull from node {node} stopped; --dest untouched"
+            )));
+        }
+        let Err(e) = run.result else {
+            tracing::info!(node = %node, files = group.len(), "pulled {} in {:.1} s", bytes(size as i64), run.elapsed.as_secs_f64());
+            return Ok(());
+        };
+        let what = format!(
+            "pulling {} from node {node} ({}:{}, module {}) failed on attempt {attempt}/{}: {e}{}",
+            urls.join(" "),
+            group[0].ip,
+            access.port,
+            access.module,
+            access.attempts,
+            if run.stderr_tail.is_empty() {
+                String::new()
+            } else {
+                format!("; rsync said: {}", run.stderr_tail)
+            }
+        );
+        let again =
+            matches!(e.retry(), Retry::Transient | Retry::AfterSpace) && attempt < access.attempts;
+        if !again {
+            let hint = match e {
+                AttemptError::Exit(23 | 24) => "; the file is not on the node (pruned, or lost: run `ubackup-server verify` there)",
+                AttemptError::Exit(5) => "; the node's module refused us (hosts allow / auth in its rsyncd.conf)",
+                AttemptError::Exit(10 | 35) => "; is the node's rsync daemon running and node_rsync_port right?",
+                _ => "",
+            };
+            return Err(ToolError::Transfer(format!(
+                "{what}{hint}; --dest untouched"
+            )));
+        }
+        let wait = backoff(Duration::from_secs(1), attempt + 1);
+        tracing::warn!("{what}; retrying in {wait:?}");
+        if shutdown.sleep(wait).await {
+            return Err(ToolError::Interrupted(
+                "stopped while waiting to retry; --dest untouched".into(),
+            ));
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Checks every file in `dir`; all problems in one error.
+async fn verify_all(wanted: &[Wanted], dir: &Path) -> Result<(), ToolError> {
+    let checks: Vec<_> = wanted
+        .iter()
+        .map(|w| {
+            let w = w.clone();
+            let p = dir.join(&w.local);
+            tokio::task::spawn_blocking(move || check_one(&w, &p))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for c in checks {
+        match c.await {
+            Ok(Ok(())) => {}
+            Ok(Err(p)) => problems.push(p),
+            Err(e) => problems.push(format!("check failed: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ToolError::Transfer(format!(
+            "verification failed: {}; --dest untouched",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn check_one(w: &Wanted, p: &Path) -> Result<(), String> {
+    let m = std::fs::symlink_metadata(p).map_err(|_| {
+        format!("{} did not arrive from {} (the node has no regular file there: a symlink or directory is never restored)", w.local, w.url)
+    })?;
+    if !m.file_type().is_file() {
+        return Err(format!("{} is not a regular file", w.local));
+    }
+    if m.len() != w.size {
+        return Err(format!(
+            "{}: {} bytes arrived, the catalog says {}",
+            w.local,
+            m.len(),
+            w.size
+        ));
+    }
+    if let Some(want) = &w.checksum {
+        let got = blake3_file(p).map_err(|e| format!("{}: cannot hash: {e}", w.local))?;
+        if &got != want {
+            return Err(format!(
+                "{}: checksum {got}, the catalog says {want} (the copy on the node is corrupt)",
+                w.local
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The progress bar: bytes in the scratch dir (rsync's temp files
+/// included), polled; only when stderr is a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    poller: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(dir: &Path, total: u64) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: None,
+                poller: None,
+            };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("restoring");
+        let (b, d) = (bar.clone(), dir.to_path_buf());
+        let poller = tokio::spawn(async move {
+            loop {
+                let d2 = d.clone();
+                if let Ok(n) = tokio::task::spawn_blocking(move || dir_bytes(&d2)).await {
+                    b.set_position(n);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Progress {
+            bar: Some(bar),
+            poller: Some(poller),
+        }
+    }
+
+    fn verifying(&self) {
+        if let Some(p) = &self.poller {
+            p.abort();
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(b.length().unwrap_or(0));
+            b.set_message("verifying");
+        }
+    }
+
+    fn finish(self) {
+        if let Some(p) = &self.poller {
+            p.abort();
+        }
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn dir_bytes(d: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_node_layout_and_names_stay_one_argument() {
+        let mut r = ubackup_catalog::CatalogRecord::new(
+            serde_json::from_value(serde_json::json!({
+                "interval": 3600, "server_id": 1, "game_id": 1, "op_id": 1, "game_server_ip": "10.1.2.3",
+                "instance": 3306, "back_server_ip": "10.9.0.1", "file_path": "/backup/uuzubackup/mysql/10.1.2/3/",
+                "filename": "sub/db 1.xb", "create_time": 1, "rsync_time": 2, "size": 5, "last_all_filename": "None",
+                "last_all_time": 0, "succeed": 1, "log": "ok", "type": "mysql"
+            }))
+            .unwrap(),
+            "g",
+        );
+        let access = NodeAccess {
+            module: "ubackup".into(),
+            port: 8873,
+            contimeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(7),
+            attempts: 1,
+        };
+        let w = wanted(std::slice::from_ref(&r), &access).unwrap();
+        assert_eq!(
+            w[0].url,
+            "rsync://10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb"
+        );
+        assert_eq!(w[0].local, "db 1.xb");
+        let args = restore_args(&access, &[w[0].url.clone()], Path::new("/s/files"));
+        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+        assert!(args.contains(&"--no-links".into()) && args.contains(&"--timeout=7".into()));
+        assert_eq!(
+            &args[args.len() - 3..],
+            [
+                "--",
+                "rsync://10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb",
+                "/s/files/"
+            ]
+        );
+        // a file_path that is not the node layout is refused with both paths
+        r.result.file_path = Some("/somewhere/else".into());
+        let e = wanted(&[r], &access).unwrap_err().to_string();
+        assert!(
+            e.contains("/somewhere/else") && e.contains("mysql/10.1.2/3"),
+            "{e}"
+        );
+    }
+}
