@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Command::List(a) => tool(&cli, "list", move |cfg, shutdown| async move {
             let _ = shutdown;
             let cat = ubackup_client::restore::open_catalog(&cfg, "list").await?;
-            print!("{}", ubackup_client::list::list(&cfg, &a, cat.as_ref()).await?);
+            print!(
+                "{}",
+                ubackup_client::list::list(&cfg, &a, cat.as_ref()).await?
+            );
             Ok(0)
         }),
         Command::Restore(a) => tool(&cli, "restore", move |cfg, shutdown| async move {
@@ -26,12 +29,18 @@ fn main() -> ExitCode {
         }),
         Command::Pin(a) => tool(&cli, "pin", move |cfg, _| async move {
             let cat = ubackup_client::restore::open_catalog(&cfg, "pin").await?;
-            print!("{}", ubackup_client::pin::pin(&cfg, &a, true, cat.as_ref()).await?);
+            print!(
+                "{}",
+                ubackup_client::pin::pin(&cfg, &a, true, cat.as_ref()).await?
+            );
             Ok(0)
         }),
         Command::Unpin(a) => tool(&cli, "unpin", move |cfg, _| async move {
             let cat = ubackup_client::restore::open_catalog(&cfg, "unpin").await?;
-            print!("{}", ubackup_client::pin::pin(&cfg, &a, false, cat.as_ref()).await?);
+            print!(
+                "{}",
+                ubackup_client::pin::pin(&cfg, &a, false, cat.as_ref()).await?
+            );
             Ok(0)
         }),
     };

@@ -1,0 +1,668 @@
+//! `ubackup-client list / restore / pin / unpin`, the real binary against a
+//! real rsync daemon exporting a node's server_root_path as module
+//! `ubackup` (read-only, as deploy/rsyncd/node-rsyncd.conf) and a real
+//! SQLite catalog holding the records a node would have produced.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ubackup_catalog::{Catalog, CatalogRecord, Retention, SqliteCatalog};
+use ubackup_common::ResultRecord;
+use ubackup_testkit::{write_file, RsyncDaemon, RsyncModule};
+
+const HOUR_MS: i64 = 3_600_000;
+/// 2025-11-22 08:26:40 UTC
+const T0: i64 = 1_763_800_000_000;
+
+struct Env {
+    /// The node's server_root_path, exported as module `ubackup`.
+    node_root: tempfile::TempDir,
+    rsyncd: RsyncDaemon,
+    /// The originals, to compare restored files with.
+    originals: tempfile::TempDir,
+    /// Configs, catalog, restore destinations.
+    work: tempfile::TempDir,
+    catalog: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let node_root = tempfile::tempdir().unwrap();
+        let rsyncd = RsyncDaemon::start(&[RsyncModule {
+            name: "ubackup".into(),
+            path: node_root.path().into(),
+            chroot: false,
+        }])
+        .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let catalog = work.path().join("catalog.sqlite");
+        Env {
+            node_root,
+            rsyncd,
+            originals: tempfile::tempdir().unwrap(),
+            work,
+            catalog,
+        }
+    }
+
+    fn node_dir(&self, ty: &str) -> PathBuf {
+        // game_server_ip 10.0.0.5 → TYPE/10.0.0/5, the node layout
+        self.node_root.path().join(ty).join("10.0.0").join("5")
+    }
+
+    /// A backup as a node stored it: the file under server_root_path and
+    /// its record in the catalog.
+    async fn backup(
+        &self,
+        server_id: i64,
+        ty: &str,
+        instance: i64,
+        name: &str,
+        len: usize,
+        t: i64,
+        full: Option<(&str, i64)>,
+    ) -> CatalogRecord {
+        let orig = self.originals.path().join(format!("{server_id}-{name}"));
+        write_file(&orig, len, t as u64 ^ len as u64);
+        let dir = self.node_dir(ty);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&orig, dir.join(name)).unwrap();
+        let r = ResultRecord {
+            interval: 3600,
+            server_id,
+            game_id: 31,
+            op_id: 1,
+            game_server_ip: "10.0.0.5".into(),
+            instance,
+            back_server_ip: "127.0.0.1".into(),
+            file_path: Some(dir.display().to_string()),
+            filename: Some(name.into()),
+            create_time: t,
+            rsync_time: t + 5000,
+            size: len as i64,
+            last_all_filename: full
+                .map(|f| f.0.to_string())
+                .unwrap_or_else(|| "None".into()),
+            last_all_time: full.map(|f| f.1).unwrap_or(0),
+            succeed: 1,
+            log: "ok".into(),
+            back_type: ty.into(),
+            node_id: Some("node-a".into()),
+            duration_ms: Some(100),
+            attempts: Some(1),
+            bytes_per_sec: None,
+            verify: Some("size+blake3".into()),
+            checksum: Some(ubackup_common::fsutil::blake3_file(&orig).unwrap()),
+            illegal: None,
+        };
+        let rec = CatalogRecord::new(r, "g");
+        self.cat().store(std::slice::from_ref(&rec)).await.unwrap();
+        rec
+    }
+
+    fn cat(&self) -> SqliteCatalog {
+        SqliteCatalog::open(&self.catalog).unwrap()
+    }
+
+    fn original(&self, server_id: i64, name: &str) -> Vec<u8> {
+        std::fs::read(self.originals.path().join(format!("{server_id}-{name}"))).unwrap()
+    }
+
+    /// The client config of host 111111, with a mysql 3306 section whose
+    /// restore_script is `hook` (when given).
+    fn config(&self, global_extra: &str, hook: Option<&str>) -> PathBuf {
+        let p = self.work.path().join("client.conf");
+        let hook_line = hook
+            .map(|h| format!("restore_script = {h}\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &p,
+            format!(
+                "[global]\nserver_id = 111111  # this host\ngame_id = 31\nredis_host = 127.0.0.1\nredis_port = 6379\nredis_queue = uuzuback\nmy_ip = 10.0.0.5\nnode_rsync_port = {}\n{global_extra}\n\
+                 [mysql3306]\nback_type = mysql\ninstance = 3306\nrsync_model = backup/database_3306\nback_dir = /data/backup\nback_log = /var/log/m.log\nscript = true\n{hook_line}",
+                self.rsyncd.port
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn default_config(&self) -> PathBuf {
+        self.config(&format!("catalog = {}", self.catalog.display()), None)
+    }
+
+    fn dest(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// Entries of the work dir that look like restore scratch dirs.
+    fn scratch_left(&self) -> Vec<String> {
+        std::fs::read_dir(self.work.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("ubackup-restore"))
+            .collect()
+    }
+}
+
+fn client(conf: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ubackup-client"))
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A full, then two incrementals on it: mysql/3306 of server 111111.
+async fn chain_of_three(env: &Env) -> [CatalogRecord; 3] {
+    let f = env
+        .backup(111111, "mysql", 3306, "full_1.xb", 300_000, T0, None)
+        .await;
+    let i1 = env
+        .backup(
+            111111,
+            "mysql",
+            3306,
+            "inc_1.xb",
+            70_000,
+            T0 + HOUR_MS,
+            Some(("full_1.xb", T0)),
+        )
+        .await;
+    let i2 = env
+        .backup(
+            111111,
+            "mysql",
+            3306,
+            "inc_2.xb",
+            90_000,
+            T0 + 2 * HOUR_MS,
+            Some(("full_1.xb", T0)),
+        )
+        .await;
+    [f, i1, i2]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_a_full_and_a_chain_of_three_byte_identical() {
+    let env = Env::new();
+    chain_of_three(&env).await;
+    env.backup(111111, "redis", 6379, "dump.rdb", 123_457, T0, None)
+        .await;
+    let conf = env.default_config();
+
+    // the chain: newest is inc_2, which needs the full and inc_1
+    let dest = env.dest("mysql-restore");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&dest), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
+    for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {
+        assert!(
+            std::fs::read(dest.join(n)).unwrap() == env.original(111111, n),
+            "{n} differs"
+        );
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("restore incremental backup of mysql/3306 of server 111111")
+            && out.contains("3 file(s)"),
+        "{out}"
+    );
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
+
+    // a full alone
+    let dest = env.dest("redis-restore");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "redis",
+            "--instance",
+            "6379",
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&dest), ["dump.rdb"]);
+    assert!(std::fs::read(dest.join("dump.rdb")).unwrap() == env.original(111111, "dump.rdb"));
+
+    // an existing, non-empty --dest is refused before anything is pulled
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "redis",
+            "--instance",
+            "6379",
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("exists and is not empty"), "{}", text(&o));
+
+    // --dry-run names every file and its node URL, and pulls nothing
+    let dest = env.dest("dry");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dry-run",
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "rsync://127.0.0.1:{}/ubackup/mysql/10.0.0/5/inc_1.xb",
+            env.rsyncd.port
+        )),
+        "{out}"
+    );
+    assert!(!dest.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_picks_the_right_point_and_pruned_backups_are_not_offered() {
+    let env = Env::new();
+    let [_, _, i2] = chain_of_three(&env).await;
+    let conf = env.default_config();
+    let restore_at = |at_ms: i64, dest: &str| {
+        let d = env.dest(dest);
+        let o = client(
+            &conf,
+            &[
+                "restore",
+                "--type",
+                "mysql",
+                "--instance",
+                "3306",
+                "--at",
+                &format!("@{}", at_ms / 1000),
+                "--dest",
+                d.to_str().unwrap(),
+            ],
+        );
+        (o, d)
+    };
+    // between inc_1 and inc_2: full + inc_1
+    let (o, d) = restore_at(T0 + HOUR_MS + 30 * 60_000, "half");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb"]);
+    // exactly at the full: the full alone
+    let (o, d) = restore_at(T0, "full-only");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&d), ["full_1.xb"]);
+    // before anything: exit 5, saying what was looked for and what exists
+    let (o, d) = restore_at(T0 - HOUR_MS, "none");
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no successful backup of mysql/3306 of server 111111 at or before ")
+            && err.contains("newest is ")
+            && err.contains("inc_2.xb"),
+        "{err}"
+    );
+    assert!(!d.exists());
+    // a local time as list prints it is accepted too
+    let local = chrono::TimeZone::timestamp_millis_opt(&chrono::Local, T0 + HOUR_MS)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let d = env.dest("local");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--at",
+            &local,
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb"]);
+
+    // prune marked inc_2 deleted: the newest offered is inc_1
+    env.cat().mark_deleted(&i2.id, T0).await.unwrap();
+    let d = env.dest("after-prune");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_corrupt_file_fails_and_leaves_dest_untouched() {
+    let env = Env::new();
+    chain_of_three(&env).await;
+    let conf = env.default_config();
+    std::fs::remove_file(env.node_dir("mysql").join("inc_1.xb")).unwrap();
+
+    // --dest does not exist: it still does not
+    let d = env.dest("new-dir");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("inc_1.xb")
+            && err.contains("not on the node")
+            && err.contains("--dest untouched"),
+        "{err}"
+    );
+    assert!(!d.exists());
+    // --dest is an existing empty directory: it stays, empty
+    let d = env.dest("empty-dir");
+    std::fs::create_dir(&d).unwrap();
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    assert!(names_in(&d).is_empty());
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
+
+    // a changed byte on the node (same size): the checksum catches it
+    let full = env.node_dir("mysql").join("full_1.xb");
+    let mut bytes = std::fs::read(&full).unwrap();
+    bytes[1234] ^= 0x40;
+    std::fs::write(&full, bytes).unwrap();
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--at",
+            &format!("@{}", T0 / 1000),
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    assert!(
+        text(&o).contains("full_1.xb: checksum") && text(&o).contains("corrupt"),
+        "{}",
+        text(&o)
+    );
+    assert!(names_in(&d).is_empty());
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hook_gets_the_environment_and_its_exit_code_is_ours() {
+    let env = Env::new();
+    chain_of_three(&env).await;
+    let hook = env.work.path().join("hook.sh");
+    let seen = env.work.path().join("seen.env");
+    std::fs::write(
+        &hook,
+        format!(
+            "for v in BACKUP_FILES BACKUP_DIR FULL_FILE BACKUP_TYPE INSTANCE BACKUP_SERVER_ID; do eval echo \"$v=\\${{$v}}\"; done > {}\nls \"$BACKUP_DIR\" >> {}\nexit 3\n",
+            seen.display(),
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let cat_line = format!("catalog = {}", env.catalog.display());
+    let conf = env.config(&cat_line, Some(&format!("sh {}", hook.display())));
+    let d = env.dest("hooked");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+            "--run-hook",
+        ],
+    );
+    assert_eq!(code(&o), 3, "the hook's exit code\n{}", text(&o));
+    let got = std::fs::read_to_string(&seen).unwrap();
+    let files: Vec<String> = ["full_1.xb", "inc_1.xb", "inc_2.xb"]
+        .iter()
+        .map(|n| d.join(n).display().to_string())
+        .collect();
+    for line in [
+        format!("BACKUP_FILES={}", files.join(" ")),
+        format!("BACKUP_DIR={}", d.display()),
+        format!("FULL_FILE={}", files[0]),
+        "BACKUP_TYPE=mysql".into(),
+        "INSTANCE=3306".into(),
+        "BACKUP_SERVER_ID=111111".into(),
+        "inc_2.xb".into(),
+    ] {
+        assert!(
+            got.lines().any(|l| l == line),
+            "missing `{line}` in:\n{got}"
+        );
+    }
+
+    // exit 0 from the hook is exit 0
+    std::fs::write(&hook, "test -s \"$FULL_FILE\"\n").unwrap();
+    let d = env.dest("hooked-ok");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+            "--run-hook",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+
+    // no restore_script: a config error naming the key, before any pull
+    let conf = env.config(&cat_line, None);
+    let d = env.dest("no-hook");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+            "--run-hook",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("[mysql3306] restore_script: missing"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_another_hosts_backup_with_server_id() {
+    let env = Env::new();
+    env.backup(222222, "mysql", 3306, "other_full.xb", 150_001, T0, None)
+        .await;
+    let conf = env.default_config();
+    let d = env.dest("migrated");
+    // this host (111111) has none: the error points at the other host
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no successful backup of mysql/3306 of server 111111")
+            && err.contains("server(s) 222222: pass --server-id"),
+        "{err}"
+    );
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--server-id",
+            "222222",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        std::fs::read(d.join("other_full.xb")).unwrap() == env.original(222222, "other_full.xb")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_pin_unpin_and_a_missing_catalog_key() {
+    let env = Env::new();
+    let [f, _, i2] = chain_of_three(&env).await;
+    let conf = env.default_config();
+    let o = client(&conf, &["list", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inc_2.xb", "inc_1.xb", "full_1.xb"], "newest first");
+    assert_eq!(rows[0]["kind"], "incremental");
+    assert_eq!(rows[0]["full"], "full_1.xb");
+    assert_eq!(rows[2]["kind"], "full");
+    assert_eq!(rows[0]["node"], "node-a");
+    assert_eq!(
+        rows[0]["path"],
+        format!("{}/inc_2.xb", env.node_dir("mysql").display())
+    );
+    let o = client(&conf, &["list", "--type", "mysql", "--instance", "3306"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.starts_with("ID") && table.contains("incr of full_1.xb") && table.contains(&f.id),
+        "{table}"
+    );
+
+    // pin the backup restore would choose, unpin it by id
+    let o = client(&conf, &["pin", "--type", "mysql", "--instance", "3306"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("pinned {}", i2.id)));
+    assert!(env.cat().get(&i2.id).await.unwrap().unwrap().meta.pinned);
+    let o = client(&conf, &["unpin", &i2.id]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(!env.cat().get(&i2.id).await.unwrap().unwrap().meta.pinned);
+    let o = client(&conf, &["pin", "no-such-id"]);
+    assert_eq!(code(&o), 5, "{}", text(&o));
+
+    // without `catalog` or `es_urls` the error names them
+    let conf = env.config("", None);
+    for cmd in [
+        &["list"][..],
+        &["restore", "--type", "mysql", "--instance", "3306"],
+    ] {
+        let o = client(&conf, cmd);
+        assert_eq!(code(&o), 2, "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("[global] catalog: missing") && err.contains("`es_urls`"),
+            "{err}"
+        );
+    }
+}
