@@ -14,7 +14,9 @@
 //!   pins / deletion marks / verification results, and the `catalog` /
 //!   `es_urls` keys that restore, prune and verify open a store with;
 //! * [`reports`], [`samples`]: the reporter's queries (window stats, slowest
-//!   pulls, newest result per instance) and its disk/queue time series.
+//!   pulls, newest result per instance) and its disk/queue time series;
+//! * [`web_stats`]: the statistics page's per-hour/per-day activity and
+//!   largest/slowest backups, per business and type.
 //!
 //! The indexer writes through [`Catalog::store`]; restore, list, status and
 //! alerts read through the other methods, whichever store is configured.
@@ -28,6 +30,7 @@ pub mod retention;
 pub mod samples;
 pub mod schema;
 pub mod sqlite;
+pub mod web_stats;
 
 use async_trait::async_trait;
 
@@ -40,6 +43,7 @@ pub use reports::{NodeWindow, Reports, WindowStats};
 pub use retention::{Retention, VerifyOutcome};
 pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};
 pub use sqlite::SqliteCatalog;
+pub use web_stats::{Activity, ActivityFilter, Bucket};
 
 /// Why a catalog call failed, sorted by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
