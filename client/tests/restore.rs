@@ -52,6 +52,7 @@ impl Env {
 
     /// A backup as a node stored it: the file under server_root_path and
     /// its record in the catalog.
+    #[allow(clippy::too_many_arguments)] // one call reads like a catalog row
     async fn backup(
         &self,
         server_id: i64,
