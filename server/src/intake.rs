@@ -69,12 +69,50 @@ pub enum Intake {
 /// though ubackup itself never uses one.
 const SHELL_META: &[char] = &['`', '$', ';', '|', '&', '<', '>', '(', ')', '\'', '"'];
 
+/// Longest path component a filesystem accepts (NAME_MAX); a longer name
+/// would only fail inside rsync, after a spawn, as a retried pull failure.
+const NAME_MAX: usize = 255;
+/// Longest whole name (rsync's MAXPATHLEN is 4096, the destination adds
+/// `server_root_path/TYPE/A.B.C/D/` to it).
+const NAME_TOTAL_MAX: usize = 1024;
+
 fn check_name(what: &str, name: &str) -> Result<(), String> {
     check_relative(what, name)?;
     if let Some(c) = name.chars().find(|c| SHELL_META.contains(c)) {
         return Err(format!(
             "{what} `{}` contains shell metacharacter `{c}`",
             printable(name)
+        ));
+    }
+    // (fault suite, issue 8: a 5 KB name reached rsync)
+    if name.len() > NAME_TOTAL_MAX || name.split('/').any(|c| c.len() > NAME_MAX) {
+        let shown: String = name.chars().take(40).collect();
+        return Err(format!(
+            "{what} `{}…` is {} bytes long; at most {NAME_TOTAL_MAX} in all and {NAME_MAX} per component",
+            printable(&shown),
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The module part of `rsync_model` (before the first `/`) is a plain
+/// rsyncd.conf module name. `:` and `@` anywhere are refused because they
+/// are rsync's host and user syntax (`h:873/x@evil`), and blanks in the
+/// module name because no sane module has them and an original node would
+/// split the command line there (fault suite, issue 8: both reached rsync).
+fn check_model(model: &str) -> Result<(), String> {
+    if let Some(c) = model.chars().find(|c| matches!(c, ':' | '@')) {
+        return Err(format!(
+            "rsync_model `{}` contains `{c}` (rsync host/user syntax); it must be MODULE[/SUBDIR]",
+            printable(model)
+        ));
+    }
+    let module = model.split('/').next().unwrap_or(model);
+    if let Some(c) = module.chars().find(|c| c.is_whitespace()) {
+        return Err(format!(
+            "rsync_model module `{}` contains blank {c:?}; a module name is one word",
+            printable(module)
         ));
     }
     Ok(())
@@ -120,7 +158,9 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
     if !cfg.source_allowed(ip) {
         return illegal(format!("game_server_ip {ip} is outside allow_sources"));
     }
-    if let Err(e) = check_name("rsync_model", &msg.rsync_model) {
+    if let Err(e) =
+        check_name("rsync_model", &msg.rsync_model).and_then(|_| check_model(&msg.rsync_model))
+    {
         return illegal(e);
     }
     let Some(filename) = msg.filename.clone() else {
@@ -296,6 +336,10 @@ mod tests {
             ),
             (msg(&[("filename", "a`id`".into())]), "shell metacharacter"),
             (msg(&[("filename", "*.gz".into())]), "wildcard"),
+            (msg(&[("filename", "x".repeat(5000).into())]), "bytes long"),
+            (msg(&[("filename", format!("d/{}", "y".repeat(256)).into())]), "per component"),
+            (msg(&[("rsync_model", "h:873/x@evil".into())]), "host/user"),
+            (msg(&[("rsync_model", "back up/db".into())]), "one word"),
             (msg(&[("rsync_model", "/abs".into())]), "absolute"),
             (
                 msg(&[("game_server_ip", "db.example.com".into())]),
