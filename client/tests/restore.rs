@@ -667,3 +667,53 @@ async fn list_pin_unpin_and_a_missing_catalog_key() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_restore_and_pin_through_elasticsearch() {
+    use ubackup_catalog::{EsCatalog, EsSettings};
+    let env = Env::new();
+    // the records go to the ES stand-in instead of SQLite
+    let recs = chain_of_three(&env).await;
+    let es = ubackup_testkit::es::EsStandIn::start();
+    let cat = EsCatalog::new(&EsSettings::new(
+        vec![es.url().parse().unwrap()],
+        "uuzubackup",
+    ))
+    .unwrap();
+    cat.prepare().await.unwrap();
+    cat.store(&recs).await.unwrap();
+    cat.refresh().await.unwrap();
+    let conf = env.config(
+        &format!("es_urls = {}\nes_index = uuzubackup", es.url()),
+        None,
+    );
+
+    let o = client(&conf, &["list", "--json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    let d = env.dest("from-es");
+    let o = client(
+        &conf,
+        &[
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
+    for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {
+        assert!(
+            std::fs::read(d.join(n)).unwrap() == env.original(111111, n),
+            "{n} differs"
+        );
+    }
+    let o = client(&conf, &["pin", &recs[0].id]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(cat.get(&recs[0].id).await.unwrap().unwrap().meta.pinned);
+}

@@ -279,7 +279,7 @@ async fn pull_group(
             )));
         }
         let Err(e) = run.result else {
-            tracing::info!(node = %node, files = group.len(), "pulled {} in {:.1} s", bytes(size as i64), run.elapsed.as_secs_f64());
+            tracing::debug!(node = %node, files = group.len(), "pulled {} in {:.1} s", bytes(size as i64), run.elapsed.as_secs_f64());
             return Ok(());
         };
         let what = format!(
