@@ -248,6 +248,16 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
                     .unwrap_or_else(|e| {
                         Err(AttemptError::Local(format!("verification task: {e}")))
                     });
+                // A node stopped past its heartbeat (a zombie) can wake up
+                // here with a finished rsync after its message was re-queued
+                // and done elsewhere: landing now would leave a second copy
+                // that no record points at (found by the fault suite).
+                if verified.is_ok() && matches!(ctx.wq.holds(&job.taken).await, Ok(false)) {
+                    ctx.tmp.remove(&dir);
+                    return Outcome::Abandoned(
+                        "another node took the message over while this one was pulling".into(),
+                    );
+                }
                 match verified.and_then(|l| land::rename_into_place(job, &dir).map(|()| l)) {
                     Ok(landed) => {
                         failpoint::hit("after_land").await;
@@ -272,6 +282,9 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
         }
     }
     if let Some(prev) = prev_dir {
+        if let Some((AttemptError::Verify(why), _)) = &mut last {
+            quarantine(&ctx.cfg(), job, &prev, why);
+        }
         ctx.tmp.remove(&prev);
     }
     let (error, stderr) =
@@ -280,6 +293,26 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
         error,
         attempts: attempt,
         stderr,
+    }
+}
+
+/// A pulled file whose checksum differs from the one the client claimed is
+/// kept for inspection in `server_root_path/.ubackup-quarantine/<node_id>/`
+/// (never in the destination tree, never in the catalog as a success), and
+/// `why` says where, so the failure result names it.
+fn quarantine(cfg: &crate::config::ServerConfig, job: &PullJob, attempt_dir: &std::path::Path, why: &mut String) {
+    let from = attempt_dir.join(&job.file_name);
+    if !why.starts_with("checksum") || !from.is_file() {
+        return;
+    }
+    let dir = cfg.server_root_path.join(".ubackup-quarantine").join(&cfg.node_id);
+    let to = dir.join(format!("{}.{}", job.key, job.file_name));
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(&from, &to)) {
+        Ok(()) => {
+            tracing::warn!(quarantined = %to.display(), "the pulled file fails its checksum: kept aside for inspection");
+            why.push_str(&format!("; the pulled file is quarantined as {}", to.display()));
+        }
+        Err(e) => tracing::warn!("cannot quarantine {}: {e}", from.display()),
     }
 }
 
