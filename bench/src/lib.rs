@@ -1,1 +1,25 @@
-//! See the tests/ directory.
+//! The benchmark harness behind `bench/run.sh`: ubackup's release binaries
+//! against raw rsync, on this machine, with real processes (redis-server,
+//! `rsync --daemon` with `socket options = TCP_NODELAY`, ubackup-server,
+//! ubackup-indexer, ubackup-client). Not run by CI.
+//!
+//! Every figure is the median of `--runs` runs, and every ubackup figure has
+//! a counterpart measured in the same run on the same files (raw per-file
+//! rsync at the same parallelism, one whole-directory rsync, the catalog
+//! store called directly, …).
+//!
+//! Layout:
+//! * [`procs`]: the processes a run starts (Redis, daemons, nodes, indexer)
+//!   and their peak RSS;
+//! * [`data`]: source trees and backup messages;
+//! * [`raw`]: the raw rsync counterparts;
+//! * [`stats`]: medians, percentiles and the named samples of a run;
+//! * [`workloads`]: one function per workload;
+//! * [`report`]: the markdown written into BENCHMARKS.md.
+
+pub mod data;
+pub mod procs;
+pub mod raw;
+pub mod report;
+pub mod stats;
+pub mod workloads;

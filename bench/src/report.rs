@@ -1,0 +1,364 @@
+//! The markdown table: one row per workload, ubackup's median next to its
+//! counterpart's median from the same runs, the ratio, and the issue's
+//! target with whether this run met it.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::stats::Samples;
+use crate::workloads::Opts;
+
+/// The machine and versions, for the report header.
+pub fn machine() -> Vec<(String, String)> {
+    fn cmd(c: &str, args: &[&str]) -> String {
+        Command::new(c)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "?".into())
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|k| format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    vec![
+        ("date (UTC)".into(), cmd("date", &["-u", "+%Y-%m-%d %H:%M"])),
+        ("machine".into(), format!("{cpu}, {cores} cores, {mem} RAM")),
+        ("kernel".into(), cmd("uname", &["-sr"])),
+        ("rsync".into(), cmd("rsync", &["--version"])),
+        ("redis".into(), cmd("redis-server", &["--version"])),
+        ("rustc".into(), cmd("rustc", &["--version"])),
+        (
+            "ubackup".into(),
+            format!(
+                "{} (commit {}{})",
+                env!("CARGO_PKG_VERSION"),
+                cmd("git", &["rev-parse", "--short", "HEAD"]),
+                if dirty { ", with uncommitted changes" } else { "" }
+            ),
+        ),
+    ]
+}
+
+fn f(v: Option<f64>, digits: usize, unit: &str) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}{unit}"),
+        _ => "–".into(),
+    }
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "–",
+    }
+}
+
+/// One table row.
+struct Row {
+    workload: String,
+    ubackup: String,
+    counterpart: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
+    let m = |k: &str| s.median(k);
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let n = o.small_n;
+    let kib = o.small_size / 1024;
+    for w in [2, 4] {
+        let ub = m(&format!("small.ub.w{w}"));
+        let raw = m(&format!("small.raw.w{w}"));
+        let nd = m(&format!("small.nodelay.w{w}"));
+        if ub.is_none() {
+            continue;
+        }
+        let speedup = ratio(raw, ub);
+        out.push(Row {
+            workload: format!("{n} × {kib} KiB, each from its own module, {w} workers"),
+            ubackup: f(ub, 2, " s"),
+            counterpart: format!(
+                "per-file rsync -P{w}: {}; with TCP_NODELAY: {}; one rsync of the directory: {}",
+                f(raw, 2, " s"),
+                f(nd, 2, " s"),
+                f(m("small.floor"), 2, " s")
+            ),
+            ratio: format!(
+                "{} faster than raw, {} than raw+NODELAY",
+                f(speedup, 2, "×"),
+                f(ratio(nd, ub), 2, "×")
+            ),
+            target: "≥ 1.4× raw default".into(),
+            met: speedup.map(|x| x >= 1.4),
+        });
+    }
+    if let Some(ub) = m("backlog.ub.w4") {
+        let fl = m("backlog.floor");
+        let r = ratio(Some(ub), fl);
+        out.push(Row {
+            workload: format!("backlog: {n} × {kib} KiB from one host and module, already queued, 4 workers"),
+            ubackup: f(Some(ub), 2, " s"),
+            counterpart: format!("one rsync of the directory: {}", f(fl, 2, " s")),
+            ratio: format!("{} the floor", f(r, 2, "×")),
+            target: "≤ 3× the floor".into(),
+            met: r.map(|x| x <= 3.0),
+        });
+    }
+    if let Some(ub) = m("large.ub") {
+        let raw = m("large.raw");
+        let r = ratio(Some(ub), raw);
+        out.push(Row {
+            workload: format!(
+                "{} × {} MiB, {} workers",
+                o.large_files, o.large_mib, o.large_files
+            ),
+            ubackup: f(Some(ub), 0, " MB/s"),
+            counterpart: format!("raw rsync -P{}: {}", o.large_files, f(raw, 0, " MB/s")),
+            ratio: format!("{} of raw", f(r, 2, "×")),
+            target: "≥ 0.97× raw".into(),
+            met: r.map(|x| x >= 0.97),
+        });
+    }
+    if let Some(ub) = m("bw.ub.pct") {
+        let wall = m("bw.ub.wall.pct");
+        let raw = m("bw.raw.pct");
+        let worst = [Some(ub), wall]
+            .into_iter()
+            .flatten()
+            .map(|x| (x - 100.0).abs())
+            .reduce(f64::max);
+        out.push(Row {
+            workload: format!(
+                "bandwidth limit: rsync_bwlimit = {} KB/s, one {} MiB file",
+                o.bw_kbps, o.bw_mib
+            ),
+            ubackup: format!(
+                "{} of the limit (reported rate), {} (push → result)",
+                f(Some(ub), 1, " %"),
+                f(wall, 1, " %")
+            ),
+            counterpart: format!("rsync --bwlimit={}: {}", o.bw_kbps, f(raw, 1, " %")),
+            ratio: "".into(),
+            target: "within 2 %".into(),
+            met: worst.map(|x| x <= 2.0),
+        });
+    }
+    if let Some(node) = m("bw.node.pct") {
+        out.push(Row {
+            workload: format!(
+                "bandwidth limit: node_bwlimit = {} KB/s shared by 2 transfers of {} MiB",
+                o.bw_kbps,
+                o.bw_mib / 2
+            ),
+            ubackup: format!("{} of the limit (push → both results)", f(Some(node), 1, " %")),
+            counterpart: "–".into(),
+            ratio: "".into(),
+            target: "within 2 %".into(),
+            met: Some((node - 100.0).abs() <= 2.0),
+        });
+    }
+    let lat_counter = format!(
+        "one raw rsync of the file: p50 {} / p99 {}; with TCP_NODELAY: p50 {} / p99 {}",
+        f(m("lat.raw.p50"), 1, " ms"),
+        f(m("lat.raw.p99"), 1, " ms"),
+        f(m("lat.nodelay.p50"), 1, " ms"),
+        f(m("lat.nodelay.p99"), 1, " ms")
+    );
+    for (key, list) in [("hi", "level1 (top list)"), ("lo", "the normal list")] {
+        let Some(p50) = m(&format!("lat.{key}.p50")) else {
+            continue;
+        };
+        let p99 = m(&format!("lat.{key}.p99"));
+        let transfer = m("lat.nodelay.p50");
+        out.push(Row {
+            workload: format!(
+                "idle pickup → result, {} KiB on {list}, {} samples per run",
+                kib,
+                if key == "hi" { o.latency_samples } else { o.low_samples }
+            ),
+            ubackup: format!("p50 {} / p99 {}", f(Some(p50), 1, " ms"), f(p99, 1, " ms")),
+            counterpart: lat_counter.clone(),
+            ratio: "".into(),
+            target: "p99 < 100 ms + the transfer".into(),
+            met: match (p99, transfer) {
+                (Some(p), Some(t)) => Some(p < 100.0 + t),
+                _ => None,
+            },
+        });
+    }
+    for (key, what) in [("many", "from many sources"), ("one", "from one source")] {
+        let Some(l1) = m(&format!("l1.{key}")) else {
+            continue;
+        };
+        let tr = m("l1.transfer");
+        out.push(Row {
+            workload: format!(
+                "a level1 message behind a backlog of {} {what}, 4 workers",
+                o.backlog_l1
+            ),
+            ubackup: format!(
+                "{} (backlog left behind it: {})",
+                f(Some(l1), 1, " ms"),
+                f(m(&format!("l1.{key}.left")), 0, "")
+            ),
+            counterpart: format!("one transfer (raw rsync, TCP_NODELAY): {}", f(tr, 1, " ms")),
+            ratio: format!("{} transfer times", f(ratio(Some(l1), tr), 1, "")),
+            target: "done within one transfer time (after the pickup)".into(),
+            met: tr.map(|t| l1 <= 2.0 * t),
+        });
+    }
+    if let Some(c) = m("client.ub") {
+        let sc = m("client.script");
+        out.push(Row {
+            workload: format!("client wall time, {} trivial instances", o.client_instances),
+            ubackup: f(Some(c), 3, " s"),
+            counterpart: format!("slowest script alone: {}", f(sc, 3, " s")),
+            ratio: format!("+{}", f(sc.map(|x| c - x), 3, " s")),
+            target: "≤ slowest script + 0.1 s".into(),
+            met: sc.map(|x| c <= x + 0.1),
+        });
+    }
+    for (key, what) in [
+        ("sqlite", "SQLite"),
+        ("es", "the ES stand-in"),
+        ("both", "SQLite + ES stand-in"),
+    ] {
+        let Some(ix) = m(&format!("ix.{key}")) else {
+            continue;
+        };
+        let d = m(&format!("ix.{key}.direct"));
+        let r = ratio(Some(ix), d);
+        out.push(Row {
+            workload: format!("indexer, {} results backlog → {what}", o.indexer_n),
+            ubackup: f(Some(ix), 0, " results/s"),
+            counterpart: format!("the store called directly (500 per batch): {}", f(d, 0, " /s")),
+            ratio: format!("{} of the store", f(r, 2, "×")),
+            target: if key == "sqlite" {
+                "≥ 20,000/s".into()
+            } else {
+                "no slower than the stand-in allows".into()
+            },
+            met: if key == "sqlite" {
+                Some(ix >= 20_000.0)
+            } else {
+                r.map(|x| x >= 0.9)
+            },
+        });
+    }
+    for (key, what, limit) in [
+        ("rss.server.idle", "peak RSS, ubackup-server idle (4 workers)", 30.0),
+        ("rss.server.load", "peak RSS, ubackup-server under load (max of the pull runs)", 60.0),
+        ("rss.indexer.idle", "peak RSS, ubackup-indexer idle (SQLite + ES)", 30.0),
+        ("rss.indexer.load", "peak RSS, ubackup-indexer draining the backlog (SQLite + ES)", 60.0),
+    ] {
+        let v = if key.ends_with("load") {
+            s.max(key)
+        } else {
+            m(key)
+        };
+        let Some(v) = v else { continue };
+        out.push(Row {
+            workload: what.into(),
+            ubackup: f(Some(v), 1, " MiB"),
+            counterpart: "–".into(),
+            ratio: "".into(),
+            target: format!("< {limit:.0} MB"),
+            met: Some(v * 1.048576 < limit),
+        });
+    }
+    out
+}
+
+/// The whole BENCHMARKS.md text.
+pub fn markdown(s: &Samples, o: &Opts, title_note: &str, elapsed_s: f64) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "# Benchmarks\n");
+    let _ = writeln!(
+        t,
+        "Written by `bench/run.sh` (the `ubackup-bench` binary, release builds); do not edit by hand. \
+         Every figure is the **median of {} runs**; every counterpart was measured in the same run, \
+         on the same files, right after ubackup's figure. Loopback only: redis-server, `rsync --daemon` \
+         with `socket options = TCP_NODELAY` (as deploy/ ships it), and the release binaries as real \
+         processes. See [docs/performance.md](docs/performance.md) for what the figures mean and what \
+         changed because of them.{title_note}\n",
+        o.runs
+    );
+    for (k, v) in machine() {
+        let _ = writeln!(t, "- {k}: {v}");
+    }
+    let _ = writeln!(t, "- harness wall time: {:.0} s\n", elapsed_s);
+    let _ = writeln!(
+        t,
+        "| workload | ubackup | counterpart (same run) | ratio | target | met |\n|---|---|---|---|---|---|"
+    );
+    for r in rows(s, o) {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.workload,
+            r.ubackup,
+            r.counterpart,
+            r.ratio,
+            r.target,
+            verdict(r.met)
+        );
+    }
+    if !s.notes.is_empty() {
+        let _ = writeln!(t, "\nNotes:\n");
+        for n in &s.notes {
+            let _ = writeln!(t, "- {n}");
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\n<details><summary>Every run (seconds, MB/s, ms, % or MiB as in the table)</summary>\n\n| figure | runs | median |\n|---|---|---|"
+    );
+    for (k, v) in &s.values {
+        let runs: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+        let _ = writeln!(
+            t,
+            "| `{k}` | {} | {} |",
+            runs.join(", "),
+            f(s.median(k), 3, "")
+        );
+    }
+    let _ = writeln!(t, "\n</details>");
+    t
+}
