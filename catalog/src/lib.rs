@@ -35,10 +35,10 @@ pub mod web_stats;
 use async_trait::async_trait;
 
 pub use es::{EsCatalog, EsSettings};
+pub use location::CatalogLocation;
 pub use record::{
     BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,
 };
-pub use location::CatalogLocation;
 pub use reports::{NodeWindow, Reports, WindowStats};
 pub use retention::{Retention, VerifyOutcome};
 pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};

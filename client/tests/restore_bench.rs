@@ -27,10 +27,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn restore_throughput_vs_raw_rsync() {
-    let mb: usize = std::env::var("UBACKUP_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+    let mb: usize = std::env::var("UBACKUP_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
     let node = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let rsyncd = RsyncDaemon::start(&[RsyncModule { name: "ubackup".into(), path: node.path().into(), chroot: false }]).unwrap();
+    let rsyncd = RsyncDaemon::start(&[RsyncModule {
+        name: "ubackup".into(),
+        path: node.path().into(),
+        chroot: false,
+    }])
+    .unwrap();
     let dir = node.path().join("mysql/10.0.0/5");
     let cat = SqliteCatalog::open(&work.path().join("c.sqlite")).unwrap();
     let names = ["full.xb", "inc1.xb", "inc2.xb"];
@@ -53,7 +61,11 @@ async fn restore_throughput_vs_raw_rsync() {
             create_time: t0 + i as i64 * 3_600_000,
             rsync_time: t0,
             size: (mb << 20) as i64,
-            last_all_filename: if i == 0 { "None".into() } else { "full.xb".into() },
+            last_all_filename: if i == 0 {
+                "None".into()
+            } else {
+                "full.xb".into()
+            },
             last_all_time: if i == 0 { 0 } else { t0 },
             succeed: 1,
             log: "ok".into(),
@@ -80,7 +92,12 @@ async fn restore_throughput_vs_raw_rsync() {
     .unwrap();
     let urls: Vec<String> = names
         .iter()
-        .map(|n| format!("rsync://127.0.0.1:{}/ubackup/mysql/10.0.0/5/{n}", rsyncd.port))
+        .map(|n| {
+            format!(
+                "rsync://127.0.0.1:{}/ubackup/mysql/10.0.0/5/{n}",
+                rsyncd.port
+            )
+        })
         .collect();
 
     let restore = |round: usize| {
@@ -103,7 +120,13 @@ async fn restore_throughput_vs_raw_rsync() {
         std::fs::create_dir_all(&dest).unwrap();
         let t = Instant::now();
         let st = Command::new("rsync")
-            .args(["-s", "--no-links", "--times", "--sockopts=TCP_NODELAY", "--"])
+            .args([
+                "-s",
+                "--no-links",
+                "--times",
+                "--sockopts=TCP_NODELAY",
+                "--",
+            ])
             .args(&urls)
             .arg(format!("{}/", dest.display()))
             .status()
@@ -125,8 +148,20 @@ async fn restore_throughput_vs_raw_rsync() {
     }
     let (o, r) = (median(ours.clone()), median(theirs.clone()));
     let mibs = |d: Duration| total as f64 / (1 << 20) as f64 / d.as_secs_f64();
-    println!("files: 3 x {mb} MiB = {} MiB, loopback, page cache warm", total >> 20);
-    println!("ubackup-client restore: {ours:?} -> median {o:?} = {:.0} MiB/s", mibs(o));
-    println!("raw rsync:              {theirs:?} -> median {r:?} = {:.0} MiB/s", mibs(r));
-    println!("restore / raw rsync time: {:.2}", o.as_secs_f64() / r.as_secs_f64());
+    println!(
+        "files: 3 x {mb} MiB = {} MiB, loopback, page cache warm",
+        total >> 20
+    );
+    println!(
+        "ubackup-client restore: {ours:?} -> median {o:?} = {:.0} MiB/s",
+        mibs(o)
+    );
+    println!(
+        "raw rsync:              {theirs:?} -> median {r:?} = {:.0} MiB/s",
+        mibs(r)
+    );
+    println!(
+        "restore / raw rsync time: {:.2}",
+        o.as_secs_f64() / r.as_secs_f64()
+    );
 }

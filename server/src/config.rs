@@ -53,6 +53,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "retry_backoff_ms",
     "reserve_mb",
     "reserve_bytes",
+    "batch_max",
+    "batch_mb",
     // retention (prune.rs); the catalog keys are ubackup_catalog::location::KEYS,
     // and keeptime.<type> keys are read by prefix
     "prune_interval",
@@ -87,6 +89,12 @@ fn default_queue_wait_ms() -> u64 {
 }
 fn default_retry_backoff_ms() -> u64 {
     2000
+}
+fn default_batch_max() -> usize {
+    64
+}
+fn default_batch_mb() -> u64 {
+    64
 }
 fn default_message_queue() -> &'static str {
     "message"
@@ -140,6 +148,12 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// BLMOVE wait on the top list: the pickup latency of lower lists.
     pub queue_wait: Duration,
+    /// Most messages of one rsync source pulled by one rsync call (1 = no
+    /// batching).
+    pub batch_max: usize,
+    /// Only files this small are batched, and a batch holds at most this
+    /// many bytes (`batch_mb`).
+    pub batch_bytes: u64,
     /// Retention days, reserved in the original; kept for the retention job.
     pub mysqlkeeptime: Option<u32>,
     pub rediskeeptime: Option<u32>,
@@ -332,6 +346,28 @@ impl ServerConfig {
                 "out of range; expected 20-5000 milliseconds",
             ));
         }
+        let batch_max: usize = g.parse_or(
+            "batch_max",
+            "messages per rsync call, 1-1000 (1 = no batching)",
+            default_batch_max(),
+        )?;
+        if !(1..=1000).contains(&batch_max) {
+            return Err(g.error(
+                "batch_max",
+                format!("`{batch_max}` is out of range; expected 1-1000 messages per rsync call (1 = no batching)"),
+            ));
+        }
+        let batch_mb: u64 = g.parse_or(
+            "batch_mb",
+            "MiB: the largest file that is batched, and the most bytes in one batch",
+            default_batch_mb(),
+        )?;
+        if !(1..=1_048_576).contains(&batch_mb) {
+            return Err(g.error(
+                "batch_mb",
+                format!("`{batch_mb}` is out of range; expected 1-1048576 MiB"),
+            ));
+        }
 
         Ok(ServerConfig {
             file: doc.file.clone(),
@@ -362,6 +398,8 @@ impl ServerConfig {
             heartbeat,
             drain,
             queue_wait,
+            batch_max,
+            batch_bytes: batch_mb << 20,
             mysqlkeeptime: g.opt_parse("mysqlkeeptime", "a number of days")?,
             rediskeeptime: g.opt_parse("rediskeeptime", "a number of days")?,
             keep_days: crate::prune::keep_days(&g)?,
@@ -424,7 +462,11 @@ impl ServerConfig {
 
 /// `prune_interval` (seconds, at least 1); it needs a catalog to prune.
 fn prune_interval(g: &SectionReader) -> Result<Option<Duration>, ConfigError> {
-    let Some(secs) = g.opt_parse::<u64>("prune_interval", "a whole number of seconds between prune runs, e.g. 86400")? else {
+    let Some(secs) = g.opt_parse::<u64>(
+        "prune_interval",
+        "a whole number of seconds between prune runs, e.g. 86400",
+    )?
+    else {
         return Ok(None);
     };
     if secs == 0 {

@@ -115,7 +115,10 @@ fn main() -> ExitCode {
 /// prune / verify: stderr logging, their own runtime, SIGTERM handled.
 fn run_tool(cfg: ServerConfig, tool: Tool, verbose: bool) -> u8 {
     let _logs = ubackup_common::logging::init(None, None, verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ubackup-server: cannot start the runtime: {e}");
@@ -134,7 +137,9 @@ fn run_tool(cfg: ServerConfig, tool: Tool, verbose: bool) -> u8 {
         let cfg = Arc::new(cfg);
         match tool {
             Tool::Prune { dry_run } => ubackup_server::prune::run_cli(cfg, dry_run, stop).await,
-            Tool::Verify { older_than } => ubackup_server::verify::run_cli(cfg, older_than, stop).await,
+            Tool::Verify { older_than } => {
+                ubackup_server::verify::run_cli(cfg, older_than, stop).await
+            }
         }
     })
 }
