@@ -1,0 +1,69 @@
+//! The suite's totals, summed over every case, for the one summary line:
+//! `faults injected: N, messages: M, lost: 0, duplicated: 0, dead-lettered
+//! with reason: K, bad inputs tried: B, files outside destination: 0`.
+
+use std::sync::Mutex;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub faults: u64,
+    pub messages: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub dead_with_reason: u64,
+    pub bad_inputs: u64,
+    pub outside: u64,
+    /// Landed copies without a record (a node that died or was presumed
+    /// dead after landing); inside the node's tree and verified, but
+    /// reported because they take space.
+    pub unrecorded_copies: u64,
+}
+
+static TALLY: Mutex<Tally> = Mutex::new(Tally {
+    faults: 0,
+    messages: 0,
+    lost: 0,
+    duplicated: 0,
+    dead_with_reason: 0,
+    bad_inputs: 0,
+    outside: 0,
+    unrecorded_copies: 0,
+});
+
+fn with<T>(f: impl FnOnce(&mut Tally) -> T) -> T {
+    f(&mut TALLY.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// One injected fault (a kill, a stop, an outage, a scripted ES answer…).
+pub fn fault(n: u64) {
+    with(|t| t.faults += n);
+}
+
+pub fn bad_inputs(n: u64) {
+    with(|t| t.bad_inputs += n);
+}
+
+pub fn add(v: &crate::check::Verdict) {
+    with(|t| {
+        t.messages += v.messages as u64;
+        t.lost += v.lost.len() as u64;
+        t.duplicated += v.duplicated.len() as u64;
+        t.dead_with_reason += v.dead_with_reason as u64;
+        t.outside += v.outside.len() as u64;
+        t.unrecorded_copies += v.unrecorded_copies.len() as u64;
+    });
+}
+
+pub fn snapshot() -> Tally {
+    with(|t| t.clone())
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "faults injected: {}, messages: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, bad inputs tried: {}, files outside destination: {}",
+            self.faults, self.messages, self.lost, self.duplicated, self.dead_with_reason, self.bad_inputs, self.outside
+        )
+    }
+}

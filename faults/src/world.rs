@@ -1,0 +1,533 @@
+//! One case's cluster, everything under one temp directory (`base`) except
+//! what testkit keeps in its own dirs (redis's AOF, rsyncd.conf):
+//!
+//! ```text
+//! base/src/db/…            the database host's files (module `backup`, chroot)
+//! base/nodes/<id>/root/    each node's server_root_path
+//! base/etc, base/logs      configs, one log file per process start
+//! base/catalog.db          the indexer's SQLite catalog
+//! base/spy/                the rsync spy (every spawn's argument vector)
+//! base/attack/             where a traversal or injection would write; must stay empty
+//! ```
+//!
+//! Nodes and the indexer are the real binaries (`workspace_bin`), each in
+//! its own process group, killed by PID.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use ubackup_common::Keys;
+use ubackup_testkit::es::EsStandIn;
+use ubackup_testkit::{unique, workspace_bin, Proc, RedisServer, RsyncDaemon, RsyncModule};
+
+use crate::ledger::{Ledger, MsgSpec, Producer};
+use crate::proxy::EsProxy;
+use crate::spy::RsyncSpy;
+
+/// How a case wants its world.
+#[derive(Default, Clone)]
+pub struct WorldOpts {
+    /// Added to the rsync daemon's global section (e.g. `auth users`).
+    pub rsyncd_global: String,
+    /// Put a TCP proxy between the indexer and the ES stand-in.
+    pub es_proxy: bool,
+    /// Serve the module without chroot (default: chroot, as deploy/ ships).
+    pub no_chroot: bool,
+}
+
+/// How to start a node: config overrides (`key`, `value`; empty value
+/// removes the key) and extra environment.
+#[derive(Default, Clone)]
+pub struct NodeSpec {
+    pub over: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeSpec {
+    pub fn new() -> NodeSpec {
+        NodeSpec::default()
+    }
+    pub fn set(mut self, k: &str, v: &str) -> NodeSpec {
+        self.over.push((k.into(), v.into()));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> NodeSpec {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+}
+
+pub struct Node {
+    pub id: String,
+    pub proc: Option<Proc>,
+    pub spec: NodeSpec,
+    pub root: PathBuf,
+    /// One log file per start.
+    pub logs: Vec<PathBuf>,
+    pub starts: u32,
+}
+
+pub struct World {
+    pub base: tempfile::TempDir,
+    pub redis: RedisServer,
+    pub rsyncd: RsyncDaemon,
+    pub es: EsStandIn,
+    pub proxy: Option<std::sync::Arc<EsProxy>>,
+    pub prefix: String,
+    pub keys: Keys,
+    /// The priority lists, highest first, and the results list.
+    pub hi: String,
+    pub lo: String,
+    pub results: String,
+    pub es_index: String,
+    pub spy: RsyncSpy,
+    pub nodes: BTreeMap<String, Node>,
+    pub indexer: Option<Proc>,
+    pub indexer_id: String,
+    indexer_starts: u32,
+    pub ledger: Ledger,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        World::with(WorldOpts::default())
+    }
+
+    pub fn with(opts: WorldOpts) -> World {
+        let base = tempfile::Builder::new()
+            .prefix("ubackup-faults-")
+            .tempdir()
+            .expect("tempdir");
+        for d in ["src/db", "nodes", "etc", "logs", "attack"] {
+            std::fs::create_dir_all(base.path().join(d)).expect("world dirs");
+        }
+        let redis = RedisServer::start().expect("redis-server");
+        let module = RsyncModule {
+            name: "backup".into(),
+            path: base.path().join("src"),
+            chroot: !opts.no_chroot,
+        };
+        let rsyncd = RsyncDaemon::start_with(&[module], &opts.rsyncd_global).expect("rsync daemon");
+        let es = EsStandIn::start();
+        let proxy = opts
+            .es_proxy
+            .then(|| std::sync::Arc::new(EsProxy::start(es.addr())));
+        let spy = RsyncSpy::install(&base.path().join("spy")).expect("rsync spy");
+        let prefix = unique("f:");
+        World {
+            keys: Keys::new(&prefix),
+            hi: format!("{prefix}level1"),
+            lo: format!("{prefix}uuzuback"),
+            results: format!("{prefix}message"),
+            es_index: "uuzubackup".into(),
+            indexer_id: "ix".into(),
+            indexer_starts: 0,
+            prefix,
+            base,
+            redis,
+            rsyncd,
+            es,
+            proxy,
+            spy,
+            nodes: BTreeMap::new(),
+            indexer: None,
+            ledger: Ledger::default(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.path().join(rel)
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        self.redis.conn()
+    }
+
+    pub fn producer(&self) -> Producer {
+        Producer::new(&self.redis.url(), self.ledger.clone())
+    }
+
+    /// The source files directory (module `backup`, subdir `db`).
+    pub fn src_dir(&self) -> PathBuf {
+        self.path("src/db")
+    }
+
+    /// Writes a source file of `len` bytes and returns its message.
+    pub fn source(&self, name: &str, len: usize, seed: u64) -> MsgSpec {
+        ubackup_testkit::write_file(&self.src_dir().join(name), len, seed);
+        MsgSpec::new(name, len as u64)
+    }
+
+    /// The same, with the file's true blake3 in the message.
+    pub fn source_with_checksum(&self, name: &str, len: usize, seed: u64) -> MsgSpec {
+        let m = self.source(name, len, seed);
+        let sum = ubackup_common::fsutil::blake3_file(&self.src_dir().join(name)).expect("hash");
+        m.with_checksum(sum)
+    }
+
+    // ---- nodes ----
+
+    fn node_root(&self, id: &str) -> PathBuf {
+        self.path(&format!("nodes/{id}/root"))
+    }
+
+    /// Where 127.0.0.1's mysql files land on node `id`.
+    pub fn dest(&self, id: &str) -> PathBuf {
+        self.node_root(id).join("mysql").join("127.0.0").join("1")
+    }
+
+    pub fn node_tmp(&self, id: &str) -> PathBuf {
+        self.node_root(id).join(".ubackup-tmp").join(id)
+    }
+
+    fn node_config(&self, id: &str, spec: &NodeSpec, log: &Path) -> PathBuf {
+        let root = self.node_root(id).display().to_string();
+        let port = self.redis.port.to_string();
+        let rsync_port = self.rsyncd.port.to_string();
+        let queues = format!("{} {}", self.hi, self.lo);
+        let log = log.display().to_string();
+        let mut kv: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in [
+            ("work_thread", "2"),
+            ("rsync_bwlimit", "0"),
+            ("server_root_path", root.as_str()),
+            ("reserve_bytes", "0"),
+            ("interval", "0"),
+            ("redis_host", "127.0.0.1"),
+            ("redis_port", port.as_str()),
+            ("redis_queue", queues.as_str()),
+            ("log", log.as_str()),
+            ("myip", "127.0.0.1"),
+            ("retry", "3"),
+            ("retry_backoff_ms", "100"),
+            ("message_queue", self.results.as_str()),
+            ("node_id", id),
+            ("rsync_port", rsync_port.as_str()),
+            ("rsync_timeout", "5"),
+            ("rsync_contimeout", "3"),
+            ("key_prefix", self.prefix.as_str()),
+            ("heartbeat_secs", "1"),
+            ("drain_secs", "3"),
+            ("queue_wait_ms", "100"),
+            ("allow_sources", "127.0.0.0/8"),
+        ] {
+            kv.insert(k.into(), v.into());
+        }
+        for (k, v) in &spec.over {
+            if v.is_empty() {
+                kv.remove(k);
+            } else {
+                kv.insert(k.clone(), v.clone());
+            }
+        }
+        let mut text = String::from("[global]   # written by the fault suite\n");
+        for (k, v) in kv {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        let path = self.path(&format!("etc/{id}.conf"));
+        std::fs::write(&path, text).expect("node config");
+        path
+    }
+
+    /// Starts node `id` and waits until it has connected (logged "started").
+    pub fn start_node(&mut self, id: &str, spec: NodeSpec) {
+        self.spawn_node(id, spec);
+        self.wait_node_log(id, "started", Duration::from_secs(20));
+    }
+
+    /// Starts node `id` without waiting (a failpoint may kill it at once).
+    pub fn spawn_node(&mut self, id: &str, spec: NodeSpec) {
+        let starts = self.nodes.get(id).map(|n| n.starts).unwrap_or(0) + 1;
+        let log = self.path(&format!("logs/{id}.{starts}.log"));
+        let conf = self.node_config(id, &spec, &log);
+        let mut cmd = Command::new(workspace_bin("ubackup-server"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .env("PATH", self.spy.path_env())
+            .env_remove("UBACKUP_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let proc = Proc::spawn(id, cmd).expect("spawn ubackup-server");
+        let root = self.node_root(id);
+        let node = self.nodes.entry(id.to_string()).or_insert_with(|| Node {
+            id: id.into(),
+            proc: None,
+            spec: spec.clone(),
+            root,
+            logs: Vec::new(),
+            starts: 0,
+        });
+        node.proc = Some(proc);
+        node.spec = spec;
+        node.logs.push(log);
+        node.starts = starts;
+    }
+
+    /// Starts node `id` again with the spec it had (or a new one).
+    pub fn restart_node(&mut self, id: &str, spec: Option<NodeSpec>) {
+        let spec = spec.unwrap_or_else(|| self.nodes[id].spec.clone());
+        self.spawn_node(id, spec);
+        self.wait_node_log_of_start(id, "started", Duration::from_secs(20));
+    }
+
+    /// kill -9 of the node process only: its rsync (in a group of its own)
+    /// survives as an orphan, as after a real crash.
+    pub fn kill9_node(&mut self, id: &str) {
+        if let Some(mut p) = self.nodes.get_mut(id).and_then(|n| n.proc.take()) {
+            p.kill9();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop_node(&mut self, id: &str) -> Option<i32> {
+        let mut p = self.nodes.get_mut(id).and_then(|n| n.proc.take())?;
+        p.signal(libc::SIGTERM);
+        let code = p.wait_exit(Duration::from_secs(30)).flatten();
+        drop(p);
+        code
+    }
+
+    pub fn node_pid(&self, id: &str) -> u32 {
+        self.nodes
+            .get(id)
+            .and_then(|n| n.proc.as_ref())
+            .map(|p| p.pid())
+            .unwrap_or(0)
+    }
+
+    /// Waits for the node process to exit by itself (a failpoint's SIGKILL).
+    pub fn wait_node_exit(&mut self, id: &str, deadline: Duration) -> bool {
+        let Some(n) = self.nodes.get_mut(id) else {
+            return false;
+        };
+        let Some(p) = n.proc.as_mut() else {
+            return true;
+        };
+        let pid = p.pid();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if p.wait_exit(Duration::from_millis(50)).is_some() || !crate::sig::alive(pid) {
+                n.proc = None;
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn node_log(&self, id: &str) -> String {
+        self.nodes
+            .get(id)
+            .map(|n| {
+                n.logs
+                    .iter()
+                    .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+
+    fn current_node_log(&self, id: &str) -> String {
+        self.nodes
+            .get(id)
+            .and_then(|n| n.logs.last())
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Waits until any of the node's logs so far contains `what`.
+    pub fn wait_node_log(&self, id: &str, what: &str, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if self.node_log(id).contains(what) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "node {id} never logged {what:?} within {deadline:?}; log:\n{}",
+            tail(&self.node_log(id), 4000)
+        );
+    }
+
+    /// Waits until the log of the node's latest start contains `what`.
+    pub fn wait_node_log_of_start(&self, id: &str, what: &str, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if self.current_node_log(id).contains(what) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "node {id} (start {}) never logged {what:?} within {deadline:?}; log:\n{}",
+            self.nodes.get(id).map(|n| n.starts).unwrap_or(0),
+            tail(&self.current_node_log(id), 4000)
+        );
+    }
+
+    /// Bytes in a node's temp area (a transfer in progress writes there).
+    pub fn tmp_bytes(&self, id: &str) -> u64 {
+        walk_bytes(&self.node_tmp(id))
+    }
+
+    pub fn inflight(&self, id: &str) -> usize {
+        let mut c = self.conn();
+        let a: usize = c.llen(self.keys.inflight(id, &self.hi)).unwrap_or(0);
+        let b: usize = c.llen(self.keys.inflight(id, &self.lo)).unwrap_or(0);
+        a + b
+    }
+
+    // ---- indexer ----
+
+    pub fn es_url(&self) -> String {
+        match &self.proxy {
+            Some(p) => p.url(),
+            None => self.es.url(),
+        }
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.path("catalog.db")
+    }
+
+    pub fn indexer_log(&self) -> String {
+        (1..=self.indexer_starts)
+            .map(|n| {
+                std::fs::read_to_string(self.path(&format!("logs/indexer.{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Starts the indexer (SQLite + ES) and waits until it is taking results.
+    pub fn start_indexer(&mut self) {
+        self.indexer_starts += 1;
+        let log = self.path(&format!("logs/indexer.{}.log", self.indexer_starts));
+        let text = format!(
+            "[global]\nredis_url = {}\nmessage_queue = {}\nkey_prefix = {}\nindexer_id = {}\ncatalog = {}\nes_urls = {}\nes_index = {}\nes_timeout = 10\nbatch_ms = 100\nlog = {}\n[business]\n31 = 大话西游\n",
+            self.redis.url(),
+            self.results,
+            self.prefix,
+            self.indexer_id,
+            self.catalog_path().display(),
+            self.es_url(),
+            self.es_index,
+            log.display()
+        );
+        let conf = self.path("etc/indexer.conf");
+        std::fs::write(&conf, text).expect("indexer config");
+        let mut cmd = Command::new(workspace_bin("ubackup-indexer"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.indexer = Some(Proc::spawn("ubackup-indexer", cmd).expect("spawn ubackup-indexer"));
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("store ready")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "indexer not ready; log:\n{}",
+            tail(&self.indexer_log(), 4000)
+        );
+    }
+
+    pub fn kill9_indexer(&mut self) {
+        if let Some(mut p) = self.indexer.take() {
+            p.kill9_group();
+        }
+    }
+
+    // ---- lists ----
+
+    pub fn llen(&self, key: &str) -> usize {
+        self.conn().llen(key).unwrap_or(0)
+    }
+
+    pub fn wait_llen(&self, key: &str, n: usize, deadline: Duration) {
+        let mut c = self.conn();
+        ubackup_testkit::wait_until(&format!("{n} element(s) on {key}"), deadline, || {
+            c.llen::<_, usize>(key).unwrap_or(0) >= n
+        });
+    }
+
+    /// Pauses (or resumes) a node through the operator control hash.
+    pub fn set_paused(&self, id: &str, paused: bool) {
+        let _: () = self
+            .conn()
+            .hset(
+                self.keys.control(id),
+                "paused",
+                if paused { "1" } else { "0" },
+            )
+            .expect("control hash");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // The nodes' rsyncs run in process groups of their own, which a
+        // kill of the node's group does not reach: kill the groups each
+        // node recorded (only rsync members, as the node's own start-up
+        // cleanup does), after the nodes themselves.
+        let ids: Vec<String> = self.nodes.keys().cloned().collect();
+        for id in &ids {
+            self.kill9_node(id);
+        }
+        for id in &ids {
+            if let Ok(rd) = std::fs::read_dir(self.node_tmp(id).join("pgid")) {
+                for e in rd.flatten() {
+                    if let Some(pgid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                        ubackup_server::tmp::kill_rsync_group(pgid, Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+        self.kill9_indexer();
+    }
+}
+
+pub fn walk_bytes(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let start = s.len().saturating_sub(n);
+    let start = (start..s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
+    s[start..].to_string()
+}
