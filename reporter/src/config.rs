@@ -50,6 +50,7 @@ pub const REPORTER_KEYS: &[&str] = &[
     "disk_critical_pct",
     "slowest_pulls",
     "samples_keep_days",
+    "serve_token",
     "log",
     "error_log",
 ];
@@ -393,6 +394,24 @@ impl ReporterConfig {
         }
         s.timeout = Duration::from_secs(timeout);
         Ok(Some(s))
+    }
+
+    /// `serve`: the token that unlocks the web pages' write actions
+    /// (`serve_token`). None: the pages are read-only.
+    pub fn serve_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(r) = self.reader("serve_token") else {
+            return Ok(None);
+        };
+        let Some(t) = r.opt_str("serve_token") else {
+            return Ok(None);
+        };
+        if t.chars().count() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(r.error(
+                "serve_token",
+                "too short or contains spaces; expected at least 16 characters without spaces, e.g. the output of `openssl rand -hex 24`",
+            ));
+        }
+        Ok(Some(t))
     }
 
     pub fn log_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {

@@ -13,6 +13,8 @@
 //!   [`webhook`]: notify only new/resolved alerts, tracked in a state file;
 //! * [`status`]: the one-screen view → [`status::ClusterStatus`];
 //! * [`metrics`], [`serve`]: Prometheus text and the HTTP endpoint;
+//!   [`web`]: its HTML pages (overview, statistics, alerts, instance
+//!   history, cluster control with token-guarded write actions);
 //! * [`format`]: human-readable sizes, durations and times.
 //!
 //! `status` and `alerts` are library functions returning serde structs, so
@@ -32,6 +34,7 @@ pub mod record;
 pub mod serve;
 pub mod snapshot;
 pub mod status;
+pub mod web;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -148,6 +151,7 @@ pub async fn run(
             cfg.redis()?;
             cfg.message_redis()?;
             cfg.require_catalog()?;
+            cfg.serve_token()?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;

@@ -1,8 +1,10 @@
 //! `serve --listen ADDR`: `/api/alerts` (and the original's `/api/alert`),
-//! `/api/status`, `/metrics`. Each request reads a fresh snapshot; Redis
-//! and the catalog are (re)connected on demand, so the endpoint starts and
-//! answers (503 / `ubackup_redis_up 0`) while Redis is down.
+//! `/api/status`, `/metrics`, and the HTML pages of [`crate::web`]. Each
+//! request reads a fresh snapshot; Redis and the catalog are (re)connected
+//! on demand, so the endpoint starts and answers (503 / `ubackup_redis_up
+//! 0`) while Redis is down.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -21,13 +23,17 @@ use crate::snapshot::{Snapshot, Sources};
 use crate::status::ClusterStatus;
 use crate::ReporterError;
 
-struct App {
-    cfg: ReporterConfig,
-    sources: Mutex<Option<Sources>>,
+/// What every request shares: the config and the lazily (re)opened sources.
+pub(crate) struct App {
+    pub(crate) cfg: ReporterConfig,
+    /// None until the first request, and again after a failed read.
+    pub(crate) sources: Mutex<Option<Sources>>,
 }
 
 impl App {
-    async fn read(&self) -> Result<(Snapshot, AlertReport), ReporterError> {
+    /// One snapshot and its alerts: what `/api/status`, `/api/alerts` and
+    /// the HTML pages are all built on.
+    pub(crate) async fn read(&self) -> Result<(Snapshot, AlertReport), ReporterError> {
         let mut guard = self.sources.lock().await;
         if guard.is_none() {
             *guard = Some(Sources::open(self.cfg.clone(), true).await?);
@@ -85,22 +91,18 @@ async fn prometheus(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn index() -> &'static str {
-    "ubackup-reporter: /api/alerts, /api/status, /metrics\n"
-}
-
 pub fn router(cfg: ReporterConfig) -> Router {
     let app = Arc::new(App {
         cfg,
         sources: Mutex::new(None),
     });
-    Router::new()
-        .route("/", get(index))
+    let api = Router::new()
         .route("/api/alerts", get(api_alerts))
         .route("/api/alert", get(api_alerts))
         .route("/api/status", get(api_status))
         .route("/metrics", get(prometheus))
-        // a browser extension polls this from another origin
+        // a browser extension polls this from another origin (the HTML
+        // pages do not get this header: they carry the write-action forms)
         .layer(axum::middleware::map_response(
             |mut r: Response| async move {
                 r.headers_mut().insert(
@@ -109,8 +111,8 @@ pub fn router(cfg: ReporterConfig) -> Router {
                 );
                 r
             },
-        ))
-        .with_state(app)
+        ));
+    api.merge(crate::web::routes(app.clone())).with_state(app)
 }
 
 /// Serves until `shutdown`.
@@ -119,8 +121,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "serving /api/alerts, /api/status, /metrics");
-    axum::serve(listener, router(cfg))
+    tracing::info!(addr = %listener.local_addr()?, "serving /api/alerts, /api/status, /metrics and the web pages at /");
+    // the peer address goes into the log line of every write action
+    axum::serve(
+        listener,
+        router(cfg).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }

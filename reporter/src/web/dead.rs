@@ -1,0 +1,124 @@
+//! Dead-letter lists (`<queue>:dead`, JSON [`DeadLetter`] entries) as the
+//! control page reads and changes them.
+//!
+//! An entry is named by the blake3 of its exact bytes, so a form names the
+//! entry it showed, whatever moved in the list since. Requeueing is one
+//! Lua script per entry (`lua/requeue_dead.lua`: LREM of the exact element
+//! + RPUSH of its payload): nothing is lost or pushed twice, even when two
+//! operators act at once. Dropping is an LREM of the exact element.
+
+use redis::aio::ConnectionManager;
+use ubackup_common::DeadLetter;
+
+static REQUEUE: &str = include_str!("lua/requeue_dead.lua");
+
+/// One element of a dead-letter list.
+#[derive(Debug, Clone)]
+pub struct DeadEntry {
+    /// The element, byte for byte (what LREM must match).
+    pub raw: Vec<u8>,
+    /// blake3 hex of `raw`: the entry's name in forms.
+    pub id: String,
+    /// None when the element is not a `DeadLetter` (e.g. pushed by hand).
+    pub letter: Option<DeadLetter>,
+}
+
+impl DeadEntry {
+    fn new(raw: Vec<u8>) -> Self {
+        let letter = serde_json::from_slice::<DeadLetter>(&raw).ok();
+        DeadEntry {
+            id: blake3::hash(&raw).to_hex().to_string(),
+            raw,
+            letter,
+        }
+    }
+
+    /// The element as text (lossy), for display.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
+    /// Why this entry cannot be put back on its queue, if it cannot.
+    pub fn requeue_refusal(&self) -> Option<&'static str> {
+        match &self.letter {
+            None => Some("not a dead-letter entry (no payload to put back); drop it instead"),
+            // the queue took bytes that were not UTF-8; the entry holds a
+            // copy with replacement characters, a different message
+            Some(l) if l.reason.starts_with("not UTF-8 text") => {
+                Some("its payload is a lossy copy of a message that was not UTF-8; requeueing it would send a different message")
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// The length of `list` and its first `count` entries (newest first).
+pub(crate) async fn page(
+    conn: &mut ConnectionManager,
+    list: &str,
+    count: usize,
+) -> redis::RedisResult<(u64, Vec<DeadEntry>)> {
+    let (len, items): (u64, Vec<Vec<u8>>) = redis::pipe()
+        .llen(list)
+        .lrange(list, 0, count as isize - 1)
+        .query_async(conn)
+        .await?;
+    Ok((len, items.into_iter().map(DeadEntry::new).collect()))
+}
+
+/// Every entry of `list`, newest first.
+pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<Vec<DeadEntry>> {
+    let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(list)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    Ok(items.into_iter().map(DeadEntry::new).collect())
+}
+
+/// The entry named `id`, if it is still in `list`.
+pub async fn find(
+    conn: &mut ConnectionManager,
+    list: &str,
+    id: &str,
+) -> redis::RedisResult<Option<DeadEntry>> {
+    Ok(all(conn, list).await?.into_iter().find(|e| e.id == id))
+}
+
+/// Moves `entry` from `list` back onto `queue`. False: it was no longer
+/// there (another request moved or dropped it); nothing was pushed.
+pub async fn requeue(
+    conn: &mut ConnectionManager,
+    list: &str,
+    queue: &str,
+    entry: &DeadEntry,
+) -> redis::RedisResult<bool> {
+    let letter = entry
+        .letter
+        .as_ref()
+        .expect("callers check requeue_refusal first");
+    let n: i64 = redis::Script::new(REQUEUE)
+        .key(list)
+        .key(queue)
+        .arg(&entry.raw[..])
+        .arg(&letter.payload)
+        .invoke_async(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Removes `entry` from `list`. False: it was no longer there.
+pub async fn drop(
+    conn: &mut ConnectionManager,
+    list: &str,
+    entry: &DeadEntry,
+) -> redis::RedisResult<bool> {
+    let n: i64 = redis::cmd("LREM")
+        .arg(list)
+        .arg(1)
+        .arg(&entry.raw[..])
+        .query_async(conn)
+        .await?;
+    Ok(n == 1)
+}
