@@ -146,6 +146,20 @@ async fn restore_throughput_vs_raw_rsync() {
             ours.push(restore(round));
         }
     }
+    // what restore's verification alone costs: blake3 of the same files,
+    // one thread per file as restore does it
+    let hashes: Vec<Duration> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for n in names {
+                    let p = dir.join(n);
+                    s.spawn(move || ubackup_common::fsutil::blake3_file(&p).unwrap());
+                }
+            });
+            t.elapsed()
+        })
+        .collect();
     let (o, r) = (median(ours.clone()), median(theirs.clone()));
     let mibs = |d: Duration| total as f64 / (1 << 20) as f64 / d.as_secs_f64();
     println!(
@@ -163,5 +177,9 @@ async fn restore_throughput_vs_raw_rsync() {
     println!(
         "restore / raw rsync time: {:.2}",
         o.as_secs_f64() / r.as_secs_f64()
+    );
+    println!(
+        "blake3 of the files (restore's verification): {hashes:?} -> median {:?}",
+        median(hashes.clone())
     );
 }
