@@ -15,7 +15,7 @@
 //! query that counts `illegal` sees it. [`Retention::verify_problems`] lists
 //! them for the `illegal` alert.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use elasticsearch::params::Refresh;
@@ -23,7 +23,7 @@ use elasticsearch::BulkParts;
 use rusqlite::params;
 use serde_json::{json, Value};
 
-use crate::record::{BackupQuery, CatalogRecord};
+use crate::record::{BackupQuery, CatalogRecord, InstanceKey};
 use crate::sqlite::{row_to_record, SqliteCatalog, SELECT_COLUMNS};
 use crate::{Catalog, CatalogError, EsCatalog};
 
@@ -96,37 +96,25 @@ pub trait Retention: Catalog {
     /// works past Elasticsearch's 10 000-hit window.
     async fn scan_backups(&self, q: &BackupQuery) -> Result<Vec<CatalogRecord>, CatalogError> {
         let mut out = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut until = q.until_ms;
-        let mut offset = 0usize;
-        loop {
-            let page = BackupQuery {
-                until_ms: until,
-                limit: SCAN_PAGE,
-                offset,
-                ..q.clone()
-            };
-            let recs = self.list_backups(&page).await?;
-            let full = recs.len() == SCAN_PAGE;
-            let oldest = recs.last().map(|r| r.result.create_time);
-            for r in recs {
-                if seen.insert(r.id.clone()) {
-                    out.push(r);
-                }
-            }
-            match oldest {
-                Some(t) if full => {
-                    // A whole page at one time: step through it by offset.
-                    if until == Some(t) {
-                        offset += SCAN_PAGE;
-                    } else {
-                        until = Some(t);
-                        offset = 0;
-                    }
-                }
-                _ => return Ok(out),
-            }
-        }
+        scan_each(self, q, |r| out.push(r)).await?;
+        Ok(out)
+    }
+
+    /// The instances with at least one undeleted, successfully pulled file
+    /// on `node` (prune and verify start from these). Keeps only the keys,
+    /// not the records: a node holds millions of files.
+    async fn instances_on_node(&self, node: &str) -> Result<Vec<InstanceKey>, CatalogError> {
+        let q = BackupQuery {
+            node: Some(node.to_string()),
+            succeeded: Some(true),
+            ..Default::default()
+        };
+        let mut keys = BTreeSet::new();
+        scan_each(self, &q, |r| {
+            keys.insert(r.key());
+        })
+        .await?;
+        Ok(keys.into_iter().collect())
     }
 
     /// Undeleted records whose stored file failed verification, newest
@@ -148,8 +136,73 @@ pub trait Retention: Catalog {
     }
 }
 
+/// Feeds every record matching `q` to `f`, newest first, one page at a
+/// time. The next page starts at the oldest time seen so far; records at
+/// exactly that time that were already fed are skipped, and a page made
+/// entirely of one time is stepped through by offset.
+async fn scan_each<C: Catalog + ?Sized>(
+    cat: &C,
+    q: &BackupQuery,
+    mut f: impl FnMut(CatalogRecord) + Send,
+) -> Result<(), CatalogError> {
+    let mut until = q.until_ms;
+    let mut offset = 0usize;
+    // ids already fed whose create_time is the oldest fed so far
+    let mut boundary: HashSet<String> = HashSet::new();
+    let mut oldest_fed = i64::MAX;
+    loop {
+        let page = BackupQuery {
+            until_ms: until,
+            limit: SCAN_PAGE,
+            offset,
+            ..q.clone()
+        };
+        let recs = cat.list_backups(&page).await?;
+        let full = recs.len() == SCAN_PAGE;
+        let oldest = recs.last().map(|r| r.result.create_time);
+        for r in recs {
+            let t = r.result.create_time;
+            if t == oldest_fed && boundary.contains(&r.id) {
+                continue;
+            }
+            if t < oldest_fed {
+                boundary.clear();
+                oldest_fed = t;
+            }
+            if t == oldest_fed {
+                boundary.insert(r.id.clone());
+            }
+            f(r);
+        }
+        match oldest {
+            Some(t) if full => {
+                if until == Some(t) {
+                    offset += SCAN_PAGE;
+                } else {
+                    until = Some(t);
+                    offset = 0;
+                }
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 impl Retention for SqliteCatalog {
+    async fn instances_on_node(&self, node: &str) -> Result<Vec<InstanceKey>, CatalogError> {
+        let node = node.to_string();
+        self.with_reader(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT server_id, type, instance FROM backups \
+                 WHERE node = ?1 AND succeed = 1 AND deleted_at IS NULL ORDER BY server_id, type, instance",
+            )?;
+            let rows = st.query_map([node], |r| Ok(InstanceKey { server_id: r.get(0)?, back_type: r.get(1)?, instance: r.get(2)? }))?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, CatalogError> {
         let id = id.to_string();
         self.with_writer(move |c| {

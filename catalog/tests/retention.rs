@@ -20,12 +20,25 @@ fn key() -> InstanceKey {
 }
 
 /// The same assertions against any store.
-async fn exercise(cat: &dyn Retention) {
+async fn exercise(cat: &dyn Retention, es_refresh: Option<&EsCatalog>) {
     cat.prepare().await.unwrap();
     let recs: Vec<_> = (0..5)
         .map(|i| rec(result(3306, 1_763_800_000_000 + i * 1000)))
         .collect();
     cat.store(&recs).await.unwrap();
+    let mut other = result(6379, 1_763_800_000_000);
+    other.back_type = "redis".into();
+    other.node_id = Some("n2".into());
+    cat.store(&[rec(other)]).await.unwrap();
+    if let Some(es) = es_refresh {
+        es.refresh().await.unwrap();
+    }
+    assert_eq!(cat.instances_on_node("n1").await.unwrap(), [key()]);
+    assert_eq!(
+        cat.instances_on_node("n2").await.unwrap()[0].back_type,
+        "redis"
+    );
+    assert!(cat.instances_on_node("n9").await.unwrap().is_empty());
 
     // pin / unpin, and an unknown id
     assert!(cat.set_pinned(&recs[1].id, true).await.unwrap());
@@ -88,7 +101,7 @@ async fn exercise(cat: &dyn Retention) {
 async fn sqlite_pins_deletions_and_verification() {
     let dir = tempfile::tempdir().unwrap();
     let cat = SqliteCatalog::open(&dir.path().join("c.sqlite")).unwrap();
-    exercise(&cat).await;
+    exercise(&cat, None).await;
     // a replay of a deleted record's result keeps the deletion mark
     let r = rec(result(3306, 1_763_800_000_000));
     cat.store(std::slice::from_ref(&r)).await.unwrap();
@@ -106,7 +119,7 @@ async fn es_pins_deletions_and_verification() {
         "uuzubackup",
     ))
     .unwrap();
-    exercise(&cat).await;
+    exercise(&cat, Some(&cat)).await;
 }
 
 #[tokio::test]

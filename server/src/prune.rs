@@ -338,14 +338,7 @@ pub async fn local_instances(
 ) -> Result<Vec<InstanceKey>, CatalogError> {
     let mut keys = std::collections::BTreeSet::new();
     for n in nodes {
-        let q = BackupQuery {
-            node: Some(n.clone()),
-            succeeded: Some(true),
-            ..Default::default()
-        };
-        for r in cat.scan_backups(&q).await? {
-            keys.insert(r.key());
-        }
+        keys.extend(cat.instances_on_node(n).await?);
     }
     Ok(keys.into_iter().collect())
 }
