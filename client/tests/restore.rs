@@ -248,8 +248,18 @@ async fn restores_a_full_and_a_chain_of_three_byte_identical() {
     );
     assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
 
-    // a full alone
+    // a full alone; the scratch dir a killed restore into the same --dest
+    // left behind (its pid is gone) is cleaned up
     let dest = env.dest("redis-restore");
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let stale = env
+        .work
+        .path()
+        .join(format!(".redis-restore.ubackup-restore.{dead_pid}"));
+    std::fs::create_dir_all(stale.join("files")).unwrap();
+    std::fs::write(stale.join("files/dump.rdb"), b"half").unwrap();
     let o = client(
         &conf,
         &[
@@ -265,6 +275,7 @@ async fn restores_a_full_and_a_chain_of_three_byte_identical() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&dest), ["dump.rdb"]);
     assert!(std::fs::read(dest.join("dump.rdb")).unwrap() == env.original(111111, "dump.rdb"));
+    assert!(!stale.exists(), "the stale scratch dir was removed");
 
     // an existing, non-empty --dest is refused before anything is pulled
     let o = client(
@@ -716,4 +727,49 @@ async fn list_restore_and_pin_through_elasticsearch() {
     let o = client(&conf, &["pin", &recs[0].id]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(cat.get(&recs[0].id).await.unwrap().unwrap().meta.pinned);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_pull_stops_it_and_leaves_dest_untouched() {
+    let env = Env::new();
+    chain_of_three(&env).await;
+    let conf = env.default_config();
+    // a stopped daemon: connections are accepted, nothing answers
+    env.rsyncd.pause();
+    let d = env.dest("interrupted");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ubackup-client"))
+        .arg("-c")
+        .arg(&conf)
+        .args([
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            d.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ubackup_testkit::wait_until(
+        "the restore is pulling",
+        std::time::Duration::from_secs(10),
+        || !env.scratch_left().is_empty(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    env.rsyncd.resume();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(st.code(), Some(8), "{err}");
+    assert!(err.contains("--dest untouched"), "{err}");
+    assert!(!d.exists());
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
 }

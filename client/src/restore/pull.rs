@@ -200,7 +200,8 @@ pub async fn fetch(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "restore".into());
-    let scratch = Scratch(parent.join(format!(".{name}.ubackup-restore.{}", std::process::id())));
+    clean_stale(parent, &name);
+    let scratch = Scratch(parent.join(format!("{}{}", scratch_prefix(&name), std::process::id())));
     let _ = std::fs::remove_dir_all(&scratch.0);
     let files = scratch.0.join("files");
     std::fs::create_dir_all(&files)
@@ -253,6 +254,42 @@ pub async fn fetch(
         let _ = d.sync_all();
     }
     Ok(total)
+}
+
+/// `.<dest name>.ubackup-restore.`: the scratch directory's name, before the pid.
+fn scratch_prefix(dest_name: &str) -> String {
+    format!(".{dest_name}.ubackup-restore.")
+}
+
+/// Scratch directories of restores into the same `--dest` that were killed
+/// (kill -9, power loss): their rsync process groups are killed first (an
+/// orphaned receiver may still be writing, shared/CRATES.md), then they go.
+fn clean_stale(parent: &Path, dest_name: &str) {
+    let prefix = scratch_prefix(dest_name);
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if pid as u32 == std::process::id() || alive {
+            continue;
+        }
+        let _ = TempArea::prepare(&e.path().join("rsync"));
+        match std::fs::remove_dir_all(e.path()) {
+            Ok(()) => tracing::warn!(
+                "removed {}, left by a restore that did not finish",
+                e.path().display()
+            ),
+            Err(err) => tracing::warn!(
+                "cannot remove {}, left by a restore that did not finish: {err}",
+                e.path().display()
+            ),
+        }
+    }
 }
 
 async fn pull_group(
