@@ -127,6 +127,6 @@ pub async fn serve(
         listener,
         router(cfg).into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    .with_graceful_shutdown(async move { shutdown.wait().await })
+    .await
 }

@@ -12,8 +12,8 @@ use reqwest::StatusCode;
 use ubackup_catalog::{Catalog, CatalogRecord};
 use ubackup_common::keys::{control, state};
 use ubackup_common::message::now_ms;
-use ubackup_common::{DeadLetter, ResultRecord};
 use ubackup_common::shutdown;
+use ubackup_common::{DeadLetter, ResultRecord};
 
 const TOKEN: &str = "s3cret-token-for-tests-0123";
 /// A business name and file names an attacker could have chosen.
@@ -27,13 +27,12 @@ struct Server {
 }
 
 impl Server {
-    async fn start(b: &Bench, cfg_path: &std::path::Path) -> Server {
+    async fn start(cfg_path: &std::path::Path) -> Server {
         let cfg = ubackup_reporter::config::ReporterConfig::load(cfg_path).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (trigger, sd) = shutdown::channel();
         tokio::spawn(ubackup_reporter::serve::serve(cfg, listener, sd));
-        let _ = b;
         Server {
             base,
             _trigger: trigger,
@@ -46,13 +45,23 @@ impl Server {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let s = r.status();
         (s, r.text().await.unwrap())
     }
 
     /// POSTs a form; `auth` is extra headers.
-    async fn post(&self, path: &str, form: &[(&str, &str)], auth: &[(&str, String)]) -> (StatusCode, String) {
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        auth: &[(&str, String)],
+    ) -> (StatusCode, String) {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -79,8 +88,14 @@ fn bearer() -> Vec<(&'static str, String)> {
 /// one), which is what an unescaped name would produce.
 fn assert_no_script(page: &str, what: &str) {
     let lower = page.to_ascii_lowercase();
-    assert!(!lower.contains("<script"), "{what}: unescaped <script> in the page:\n{page}");
-    assert!(!lower.contains("<img"), "{what}: unescaped <img> in the page");
+    assert!(
+        !lower.contains("<script"),
+        "{what}: unescaped <script> in the page:\n{page}"
+    );
+    assert!(
+        !lower.contains("<img"),
+        "{what}: unescaped <img> in the page"
+    );
 }
 
 fn rec(r: ResultRecord, game: &str) -> CatalogRecord {
@@ -105,7 +120,11 @@ async fn fill(b: &Bench) {
     recs.push(rec(inc, EVIL_GAME));
     recs.push(rec(ok(3307, 7000, 3600), EVIL_GAME));
     recs.push(rec(
-        client_failed(3307, 100, "backup script exited 1: <script>alert(2)</script>"),
+        client_failed(
+            3307,
+            100,
+            "backup script exited 1: <script>alert(2)</script>",
+        ),
         EVIL_GAME,
     ));
     let mut r = ok(6379, 500, 3600);
@@ -127,7 +146,12 @@ fn dead_letter(queue: &str, payload: &str, reason: &str) -> String {
 }
 
 fn lrange(b: &Bench, key: &str) -> Vec<String> {
-    redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(&mut b.conn()).unwrap()
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut b.conn())
+        .unwrap()
 }
 
 fn config_with_token(b: &Bench) -> std::path::PathBuf {
@@ -142,52 +166,125 @@ async fn every_page_renders_and_escapes_hostile_text() {
     b.node(
         "<b>evil-node</b>",
         true,
-        &[(state::PAUSED, "1"), (state::PAUSE_REASON, "<script>x</script>")],
+        &[
+            (state::PAUSED, "1"),
+            (state::PAUSE_REASON, "<script>x</script>"),
+        ],
     );
     b.node("ix1", true, &[(state::KIND, "indexer")]);
     redis::cmd("LPUSH")
         .arg(b.keys.dead(&b.q1))
-        .arg(dead_letter(&b.q1, r#"{"filename":"<script>alert(3)</script>"}"#, "illegal filename <img src=x onerror=alert(4)>"))
+        .arg(dead_letter(
+            &b.q1,
+            r#"{"filename":"<script>alert(3)</script>"}"#,
+            "illegal filename <img src=x onerror=alert(4)>",
+        ))
         .query::<()>(&mut b.conn())
         .unwrap();
-    let srv = Server::start(&b, &config_with_token(&b)).await;
+    let srv = Server::start(&config_with_token(&b)).await;
 
     let instance = "/instance/111111/mysql/3306";
-    for path in ["/", "/stats", "/stats?days=2&business=%3Cscript%3Ealert('game')%3C/script%3E&type=mysql", "/alerts", "/alerts?business=%3Cscript%3E", "/control", "/login", instance, "/instance/111111/mysql/3307"] {
-        let r = srv.http.get(format!("{}{path}", srv.base)).send().await.unwrap();
+    for path in [
+        "/",
+        "/stats",
+        "/stats?days=2&business=%3Cscript%3Ealert('game')%3C/script%3E&type=mysql",
+        "/alerts",
+        "/alerts?business=%3Cscript%3E",
+        "/control",
+        "/login",
+        instance,
+        "/instance/111111/mysql/3307",
+    ] {
+        let r = srv
+            .http
+            .get(format!("{}{path}", srv.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let h = r.headers().clone();
-        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert!(
+            h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
-        assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "{path}: pages are not cross-origin readable");
+        assert!(
+            h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+            "{path}: pages are not cross-origin readable"
+        );
         let body = r.text().await.unwrap();
         assert!(body.starts_with("<!DOCTYPE html>"), "{path}");
         assert_no_script(&body, path);
     }
     // the hostile text is there, escaped
     let (_, overview) = srv.get("/").await;
-    assert!(overview.contains("&lt;b&gt;evil-node&lt;/b&gt;"), "{overview}");
+    assert!(
+        overview.contains("&lt;b&gt;evil-node&lt;/b&gt;"),
+        "{overview}"
+    );
     assert!(overview.contains("&lt;script&gt;x&lt;/script&gt;"));
     assert!(overview.contains("Nodes") && overview.contains("n1") && overview.contains(&b.q1));
     let (_, alerts) = srv.get("/alerts").await;
     assert!(alerts.contains("script_error"), "{alerts}");
-    assert!(alerts.contains("backup script exited 1: &lt;script&gt;alert(2)&lt;/script&gt;"), "{alerts}");
-    assert!(alerts.contains("&lt;script&gt;alert('game')&lt;/script&gt;"), "the business name, escaped: {alerts}");
-    assert!(alerts.contains("href=\"/instance/111111/mysql/3307\""), "the alert links to its instance");
+    assert!(
+        alerts.contains("backup script exited 1: &lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{alerts}"
+    );
+    assert!(
+        alerts.contains("&lt;script&gt;alert('game')&lt;/script&gt;"),
+        "the business name, escaped: {alerts}"
+    );
+    assert!(
+        alerts.contains("href=\"/instance/111111/mysql/3307\""),
+        "the alert links to its instance"
+    );
     let (_, page) = srv.get(instance).await;
-    assert!(page.contains("db_&lt;script&gt;alert(1)&lt;/script&gt;.tar.gz"), "{page}");
-    assert!(page.contains("ubackup-client restore --type mysql --instance 3306 --server-id 111111 --at "), "{page}");
+    assert!(
+        page.contains("db_&lt;script&gt;alert(1)&lt;/script&gt;.tar.gz"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "ubackup-client restore --type mysql --instance 3306 --server-id 111111 --at "
+        ),
+        "{page}"
+    );
     assert!(page.contains("incremental of"), "{page}");
-    assert!(page.contains("restore pulls 2 file(s)"), "the chain resolves: {page}");
+    assert!(
+        page.contains("restore pulls 2 file(s)"),
+        "the chain resolves: {page}"
+    );
     let (_, control) = srv.get("/control").await;
-    assert!(control.contains("illegal filename &lt;img src=x onerror=alert(4)&gt;"), "{control}");
-    assert!(control.contains("{&quot;filename&quot;:&quot;&lt;script&gt;alert(3)&lt;/script&gt;&quot;}"), "{control}");
-    assert!(control.contains("Log in"), "read-only view says how to log in");
-    assert!(!control.contains("/control/dead/requeue\""), "no write forms without the token");
+    assert!(
+        control.contains("illegal filename &lt;img src=x onerror=alert(4)&gt;"),
+        "{control}"
+    );
+    assert!(
+        control
+            .contains("{&quot;filename&quot;:&quot;&lt;script&gt;alert(3)&lt;/script&gt;&quot;}"),
+        "{control}"
+    );
+    assert!(
+        control.contains("Log in"),
+        "read-only view says how to log in"
+    );
+    assert!(
+        !control.contains("/control/dead/requeue\""),
+        "no write forms without the token"
+    );
     let (_, stats) = srv.get("/stats?business=plain+game").await;
-    assert!(stats.contains("900.0 MiB"), "largest backup of the business: {stats}");
-    assert!(!stats.contains("db_3306_inc.xbstream"), "the business filter leaves other businesses out");
+    assert!(
+        stats.contains("900.0 MiB"),
+        "largest backup of the business: {stats}"
+    );
+    assert!(
+        !stats.contains("db_3306_inc.xbstream"),
+        "the business filter leaves other businesses out"
+    );
     assert!(stats.contains("<svg"), "inline charts");
 }
 
@@ -195,25 +292,56 @@ async fn every_page_renders_and_escapes_hostile_text() {
 async fn bad_input_gets_400_with_the_reason_and_unknown_ids_404() {
     let b = Bench::new("");
     fill(&b).await;
-    let srv = Server::start(&b, &b.config).await;
+    let srv = Server::start(&b.config).await;
     for (path, code, reason) in [
         ("/instance/999/mysql/1", 404, "no instance 999:mysql:1"),
-        ("/instance/abc/mysql/3306", 400, "server_id `abc` is not a number"),
-        ("/instance/111111/mysql/x1", 400, "instance `x1` is not a number"),
-        ("/instance/111111/mysql/3306?limit=0", 400, "parameter `limit`: `0` is not valid"),
-        ("/instance/111111/mysql/3306?page=2", 400, "unknown parameter `page`"),
-        ("/stats?days=abc", 400, "parameter `days`: `abc` is not valid; expected a whole number from 1 to 31"),
+        (
+            "/instance/abc/mysql/3306",
+            400,
+            "server_id `abc` is not a number",
+        ),
+        (
+            "/instance/111111/mysql/x1",
+            400,
+            "instance `x1` is not a number",
+        ),
+        (
+            "/instance/111111/mysql/3306?limit=0",
+            400,
+            "parameter `limit`: `0` is not valid",
+        ),
+        (
+            "/instance/111111/mysql/3306?page=2",
+            400,
+            "unknown parameter `page`",
+        ),
+        (
+            "/stats?days=abc",
+            400,
+            "parameter `days`: `abc` is not valid; expected a whole number from 1 to 31",
+        ),
         ("/stats?days=1&days=2", 400, "more than once"),
         ("/stats?bogus=1", 400, "unknown parameter `bogus`"),
-        ("/alerts?kind=nope", 400, "`nope` is not valid; expected one of script_error"),
+        (
+            "/alerts?kind=nope",
+            400,
+            "`nope` is not valid; expected one of script_error",
+        ),
         ("/alerts?severity=high", 400, "parameter `severity`"),
-        ("/?%3Cscript%3E=1", 400, "unknown parameter `&lt;script&gt;`"),
+        (
+            "/?%3Cscript%3E=1",
+            400,
+            "unknown parameter `&lt;script&gt;`",
+        ),
         ("/no/such/page", 404, "there is no page at /no/such/page"),
         ("/%3Cscript%3E", 404, "there is no page at /&lt;script&gt;"),
     ] {
         let (s, body) = srv.get(path).await;
         assert_eq!(s.as_u16(), code, "{path}: {body}");
-        assert!(body.contains(reason), "{path}: expected `{reason}` in\n{body}");
+        assert!(
+            body.contains(reason),
+            "{path}: expected `{reason}` in\n{body}"
+        );
         assert_no_script(&body, path);
     }
     // the JSON API is unchanged next to the pages
@@ -233,7 +361,8 @@ fn control_hash(b: &Bench, node: &str) -> std::collections::HashMap<String, Stri
 
 /// The csrf value of a page's write forms.
 fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    let at =
+        page.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     page[at..].split('"').next().unwrap().to_string()
 }
 
@@ -244,7 +373,7 @@ async fn writes_need_the_token_and_change_the_control_hash() {
     b.node("ix1", true, &[(state::KIND, "indexer")]);
 
     // no serve_token: read-only for everyone, even with a bearer header
-    let ro = Server::start(&b, &b.config).await;
+    let ro = Server::start(&b.config).await;
     let (s, body) = ro.post("/control/node/5/pause", &[], &bearer()).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("read-only"), "{body}");
@@ -252,38 +381,78 @@ async fn writes_need_the_token_and_change_the_control_hash() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(control_hash(&b, "5").is_empty(), "nothing changed");
 
-    let srv = Server::start(&b, &config_with_token(&b)).await;
+    let srv = Server::start(&config_with_token(&b)).await;
     // no credentials: 401 and a WWW-Authenticate challenge
-    let r = srv.http.post(format!("{}/control/node/5/pause", srv.base)).send().await.unwrap();
+    let r = srv
+        .http
+        .post(format!("{}/control/node/5/pause", srv.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
+    assert!(r.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
     // a wrong token: 403
     let (s, body) = srv
-        .post("/control/node/5/pause", &[], &[("authorization", "Bearer not-the-token-at-all".into())])
+        .post(
+            "/control/node/5/pause",
+            &[],
+            &[("authorization", "Bearer not-the-token-at-all".into())],
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
-    let (s, _) = srv.post("/control/node/5/pause", &[], &[("authorization", format!("Basic {TOKEN}"))]).await;
+    let (s, _) = srv
+        .post(
+            "/control/node/5/pause",
+            &[],
+            &[("authorization", format!("Basic {TOKEN}"))],
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert!(control_hash(&b, "5").is_empty(), "nothing changed by refused requests");
+    assert!(
+        control_hash(&b, "5").is_empty(),
+        "nothing changed by refused requests"
+    );
 
     // the bearer token works
     let (s, body) = srv.post("/control/node/5/pause", &[], &bearer()).await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert!(body.contains("paused unset → 1"), "the page says what changed: {body}");
+    assert!(
+        body.contains("paused unset → 1"),
+        "the page says what changed: {body}"
+    );
     assert_eq!(control_hash(&b, "5")[control::PAUSED], "1");
-    let (s, _) = srv.post("/control/node/5/workers", &[("workers", "8")], &bearer()).await;
+    let (s, _) = srv
+        .post("/control/node/5/workers", &[("workers", "8")], &bearer())
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(control_hash(&b, "5")[control::WORKERS], "8");
     for bad in ["abc", "0", "999", "-1"] {
-        let (s, body) = srv.post("/control/node/5/workers", &[("workers", bad)], &bearer()).await;
+        let (s, body) = srv
+            .post("/control/node/5/workers", &[("workers", bad)], &bearer())
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body.contains("parameter `workers`"), "{body}");
     }
-    let (s, _) = srv.post("/control/node/5/workers", &[("workers", "4"), ("extra", "1")], &bearer()).await;
+    let (s, _) = srv
+        .post(
+            "/control/node/5/workers",
+            &[("workers", "4"), ("extra", "1")],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(control_hash(&b, "5")[control::WORKERS], "8", "bad input changes nothing");
+    assert_eq!(
+        control_hash(&b, "5")[control::WORKERS],
+        "8",
+        "bad input changes nothing"
+    );
     // an empty count goes back to work_thread
-    let (s, _) = srv.post("/control/node/5/workers", &[("workers", "")], &bearer()).await;
+    let (s, _) = srv
+        .post("/control/node/5/workers", &[("workers", "")], &bearer())
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(!control_hash(&b, "5").contains_key(control::WORKERS));
     // unknown node, unknown action, an indexer
@@ -298,7 +467,9 @@ async fn writes_need_the_token_and_change_the_control_hash() {
     assert!(page.contains("paused by operator"), "{page}");
 
     // the browser way: log in, get a cookie; forms need their csrf field
-    let (s, body) = srv.post("/login", &[("token", "wrong-token-wrong-token")], &[]).await;
+    let (s, body) = srv
+        .post("/login", &[("token", "wrong-token-wrong-token")], &[])
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(body.contains("Wrong token"));
     let r = srv
@@ -310,8 +481,14 @@ async fn writes_need_the_token_and_change_the_control_hash() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let set = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(TOKEN), "the cookie is not the token");
     let cookie = set.split(';').next().unwrap().to_string();
     let page = srv
@@ -324,20 +501,33 @@ async fn writes_need_the_token_and_change_the_control_hash() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Log out") && page.contains("/control/node/5/resume"), "{page}");
+    assert!(
+        page.contains("Log out") && page.contains("/control/node/5/resume"),
+        "{page}"
+    );
     let csrf = csrf_of(&page);
     let with_cookie = vec![("cookie", cookie.clone())];
     let (s, _) = srv.post("/control/node/5/resume", &[], &with_cookie).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "a cookie without the form's csrf field (cross-site) is refused");
-    let (s, _) = srv.post("/control/node/5/resume", &[("csrf", "0000")], &with_cookie).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a cookie without the form's csrf field (cross-site) is refused"
+    );
+    let (s, _) = srv
+        .post("/control/node/5/resume", &[("csrf", "0000")], &with_cookie)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(control_hash(&b, "5")[control::PAUSED], "1");
-    let (s, body) = srv.post("/control/node/5/resume", &[("csrf", &csrf)], &with_cookie).await;
+    let (s, body) = srv
+        .post("/control/node/5/resume", &[("csrf", &csrf)], &with_cookie)
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(control_hash(&b, "5")[control::PAUSED], "0");
     // a cookie from another run of serve (another secret) is stale: 401
-    let other = Server::start(&b, &config_with_token(&b)).await;
-    let (s, _) = other.post("/control/node/5/pause", &[("csrf", &csrf)], &with_cookie).await;
+    let other = Server::start(&config_with_token(&b)).await;
+    let (s, _) = other
+        .post("/control/node/5/pause", &[("csrf", &csrf)], &with_cookie)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(control_hash(&b, "5")[control::PAUSED], "0");
 }
@@ -347,7 +537,9 @@ async fn dead_letters_are_requeued_atomically_or_dropped() {
     let b = Bench::new("");
     b.node("n1", true, &[]);
     let dead = b.keys.dead(&b.q1);
-    let msgs: Vec<String> = (0..4).map(|i| message(111111, 3300 + i, now_ms() / 1000)).collect();
+    let msgs: Vec<String> = (0..4)
+        .map(|i| message(111111, 3300 + i, now_ms() / 1000))
+        .collect();
     for (i, m) in msgs.iter().enumerate() {
         redis::cmd("LPUSH")
             .arg(&dead)
@@ -356,8 +548,12 @@ async fn dead_letters_are_requeued_atomically_or_dropped() {
             .unwrap();
     }
     // something in the list that is not a dead-letter entry
-    redis::cmd("LPUSH").arg(&dead).arg("{}").query::<()>(&mut b.conn()).unwrap();
-    let srv = Server::start(&b, &config_with_token(&b)).await;
+    redis::cmd("LPUSH")
+        .arg(&dead)
+        .arg("{}")
+        .query::<()>(&mut b.conn())
+        .unwrap();
+    let srv = Server::start(&config_with_token(&b)).await;
     let (_, page) = srv
         .http
         .get(format!("{}/control", srv.base))
@@ -367,11 +563,18 @@ async fn dead_letters_are_requeued_atomically_or_dropped() {
         .map(|r| (r.status(), r))
         .unwrap();
     let page = page.text().await.unwrap();
-    assert!(page.contains("Requeue all") && page.contains("reason 3"), "{page}");
+    assert!(
+        page.contains("Requeue all") && page.contains("reason 3"),
+        "{page}"
+    );
     let id = |raw: &str| blake3::hash(raw.as_bytes()).to_hex().to_string();
     let entries = lrange(&b, &dead);
     assert_eq!(entries.len(), 5);
-    let first = entries.iter().find(|e| e.contains("reason 0")).unwrap().clone();
+    let first = entries
+        .iter()
+        .find(|e| e.contains("reason 0"))
+        .unwrap()
+        .clone();
 
     // eight concurrent requeues of one entry push it exactly once
     let mut tasks = Vec::new();
@@ -397,38 +600,87 @@ async fn dead_letters_are_requeued_atomically_or_dropped() {
     for t in tasks {
         codes.push(t.await.unwrap());
     }
-    assert_eq!(codes.iter().filter(|c| **c == StatusCode::OK).count(), 1, "{codes:?}");
-    assert!(codes.iter().all(|c| *c == StatusCode::OK || *c == StatusCode::NOT_FOUND), "{codes:?}");
-    assert_eq!(lrange(&b, &b.q1), vec![msgs[0].clone()], "the payload, unchanged, once");
+    assert_eq!(
+        codes.iter().filter(|c| **c == StatusCode::OK).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == StatusCode::OK || *c == StatusCode::NOT_FOUND),
+        "{codes:?}"
+    );
+    assert_eq!(
+        lrange(&b, &b.q1),
+        vec![msgs[0].clone()],
+        "the payload, unchanged, once"
+    );
     assert_eq!(lrange(&b, &dead).len(), 4);
     assert!(!lrange(&b, &dead).contains(&first));
 
     // drop one
-    let second = lrange(&b, &dead).into_iter().find(|e| e.contains("reason 1")).unwrap();
-    let (s, body) = srv.post("/control/dead/drop", &[("list", &dead), ("entry", &id(&second))], &bearer()).await;
+    let second = lrange(&b, &dead)
+        .into_iter()
+        .find(|e| e.contains("reason 1"))
+        .unwrap();
+    let (s, body) = srv
+        .post(
+            "/control/dead/drop",
+            &[("list", &dead), ("entry", &id(&second))],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert!(body.contains("dropped from"), "{body}");
     assert!(!lrange(&b, &dead).contains(&second));
     assert_eq!(lrange(&b, &b.q1).len(), 1, "dropping pushes nothing");
     // the non-entry cannot be requeued (409), an unknown id is 404, an unknown list 404
-    let (s, body) = srv.post("/control/dead/requeue", &[("list", &dead), ("entry", &id("{}"))], &bearer()).await;
+    let (s, body) = srv
+        .post(
+            "/control/dead/requeue",
+            &[("list", &dead), ("entry", &id("{}"))],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    let (s, _) = srv.post("/control/dead/requeue", &[("list", &dead), ("entry", "abc")], &bearer()).await;
+    let (s, _) = srv
+        .post(
+            "/control/dead/requeue",
+            &[("list", &dead), ("entry", "abc")],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = srv.post("/control/dead/requeue-all", &[("list", "other:dead")], &bearer()).await;
+    let (s, _) = srv
+        .post(
+            "/control/dead/requeue-all",
+            &[("list", "other:dead")],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, body) = srv.post("/control/dead/requeue", &[("list", &dead)], &bearer()).await;
+    let (s, body) = srv
+        .post("/control/dead/requeue", &[("list", &dead)], &bearer())
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("parameter `entry` is missing"), "{body}");
     // without the token: nothing moves
-    let (s, _) = srv.post("/control/dead/requeue-all", &[("list", &dead)], &[]).await;
+    let (s, _) = srv
+        .post("/control/dead/requeue-all", &[("list", &dead)], &[])
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(lrange(&b, &dead).len(), 3);
 
     // requeue all: the two dead letters go back (oldest first at the pop end), `{}` stays
-    let (s, body) = srv.post("/control/dead/requeue-all", &[("list", &dead)], &bearer()).await;
+    let (s, body) = srv
+        .post("/control/dead/requeue-all", &[("list", &dead)], &bearer())
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert!(body.contains("Requeued 2 dead letter(s)") && body.contains("cannot be requeued"), "{body}");
+    assert!(
+        body.contains("Requeued 2 dead letter(s)") && body.contains("cannot be requeued"),
+        "{body}"
+    );
     assert_eq!(lrange(&b, &dead), vec!["{}".to_string()]);
     let mut q = lrange(&b, &b.q1);
     q.sort();
@@ -436,7 +688,9 @@ async fn dead_letters_are_requeued_atomically_or_dropped() {
     want.sort();
     assert_eq!(q, want, "every payload once, nothing lost");
     // drop all
-    let (s, _) = srv.post("/control/dead/drop-all", &[("list", &dead)], &bearer()).await;
+    let (s, _) = srv
+        .post("/control/dead/drop-all", &[("list", &dead)], &bearer())
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(lrange(&b, &dead).is_empty());
     assert_eq!(lrange(&b, &b.q1).len(), 3);
@@ -463,16 +717,34 @@ async fn results_dead_letters_on_a_separate_message_redis() {
     let payload = r#"{"succeed":1,"rsync_time":1}"#;
     let entry = dead_letter(&b.mq, payload, "catalog rejected it");
     let mut mc = msg_redis.conn();
-    redis::cmd("LPUSH").arg(&dead).arg(&entry).query::<()>(&mut mc).unwrap();
-    let srv = Server::start(&b, &cfg).await;
+    redis::cmd("LPUSH")
+        .arg(&dead)
+        .arg(&entry)
+        .query::<()>(&mut mc)
+        .unwrap();
+    let srv = Server::start(&cfg).await;
     let (_, page) = srv.get("/control").await;
     assert!(page.contains("catalog rejected it"), "{page}");
     let id = blake3::hash(entry.as_bytes()).to_hex().to_string();
-    let (s, body) = srv.post("/control/dead/requeue", &[("list", &dead), ("entry", &id)], &bearer()).await;
+    let (s, body) = srv
+        .post(
+            "/control/dead/requeue",
+            &[("list", &dead), ("entry", &id)],
+            &bearer(),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let q: Vec<String> = redis::cmd("LRANGE").arg(&b.mq).arg(0).arg(-1).query(&mut mc).unwrap();
+    let q: Vec<String> = redis::cmd("LRANGE")
+        .arg(&b.mq)
+        .arg(0)
+        .arg(-1)
+        .query(&mut mc)
+        .unwrap();
     assert_eq!(q, vec![payload.to_string()]);
-    assert!(lrange(&b, &b.mq).is_empty(), "nothing pushed to the cluster Redis");
+    assert!(
+        lrange(&b, &b.mq).is_empty(),
+        "nothing pushed to the cluster Redis"
+    );
 }
 
 /// The real binary logs every write with what changed, who and from where.
@@ -481,10 +753,19 @@ async fn the_binary_logs_every_write_action() {
     let b = Bench::new("");
     b.node("7", true, &[]);
     let log = b.dir.path().join("reporter.log");
-    let cfg = b.write_config("logged.conf", &format!("serve_token = {TOKEN}\nlog = {}", log.display()));
+    let cfg = b.write_config(
+        "logged.conf",
+        &format!("serve_token = {TOKEN}\nlog = {}", log.display()),
+    );
     let port = ubackup_testkit::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ubackup-reporter"))
-        .args(["serve", "-c", p(&cfg), "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "-c",
+            p(&cfg),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -513,18 +794,29 @@ async fn the_binary_logs_every_write_action() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    ubackup_testkit::wait_until("the log has the change and the refusal", Duration::from_secs(10), || {
-        let t = read();
-        t.contains("workers unset → 3") && t.contains("write refused")
-    });
+    ubackup_testkit::wait_until(
+        "the log has the change and the refusal",
+        Duration::from_secs(10),
+        || {
+            let t = read();
+            t.contains("workers unset → 3") && t.contains("write refused")
+        },
+    );
     let text = read();
-    let line = text.lines().find(|l| l.contains("workers unset → 3")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("workers unset → 3"))
+        .unwrap();
     assert!(
-        line.contains("node 7") && line.contains("peer=127.0.0.1:") && line.contains("bearer token"),
+        line.contains("node 7")
+            && line.contains("peer=127.0.0.1:")
+            && line.contains("bearer token"),
         "{line}"
     );
     assert_eq!(b.hgetall(&b.keys.control("7"))[control::WORKERS], "3");
-    assert!(!b.hgetall(&b.keys.control("7")).contains_key(control::PAUSED));
+    assert!(!b
+        .hgetall(&b.keys.control("7"))
+        .contains_key(control::PAUSED));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

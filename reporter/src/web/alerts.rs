@@ -29,11 +29,9 @@ impl Filter<'_> {
     fn keeps(&self, a: &Alert) -> bool {
         self.kind.is_none_or(|k| a.kind == k)
             && self.severity.is_none_or(|s| a.severity == s)
-            && self.business.is_none_or(|b| {
-                a.instance
-                    .as_ref()
-                    .is_some_and(|i| i.game_name == b)
-            })
+            && self
+                .business
+                .is_none_or(|b| a.instance.as_ref().is_some_and(|i| i.game_name == b))
     }
 }
 
@@ -49,19 +47,33 @@ pub(crate) async fn page(
         kind: p
             .choice("kind", &kinds)?
             .and_then(|k| AlertKind::ALL.into_iter().find(|x| x.as_str() == k)),
-        severity: p
-            .choice("severity", &["warning", "critical"])?
-            .map(|s| if s == "critical" { Severity::Critical } else { Severity::Warning }),
+        severity: p.choice("severity", &["warning", "critical"])?.map(|s| {
+            if s == "critical" {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            }
+        }),
     };
     let viewer = web.auth.viewer(&headers);
     let (snap, report) = web.app.read().await?;
-    let mut businesses: BTreeSet<&str> = snap.instances.iter().map(|e| e.game_name.as_str()).collect();
+    let mut businesses: BTreeSet<&str> = snap
+        .instances
+        .iter()
+        .map(|e| e.game_name.as_str())
+        .collect();
     for a in &report.alerts {
         if let Some(i) = &a.instance {
             businesses.insert(&i.game_name);
         }
     }
-    Ok(frame("Alerts", Nav::Alerts, &viewer, body(&report, &filter, &businesses)).into_response())
+    Ok(frame(
+        "Alerts",
+        Nav::Alerts,
+        &viewer,
+        body(&report, &filter, &businesses),
+    )
+    .into_response())
 }
 
 fn subject(a: &Alert) -> Markup {
@@ -85,7 +97,11 @@ fn subject(a: &Alert) -> Markup {
 fn body(report: &AlertReport, f: &Filter, businesses: &BTreeSet<&str>) -> Markup {
     let shown: Vec<&Alert> = report.alerts.iter().filter(|a| f.keeps(a)).collect();
     let hidden_untied = if f.business.is_some() {
-        report.alerts.iter().filter(|a| a.instance.is_none()).count()
+        report
+            .alerts
+            .iter()
+            .filter(|a| a.instance.is_none())
+            .count()
     } else {
         0
     };

@@ -82,7 +82,9 @@ impl Auth {
     fn mac(&self, purpose: &str) -> Option<String> {
         let t = self.token.as_deref()?;
         let mut h = blake3::Hasher::new_keyed(&self.secret);
-        h.update(purpose.as_bytes()).update(b"\0").update(t.as_bytes());
+        h.update(purpose.as_bytes())
+            .update(b"\0")
+            .update(t.as_bytes());
         Some(h.finalize().to_hex().to_string())
     }
 
@@ -297,7 +299,9 @@ fn random_secret() -> [u8; 32] {
         Ok(()) => key,
         Err(e) => {
             // still unguessable enough from outside: time, pid and an address
-            tracing::warn!("cannot read /dev/urandom ({e}); session keys derived from time and pid");
+            tracing::warn!(
+                "cannot read /dev/urandom ({e}); session keys derived from time and pid"
+            );
             let seed = format!(
                 "{:?}{}{:p}",
                 std::time::SystemTime::now(),
@@ -372,7 +376,8 @@ pub(crate) async fn login(
     }
     tracing::info!(peer = %peer.0, "web: operator logged in");
     let session = web.auth.session_value().expect("token configured");
-    let cookie = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
+    // 12 h, and void anyway when serve restarts (a new secret)
+    let cookie = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/control")]).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -401,12 +406,18 @@ mod tests {
         assert!(a.token_matches("0123456789abcdef0123"));
         assert!(!a.token_matches("0123456789abcdef012"));
         let s = a.session_value().unwrap();
-        assert!(!s.contains("0123456789abcdef0123"), "the cookie is not the token");
+        assert!(
+            !s.contains("0123456789abcdef0123"),
+            "the cookie is not the token"
+        );
         // another process (another secret) does not accept this cookie
         let b = Auth::new(Some("0123456789abcdef0123".into()));
         assert!(a.cookie_matches(&s) && !b.cookie_matches(&s));
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(&format!("x=1; {COOKIE}={s}")).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; {COOKIE}={s}")).unwrap(),
+        );
         assert_eq!(a.viewer(&h).access, Access::Operator);
         assert_eq!(b.viewer(&h).access, Access::LoggedOut);
         assert_eq!(Auth::new(None).viewer(&h).access, Access::ReadOnly);

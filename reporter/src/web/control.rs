@@ -242,7 +242,9 @@ pub(crate) async fn node_action(
     Path((node, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let who = web.auth.authorize(&headers, form_csrf(&body).as_deref(), &peer)?;
+    let who = web
+        .auth
+        .authorize(&headers, form_csrf(&body).as_deref(), &peer)?;
     let p = Params::form(&body, &["csrf", "workers"])?;
     if !matches!(action.as_str(), "pause" | "resume" | "workers") {
         return Err(WebError::not_found(format!(
@@ -272,7 +274,9 @@ pub(crate) async fn node_action(
             Err(e) => return Err(web.redis_error(&h, e).await),
         };
     if !registered {
-        return Err(WebError::not_found(format!("no node `{node}` has registered")));
+        return Err(WebError::not_found(format!(
+            "no node `{node}` has registered"
+        )));
     }
     if kind.as_deref() == Some("indexer") {
         return Err(WebError::conflict(format!(
@@ -282,21 +286,49 @@ pub(crate) async fn node_action(
     let key = keys.control(&node);
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
     let (field, new, cmd) = match (action.as_str(), workers) {
-        ("pause", _) => (control::PAUSED, Some("1".to_string()), redis::cmd("HSET").arg(&key).arg(control::PAUSED).arg(1).clone()),
-        ("resume", _) => (control::PAUSED, Some("0".to_string()), redis::cmd("HSET").arg(&key).arg(control::PAUSED).arg(0).clone()),
-        (_, Some(n)) => (control::WORKERS, Some(n.to_string()), redis::cmd("HSET").arg(&key).arg(control::WORKERS).arg(n).clone()),
+        ("pause", _) => (
+            control::PAUSED,
+            Some("1".to_string()),
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(control::PAUSED)
+                .arg(1)
+                .clone(),
+        ),
+        ("resume", _) => (
+            control::PAUSED,
+            Some("0".to_string()),
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(control::PAUSED)
+                .arg(0)
+                .clone(),
+        ),
+        (_, Some(n)) => (
+            control::WORKERS,
+            Some(n.to_string()),
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(control::WORKERS)
+                .arg(n)
+                .clone(),
+        ),
         // an empty count: back to the node's work_thread
-        (_, None) => (control::WORKERS, None, redis::cmd("HDEL").arg(&key).arg(control::WORKERS).clone()),
+        (_, None) => (
+            control::WORKERS,
+            None,
+            redis::cmd("HDEL").arg(&key).arg(control::WORKERS).clone(),
+        ),
     };
-    let old = if field == control::PAUSED { &before.0 } else { &before.1 };
+    let old = if field == control::PAUSED {
+        &before.0
+    } else {
+        &before.1
+    };
     if let Err(e) = cmd.query_async::<i64>(&mut conn).await {
         return Err(web.redis_error(&h, e).await);
     }
-    let line = format!(
-        "node {node}: {key} {field} {} → {}",
-        show(old),
-        show(&new)
-    );
+    let line = format!("node {node}: {key} {field} {} → {}", show(old), show(&new));
     tracing::info!(peer = %who.peer, via = who.via, "web: {line}");
     Ok(done(&web.auth.viewer(&headers), "Node updated", &[line]))
 }
@@ -308,7 +340,9 @@ pub(crate) async fn dead_action(
     Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let who = web.auth.authorize(&headers, form_csrf(&body).as_deref(), &peer)?;
+    let who = web
+        .auth
+        .authorize(&headers, form_csrf(&body).as_deref(), &peer)?;
     let p = Params::form(&body, &["csrf", "list", "entry"])?;
     let single = match action.as_str() {
         "requeue" | "drop" => true,
@@ -320,9 +354,14 @@ pub(crate) async fn dead_action(
         }
     };
     let requeue = action.starts_with("requeue");
-    let list = p.required("list", "a dead-letter list, e.g. level1:dead")?.to_string();
+    let list = p
+        .required("list", "a dead-letter list, e.g. level1:dead")?
+        .to_string();
     let entry_id = if single {
-        Some(p.required("entry", "the entry's id (from the control page)")?.to_string())
+        Some(
+            p.required("entry", "the entry's id (from the control page)")?
+                .to_string(),
+        )
     } else {
         None
     };
@@ -333,7 +372,9 @@ pub(crate) async fn dead_action(
         .find(|l| l.list == list)
         .cloned()
     else {
-        return Err(WebError::not_found(format!("no dead-letter list `{list}` is known")));
+        return Err(WebError::not_found(format!(
+            "no dead-letter list `{list}` is known"
+        )));
     };
     let h = web.handles().await?;
     let mq = web.app.cfg.message_queue();
@@ -355,7 +396,9 @@ pub(crate) async fn dead_action(
     };
     if single && requeue {
         if let Some(why) = entries[0].requeue_refusal() {
-            return Err(WebError::conflict(format!("this entry cannot be requeued: {why}")));
+            return Err(WebError::conflict(format!(
+                "this entry cannot be requeued: {why}"
+            )));
         }
     }
     let mut lines = Vec::new();
@@ -405,7 +448,9 @@ pub(crate) async fn dead_action(
         )));
     }
     if gone > 0 {
-        lines.push(format!("{gone} entr(ies) had already been moved or dropped by someone else"));
+        lines.push(format!(
+            "{gone} entr(ies) had already been moved or dropped by someone else"
+        ));
     }
     if skipped > 0 {
         lines.push(format!(

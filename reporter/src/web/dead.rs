@@ -4,7 +4,7 @@
 //! An entry is named by the blake3 of its exact bytes, so a form names the
 //! entry it showed, whatever moved in the list since. Requeueing is one
 //! Lua script per entry (`lua/requeue_dead.lua`: LREM of the exact element
-//! + RPUSH of its payload): nothing is lost or pushed twice, even when two
+//! and RPUSH of its payload): nothing is lost or pushed twice, even when two
 //! operators act at once. Dropping is an LREM of the exact element.
 
 use redis::aio::ConnectionManager;

@@ -60,6 +60,10 @@ button.danger{border-color:#c62828;color:#b3261e}
 .err{background:#fdecea;border:1px solid #f2b8b5;padding:10px 14px;border-radius:5px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px;vertical-align:middle}
 svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#4b5b6b}
+.nowrap{white-space:nowrap}
+tr.cmdrow td{border-top:none;padding-top:0}
+tr.cmdrow pre.cmd{display:inline-block;margin:0}
+tr.hasrow td{border-bottom:none}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 @media (max-width:900px){.grid2{grid-template-columns:1fr}}
 "#;
@@ -121,8 +125,14 @@ pub async fn security_headers(mut r: Response) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -141,8 +151,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 /// One shell word: as is when it is plainly safe, else single-quoted.
 pub fn shell_word(s: &str) -> String {
     let plain = !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.,:/@%+=".contains(c));
     if plain {
         s.to_string()
@@ -157,7 +166,10 @@ pub fn bytes(n: i64) -> String {
 
 /// The link to an instance's page.
 pub fn instance_href(server_id: i64, back_type: &str, instance: i64) -> String {
-    format!("/instance/{server_id}/{}/{instance}", path_segment(back_type))
+    format!(
+        "/instance/{server_id}/{}/{instance}",
+        path_segment(back_type)
+    )
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

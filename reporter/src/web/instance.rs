@@ -223,26 +223,26 @@ fn body(
             table {
                 tr {
                     th { "Created (UTC)" } th { "Status" } th { "Kind / chain" } th.n { "Size" }
-                    th { "Node" } th { "Path" } th { "Verify" } th.n { "Took" } th { "Restore" }
+                    th { "Node" } th { "Path" } th { "Verify" } th.n { "Took" }
                 }
                 @for r in records {
-                    tr {
-                        td.mono { (time(r.result.create_time)) }
+                    @let why = not_restorable(r);
+                    tr.hasrow[why.is_none()] {
+                        td.mono.nowrap { (time(r.result.create_time)) }
                         td { (status_cell(r)) }
                         td { (chain_cell(r, chains)) }
                         td.n { (bytes(r.result.size)) }
-                        td { (r.node()) }
+                        td.nowrap { (r.node()) }
                         td.mono {
                             (r.result.file_path.as_deref().unwrap_or("-"))
                             @if let Some(f) = &r.result.filename { br; (f) }
                         }
                         td { (verify_cell(r)) }
                         td.n { (r.result.duration_ms.map(|d| duration_ms(d as i64)).unwrap_or_default()) }
-                        td {
-                            @match not_restorable(r) {
-                                None => pre.cmd { (restore_command(r)) },
-                                Some(why) => span.muted { "not restorable: " (why) },
-                            }
+                    }
+                    @if why.is_none() {
+                        tr.cmdrow {
+                            td colspan="8" { span.muted { "restore: " } pre.cmd { (restore_command(r)) } }
                         }
                     }
                 }

@@ -69,9 +69,17 @@ pub fn dead_anchor(list: &str) -> String {
 }
 
 fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
-    let inflight: u64 = st.queues.of_kind(QueueKind::Inflight).map(|l| l.depth).sum();
+    let inflight: u64 = st
+        .queues
+        .of_kind(QueueKind::Inflight)
+        .map(|l| l.depth)
+        .sum();
     let dead: u64 = st.queues.of_kind(QueueKind::Dead).map(|l| l.depth).sum();
-    let waiting: u64 = st.queues.of_kind(QueueKind::Priority).map(|l| l.depth).sum();
+    let waiting: u64 = st
+        .queues
+        .of_kind(QueueKind::Priority)
+        .map(|l| l.depth)
+        .sum();
     html! {
         h1 { "Overview " (severity_badge(st.health)) }
         p.muted {
@@ -105,11 +113,11 @@ fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
                 tr { th { "Node" } th { "Kind" } th { "IP" } th { "State" } th { "Disk used" } th.n { "Active / workers" } th.n { "Heartbeat" } th { "Version" } }
                 @for n in &st.nodes {
                     tr {
-                        td { a href={"/control#" (node_anchor(&n.id))} { (n.id) } }
+                        td.nowrap { a href={"/control#" (node_anchor(&n.id))} { (n.id) } }
                         td { (if n.kind.is_empty() { "?" } else { &n.kind }) }
                         td.mono { (n.ip) }
                         td { (node_state(n)) }
-                        td {
+                        td.nowrap {
                             @if n.is_indexer() { span.muted { "-" } }
                             @else {
                                 (disk_bar(n.disk_used_pct, t.disk_low_pct, t.disk_critical_pct))
@@ -166,7 +174,7 @@ fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
                 @if d.stats.truncated {
                     div.note { "Partial: the window is too large for this store to scan completely." }
                 }
-                div.grid2 {
+                div {
                     div {
                         table {
                             tr { th { "Node" } th.n { "OK" } th.n { "Failed" } th.n { "Illegal" } th.n { "Shipped" } }
@@ -177,8 +185,9 @@ fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
                         }
                     }
                     div {
+                        h2 { "Slowest pulls, last 24 hours" }
                         table {
-                            tr { th { "Slowest pulls" } th { "File" } th.n { "Size" } th.n { "Took" } th { "Node" } }
+                            tr { th { "Instance" } th { "File" } th.n { "Size" } th.n { "Took" } th { "Node" } }
                             @for p in &d.slowest {
                                 tr {
                                     td { (p.instance) }

@@ -59,8 +59,9 @@ impl Params {
 
     /// A required text value.
     pub fn required(&self, key: &str, what: &str) -> Result<&str, WebError> {
-        self.text(key)
-            .ok_or_else(|| WebError::bad_request(format!("parameter `{key}` is missing; expected {what}")))
+        self.text(key).ok_or_else(|| {
+            WebError::bad_request(format!("parameter `{key}` is missing; expected {what}"))
+        })
     }
 
     /// A number within `range`; None when absent or empty.
@@ -146,12 +147,20 @@ mod tests {
 
     #[test]
     fn strict_parameters() {
-        let p = Params::parse(Some("days=3&business=a%3Cb&type="), &["days", "business", "type"]).unwrap();
+        let p = Params::parse(
+            Some("days=3&business=a%3Cb&type="),
+            &["days", "business", "type"],
+        )
+        .unwrap();
         assert_eq!(p.number::<i64>("days", 1..=31).unwrap(), Some(3));
         assert_eq!(p.text("business"), Some("a<b"));
         assert_eq!(p.text("type"), None);
         let e = Params::parse(Some("dayz=3"), &["days"]).unwrap_err();
-        assert!(e.detail.contains("unknown parameter `dayz`"), "{}", e.detail);
+        assert!(
+            e.detail.contains("unknown parameter `dayz`"),
+            "{}",
+            e.detail
+        );
         let e = Params::parse(Some("days=1&days=2"), &["days"]).unwrap_err();
         assert!(e.detail.contains("more than once"), "{}", e.detail);
         let p = Params::parse(Some("days=x"), &["days"]).unwrap();
@@ -160,6 +169,9 @@ mod tests {
         let p = Params::parse(Some("days=99"), &["days"]).unwrap();
         assert!(p.number::<i64>("days", 1..=31).is_err());
         assert_eq!(percent_decode("/%3Cscript%3E%2"), "/<script>%2");
-        assert_eq!(to_query(&[("a", Some("x y")), ("b", None), ("c", Some(""))]), "?a=x+y");
+        assert_eq!(
+            to_query(&[("a", Some("x y")), ("b", None), ("c", Some(""))]),
+            "?a=x+y"
+        );
     }
 }

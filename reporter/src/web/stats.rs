@@ -45,7 +45,14 @@ pub(crate) async fn page(
     };
     let businesses: BTreeSet<&str> = registry.iter().map(|e| e.game_name.as_str()).collect();
     let types: BTreeSet<&str> = registry.iter().map(|e| e.key.back_type.as_str()).collect();
-    let body = body(&activity, &filter, days, &businesses, &types, &store.describe());
+    let body = body(
+        &activity,
+        &filter,
+        days,
+        &businesses,
+        &types,
+        &store.describe(),
+    );
     Ok(frame("Statistics", Nav::Stats, &viewer, body).into_response())
 }
 
@@ -114,7 +121,7 @@ fn body(
         div.card { (svg::hourly(&a.hours, a.since_ms, a.until_ms)) }
         h2 { "Bytes shipped per day" }
         div.card { (svg::daily_bytes(&a.days, a.since_ms, a.until_ms)) }
-        div.grid2 {
+        div {
             div {
                 h2 { "Largest backups" }
                 table {
@@ -125,7 +132,7 @@ fn body(
                             td { (r.game_name) }
                             td.mono { (r.result.filename.as_deref().unwrap_or("-")) }
                             td.n { (bytes(r.result.size)) }
-                            td.muted { (time(r.result.create_time)) }
+                            td.muted.nowrap { (time(r.result.create_time)) }
                         }
                     }
                     @if a.largest.is_empty() { tr { td colspan="5" .muted { "no successful backup in this window" } } }

@@ -14,18 +14,40 @@ const OK: &str = "#2e7d32";
 const FAILED: &str = "#c62828";
 const BYTES: &str = "#3b78c4";
 
-/// A round axis maximum ≥ `v` (1, 2, 5 × 10ⁿ).
-pub fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
+/// The smallest "round" step (1, 2 or 5 × 10ⁿ) of at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if raw <= 0.0 || !raw.is_finite() {
         return 1.0;
     }
-    let p = 10f64.powf(v.log10().floor());
+    let p = 10f64.powf(raw.log10().floor());
     for m in [1.0, 2.0, 5.0, 10.0] {
-        if m * p >= v {
+        if m * p >= raw * (1.0 - 1e-9) {
             return m * p;
         }
     }
     10.0 * p
+}
+
+/// An axis up to at least `v` in at most 5 round steps: (max, step).
+/// `min_step` keeps counts whole.
+pub fn axis(v: f64, min_step: f64) -> (f64, f64) {
+    let step = nice_step(v / 4.0).max(min_step);
+    let max = (v / step).ceil().max(1.0) * step;
+    (max, step)
+}
+
+/// A byte axis: round steps of the largest binary unit below `v`
+/// (`0`, `10 GiB`, `20 GiB`, …) and the unit's name.
+fn byte_axis(v: f64) -> (f64, f64, f64, &'static str) {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut unit = 1.0;
+    let mut u = 0;
+    while v >= unit * 1024.0 && u < UNITS.len() - 1 {
+        unit *= 1024.0;
+        u += 1;
+    }
+    let (max, step) = axis(v / unit, 0.0);
+    (max * unit, step * unit, unit, UNITS[u])
 }
 
 /// Every bucket of length `len` from `since_ms` to `until_ms`, zeros where
@@ -75,11 +97,12 @@ fn f(v: f64) -> String {
     format!("{v:.1}")
 }
 
-/// Horizontal grid lines and their labels.
-fn grid(fr: &Frame, max: f64, label: impl Fn(f64) -> String) -> Markup {
+/// Horizontal grid lines and their labels, every `step` up to `max`.
+fn grid(fr: &Frame, max: f64, step: f64, label: impl Fn(f64) -> String) -> Markup {
+    let n = (max / step).round() as i64;
     html! {
-        @for i in 0..=4 {
-            @let v = max * i as f64 / 4.0;
+        @for i in 0..=n {
+            @let v = step * i as f64;
             @let y = fr.y(v, max);
             line x1=(f(fr.left)) x2=(f(fr.w - 8.0)) y1=(f(y)) y2=(f(y)) stroke=(if i == 0 { "#8a99a8" } else { "#e3e8ee" }) {}
             text x=(f(fr.left - 4.0)) y=(f(y + 4.0)) text-anchor="end" { (label(v)) }
@@ -97,11 +120,16 @@ pub fn hourly(buckets: &[Bucket], since_ms: i64, until_ms: i64) -> Markup {
         bottom: 24.0,
         top: 8.0,
     };
-    let max = nice_max(all.iter().map(|b| (b.ok + b.failed) as f64).fold(0.0, f64::max));
+    let (max, step) = axis(
+        all.iter()
+            .map(|b| (b.ok + b.failed) as f64)
+            .fold(0.0, f64::max),
+        1.0,
+    );
     let bw = fr.plot_w() / all.len().max(1) as f64;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (fr.w) " " (fr.h)} width="100%" role="img" aria-label="backups per hour, ok and failed" {
-            (grid(&fr, max, |v| format!("{}", v.round() as i64)))
+            (grid(&fr, max, step, |v| format!("{}", v.round() as i64)))
             @for (i, b) in all.iter().enumerate() {
                 @let x = fr.left + i as f64 * bw;
                 @let y_ok = fr.y(b.ok as f64, max);
@@ -133,11 +161,15 @@ pub fn daily_bytes(buckets: &[Bucket], since_ms: i64, until_ms: i64) -> Markup {
         bottom: 24.0,
         top: 18.0,
     };
-    let max = nice_max(all.iter().map(|b| b.bytes as f64).fold(0.0, f64::max));
+    let (max, step, unit, unit_name) =
+        byte_axis(all.iter().map(|b| b.bytes as f64).fold(0.0, f64::max));
     let bw = fr.plot_w() / all.len().max(1) as f64;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (fr.w) " " (fr.h)} width="100%" role="img" aria-label="bytes shipped per day" {
-            (grid(&fr, max, |v| bytes(v as i64)))
+            (grid(&fr, max, step, |v| {
+                let x = v / unit;
+                if x == x.round() { format!("{x:.0} {unit_name}") } else { format!("{x:.1} {unit_name}") }
+            }))
             @for (i, b) in all.iter().enumerate() {
                 @let x = fr.left + i as f64 * bw;
                 @let y = fr.y(b.bytes as f64, max);
@@ -189,14 +221,28 @@ mod tests {
             ok,
             ..Default::default()
         };
-        let got = fill(&[b(HOUR_MS, 3), b(3 * HOUR_MS, 1)], HOUR_MS, 10, 4 * HOUR_MS);
+        let got = fill(
+            &[b(HOUR_MS, 3), b(3 * HOUR_MS, 1)],
+            HOUR_MS,
+            10,
+            4 * HOUR_MS,
+        );
         assert_eq!(
-            got.iter().map(|x| (x.start_ms / HOUR_MS, x.ok)).collect::<Vec<_>>(),
+            got.iter()
+                .map(|x| (x.start_ms / HOUR_MS, x.ok))
+                .collect::<Vec<_>>(),
             vec![(0, 0), (1, 3), (2, 0), (3, 1)]
         );
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(120.0), 200.0);
-        assert_eq!(nice_max(5.0), 5.0);
+        assert_eq!(axis(0.0, 1.0), (1.0, 1.0));
+        assert_eq!(axis(4.0, 1.0), (4.0, 1.0));
+        assert_eq!(axis(5.0, 1.0), (6.0, 2.0));
+        assert_eq!(axis(7.0, 1.0), (8.0, 2.0));
+        assert_eq!(axis(120.0, 1.0), (150.0, 50.0));
+        let gib = (1u64 << 30) as f64;
+        let (max, step, unit, name) = byte_axis(39.9 * gib);
+        assert_eq!(
+            (max / gib, step / gib, unit, name),
+            (40.0, 10.0, gib, "GiB")
+        );
     }
 }
