@@ -598,6 +598,8 @@ mod tests {
         assert_eq!(c.queues, ["level1", "low"]);
         assert!(c.rsync_nodelay);
         assert!(c.source_allowed("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.batch_max, 64);
+        assert_eq!(c.batch_bytes, 64 << 20);
     }
 
     #[test]
@@ -655,6 +657,8 @@ mod tests {
             ("work_thread = 0", "work_thread", "1-256"),
             ("retry = many", "retry", "attempts per pull"),
             ("rsync_port = 0", "rsync_port", "1-65535"),
+            ("batch_max = 0", "batch_max", "1-1000"),
+            ("batch_mb = 0", "batch_mb", "1-1048576"),
             ("rsync_timeout = 0", "rsync_timeout", "1-86400"),
             ("node_id = a/b", "node_id", "no `/`"),
             (

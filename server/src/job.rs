@@ -3,6 +3,10 @@
 //! dead-letter it. The message stays in this node's in-flight list until
 //! the fenced ack or dead-letter removes it; every early return that does
 //! neither leaves it there for the drain or restart re-queue.
+//!
+//! A pull whose source has more messages waiting is handed to [`batch`]
+//! (one rsync for several messages); the pieces here (result records, the
+//! fenced ack, the retry wait, the single pull) are shared with it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use tracing::Instrument;
 use ubackup_common::message::{now_ms, NO_FULL};
 use ubackup_common::{ResultRecord, Taken};
 
+use crate::batch;
 use crate::disk::Admission;
 use crate::failpoint;
 use crate::intake::{intake, Intake, PullJob};
@@ -61,8 +66,15 @@ pub async fn process(ctx: Arc<Ctx>, taken: Taken) {
                 ack(&ctx, &taken, &result).instrument(span).await;
             }
             Intake::Pull(job) => {
-                let span = tracing::info_span!("msg", server_id = job.msg.server_id, r#type = %job.msg.back_type, instance = job.msg.instance, filename = %job.file_name, src = %job.source.ip);
-                pull(&ctx, *job).instrument(span).await;
+                let more = batch::claim_more(&ctx, &cfg, &job).await;
+                if more.is_empty() {
+                    pull(&ctx, *job).await;
+                } else {
+                    let mut jobs = vec![*job];
+                    jobs.extend(more);
+                    let span = tracing::info_span!("batch", src = %jobs[0].source.ip, port = jobs[0].source.port, module = %jobs[0].source.module, files = jobs.len());
+                    batch::pull_batch(&ctx, jobs).instrument(span).await;
+                }
             }
         }
     }
@@ -75,7 +87,18 @@ pub async fn process(ctx: Arc<Ctx>, taken: Taken) {
     }
 }
 
-async fn pull(ctx: &Ctx, job: PullJob) {
+/// The span every log line about one message carries.
+pub(crate) fn msg_span(job: &PullJob) -> tracing::Span {
+    tracing::info_span!("msg", server_id = job.msg.server_id, r#type = %job.msg.back_type, instance = job.msg.instance, filename = %job.file_name, src = %job.source.ip)
+}
+
+/// One message pulled by its own rsync, start to finish (result and ack).
+pub(crate) async fn pull(ctx: &Ctx, job: PullJob) {
+    let span = msg_span(&job);
+    pull_one(ctx, job).instrument(span).await
+}
+
+async fn pull_one(ctx: &Ctx, job: PullJob) {
     let cfg = ctx.cfg();
     let admission: Admission = match ctx.disk.admit(job.size, cfg.reserve_bytes) {
         Ok(a) => a,
@@ -150,7 +173,7 @@ async fn pull(ctx: &Ctx, job: PullJob) {
 /// not pulled again when the message has a checksum that proves it.
 /// Without a checksum it is re-pulled, using the landed file as rsync's
 /// basis (`--copy-dest`), and renamed over it.
-async fn already_landed(job: &PullJob) -> Option<Landed> {
+pub(crate) async fn already_landed(job: &PullJob) -> Option<Landed> {
     let want = job.checksum.clone()?;
     let path = job.final_path();
     let size = job.size;
@@ -175,7 +198,6 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
     let max = ctx.cfg().retry;
     let mut prev_dir: Option<PathBuf> = None;
     let mut last: Option<(AttemptError, String)> = None;
-    let mut stop = ctx.stop.clone();
     let mut attempt = 0;
     while attempt < max {
         attempt += 1;
@@ -186,25 +208,8 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
             if let Ok(false) = ctx.wq.holds(&job.taken).await {
                 return Outcome::Abandoned("another node took the message over".into());
             }
-            if stop.is_triggered() {
-                return Outcome::Abandoned("shutting down: no new attempt".into());
-            }
-            let delay = backoff(cfg.retry_backoff, attempt);
-            tracing::info!(
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                "retrying after {err}"
-            );
-            if stop.sleep(delay).await {
-                return Outcome::Abandoned("shutting down during the retry backoff".into());
-            }
-            if err.retry() == Retry::AfterSpace {
-                while let Err(reason) = ctx.disk.may_pop(cfg.reserve_bytes) {
-                    tracing::info!(%reason, "rsync ran out of space: waiting for space before retrying");
-                    if stop.sleep(Duration::from_secs(2)).await {
-                        return Outcome::Abandoned("shutting down while waiting for space".into());
-                    }
-                }
+            if let Err(why) = before_retry(ctx, err, attempt).await {
+                return Outcome::Abandoned(why);
             }
         }
         let dir = match ctx.tmp.attempt_dir(&job.key, attempt) {
@@ -300,20 +305,64 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
 /// kept for inspection in `server_root_path/.ubackup-quarantine/<node_id>/`
 /// (never in the destination tree, never in the catalog as a success), and
 /// `why` says where, so the failure result names it.
-fn quarantine(cfg: &crate::config::ServerConfig, job: &PullJob, attempt_dir: &std::path::Path, why: &mut String) {
+fn quarantine(
+    cfg: &crate::config::ServerConfig,
+    job: &PullJob,
+    attempt_dir: &std::path::Path,
+    why: &mut String,
+) {
     let from = attempt_dir.join(&job.file_name);
     if !why.starts_with("checksum") || !from.is_file() {
         return;
     }
-    let dir = cfg.server_root_path.join(".ubackup-quarantine").join(&cfg.node_id);
+    let dir = cfg
+        .server_root_path
+        .join(".ubackup-quarantine")
+        .join(&cfg.node_id);
     let to = dir.join(format!("{}.{}", job.key, job.file_name));
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(&from, &to)) {
         Ok(()) => {
             tracing::warn!(quarantined = %to.display(), "the pulled file fails its checksum: kept aside for inspection");
-            why.push_str(&format!("; the pulled file is quarantined as {}", to.display()));
+            why.push_str(&format!(
+                "; the pulled file is quarantined as {}",
+                to.display()
+            ));
         }
         Err(e) => tracing::warn!("cannot quarantine {}: {e}", from.display()),
     }
+}
+
+/// The wait before attempt `attempt` (> 1) after `err`: the backoff, and
+/// after ENOSPC until the disk reserve is met again. `Err` (why) when
+/// shutdown starts meanwhile: no new attempt, the message stays in flight.
+pub(crate) async fn before_retry(
+    ctx: &Ctx,
+    err: &AttemptError,
+    attempt: u32,
+) -> Result<(), String> {
+    let cfg = ctx.cfg();
+    let mut stop = ctx.stop.clone();
+    if stop.is_triggered() {
+        return Err("shutting down: no new attempt".into());
+    }
+    let delay = backoff(cfg.retry_backoff, attempt);
+    tracing::info!(
+        attempt,
+        delay_ms = delay.as_millis() as u64,
+        "retrying after {err}"
+    );
+    if stop.sleep(delay).await {
+        return Err("shutting down during the retry backoff".into());
+    }
+    if err.retry() == Retry::AfterSpace {
+        while let Err(reason) = ctx.disk.may_pop(cfg.reserve_bytes) {
+            tracing::info!(%reason, "rsync ran out of space: waiting for space before retrying");
+            if stop.sleep(Duration::from_secs(2)).await {
+                return Err("shutting down while waiting for space".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn base_result(job: &PullJob, myip: &str, node_id: &str) -> ResultRecord {
@@ -372,7 +421,7 @@ pub fn success_result(
     r
 }
 
-fn failure_result(
+pub(crate) fn failure_result(
     job: &PullJob,
     myip: &str,
     node_id: &str,
@@ -420,9 +469,41 @@ async fn ack(ctx: &Ctx, taken: &Taken, result: &ResultRecord) {
     }
 }
 
+/// The fenced ack of several messages (a batch) in one script call: each
+/// one is removed from the in-flight list and its result pushed only if it
+/// is still this node's; the others are logged as fenced off.
+pub(crate) async fn ack_many(ctx: &Ctx, items: &[(PullJob, ResultRecord)]) {
+    if items.is_empty() {
+        return;
+    }
+    failpoint::hit("before_ack").await;
+    let json: Vec<String> = items
+        .iter()
+        .map(|(_, r)| serde_json::to_string(r).expect("result serializes"))
+        .collect();
+    let pairs: Vec<(&Taken, Option<&str>)> = items
+        .iter()
+        .zip(&json)
+        .map(|((j, _), r)| (&j.taken, Some(r.as_str())))
+        .collect();
+    let Some(flags) = retry_redis(ctx, "ack", || ctx.wq.ack(&pairs, &ctx.sink.ack_list)).await
+    else {
+        return;
+    };
+    for ((job, _), ours) in items.iter().zip(&flags) {
+        if !ours {
+            tracing::warn!(parent: &msg_span(job), "ack fenced off: the message was re-queued while this node held it (heartbeat expired, e.g. a stopped process); result dropped, the new holder reports it");
+        }
+    }
+    if flags.iter().any(|f| *f) {
+        ctx.sink.notify();
+        failpoint::hit("after_ack").await;
+    }
+}
+
 /// Retries a Redis step until it succeeds or the pulls are aborted (then
 /// the message stays in flight and is re-queued). Returns None if given up.
-async fn retry_redis<T, F, Fut>(ctx: &Ctx, what: &str, mut f: F) -> Option<T>
+pub(crate) async fn retry_redis<T, F, Fut>(ctx: &Ctx, what: &str, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,

@@ -26,7 +26,13 @@ pub struct Landed {
 
 /// Checks the file rsync left in `attempt_dir`; blocking (hashes the file).
 pub fn verify(job: &PullJob, attempt_dir: &Path) -> Result<Landed, AttemptError> {
-    let p = attempt_dir.join(&job.file_name);
+    verify_path(job, &attempt_dir.join(&job.file_name))
+}
+
+/// Checks the file rsync left at `p` (a batched pull lands each file under
+/// its path in the module, not its basename); blocking.
+pub fn verify_path(job: &PullJob, p: &Path) -> Result<Landed, AttemptError> {
+    let p = p.to_path_buf();
     let meta = match std::fs::symlink_metadata(&p) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -75,7 +81,19 @@ pub fn verify(job: &PullJob, attempt_dir: &Path) -> Result<Landed, AttemptError>
 
 /// Renames the verified file into `job.final_path()`, atomically.
 pub fn rename_into_place(job: &PullJob, attempt_dir: &Path) -> Result<(), AttemptError> {
-    let from = attempt_dir.join(&job.file_name);
+    rename_path_into_place(job, &attempt_dir.join(&job.file_name), true)
+}
+
+/// Renames the verified file at `from` into `job.final_path()`. With
+/// `sync_dest` false the caller fsyncs DEST itself ([`sync_dir`]) before
+/// acknowledging: a batch lands many files into one DEST and flushes it
+/// once.
+pub fn rename_path_into_place(
+    job: &PullJob,
+    from: &Path,
+    sync_dest: bool,
+) -> Result<(), AttemptError> {
+    let from = from.to_path_buf();
     let to = job.final_path();
     std::fs::create_dir_all(&job.dest_dir)
         .map_err(|e| AttemptError::Local(format!("create {}: {e}", job.dest_dir.display())))?;
@@ -108,10 +126,17 @@ pub fn rename_into_place(job: &PullJob, attempt_dir: &Path) -> Result<(), Attemp
             )))
         }
     }
-    if let Ok(d) = std::fs::File::open(&job.dest_dir) {
-        let _ = d.sync_all();
+    if sync_dest {
+        sync_dir(&job.dest_dir);
     }
     Ok(())
+}
+
+/// Flushes a directory's entries (the renames into it).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Moves an interrupted attempt's partial file to the next attempt's

@@ -9,6 +9,7 @@
 //!   reason it is illegal;
 //! * [`worker`]: the dispatcher (popping, pause, worker count, drain);
 //! * [`job`]: one message start to finish (pull, retries, result, ack);
+//! * [`batch`]: several messages of one rsync source in one rsync call;
 //! * [`rsync`]: the rsync argument vector, process group, watchdog;
 //! * [`land`]: lstat / size / blake3 checks and the atomic rename;
 //! * [`retry`]: rsync exit codes → retry decisions, backoff;
@@ -21,6 +22,7 @@
 //!   periodic prune when `prune_interval` is set);
 //! * [`failpoint`]: fault injection for tests (debug builds only).
 
+pub mod batch;
 pub mod config;
 pub mod disk;
 pub mod failpoint;

@@ -2,10 +2,10 @@
 //! group, a drained stderr, an outer watchdog, and a kill of the whole
 //! group when the watchdog or shutdown says so.
 //!
-//! The call takes a [`RsyncSource`] and the jobs to pull from it. Today a
-//! call carries one job; batching several messages of one (host, port,
-//! module) into one rsync (`--files-from`) only has to extend
-//! [`rsync_args`], because landing and verification already work per job.
+//! A call pulls either one job ([`rsync_args`]: `MODULE/PATH` into the
+//! attempt directory, where it lands under its basename) or a batch of jobs
+//! from one [`RsyncSource`] ([`batch_args`]: `--files-from`, each file under
+//! its path in the module); landing and verification work per job either way.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -75,8 +75,51 @@ pub fn rsync_args(
     dest: &Path,
     bwlimit_kbps: u64,
 ) -> Vec<OsString> {
-    assert_eq!(jobs.len(), 1, "one job per rsync call until batching lands");
+    assert_eq!(jobs.len(), 1, "one job per call; a batch uses batch_args");
     let job = jobs[0];
+    let mut a = common_args(cfg, bwlimit_kbps);
+    if job.dest_dir.is_dir() {
+        let mut o = OsString::from("--copy-dest=");
+        o.push(&job.dest_dir);
+        a.push(o);
+    }
+    a.push("--".into());
+    a.push(source_url(&job.source, cfg.rsync_user.as_deref(), &job.remote_path).into());
+    let mut d = dest.as_os_str().to_owned();
+    d.push("/");
+    a.push(d);
+    a
+}
+
+/// The argument vector for a batch: every remote path listed (NUL
+/// separated) in `list`, pulled from `src` by one rsync into `dest`, each
+/// file at `dest/<remote path>` (`--files-from` implies `--relative`, so
+/// two messages naming the same basename in different directories do not
+/// collide). The same options as [`rsync_args`], without `--copy-dest`
+/// (its basis lookup uses the relative path, which is not where the
+/// original layout keeps a landed file).
+pub fn batch_args(
+    cfg: &ServerConfig,
+    src: &RsyncSource,
+    list: &Path,
+    dest: &Path,
+    bwlimit_kbps: u64,
+) -> Vec<OsString> {
+    let mut a = common_args(cfg, bwlimit_kbps);
+    a.push("--from0".into());
+    let mut o = OsString::from("--files-from=");
+    o.push(list);
+    a.push(o);
+    a.push("--".into());
+    a.push(source_url(src, cfg.rsync_user.as_deref(), "").into());
+    let mut d = dest.as_os_str().to_owned();
+    d.push("/");
+    a.push(d);
+    a
+}
+
+/// The options every pull has (see [`rsync_args`]).
+fn common_args(cfg: &ServerConfig, bwlimit_kbps: u64) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "-s".into(),
         "--no-links".into(),
@@ -98,16 +141,6 @@ pub fn rsync_args(
         o.push(pf);
         a.push(o);
     }
-    if job.dest_dir.is_dir() {
-        let mut o = OsString::from("--copy-dest=");
-        o.push(&job.dest_dir);
-        a.push(o);
-    }
-    a.push("--".into());
-    a.push(source_url(&job.source, cfg.rsync_user.as_deref(), &job.remote_path).into());
-    let mut d = dest.as_os_str().to_owned();
-    d.push("/");
-    a.push(d);
     a
 }
 
@@ -214,9 +247,18 @@ pub async fn run(
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = child.wait().await;
-        let _ =
-            tokio::task::spawn_blocking(move || kill_rsync_group(group, Duration::from_secs(5)))
-                .await;
+        // After exit code 0 rsync's generator has already reaped its
+        // receiver (it waits for it before reporting success), and the
+        // SIGKILL above reached anything else in the group: waiting for
+        // the group to empty costs two scans of /proc (milliseconds of CPU
+        // per pull, more on a busy host), so only the other endings
+        // (error, signal, watchdog, shutdown) wait for it.
+        if !matches!(result, Ok(())) {
+            let _ = tokio::task::spawn_blocking(move || {
+                kill_rsync_group(group, Duration::from_secs(5))
+            })
+            .await;
+        }
         tmp.forget_group(pgid);
     }
     let stderr_tail = tokio::time::timeout(Duration::from_secs(2), drain)
@@ -286,6 +328,32 @@ mod tests {
         );
         assert_eq!(args[args.len() - 1], "/tmp/a1/");
         assert!(!args.iter().any(|a| a == "-a" || a == "-r"));
+    }
+
+    #[test]
+    fn a_batch_lists_its_files_and_pulls_from_the_module_root() {
+        let c = cfg("rsync_nodelay = no");
+        let j = job(&c, "x y #1.tar.gz");
+        let args: Vec<String> = batch_args(
+            &c,
+            &j.source,
+            Path::new("/tmp/t/b1.1.files"),
+            Path::new("/tmp/a1"),
+            0,
+        )
+        .into_iter()
+        .map(|s| s.into_string().unwrap())
+        .collect();
+        assert_eq!(&args[..3], ["-s", "--no-links", "--times"]);
+        assert!(args.contains(&"--from0".into()));
+        assert!(args.contains(&"--files-from=/tmp/t/b1.1.files".into()));
+        assert!(!args.iter().any(|a| a.starts_with("--copy-dest")
+            || a.starts_with("--bwlimit")
+            || a.starts_with("--sockopts")));
+        assert_eq!(
+            &args[args.len() - 3..],
+            ["--", "rsync://10.1.2.3:8873/backup/", "/tmp/a1/"]
+        );
     }
 
     #[test]

@@ -1,0 +1,583 @@
+//! Batched pulls: messages that share an rsync source (host, port, module)
+//! are pulled by one rsync call (`--files-from`), while each message keeps
+//! its own verification, landing, result and fenced ack.
+//!
+//! Why: a small file costs one rsync connection (handshake, file list,
+//! exit) of 20-100 ms, whatever its size; a database host with many
+//! instances queues many small files from the same module at once, and one
+//! connection for all of them costs little more than one for a single file
+//! (BENCHMARKS.md, "backlog").
+//!
+//! How:
+//! 1. **claim** ([`claim_more`]): after a worker took one message, it reads
+//!    the pop end of the same list (`LRANGE`, `4 × batch_max` items), picks
+//!    the valid messages of the same source (files up to `batch_mb`, at most
+//!    `batch_max` in all, distinct final paths), and moves exactly those
+//!    into its in-flight list with one script (`lua/claim.lua`); one another
+//!    node took meanwhile is simply not claimed. Every claimed message is in
+//!    the in-flight list like a taken one, so crash re-queue, drain and the
+//!    reaper treat it the same.
+//! 2. **pull** ([`pull_batch`]): one rsync into a per-attempt directory,
+//!    each file at its path in the module. Then per message: lstat / size /
+//!    blake3 / fsync (in parallel: concurrent fsyncs share journal commits),
+//!    the zombie check, the atomic rename into the original layout; DEST
+//!    directories are flushed once; one fenced ack script for all landed
+//!    messages, each with its own result.
+//! 3. **failures**: if nothing landed because the connection failed
+//!    (transient rsync exit), the batch is retried with backoff up to
+//!    `retry` attempts, then each message gets its failure result. Any
+//!    other file that did not land (missing, vanished, wrong size or
+//!    checksum, not a regular file) does not fail its neighbours: it is
+//!    pulled again alone, by the single-message path with its own retries.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use ubackup_common::{ResultRecord, Taken};
+
+use crate::config::ServerConfig;
+use crate::failpoint;
+use crate::intake::{intake, Intake, PullJob};
+use crate::job;
+use crate::land::{self, Landed};
+use crate::node::CountGuard;
+use crate::retry::{AttemptError, Retry};
+use crate::rsync;
+use crate::worker::Ctx;
+
+static CLAIM: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../lua/claim.lua")));
+
+/// How many files are verified at once (lstat, fsync, blake3): enough for
+/// concurrent fsyncs to share journal commits, few enough threads.
+const VERIFY_THREADS: usize = 8;
+
+/// Messages waiting in `first`'s list that can share its rsync call,
+/// claimed into this node's in-flight list (empty when batching is off,
+/// `first` is too large, or nothing matches).
+pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<PullJob> {
+    // `interval` throttles per message: the operator wants one message per
+    // worker per interval, which a batch would defeat
+    if cfg.batch_max <= 1 || first.size > cfg.batch_bytes || !cfg.interval.is_zero() {
+        return Vec::new();
+    }
+    let queue = &first.taken.queue;
+    let scan = (cfg.batch_max * 4) as isize;
+    let raw: Vec<Vec<u8>> = match redis::cmd("LRANGE")
+        .arg(queue)
+        .arg(-scan)
+        .arg(-1)
+        .query_async(&mut ctx.wq.conn())
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!("cannot look for more messages of the same source: {e}");
+            return Vec::new();
+        }
+    };
+    let picked = pick(cfg, first, raw);
+    if picked.is_empty() {
+        return picked;
+    }
+    let inflight = ctx.wq.keys().inflight(ctx.wq.worker(), queue);
+    let mut inv = CLAIM.prepare_invoke();
+    inv.key(queue).key(&inflight);
+    for j in &picked {
+        inv.arg(j.taken.payload.as_bytes());
+    }
+    match inv.invoke_async::<Vec<i64>>(&mut ctx.wq.conn()).await {
+        Ok(flags) => picked
+            .into_iter()
+            .zip(flags)
+            .filter(|(_, f)| *f == 1)
+            .map(|(j, _)| j)
+            .collect(),
+        Err(e) => {
+            // The script may have run before the connection failed: put
+            // back whatever it moved (release is fenced: a no-op for an
+            // item that is not in our in-flight list).
+            tracing::warn!("claiming more messages of the same source failed: {e}");
+            for j in &picked {
+                let _ = ctx.wq.release(&j.taken).await;
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// The messages of `raw` (an LRANGE of the pop end, oldest last) that may
+/// join `first`'s batch, oldest first.
+pub fn pick(cfg: &ServerConfig, first: &PullJob, raw: Vec<Vec<u8>>) -> Vec<PullJob> {
+    let ip = first.msg.game_server_ip.trim();
+    let mut total = first.size;
+    let mut finals: HashSet<PathBuf> = HashSet::from([first.final_path()]);
+    let mut remotes: HashSet<String> = HashSet::from([first.remote_path.clone()]);
+    let mut picked = Vec::new();
+    for bytes in raw.into_iter().rev() {
+        if picked.len() + 1 >= cfg.batch_max {
+            break;
+        }
+        let Ok(payload) = String::from_utf8(bytes) else {
+            continue;
+        };
+        // cheap filter before parsing: a miss only means "not batched"
+        if payload == first.taken.payload
+            || !payload.contains(ip)
+            || !payload.contains(first.source.module.as_str())
+        {
+            continue;
+        }
+        let taken = Taken {
+            queue: first.taken.queue.clone(),
+            payload,
+        };
+        let Intake::Pull(job) = intake(&taken, cfg) else {
+            continue;
+        };
+        if job.source != first.source
+            || job.size > cfg.batch_bytes
+            || total + job.size > cfg.batch_bytes
+            || finals.contains(&job.final_path())
+            || remotes.contains(&job.remote_path)
+        {
+            continue;
+        }
+        total += job.size;
+        finals.insert(job.final_path());
+        remotes.insert(job.remote_path.clone());
+        picked.push(*job);
+    }
+    picked
+}
+
+/// Pulls `jobs` (all of one source, all in this node's in-flight list) and
+/// acknowledges each with its own result; see the module doc.
+pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
+    let cfg = ctx.cfg();
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    let admission = match ctx.disk.admit(total, cfg.reserve_bytes) {
+        Ok(a) => a,
+        Err(reason) => {
+            // the extra messages go back; the first takes the single path,
+            // which admits it on its own or gives it back too
+            tracing::info!(%reason, "the batch does not fit above the disk reserve: giving back all but the first message");
+            let mut it = jobs.into_iter();
+            let first = it.next();
+            for j in it {
+                job::retry_redis(ctx, "give back", || ctx.wq.release(&j.taken)).await;
+            }
+            if let Some(f) = first {
+                job::pull(ctx, f).await;
+            }
+            return;
+        }
+    };
+    let started = Instant::now();
+    tracing::info!(
+        bytes = total,
+        "pulling a batch of {} messages with one rsync",
+        jobs.len()
+    );
+
+    let mut pending = Vec::with_capacity(jobs.len());
+    let mut done = Vec::new();
+    for j in jobs {
+        match job::already_landed(&j).await {
+            Some(landed) => {
+                tracing::info!(parent: &job::msg_span(&j), "already landed and verified by an earlier run: not pulled again");
+                let r =
+                    job::success_result(&j, &cfg.myip, &cfg.node_id, &landed, 0, Duration::ZERO, 0);
+                done.push((j, r));
+            }
+            None => pending.push(j),
+        }
+    }
+    job::ack_many(ctx, &done).await;
+
+    let mut alone: Vec<PullJob> = Vec::new();
+    let mut last: Option<AttemptError> = None;
+    let mut attempt = 0u32;
+    while !pending.is_empty() {
+        attempt += 1;
+        let cfg = ctx.cfg();
+        if let Some(err) = &last {
+            if let Err(why) = job::before_retry(ctx, err, attempt).await {
+                tracing::info!(
+                    "batch abandoned ({why}); its messages stay in flight and are re-queued"
+                );
+                return;
+            }
+            pending = still_held(ctx, pending).await;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        let n = pending.len();
+        let bytes: u64 = pending.iter().map(|j| j.size).sum();
+        let key = format!("b{}", pending[0].key);
+        let (dir, list) = match prepare_attempt(ctx, &key, attempt, &pending) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(attempt, "{e}");
+                last = Some(e);
+                if attempt >= cfg.retry {
+                    fail_all(ctx, &cfg, pending, last.as_ref(), attempt, started, "").await;
+                    return;
+                }
+                continue;
+            }
+        };
+        let (run, aborted) = {
+            let _transfer = CountGuard::new(&ctx.status.transfers);
+            let active = ctx
+                .status
+                .transfers
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let bw = rsync::per_transfer_kbps(cfg.rsync_bwlimit, cfg.node_bwlimit, active);
+            let args = rsync::batch_args(&cfg, &pending[0].source, &list, &dir, bw);
+            // the single-file allowance, plus a little per file
+            let watchdog = rsync::watchdog(&cfg, bytes, bw) + Duration::from_millis(200) * n as u32;
+            tracing::debug!(
+                attempt,
+                files = n,
+                bwlimit_kbps = bw,
+                ?args,
+                "starting rsync"
+            );
+            rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
+        };
+        let _ = std::fs::remove_file(&list);
+        if aborted {
+            ctx.tmp.remove(&dir);
+            tracing::info!("batch abandoned (rsync killed at the end of the drain); its messages stay in flight and are re-queued");
+            return;
+        }
+        failpoint::hit("after_pull").await;
+
+        let checks = verify_all(&pending, &dir).await;
+        let held = held_flags(ctx, &pending).await;
+        let mut landed_now: Vec<(PullJob, Landed)> = Vec::new();
+        let mut left: Vec<(PullJob, AttemptError)> = Vec::new();
+        let mut dests: BTreeSet<PathBuf> = BTreeSet::new();
+        for ((j, check), held) in pending.into_iter().zip(checks).zip(held) {
+            if !held {
+                // a zombie must not land a copy of a message another node
+                // took over (see job.rs)
+                tracing::info!(parent: &job::msg_span(&j), "another node took the message over while this one was pulling: not landed");
+                continue;
+            }
+            let landed = check.and_then(|l| {
+                land::rename_path_into_place(&j, &dir.join(&j.remote_path), false).map(|()| l)
+            });
+            match landed {
+                Ok(l) => {
+                    dests.insert(j.dest_dir.clone());
+                    landed_now.push((j, l));
+                }
+                Err(e) => left.push((j, e)),
+            }
+        }
+        // the renames are durable before any ack says so
+        let _ =
+            tokio::task::spawn_blocking(move || dests.iter().for_each(|d| land::sync_dir(d))).await;
+        for _ in &landed_now {
+            failpoint::hit("after_land").await;
+        }
+        ctx.tmp.remove(&dir);
+
+        let elapsed = started.elapsed();
+        let bps = if run.elapsed.as_millis() > 0 {
+            (landed_now.iter().map(|(_, l)| l.bytes).sum::<u64>() as u128 * 1000
+                / run.elapsed.as_millis()) as u64
+        } else {
+            0
+        };
+        let results: Vec<(PullJob, ResultRecord)> = landed_now
+            .into_iter()
+            .map(|(j, l)| {
+                let r = job::success_result(&j, &cfg.myip, &cfg.node_id, &l, attempt, elapsed, bps);
+                (j, r)
+            })
+            .collect();
+        let landed_count = results.len();
+        if landed_count > 0 {
+            tracing::info!(
+                attempt,
+                landed = landed_count,
+                not_landed = left.len(),
+                "batch landed"
+            );
+        }
+        job::ack_many(ctx, &results).await;
+        if left.is_empty() {
+            break;
+        }
+
+        let rsync_err = run.result.err();
+        let whole_batch = landed_count == 0 && rsync_err.is_some();
+        match rsync_err.as_ref().map(AttemptError::retry) {
+            Some(Retry::Transient | Retry::AfterSpace) if whole_batch => {
+                let err = rsync_err.expect("matched");
+                tracing::warn!(attempt, max_attempts = cfg.retry, error = %err, rsync_stderr = %run.stderr_tail, "batch pull attempt failed");
+                pending = left.into_iter().map(|(j, _)| j).collect();
+                if attempt >= cfg.retry {
+                    fail_all(
+                        ctx,
+                        &cfg,
+                        pending,
+                        Some(&err),
+                        attempt,
+                        started,
+                        &run.stderr_tail,
+                    )
+                    .await;
+                    return;
+                }
+                last = Some(err);
+            }
+            Some(Retry::Never) if whole_batch => {
+                // auth or usage: the same for every file of the source
+                let err = rsync_err.expect("matched");
+                tracing::error!(error = %err, rsync_stderr = %run.stderr_tail, "batch pull failed and cannot be retried: pushing a failure result per message");
+                let pending = left.into_iter().map(|(j, _)| j).collect();
+                fail_all(
+                    ctx,
+                    &cfg,
+                    pending,
+                    Some(&err),
+                    attempt,
+                    started,
+                    &run.stderr_tail,
+                )
+                .await;
+                return;
+            }
+            _ => {
+                // a file failing in a batch must not fail its neighbours
+                for (j, e) in &left {
+                    tracing::info!(parent: &job::msg_span(j), error = %e, rsync_exit = ?rsync_err, "not landed by the batch: pulling it again alone");
+                }
+                alone = left.into_iter().map(|(j, _)| j).collect();
+                break;
+            }
+        }
+    }
+    drop(admission);
+    for j in alone {
+        if ctx.stop.is_triggered() {
+            tracing::info!(parent: &job::msg_span(&j), "shutting down: not pulled alone; the message stays in flight and is re-queued");
+            continue;
+        }
+        job::pull(ctx, j).await;
+    }
+}
+
+/// A fresh attempt directory and the `--files-from` list (NUL separated
+/// remote paths) next to it, inside the temp area.
+fn prepare_attempt(
+    ctx: &Ctx,
+    key: &str,
+    attempt: u32,
+    jobs: &[PullJob],
+) -> Result<(PathBuf, PathBuf), AttemptError> {
+    let dir = ctx.tmp.attempt_dir(key, attempt).map_err(|e| {
+        AttemptError::Local(format!(
+            "cannot create a temp dir in {}: {e}",
+            ctx.tmp.dir().display()
+        ))
+    })?;
+    let list = ctx.tmp.dir().join(format!("{key}.{attempt}.files"));
+    let mut text: Vec<u8> = Vec::new();
+    for j in jobs {
+        text.extend_from_slice(j.remote_path.as_bytes());
+        text.push(0);
+    }
+    std::fs::write(&list, text)
+        .map_err(|e| AttemptError::Local(format!("cannot write {}: {e}", list.display())))?;
+    Ok((dir, list))
+}
+
+/// [`land::verify_path`] for every job's file in `dir`, on a few blocking
+/// threads at once; one result per job, in order.
+async fn verify_all(jobs: &[PullJob], dir: &Path) -> Vec<Result<Landed, AttemptError>> {
+    let mut set = tokio::task::JoinSet::new();
+    let threads = VERIFY_THREADS.min(jobs.len()).max(1);
+    for t in 0..threads {
+        let mine: Vec<(usize, PullJob)> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % threads == t)
+            .map(|(i, j)| (i, j.clone()))
+            .collect();
+        let dir = dir.to_path_buf();
+        set.spawn_blocking(move || {
+            mine.into_iter()
+                .map(|(i, j)| (i, land::verify_path(&j, &dir.join(&j.remote_path))))
+                .collect::<Vec<_>>()
+        });
+    }
+    let mut out: Vec<Result<Landed, AttemptError>> = (0..jobs.len())
+        .map(|_| Err(AttemptError::Local("verification task failed".into())))
+        .collect();
+    while let Some(r) = set.join_next().await {
+        if let Ok(v) = r {
+            for (i, res) in v {
+                out[i] = res;
+            }
+        }
+    }
+    out
+}
+
+/// Whether each job is still in this node's in-flight list (one pipelined
+/// LPOS per job). On a Redis error, all are assumed held: the fenced ack
+/// still keeps a zombie's result out.
+async fn held_flags(ctx: &Ctx, jobs: &[PullJob]) -> Vec<bool> {
+    let mut p = redis::pipe();
+    for j in jobs {
+        p.cmd("LPOS")
+            .arg(ctx.wq.keys().inflight(ctx.wq.worker(), &j.taken.queue))
+            .arg(&j.taken.payload);
+    }
+    match p.query_async::<Vec<Option<i64>>>(&mut ctx.wq.conn()).await {
+        Ok(v) => v.iter().map(Option::is_some).collect(),
+        Err(e) => {
+            tracing::debug!("cannot check the in-flight list: {e}");
+            vec![true; jobs.len()]
+        }
+    }
+}
+
+/// The jobs this node still holds (a resumed zombie stops working on the
+/// others).
+async fn still_held(ctx: &Ctx, jobs: Vec<PullJob>) -> Vec<PullJob> {
+    let held = held_flags(ctx, &jobs).await;
+    jobs.into_iter()
+        .zip(held)
+        .filter_map(|(j, h)| {
+            if !h {
+                tracing::info!(parent: &job::msg_span(&j), "another node took the message over: no further attempt");
+            }
+            h.then_some(j)
+        })
+        .collect()
+}
+
+/// A failure result for every job (the batch used up its attempts, or
+/// failed in a way no retry can fix), acknowledged together.
+async fn fail_all(
+    ctx: &Ctx,
+    cfg: &ServerConfig,
+    jobs: Vec<PullJob>,
+    err: Option<&AttemptError>,
+    attempts: u32,
+    started: Instant,
+    stderr: &str,
+) {
+    let err = err
+        .cloned()
+        .unwrap_or_else(|| AttemptError::Local("no attempt made".into()));
+    let results: Vec<(PullJob, ResultRecord)> = jobs
+        .into_iter()
+        .map(|j| {
+            let r = job::failure_result(
+                &j,
+                &cfg.myip,
+                &cfg.node_id,
+                &err,
+                attempts,
+                started.elapsed(),
+                stderr,
+            );
+            (j, r)
+        })
+        .collect();
+    tracing::error!(attempts, %err, messages = results.len(), "batch pull failed: pushing a failure result per message");
+    job::ack_many(ctx, &results).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn cfg(extra: &str) -> ServerConfig {
+        ServerConfig::parse(
+            Path::new("/t.conf"),
+            &format!("[global]\nserver_root_path=/nonexistent-root/\nredis_host=127.0.0.1\nredis_queue=q\nmyip=10.9.9.9\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    fn payload(ip: &str, model: &str, filename: &str, size: i64) -> String {
+        json!({"filename": filename, "last_all_filename": null, "size": size, "log": "ok",
+            "create_time": 1, "success": true, "server_id": 7, "game_id": 1, "op_id": 1,
+            "game_server_ip": ip, "back_type": "mysql", "instance": 3306, "rsync_model": model,
+            "last_all_time": 0, "interval": 3600})
+        .to_string()
+    }
+
+    fn job(c: &ServerConfig, p: String) -> PullJob {
+        match intake(
+            &Taken {
+                queue: "q".into(),
+                payload: p,
+            },
+            c,
+        ) {
+            Intake::Pull(j) => *j,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn names(v: &[PullJob]) -> Vec<&str> {
+        v.iter().map(|j| j.remote_path.as_str()).collect()
+    }
+
+    #[test]
+    fn picks_only_valid_messages_of_the_same_source_oldest_first() {
+        let c = cfg("batch_mb = 1");
+        let first = job(&c, payload("10.1.2.3", "backup/db_3306", "a.xb", 10));
+        // LRANGE order: newest first, the pop end (oldest) last
+        let raw: Vec<Vec<u8>> = [
+            payload("10.1.2.3", "backup/db_3307", "newest.xb", 10),
+            payload("10.1.2.3", "backup/db_3306", "a.xb", 10), // same final path as first
+            payload("10.1.2.3", "other/db_3306", "m.xb", 10),  // other module
+            payload("10.1.2.4", "backup/db_3306", "h.xb", 10), // other host
+            payload("10.1.2.3", "backup/db_3306", "big.xb", 2 << 20), // over batch_mb
+            payload("10.1.2.3", "backup/db_3306", "../x.xb", 10), // illegal: left for intake
+            "not json 10.1.2.3 backup".to_string(),
+            payload("10.1.2.3", "backup/db_3306", "sub/b.xb", 10),
+            payload("10.1.2.3", "backup", "db_3308/c.xb", 10),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+        let picked = pick(&c, &first, raw);
+        assert_eq!(
+            names(&picked),
+            ["db_3308/c.xb", "db_3306/sub/b.xb", "db_3307/newest.xb"]
+        );
+    }
+
+    #[test]
+    fn stops_at_batch_max_and_batch_mb() {
+        let raw = |n: usize, size: i64| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| payload("10.1.2.3", "backup/d", &format!("f{i}.xb"), size).into_bytes())
+                .collect()
+        };
+        let c = cfg("batch_max = 4");
+        let first = job(&c, payload("10.1.2.3", "backup/d", "first.xb", 10));
+        assert_eq!(pick(&c, &first, raw(10, 10)).len(), 3, "the first plus 3");
+        let c = cfg("batch_mb = 1");
+        let first = job(&c, payload("10.1.2.3", "backup/d", "first.xb", 400_000));
+        assert_eq!(pick(&c, &first, raw(10, 300_000)).len(), 2, "1 MiB in all");
+        let c = cfg("batch_max = 1");
+        assert!(pick(&c, &first, raw(10, 10)).is_empty(), "batching off");
+    }
+}
