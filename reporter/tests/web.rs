@@ -825,3 +825,21 @@ async fn the_binary_logs_every_write_action() {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(0));
 }
+
+#[test]
+fn a_weak_serve_token_stops_serve_before_it_listens() {
+    let b = Bench::new("");
+    let cfg = b.write_config("weak.conf", "serve_token = short   # too short");
+    let (code, out, _) = b.run(&["serve", "-c", p(&cfg), "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("weak.conf:")
+            && out.contains("[reporter] serve_token: too short")
+            && out.contains("openssl rand -hex 24"),
+        "{out}"
+    );
+    let cfg = b.write_config("spaced.conf", "serve_token = two words here, long enough");
+    let (code, out, _) = b.run(&["serve", "-c", p(&cfg), "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("contains spaces"), "{out}");
+}
