@@ -530,6 +530,20 @@ async fn writes_need_the_token_and_change_the_control_hash() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(control_hash(&b, "5")[control::PAUSED], "0");
+    // log out: the cookie is cleared
+    let r = srv
+        .http
+        .post(format!("{}/logout", srv.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cleared = r.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cleared.starts_with("ubackup_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
