@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The test command: installs the two system packages the tests run for real
-# (redis-server, rsync) if they are missing, then runs every test.
+# (redis-server, rsync, and chromium for the web-page test) if they are
+# missing, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+# the web-page test drives a real headless Chromium
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]} (needed by the tests)"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
