@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs the two system packages the tests run for real
+# The test command: installs the system packages the tests run for real
 # (redis-server, rsync, and chromium for the web-page test) if they are
 # missing, then runs every test.
 set -euo pipefail

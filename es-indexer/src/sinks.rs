@@ -109,91 +109,113 @@ impl Sinks {
         Ok(())
     }
 
-    /// Writes `records` to every store. Returns one verdict per record.
+    /// Writes `records` to every store, all stores at once (SQLite is
+    /// local disk and ES is a network round trip: running them side by
+    /// side makes a batch cost the slower of the two, not their sum).
+    /// Returns one verdict per record: `Rejected` if any store refused it
+    /// for good (the first store's reason wins), else `Stored`.
     pub async fn write(
         &mut self,
         records: &[CatalogRecord],
         shutdown: &Shutdown,
     ) -> Result<Vec<Verdict>, WriteError> {
+        let backoff = self.backoff.clone();
+        let outs = futures_util::future::join_all(
+            self.sinks
+                .iter_mut()
+                .map(|sink| write_to(sink, records, backoff.clone(), shutdown)),
+        )
+        .await;
         let mut verdicts = vec![Verdict::Stored; records.len()];
-        for sink in &mut self.sinks {
-            // a record an earlier store refused is dead-lettered anyway
-            let mut pending: Vec<usize> = (0..records.len())
-                .filter(|&i| verdicts[i] == Verdict::Stored)
-                .collect();
-            let mut backoff = self.backoff.clone();
-            while !pending.is_empty() {
-                let outcome = match prepared(sink, shutdown).await? {
-                    Ok(()) => {
-                        let batch: Vec<CatalogRecord> =
-                            pending.iter().map(|&i| records[i].clone()).collect();
-                        raced(sink.catalog.store(&batch), shutdown).await?
-                    }
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(outs) => {
-                        sink.outage.recovered();
-                        let mut retry = Vec::new();
-                        let mut last_retry_reason = String::new();
-                        for (&i, o) in pending.iter().zip(outs) {
-                            match o {
-                                StoreOutcome::Stored => {}
-                                StoreOutcome::Rejected(why) => {
-                                    tracing::warn!(result = %records[i].result.label(), id = %records[i].id, store = %sink.catalog.describe(), "refused: {why}");
-                                    verdicts[i] = Verdict::Rejected(format!(
-                                        "{} refused the result: {why}",
-                                        sink.catalog.describe()
-                                    ));
-                                }
-                                StoreOutcome::Retry(why) => {
-                                    retry.push(i);
-                                    last_retry_reason = why;
-                                }
-                            }
-                        }
-                        if retry.is_empty() {
-                            sink.pushback.recovered();
-                        } else {
-                            sink.pushback.failed(
-                                &format!(
-                                    "{} of {} documents bounced ({last_retry_reason})",
-                                    retry.len(),
-                                    pending.len()
-                                ),
-                                "retrying only those",
-                            );
-                        }
-                        pending = retry;
-                    }
-                    Err(CatalogError::Unavailable { reason, .. }) => {
-                        sink.outage
-                            .failed(&reason, "results wait in Redis until it is back");
-                    }
-                    Err(CatalogError::Rejected { reason, .. }) => {
-                        for &i in &pending {
-                            verdicts[i] = Verdict::Rejected(format!(
-                                "{} refused the request: {reason}",
-                                sink.catalog.describe()
-                            ));
-                        }
-                        tracing::error!(store = %sink.catalog.describe(), count = pending.len(), "request refused, results go to the dead-letter list: {reason}");
-                        pending.clear();
-                    }
-                    Err(e @ CatalogError::Fatal { .. }) => {
-                        return Err(WriteError::Fatal(e.to_string()))
-                    }
-                }
-                if !pending.is_empty() {
-                    let mut sd = shutdown.clone();
-                    if sd.sleep(backoff.next_delay()).await {
-                        return Err(WriteError::Shutdown);
-                    }
+        for out in outs {
+            for (v, new) in verdicts.iter_mut().zip(out?) {
+                if *v == Verdict::Stored {
+                    *v = new;
                 }
             }
         }
         Ok(verdicts)
     }
+}
+
+/// Writes `records` to one store until each is stored or refused for good;
+/// retries what may pass later (outage, 429/5xx items) with backoff.
+async fn write_to(
+    sink: &mut Sink,
+    records: &[CatalogRecord],
+    mut backoff: Backoff,
+    shutdown: &Shutdown,
+) -> Result<Vec<Verdict>, WriteError> {
+    let mut verdicts = vec![Verdict::Stored; records.len()];
+    let mut pending: Vec<usize> = (0..records.len()).collect();
+    while !pending.is_empty() {
+        let outcome = match prepared(sink, shutdown).await? {
+            Ok(()) => {
+                let batch: Vec<CatalogRecord> =
+                    pending.iter().map(|&i| records[i].clone()).collect();
+                raced(sink.catalog.store(&batch), shutdown).await?
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(outs) => {
+                sink.outage.recovered();
+                let mut retry = Vec::new();
+                let mut last_retry_reason = String::new();
+                for (&i, o) in pending.iter().zip(outs) {
+                    match o {
+                        StoreOutcome::Stored => {}
+                        StoreOutcome::Rejected(why) => {
+                            tracing::warn!(result = %records[i].result.label(), id = %records[i].id, store = %sink.catalog.describe(), "refused: {why}");
+                            verdicts[i] = Verdict::Rejected(format!(
+                                "{} refused the result: {why}",
+                                sink.catalog.describe()
+                            ));
+                        }
+                        StoreOutcome::Retry(why) => {
+                            retry.push(i);
+                            last_retry_reason = why;
+                        }
+                    }
+                }
+                if retry.is_empty() {
+                    sink.pushback.recovered();
+                } else {
+                    sink.pushback.failed(
+                        &format!(
+                            "{} of {} documents bounced ({last_retry_reason})",
+                            retry.len(),
+                            pending.len()
+                        ),
+                        "retrying only those",
+                    );
+                }
+                pending = retry;
+            }
+            Err(CatalogError::Unavailable { reason, .. }) => {
+                sink.outage
+                    .failed(&reason, "results wait in Redis until it is back");
+            }
+            Err(CatalogError::Rejected { reason, .. }) => {
+                for &i in &pending {
+                    verdicts[i] = Verdict::Rejected(format!(
+                        "{} refused the request: {reason}",
+                        sink.catalog.describe()
+                    ));
+                }
+                tracing::error!(store = %sink.catalog.describe(), count = pending.len(), "request refused, results go to the dead-letter list: {reason}");
+                pending.clear();
+            }
+            Err(e @ CatalogError::Fatal { .. }) => return Err(WriteError::Fatal(e.to_string())),
+        }
+        if !pending.is_empty() {
+            let mut sd = shutdown.clone();
+            if sd.sleep(backoff.next_delay()).await {
+                return Err(WriteError::Shutdown);
+            }
+        }
+    }
+    Ok(verdicts)
 }
 
 /// Runs `prepare` once per store (creating tables / template / indices);

@@ -32,6 +32,8 @@ use crate::world::World;
 pub struct Row {
     pub id: String,
     pub create_time_ms: i64,
+    /// When the node made the result (unix ms).
+    pub rsync_time_ms: i64,
     pub node: String,
     pub succeed: i64,
     pub file_path: Option<String>,
@@ -192,7 +194,7 @@ impl World {
         };
         let _ = db.busy_timeout(Duration::from_secs(5));
         let Ok(mut st) = db.prepare(
-            "SELECT id, create_time, node, succeed, file_path, filename, size, checksum, illegal, log, attempts FROM backups",
+            "SELECT id, create_time, node, succeed, file_path, filename, size, checksum, illegal, log, attempts, rsync_time FROM backups",
         ) else {
             return Vec::new();
         };
@@ -209,6 +211,7 @@ impl World {
                 illegal: r.get(8)?,
                 log: r.get(9)?,
                 attempts: r.get(10)?,
+                rsync_time_ms: r.get(11)?,
             })
         })
         .map(|rows| rows.flatten().collect())
