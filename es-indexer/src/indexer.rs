@@ -294,36 +294,107 @@ struct Indexer<'a> {
     redis_outage: Outage,
 }
 
+/// A batch every store has (or refused for good), waiting for its overdue
+/// keys and its ack.
+struct StoredBatch {
+    held: Vec<Taken>,
+    records: Vec<CatalogRecord>,
+    verdicts: Vec<Verdict>,
+}
+
 impl Indexer<'_> {
+    /// Two stages side by side: the first takes a batch and writes it to
+    /// the stores (while it writes, the next batch is already taken off
+    /// the queue); the second refreshes the overdue keys and acknowledges
+    /// the stored batches in order. A result is acknowledged only after
+    /// every store has it, as before; only the Redis round trips of one
+    /// batch now overlap the store writes of the next.
     async fn main_loop(
         &mut self,
         sinks: &mut Sinks,
         shutdown: &Shutdown,
     ) -> Result<(), IndexerError> {
+        // one batch may wait while the next is stored: at most three
+        // batches in memory (taken, storing, acknowledging)
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<StoredBatch>(1);
+        let (cfg, wq, overdue, stats) = (self.cfg, self.wq, self.overdue, self.stats);
+        let finisher = async move {
+            let mut outage = Outage::new(format!("redis {} (acks)", cfg.redis));
+            while let Some(b) = rx.recv().await {
+                if finish(cfg, wq, overdue, stats, &mut outage, b, shutdown)
+                    .await
+                    .is_err()
+                {
+                    // shutdown while Redis is down: the rest stays in
+                    // flight and is put back at the next start
+                    break;
+                }
+            }
+        };
+        let producer = async move {
+            let r = self.produce(sinks, shutdown, tx).await;
+            r
+        };
+        let (r, ()) = tokio::join!(producer, finisher);
+        r
+    }
+
+    async fn produce(
+        &mut self,
+        sinks: &mut Sinks,
+        shutdown: &Shutdown,
+        tx: tokio::sync::mpsc::Sender<StoredBatch>,
+    ) -> Result<(), IndexerError> {
         let mut waiter = Waiter::default();
         let mut backoff = Backoff::default();
+        let mut next: Vec<Taken> = Vec::new();
         while !shutdown.is_triggered() {
-            let batch = match self.collect(&mut waiter, shutdown).await {
-                Ok(b) => {
-                    self.redis_outage.recovered();
-                    backoff.reset();
-                    b
-                }
-                Err(e) => {
-                    self.redis_outage
-                        .failed(&e, "no results are taken until it is back");
-                    let mut sd = shutdown.clone();
-                    if sd.sleep(backoff.next_delay()).await {
-                        break;
+            let batch = if !next.is_empty() {
+                std::mem::take(&mut next)
+            } else {
+                match self.collect(&mut waiter, shutdown).await {
+                    Ok(b) => {
+                        self.redis_outage.recovered();
+                        backoff.reset();
+                        b
                     }
-                    continue;
+                    Err(e) => {
+                        self.redis_outage
+                            .failed(&e, "no results are taken until it is back");
+                        let mut sd = shutdown.clone();
+                        if sd.sleep(backoff.next_delay()).await {
+                            break;
+                        }
+                        continue;
+                    }
                 }
             };
             if batch.is_empty() {
                 continue;
             }
-            match self.process(batch, sinks, shutdown).await {
-                Ok(()) => {}
+            // a full batch means a backlog: take the next one while this
+            // one is written (it waits in flight like any taken result)
+            let prefetch = batch.len() >= self.cfg.batch_size;
+            let wq = self.wq;
+            let max = self.cfg.batch_size;
+            let (stored, more) = tokio::join!(self.store(batch, sinks, shutdown), async move {
+                if prefetch {
+                    wq.try_take(max).await.unwrap_or_else(|e| {
+                        tracing::debug!("taking the next batch early failed: {e}");
+                        Vec::new()
+                    })
+                } else {
+                    Vec::new()
+                }
+            });
+            next = more;
+            match stored {
+                Ok(Some(b)) => {
+                    if tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
                 Err(Stop::Shutdown) => break,
                 Err(Stop::Fatal(e)) => return Err(e),
             }
@@ -368,12 +439,14 @@ impl Indexer<'_> {
         Ok(batch)
     }
 
-    async fn process(
+    /// Parses a batch (dead-lettering what is not a result) and writes it
+    /// to every store. `None` when nothing in it was a result.
+    async fn store(
         &mut self,
         batch: Vec<Taken>,
         sinks: &mut Sinks,
         shutdown: &Shutdown,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<StoredBatch>, Stop> {
         let mq = self.cfg.message_queue.clone();
         let mut records = Vec::with_capacity(batch.len());
         let mut held = Vec::with_capacity(batch.len());
@@ -398,57 +471,73 @@ impl Indexer<'_> {
             }
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let verdicts = match sinks.write(&records, shutdown).await {
             Ok(v) => v,
             Err(WriteError::Shutdown) => return Err(Stop::Shutdown),
             Err(WriteError::Fatal(e)) => return Err(Stop::Fatal(IndexerError::Store(e))),
         };
-        // every result says the instance was seen, even one a store refused
-        let refs: Vec<&CatalogRecord> = records.iter().collect();
-        let overdue = self.overdue;
-        with_redis(&mut self.redis_outage, shutdown, || overdue.mark(&refs))
+        Ok(Some(StoredBatch {
+            held,
+            records,
+            verdicts,
+        }))
+    }
+}
+
+/// The second stage for one stored batch: the overdue keys, the fenced ack
+/// of what every store has, the dead letters of what a store refused.
+async fn finish(
+    cfg: &IndexerConfig,
+    wq: &WorkQueue,
+    overdue: &OverdueKeys,
+    stats: &Stats,
+    outage: &mut Outage,
+    b: StoredBatch,
+    shutdown: &Shutdown,
+) -> Result<(), Stop> {
+    let mq = &cfg.message_queue;
+    // every result says the instance was seen, even one a store refused
+    let refs: Vec<&CatalogRecord> = b.records.iter().collect();
+    with_redis(outage, shutdown, || overdue.mark(&refs))
+        .await
+        .map_err(|_| Stop::Shutdown)?;
+
+    let acks: Vec<(&Taken, Option<&str>)> = b
+        .held
+        .iter()
+        .zip(&b.verdicts)
+        .filter(|(_, v)| **v == Verdict::Stored)
+        .map(|(t, _)| (t, None))
+        .collect();
+    if !acks.is_empty() {
+        let flags = with_redis(outage, shutdown, || wq.ack(&acks, mq))
             .await
             .map_err(|_| Stop::Shutdown)?;
-
-        let acks: Vec<(&Taken, Option<&str>)> = held
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| **v == Verdict::Stored)
-            .map(|(t, _)| (t, None))
-            .collect();
-        let wq = self.wq;
-        if !acks.is_empty() {
-            let flags = with_redis(&mut self.redis_outage, shutdown, || wq.ack(&acks, &mq))
-                .await
-                .map_err(|_| Stop::Shutdown)?;
-            let fenced = flags.iter().filter(|f| !**f).count();
-            if fenced > 0 {
-                // we were presumed dead and our results re-queued; another
-                // indexer will store them again (same ids: no duplicates)
-                tracing::warn!(
-                    fenced,
-                    "results were taken back from this indexer meanwhile (missed heartbeats?)"
-                );
-            }
-            self.stats
-                .indexed
-                .fetch_add((flags.len() - fenced) as u64, Ordering::Relaxed);
+        let fenced = flags.iter().filter(|f| !**f).count();
+        if fenced > 0 {
+            // we were presumed dead and our results re-queued; another
+            // indexer will store them again (same ids: no duplicates)
+            tracing::warn!(
+                fenced,
+                "results were taken back from this indexer meanwhile (missed heartbeats?)"
+            );
         }
-        for ((t, v), r) in held.iter().zip(&verdicts).zip(&records) {
-            if let Verdict::Rejected(reason) = v {
-                with_redis(&mut self.redis_outage, shutdown, || {
-                    wq.dead_letter(t, reason, None, &mq)
-                })
-                .await
-                .map_err(|_| Stop::Shutdown)?;
-                tracing::warn!(result = %r.result.label(), id = %r.id, "dead-lettered to {}: {reason}", self.wq.keys().dead(&mq));
-                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(results = records.len(), "batch done");
-        Ok(())
+        stats
+            .indexed
+            .fetch_add((flags.len() - fenced) as u64, Ordering::Relaxed);
     }
+    for ((t, v), r) in b.held.iter().zip(&b.verdicts).zip(&b.records) {
+        if let Verdict::Rejected(reason) = v {
+            with_redis(outage, shutdown, || wq.dead_letter(t, reason, None, mq))
+                .await
+                .map_err(|_| Stop::Shutdown)?;
+            tracing::warn!(result = %r.result.label(), id = %r.id, "dead-lettered to {}: {reason}", wq.keys().dead(mq));
+            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(results = b.records.len(), "batch done");
+    Ok(())
 }
