@@ -715,25 +715,48 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
     assert!(expected >= 50);
 
     // ---- everything pulled and in both catalogs
-    wait_until(
-        "every list drained and every result in SQLite and ES",
-        Duration::from_secs(90),
-        || {
-            let mut depth: i64 = 0;
-            for l in [&names.hi, &names.lo, &names.results] {
-                depth += rc.llen::<_, i64>(l).unwrap_or(1);
+    let state = |rc: &mut redis::Connection| -> (bool, String) {
+        let mut depths = BTreeMap::new();
+        for l in [&names.hi, &names.lo, &names.results] {
+            depths.insert(l.clone(), rc.llen::<_, i64>(l).unwrap_or(-1));
+        }
+        for pat in ["inflight:*", "outbox:*"] {
+            let keys: Vec<String> = rc
+                .keys(format!("{}{pat}", names.prefix))
+                .unwrap_or_default();
+            for k in keys {
+                let n = rc.llen::<_, i64>(&k).unwrap_or(-1);
+                depths.insert(k, n);
             }
-            for pat in ["inflight:*", "outbox:*"] {
-                let keys: Vec<String> = rc
-                    .keys(format!("{}{pat}", names.prefix))
-                    .unwrap_or_default();
-                for k in keys {
-                    depth += rc.llen::<_, i64>(k).unwrap_or(1);
-                }
-            }
-            depth == 0 && sqlite_count(&catalog) == expected && es.doc_count(ES_INDEX) == expected
-        },
-    );
+        }
+        let (sq, es_n) = (sqlite_count(&catalog), es.doc_count(ES_INDEX));
+        let done = depths.values().all(|n| *n == 0) && sq == expected && es_n == expected;
+        (
+            done,
+            format!("lists {depths:?}; SQLite {sq}, ES {es_n} of {expected}"),
+        )
+    };
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (done, what) = state(&mut rc);
+        if done {
+            break;
+        }
+        if Instant::now() > end {
+            let tail = |p: &Path| {
+                let t = std::fs::read_to_string(p).unwrap_or_default();
+                let lines: Vec<&str> = t.lines().collect();
+                lines[lines.len().saturating_sub(15)..].join("\n")
+            };
+            panic!(
+                "timed out waiting for the pipeline: {what}\n--- node1\n{}\n--- node2\n{}\n--- indexer\n{}",
+                tail(&node_confs[0].0.join("server.log")),
+                tail(&node_confs[1].0.join("server.log")),
+                tail(&root.join("indexer.log"))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let pipeline_secs = t0.elapsed().as_secs_f64();
 
     // ---- both catalogs: every backup exactly once, the same ids
