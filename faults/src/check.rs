@@ -78,6 +78,9 @@ pub struct Verdict {
     pub landed: usize,
     pub failure_results: usize,
     pub waited: Duration,
+    /// Log lines about the lost / duplicated messages, and redis-server's
+    /// warnings, printed with a violation.
+    pub diagnosis: String,
 }
 
 impl Verdict {
@@ -149,6 +152,12 @@ impl Verdict {
     /// Panics on a violation, without counting (an intermediate check).
     pub fn assert_clean(&self, allow_unrecorded: bool) {
         let v = self.violations(allow_unrecorded);
+        if !v.is_empty() && !self.diagnosis.is_empty() {
+            eprintln!(
+                "diagnosis (log lines naming the lost or duplicated messages):\n{}",
+                self.diagnosis
+            );
+        }
         assert!(
             v.is_empty(),
             "invariant violated:\n  {}\n{self}",
@@ -442,6 +451,16 @@ impl World {
         }
         v.not_empty = self.busy_lists();
         self.check_files(&rows, &mut v);
+        for name in v.lost.iter().chain(&v.duplicated) {
+            let file = name.split(':').nth(1).unwrap_or("").to_string();
+            if !file.is_empty() {
+                v.diagnosis.push_str(&self.trace(&file));
+            }
+        }
+        if !v.lost.is_empty() || !v.duplicated.is_empty() {
+            v.diagnosis.push_str(&self.trace("AOF"));
+            v.diagnosis.push_str(&self.trace("fsync"));
+        }
         v
     }
 

@@ -36,6 +36,8 @@ pub struct WorldOpts {
     pub es_proxy: bool,
     /// Serve the module without chroot (default: chroot, as deploy/ ships).
     pub no_chroot: bool,
+    /// `appendfsync always` instead of testkit's `everysec`.
+    pub fsync_always: bool,
 }
 
 /// How to start a node: config overrides (`key`, `value`; empty value
@@ -110,7 +112,12 @@ impl World {
         for d in ["src/db", "nodes", "etc", "logs", "attack"] {
             std::fs::create_dir_all(base.path().join(d)).expect("world dirs");
         }
-        let redis = RedisServer::start().expect("redis-server");
+        let redis_log = base.path().join("logs/redis.log").display().to_string();
+        let mut extra = vec!["--logfile", redis_log.as_str()];
+        if opts.fsync_always {
+            extra.extend(["--appendfsync", "always"]);
+        }
+        let redis = RedisServer::start_with(&extra).expect("redis-server");
         let module = RsyncModule {
             name: "backup".into(),
             path: base.path().join("src"),
@@ -403,6 +410,46 @@ impl World {
 
     pub fn catalog_path(&self) -> PathBuf {
         self.path("catalog.db")
+    }
+
+    /// Every log line (nodes, indexer, redis-server) that mentions `needle`,
+    /// to diagnose a violation.
+    pub fn trace(&self, needle: &str) -> String {
+        let mut out = String::new();
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.path("logs"))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.sort();
+        for l in logs {
+            let text = std::fs::read_to_string(&l).unwrap_or_default();
+            for line in text.lines().filter(|x| x.contains(needle)) {
+                out.push_str(&format!(
+                    "{}: {}\n",
+                    l.file_name().unwrap_or_default().to_string_lossy(),
+                    line
+                ));
+            }
+        }
+        out
+    }
+
+    /// True if any of redis-server's AOF files mentions `needle`: whether a
+    /// write naming it was ever persisted.
+    pub fn aof_mentions(&self, needle: &str) -> bool {
+        let mut stack = vec![self.redis.dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(bytes) = std::fs::read(&p) {
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     pub fn indexer_log(&self) -> String {

@@ -906,7 +906,19 @@ fn produce(
 }
 
 fn redis_kill9(_: &Opts) -> Outcome {
-    let mut w = World::new();
+    // everysec (the setting), then always: with always, Redis
+    // writes before it answers, so every acknowledged push must survive
+    for always in [false, true] {
+        redis_kill9_once(always);
+    }
+    Ok(())
+}
+
+fn redis_kill9_once(fsync_always: bool) {
+    let mut w = World::with(WorldOpts {
+        fsync_always,
+        ..Default::default()
+    });
     w.start_indexer();
     for id in ["n1", "n2"] {
         w.start_node(id, NodeSpec::new().set("heartbeat_secs", "5"));
@@ -928,7 +940,7 @@ fn redis_kill9(_: &Opts) -> Outcome {
     let outage = down.elapsed();
     let restarted_ms = ubackup_common::message::now_ms();
     let unacked = producer.join().unwrap();
-    let v = w.wait_quiet(quiet(90));
+    let mut v = w.wait_quiet(quiet(60));
     // every process carried on after the restart: a node either logged its
     // reconnection or produced records after it (messages kept arriving)
     let rows = w.sqlite_rows();
@@ -947,15 +959,31 @@ fn redis_kill9(_: &Opts) -> Outcome {
         w.indexer_log().contains("available again") || !rows.is_empty(),
         "the indexer reconnected"
     );
+    // With everysec, redis-server may answer a write it has not yet
+    // written to the AOF (the write waits while a background fsync runs);
+    // kill -9 then loses it. Such a message appears nowhere in the AOF, not
+    // even in a later step of its processing: redis lost it, not ubackup.
+    // Reported, and excluded from "lost"; with `always` it cannot happen.
+    let mut lost_by_redis = Vec::new();
+    if !fsync_always {
+        v.lost.retain(|name| {
+            let file = name.split(':').nth(1).unwrap_or("");
+            let gone = !file.is_empty() && !w.aof_mentions(file);
+            if gone {
+                lost_by_redis.push(name.clone());
+            }
+            !gone
+        });
+    }
     let per = |node: &str| rows.iter().filter(|r| r.node == node).count();
     println!(
-        "    redis down {:.1} s (kill -9, restart on the same AOF); pushes not acknowledged (not in the ledger): {unacked}; records n1 {} n2 {}; {v}",
+        "    appendfsync {}: redis down {:.1} s (kill -9, restart on the same AOF); pushes not acknowledged (not in the ledger): {unacked}; acknowledged but never written to the AOF by redis-server: {lost_by_redis:?}; records n1 {} n2 {}; {v}",
+        if fsync_always { "always" } else { "everysec" },
         outage.as_secs_f64(),
         per("n1"),
         per("n2")
     );
     v.assert_ok(false);
-    Ok(())
 }
 
 fn outages(_: &Opts) -> Outcome {
