@@ -196,6 +196,12 @@ pub trait Reports: Catalog {
 
     /// Keeps the reporter's disk/queue samples (idempotent per source and time).
     async fn store_samples(&self, samples: &[Sample]) -> Result<(), CatalogError>;
+
+    /// Stored files a `ubackup-server verify` run found missing or corrupt
+    /// (not deleted since). Restore no longer offers them; the reporter
+    /// raises an `illegal` alert for each, because such a file is usually
+    /// not its instance's newest record.
+    async fn verify_failures(&self) -> Result<Vec<CatalogRecord>, CatalogError>;
 }
 
 /// Of several records of one instance, the newest, preferring a success
@@ -212,6 +218,10 @@ fn pick_latest(recs: Vec<CatalogRecord>) -> Option<CatalogRecord> {
 
 #[async_trait]
 impl Reports for SqliteCatalog {
+    async fn verify_failures(&self) -> Result<Vec<CatalogRecord>, CatalogError> {
+        crate::Retention::verify_problems(self, None).await
+    }
+
     async fn window_stats(
         &self,
         since_ms: i64,
@@ -300,6 +310,10 @@ impl Reports for SqliteCatalog {
 
 #[async_trait]
 impl Reports for EsCatalog {
+    async fn verify_failures(&self) -> Result<Vec<CatalogRecord>, CatalogError> {
+        crate::Retention::verify_problems(self, None).await
+    }
+
     async fn store_samples(&self, samples: &[Sample]) -> Result<(), CatalogError> {
         EsCatalog::store_samples(self, samples).await
     }

@@ -350,6 +350,42 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
             a.instance = Some(inst);
             alerts.push(a);
         }
+        // A stored file that `verify` found missing or corrupt is illegal
+        // even when it is not its instance's newest record; the file name
+        // is part of the subject so each bad file is its own alert.
+        for r in &snap.verify_failures {
+            let inst = by_key
+                .get(&r.key())
+                .map(|e| alert_instance(e))
+                .unwrap_or(AlertInstance {
+                    server_id: r.result.server_id,
+                    back_type: r.result.back_type.clone(),
+                    instance: r.result.instance,
+                    game_id: r.result.game_id,
+                    game_name: r.game_name.clone(),
+                });
+            let subject = format!(
+                "{} {}",
+                instance_subject(
+                    inst.server_id,
+                    &inst.back_type,
+                    inst.instance,
+                    &inst.game_name
+                ),
+                r.result.filename.as_deref().unwrap_or("-")
+            );
+            let state = r.meta.verify_state.as_deref().unwrap_or("bad");
+            let mut a = Alert::new(
+                AlertKind::Illegal,
+                Severity::Critical,
+                subject,
+                format!("stored file {state} at verify (node {})", r.node()),
+            );
+            a.since_ms = r.meta.verified_at;
+            a.instance = Some(inst);
+            a.node = Some(r.node().to_string());
+            alerts.push(a);
+        }
     }
 
     for n in &snap.nodes {

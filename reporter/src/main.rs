@@ -61,7 +61,7 @@ enum Cmd {
         #[arg(long, requires = "webhook")]
         state: Option<PathBuf>,
     },
-    /// HTTP endpoint: /api/alerts, /api/status, /metrics.
+    /// HTTP endpoint: the web pages (/, /stats, /alerts, /instance/…, /control), /api/alerts, /api/status, /metrics.
     Serve {
         /// A node's or the indexer's config.
         #[arg(short = 'c', long = "config")]

@@ -143,6 +143,7 @@ impl Sources {
             latest: Vec::new(),
             window: None,
             slowest: Vec::new(),
+            verify_failures: Vec::new(),
         };
         let Some(store) = self.query_store().cloned() else {
             snap.catalog_error = Some(if self.store_errors.is_empty() {
@@ -162,10 +163,18 @@ impl Sources {
             } else {
                 Vec::new()
             };
-            Ok::<_, ubackup_catalog::CatalogError>((instances, latest, window, slowest))
+            let verify_failures = store.verify_failures().await?;
+            Ok::<_, ubackup_catalog::CatalogError>((
+                instances,
+                latest,
+                window,
+                slowest,
+                verify_failures,
+            ))
         };
         match read.await {
-            Ok((instances, latest, window, slowest)) => {
+            Ok((instances, latest, window, slowest, verify_failures)) => {
+                snap.verify_failures = verify_failures;
                 snap.instances = instances;
                 snap.latest = latest;
                 snap.window = Some(window);
@@ -213,4 +222,7 @@ pub struct Snapshot {
     pub window: Option<WindowStats>,
     #[serde(skip)]
     pub slowest: Vec<CatalogRecord>,
+    /// Stored files `verify` found missing or corrupt.
+    #[serde(skip)]
+    pub verify_failures: Vec<CatalogRecord>,
 }

@@ -118,6 +118,61 @@ async fn illegal_dead_lettered_mismatch_and_below_min_size_raised_then_resolved(
     assert!(b.alert_ids().await.is_empty());
 }
 
+/// Regression: a file `ubackup-server verify` found corrupt used to raise
+/// nothing when it was not its instance's newest record.
+#[tokio::test]
+async fn illegal_for_an_older_file_verify_found_corrupt_then_resolved() {
+    use ubackup_catalog::{Retention, VerifyOutcome};
+    let b = Bench::new("");
+    let old = ok(3306, 7200, 3600);
+    let newest = ok(3306, 60, 3600);
+    let old_id = old.record_id();
+    let old_name = old.filename.clone().unwrap();
+    b.store(vec![old, newest]).await;
+    assert!(
+        !b.alerts()
+            .await
+            .alerts
+            .iter()
+            .any(|a| a.kind == AlertKind::Illegal),
+        "no alert before verify"
+    );
+    b.catalog
+        .record_verify(
+            &old_id,
+            &VerifyOutcome::Corrupt("size 10 != 52428800".into()),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let r = b.alerts().await;
+    let a = r
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::Illegal)
+        .expect("illegal raised for the corrupt older file");
+    assert_eq!(a.subject, format!("{SUBJ} {old_name}"));
+    assert!(a.reason.contains("corrupt"), "{}", a.reason);
+    assert_eq!(r.status, Severity::Critical);
+    // the file is good again at the next verify: resolved
+    b.catalog
+        .record_verify(
+            &old_id,
+            &VerifyOutcome::Ok {
+                checked: "size+blake3".into(),
+            },
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(!b
+        .alerts()
+        .await
+        .alerts
+        .iter()
+        .any(|a| a.kind == AlertKind::Illegal));
+}
+
 #[tokio::test]
 async fn overdue_uses_each_instances_own_interval() {
     // factor 1.5, no grace: a 60 s instance is overdue after 90 s, an
