@@ -149,7 +149,11 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 "{} × {} MiB, {} workers",
                 o.large_files, o.large_mib, o.large_files
             ),
-            ubackup: f(Some(ub), 0, " MB/s"),
+            ubackup: format!(
+                "{} (after rsync exits: {} per file to verify, flush and land)",
+                f(Some(ub), 0, " MB/s"),
+                f(m("large.ub.post_ms"), 0, " ms")
+            ),
             counterpart: format!("raw rsync -P{}: {}", o.large_files, f(raw, 0, " MB/s")),
             ratio: format!("{} of raw", f(r, 2, "×")),
             target: "≥ 0.97× raw".into(),

@@ -127,7 +127,31 @@ pub fn large(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<()>
     for run in 0..o.runs {
         eprintln!("  large files, run {}/{}", run + 1, o.runs);
         sync();
-        let el = ubackup_pull(env, n, &[], &msgs, s, "rss.server.load")?;
+        let srv = Server::spawn(env, n, &[])?;
+        let mut c = env.conn();
+        let t = Instant::now();
+        push_all(&mut c, &srv.lo, &msgs)?;
+        srv.wait_results(&mut c, n, LONG)?;
+        let el = secs(t.elapsed());
+        srv.check_all_ok(&mut c, n)?;
+        // what the node spends after rsync exits (verify, fsync, land),
+        // from each result: all of its time minus the transfer
+        let raw_results: Vec<String> = c.lrange(&srv.results, 0, -1)?;
+        let mut post = Vec::new();
+        for r in &raw_results {
+            let v: serde_json::Value = serde_json::from_str(r)?;
+            let (d, size, bps) = (v["duration_ms"].as_f64(), v["size"].as_f64(), v["bytes_per_sec"].as_f64());
+            if let (Some(d), Some(size), Some(bps)) = (d, size, bps) {
+                if bps > 0.0 {
+                    post.push(d - size / bps * 1000.0);
+                }
+            }
+        }
+        if let Some(m) = crate::stats::median(&post) {
+            s.add("large.ub.post_ms", m);
+        }
+        s.add("rss.server.load", srv.peak_mib());
+        srv.stop()?;
         s.add("large.ub", total as f64 / el / 1e6);
         sync();
         let dest = env.fresh_dir("raw");

@@ -238,7 +238,10 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
             let args = rsync::rsync_args(&cfg, &[job], &dir, bw);
             let watchdog = rsync::watchdog(&cfg, job.size, bw);
             tracing::debug!(attempt, bwlimit_kbps = bw, ?args, "starting rsync");
-            rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
+            let flusher = land::WriteBehind::start(&dir, job.size);
+            let r = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
+            flusher.stop().await;
+            r
         };
         if aborted {
             ctx.tmp.remove(&dir);

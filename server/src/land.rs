@@ -14,6 +14,10 @@ use ubackup_common::fsutil::blake3_file;
 use crate::intake::PullJob;
 use crate::retry::AttemptError;
 
+/// From this size on, the flush and the hash of a landed file run side by
+/// side (a thread costs more than it saves on small files).
+const PARALLEL_FLUSH_BYTES: u64 = 16 << 20;
+
 /// A verified, landed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landed {
@@ -57,12 +61,30 @@ pub fn verify_path(job: &PullJob, p: &Path) -> Result<Landed, AttemptError> {
         )));
     }
     // flushed before the rename, so the final name never points at data
-    // that a power cut could still lose
-    std::fs::File::open(&p)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| AttemptError::Local(format!("fsync {}: {e}", p.display())))?;
-    let sum =
-        blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())))?;
+    // that a power cut could still lose. A large file is flushed on a second
+    // thread while this one hashes it (the flush waits on the disk, the hash
+    // reads the page cache): the pair costs the longer of the two, not
+    // their sum (BENCHMARKS.md, large files).
+    let fsync = || {
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AttemptError::Local(format!("fsync {}: {e}", p.display())))
+    };
+    let hash =
+        || blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())));
+    let sum = if meta.len() >= PARALLEL_FLUSH_BYTES {
+        std::thread::scope(|s| {
+            let flushed = s.spawn(fsync);
+            let sum = hash();
+            let flushed = flushed
+                .join()
+                .unwrap_or_else(|_| Err(AttemptError::Local("fsync thread panicked".into())));
+            flushed.and(sum)
+        })?
+    } else {
+        fsync()?;
+        hash()?
+    };
     let verify = match &job.checksum {
         Some(want) if *want != sum => {
             return Err(AttemptError::Verify(format!(
@@ -146,5 +168,59 @@ pub fn carry_partial(prev_attempt: &Path, next_attempt: &Path) {
     let from = prev_attempt.join(crate::rsync::PARTIAL_DIR);
     if from.is_dir() {
         let _ = std::fs::rename(&from, next_attempt.join(crate::rsync::PARTIAL_DIR));
+    }
+}
+
+/// Write-behind for a large transfer: while rsync writes into the attempt
+/// directory, its files are flushed to disk every [`WRITE_BEHIND_EVERY`],
+/// so the fsync before landing finds little left to write instead of the
+/// whole file (the kernel would otherwise hold it all as dirty pages until
+/// that fsync). Only for files of at least [`WRITE_BEHIND_BYTES`].
+pub struct WriteBehind {
+    task: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+/// Smallest transfer that gets write-behind.
+pub const WRITE_BEHIND_BYTES: u64 = 64 << 20;
+const WRITE_BEHIND_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl WriteBehind {
+    pub fn start(attempt_dir: &Path, size: u64) -> WriteBehind {
+        if size < WRITE_BEHIND_BYTES {
+            return WriteBehind { task: None };
+        }
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (dir, flag) = (attempt_dir.to_path_buf(), done.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            use std::sync::atomic::Ordering;
+            while !flag.load(Ordering::SeqCst) {
+                std::thread::sleep(WRITE_BEHIND_EVERY);
+                // rsync's temp file (".NAME.XXXXXX") sits in the directory
+                // itself; a flush error only means less was written early
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let big = e
+                        .metadata()
+                        .map(|m| m.is_file() && m.len() >= 8 << 20)
+                        .unwrap_or(false);
+                    if big && !flag.load(Ordering::SeqCst) {
+                        let _ = std::fs::File::open(e.path()).and_then(|f| f.sync_data());
+                    }
+                }
+            }
+        });
+        WriteBehind {
+            task: Some((done, task)),
+        }
+    }
+
+    /// Ends the flushing (after rsync has exited).
+    pub async fn stop(self) {
+        if let Some((done, task)) = self.task {
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = task.await;
+        }
     }
 }
