@@ -44,13 +44,14 @@ pub fn current_ids() -> (u32, u32) {
 }
 
 /// A shipped rsyncd.conf made runnable in `dir`: the module's `path`, the
-/// pid/log/lock files, `hosts allow`, the user (this one; `uid = nobody`
-/// cannot read a test's temp dir) and `use chroot` (only root may chroot).
+/// pid/log/lock files, `hosts allow`, the user (root stays root: `uid =
+/// nobody` cannot read a test's temp dir; another user sets none) and `use
+/// chroot` (only root may chroot).
 /// Everything else (read only, list, socket options, refuse options,
 /// exclude, timeouts) stays exactly as shipped. The same substitutions as
 /// `quickstart.sh`'s `render_rsyncd`.
 pub fn render_rsyncd(template: &str, dir: &Path, module_path: &Path, hosts_allow: &str) -> String {
-    let (uid, gid) = current_ids();
+    let (uid, _) = current_ids();
     let chroot = if uid == 0 { "yes" } else { "no" };
     let mut out = format!("lock file = {}/rsyncd.lock\n", dir.display());
     for line in template.lines() {
@@ -62,8 +63,11 @@ pub fn render_rsyncd(template: &str, dir: &Path, module_path: &Path, hosts_allow
             "pid file" => format!("pid file = {}/rsyncd.pid", dir.display()),
             "log file" => format!("log file = {}/rsyncd.log", dir.display()),
             "hosts allow" => format!("hosts allow = {hosts_allow}"),
-            "uid" => format!("uid = {uid}"),
-            "gid" => format!("gid = {gid}"),
+            // a non-root daemon that names a uid/gid fails every
+            // connection ("setgroups failed"): leave them out
+            "uid" if uid == 0 => "uid = 0".to_string(),
+            "gid" if uid == 0 => "gid = 0".to_string(),
+            "uid" | "gid" => format!("# {line}"),
             "use chroot" => format!("use chroot = {chroot}"),
             _ => line.to_string(),
         };

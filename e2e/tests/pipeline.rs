@@ -609,8 +609,12 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
         );
     }
 
-    // ---- the backup rounds; each in its own second (create_time has
-    // whole seconds: same-second runs of an instance would be ambiguous)
+    // ---- the backup rounds; each in its own seconds. A message's
+    // create_time is its client run's start in whole seconds, and two failed
+    // runs of one instance in the same second on the same node get the same
+    // record id (there is no file name to tell them apart): one catalog row.
+    // So a round starts only after the second in which the previous one
+    // ended.
     // (host, section) → round → file made in that round
     let mut made: BTreeMap<(usize, &str), BTreeMap<usize, String>> = BTreeMap::new();
     let mut failed: BTreeMap<(i64, String, i64), usize> = BTreeMap::new();
@@ -618,8 +622,6 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
     let mut last = 0;
     for r in 1..=ROUNDS {
         wait_until("the next second", Duration::from_secs(3), || now_s() > last);
-        last = now_s();
-        round_time.insert(r, last);
         for (h, _) in &hosts {
             for i in &INSTANCES {
                 let flag = h.fail_flag(i);
@@ -662,6 +664,9 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
                 h.n
             );
         }
+        // every create_time of this round is <= this second
+        last = now_s();
+        round_time.insert(r, last);
         for (k, (h, _)) in hosts.iter().enumerate() {
             for (j, i) in INSTANCES.iter().enumerate() {
                 let new: Vec<String> = h.files(i).difference(&before[k][j]).cloned().collect();
