@@ -8,6 +8,7 @@
 //! * [`intake`]: raw list element → validated [`intake::PullJob`] or the
 //!   reason it is illegal;
 //! * [`worker`]: the dispatcher (popping, pause, worker count, drain);
+//! * [`listwatch`]: wakes the dispatcher when any of its lists gets an item;
 //! * [`job`]: one message start to finish (pull, retries, result, ack);
 //! * [`batch`]: several messages of one rsync source in one rsync call;
 //! * [`rsync`]: the rsync argument vector, process group, watchdog;
@@ -29,6 +30,7 @@ pub mod failpoint;
 pub mod intake;
 pub mod job;
 pub mod land;
+pub mod listwatch;
 pub mod node;
 pub mod prune;
 pub mod results;

@@ -2,9 +2,12 @@
 //! node is not paused, and runs each as a job task. Popping, pausing and
 //! the worker count all live here, so "stop popping" is one place.
 //!
-//! Only the dispatcher waits on Redis (one BLMOVE on the top list at a
-//! time), so an idle node costs one pop script per `queue_wait_ms` whatever
-//! the number of workers, and a `level1` message wakes it at once.
+//! Only the dispatcher takes from Redis (the pop script, strict priority).
+//! When there is nothing to take it sleeps until a list watcher
+//! ([`crate::listwatch`]) sees an item on any list, or `queue_wait_ms`
+//! passes (the fallback poll), so a message on any list wakes it at once
+//! and an idle node costs one pop script per `queue_wait_ms` whatever the
+//! number of workers.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,13 +15,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use ubackup_common::queue::Waiter;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::WorkQueue;
 
 use crate::config::ServerConfig;
 use crate::disk::DiskReserve;
 use crate::job;
+use crate::listwatch::ListWatch;
 use crate::node::{Control, NodeStatus};
 use crate::results::ResultSink;
 use crate::tmp::TempArea;
@@ -61,7 +64,7 @@ pub async fn dispatch(
     abort_now: impl FnOnce(),
 ) {
     let mut jobs: JoinSet<()> = JoinSet::new();
-    let mut waiter = Waiter::default();
+    let watch = ListWatch::start(ctx.wq.target(), ctx.wq.queues(), &ctx.stop);
     let mut stop = ctx.stop.clone();
     let mut cfg_rx = ctx.cfg.clone();
     let mut last_category = "running";
@@ -116,12 +119,28 @@ pub async fn dispatch(
         }
 
         let taken = tokio::select! {
-            r = ctx.wq.take(&mut waiter, 1, cfg.queue_wait) => r,
-            // a message moved by an abandoned BLMOVE is in our in-flight
-            // list: the drain re-queues it
+            r = ctx.wq.try_take(1) => r,
+            // a message moved by an abandoned pop script is in our
+            // in-flight list: the drain re-queues it
             _ = stop.wait() => break,
         };
         match taken {
+            Ok(items) if items.is_empty() => {
+                if redis_failures > 0 {
+                    tracing::info!("queue Redis {} reachable again", ctx.wq.target());
+                    redis_failures = 0;
+                }
+                // nothing to take: sleep until a list gets an item, the
+                // fallback poll, the operator, a reload or shutdown
+                watch.arm();
+                tokio::select! {
+                    _ = watch.woken() => {}
+                    _ = tokio::time::sleep(cfg.queue_wait) => {}
+                    _ = changed(&mut control) => {}
+                    _ = changed(&mut cfg_rx) => {}
+                    _ = stop.wait() => {}
+                }
+            }
             Ok(items) => {
                 if redis_failures > 0 {
                     tracing::info!("queue Redis {} reachable again", ctx.wq.target());
