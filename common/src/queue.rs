@@ -167,11 +167,23 @@ impl WorkQueue {
 
     /// Takes up to `max` items without waiting, strictly by priority.
     pub async fn try_take(&self, max: usize) -> redis::RedisResult<Vec<Taken>> {
+        self.take_from(&self.queues, max).await
+    }
+
+    /// Like [`try_take`](Self::try_take), from the top-priority list only
+    /// (a node's express slot for `level1` messages, used while all its
+    /// workers are busy with lower lists).
+    pub async fn try_take_top(&self, max: usize) -> redis::RedisResult<Vec<Taken>> {
+        self.take_from(&self.queues[..1], max).await
+    }
+
+    /// Up to `max` items from `queues` (a prefix of this worker's lists).
+    async fn take_from(&self, queues: &[String], max: usize) -> redis::RedisResult<Vec<Taken>> {
         let mut inv = self.pop.prepare_invoke();
-        for q in &self.queues {
+        for q in queues {
             inv.key(q);
         }
-        for q in &self.queues {
+        for q in queues {
             inv.key(self.inflight(q));
         }
         inv.arg(max.max(1));
@@ -186,7 +198,7 @@ impl WorkQueue {
                 redis::Value::BulkString(b) => b,
                 other => redis::from_redis_value::<String>(other)?.into_bytes(),
             };
-            if let Some(t) = self.accept(&self.queues[idx - 1], bytes).await? {
+            if let Some(t) = self.accept(&queues[idx - 1], bytes).await? {
                 out.push(t);
             }
         }

@@ -36,6 +36,22 @@ async fn take_is_strict_priority_and_fifo_within_a_list() {
 }
 
 #[tokio::test]
+async fn take_top_takes_only_from_the_top_list() {
+    let (redis, wq, keys) = setup("n1", &["level1", "low"]).await;
+    let mut c = redis.conn();
+    let _: () = c.lpush("low", "low0").unwrap();
+    assert!(wq.try_take_top(1).await.unwrap().is_empty(), "a lower list is left alone");
+    let _: () = c.lpush("level1", "hi0").unwrap();
+    let _: () = c.lpush("level1", "hi1").unwrap();
+    let got = wq.try_take_top(5).await.unwrap();
+    let p: Vec<_> = got.iter().map(|t| (t.queue.as_str(), t.payload.as_str())).collect();
+    assert_eq!(p, [("level1", "hi0"), ("level1", "hi1")]);
+    let inflight: Vec<String> = c.lrange(keys.inflight("n1", "level1"), 0, -1).unwrap();
+    assert_eq!(inflight.len(), 2, "taken items are held in flight");
+    assert_eq!(c.llen::<_, usize>("low").unwrap(), 1);
+}
+
+#[tokio::test]
 async fn blocked_take_wakes_for_top_list_quickly() {
     let (redis, wq, _keys) = setup("n1", &["level1", "low"]).await;
     let url = redis.url();

@@ -59,6 +59,13 @@ impl ListWatch {
         }
     }
 
+    /// Arms only the watcher of the top list (the express slot's wait).
+    pub fn arm_top(&self) {
+        if let Some(a) = self.arms.first() {
+            a.notify_one();
+        }
+    }
+
     /// Resolves once a watched list has had an item since it was armed.
     pub async fn woken(&self) {
         self.wake.notified().await

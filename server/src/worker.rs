@@ -8,8 +8,14 @@
 //! passes (the fallback poll), so a message on any list wakes it at once
 //! and an idle node costs one pop script per `queue_wait_ms` whatever the
 //! number of workers.
+//!
+//! While every worker is busy, one **express slot** stays open for the top
+//! list only (with two lists or more): a `level1` message starts at once
+//! instead of waiting for a worker to finish (a batch of small files can
+//! take a while), so at most `workers + 1` pulls run, the extra one always
+//! from the top list.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +70,8 @@ pub async fn dispatch(
     abort_now: impl FnOnce(),
 ) {
     let mut jobs: JoinSet<()> = JoinSet::new();
+    // jobs running in the express slot (0 or 1), counted inside `jobs`
+    let express = Arc::new(AtomicUsize::new(0));
     let watch = ListWatch::start(ctx.wq.target(), ctx.wq.queues(), &ctx.stop);
     let mut stop = ctx.stop.clone();
     let mut cfg_rx = ctx.cfg.clone();
@@ -105,11 +113,36 @@ pub async fn dispatch(
             *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
         }
 
-        if reason.is_some() || jobs.len() >= desired {
+        let normal = jobs.len().saturating_sub(express.load(Ordering::SeqCst));
+        if reason.is_some() || normal >= desired {
+            let may_express = reason.is_none()
+                && ctx.wq.queues().len() > 1
+                && express.load(Ordering::SeqCst) == 0;
+            if may_express {
+                match ctx.wq.try_take_top(1).await {
+                    Ok(items) if !items.is_empty() => {
+                        for t in items {
+                            tracing::debug!(
+                                "all workers busy: a top-list message starts in the express slot"
+                            );
+                            let guard = Express::new(&express);
+                            let c = ctx.clone();
+                            jobs.spawn(async move {
+                                let _guard = guard;
+                                job::process(c, t).await
+                            });
+                        }
+                        continue;
+                    }
+                    _ => watch.arm_top(),
+                }
+            }
             // wait for a reason to look again: a job ending, the operator,
-            // a reload, shutdown, or (for the disk) time
+            // a reload, shutdown, (for the disk) time, or (for the express
+            // slot) a message on the top list
             tokio::select! {
                 r = jobs.join_next(), if !jobs.is_empty() => { if let Some(r) = r { report_join(r) } }
+                _ = watch.woken(), if may_express => {}
                 _ = changed(&mut control) => {}
                 _ = changed(&mut cfg_rx) => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)), if reason.is_some() => {}
@@ -196,6 +229,22 @@ pub async fn dispatch(
             jobs.abort_all();
             while jobs.join_next().await.is_some() {}
         }
+    }
+}
+
+/// Counts a job in the express slot while it runs (also if it panics).
+struct Express(Arc<AtomicUsize>);
+
+impl Express {
+    fn new(count: &Arc<AtomicUsize>) -> Express {
+        count.fetch_add(1, Ordering::SeqCst);
+        Express(count.clone())
+    }
+}
+
+impl Drop for Express {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -77,3 +77,31 @@ fn watching_never_moves_or_reorders_a_backlog() {
     assert_eq!(times, (1763800000..1763800020).collect::<Vec<i64>>());
     drop(node);
 }
+
+#[test]
+fn a_level1_message_starts_in_the_express_slot_while_every_worker_is_busy() {
+    let c = Cluster::start();
+    c.source_file("slow.xb", 600_000, 1); // at 200 KB/s: about 3 s
+    c.source_file("urgent.xb", 1000, 2);
+    c.source_file("urgent2.xb", 1000, 3);
+    let node = c.spawn("n1", &[("work_thread", "1"), ("rsync_bwlimit", "200")]);
+    c.push(&c.lo, &c.message("slow.xb"));
+    ubackup_testkit::wait_until("the slow pull under way", Duration::from_secs(20), || {
+        c.tmp_bytes("n1") > 50_000
+    });
+    c.push(&c.hi, &c.message("urgent.xb"));
+    let r = c.wait_results(1, Duration::from_secs(20));
+    assert_eq!(
+        r[0]["filename"], "urgent.xb",
+        "the level1 message did not wait for the busy worker"
+    );
+    assert_eq!(r[0]["succeed"], 1, "{}", r[0]);
+    // the express slot is free again: a second one starts too
+    c.push(&c.hi, &c.message("urgent2.xb"));
+    let r = c.wait_results(2, Duration::from_secs(20));
+    assert_eq!(r[1]["filename"], "urgent2.xb");
+    let r = c.wait_results(3, Duration::from_secs(30));
+    assert_eq!(r[2]["filename"], "slow.xb");
+    assert!(r.iter().all(|x| x["succeed"] == 1), "{r:#?}");
+    drop(node);
+}
