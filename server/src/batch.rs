@@ -10,7 +10,8 @@
 //!
 //! How:
 //! 1. **claim** ([`claim_more`]): after a worker took one message, it reads
-//!    the pop end of the same list (`LRANGE`, `4 × batch_max` items), picks
+//!    the pop end of the same list (`LRANGE`: 16 items, and up to
+//!    `4 × batch_max` when those hold messages of the same source), picks
 //!    the valid messages of the same source (files up to `batch_mb`, at most
 //!    `batch_max` in all, distinct final paths), and moves exactly those
 //!    into its in-flight list with one script (`lua/claim.lua`); one another
@@ -64,21 +65,22 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
         return Vec::new();
     }
     let queue = &first.taken.queue;
+    // A short look first: when the next messages are from other sources
+    // (many hosts queueing at once), reading deep into the list for every
+    // message would cost Redis more than it saves; a source with a backlog
+    // shows up right at the pop end.
     let scan = (cfg.batch_max * 4) as isize;
-    let raw: Vec<Vec<u8>> = match redis::cmd("LRANGE")
-        .arg(queue)
-        .arg(-scan)
-        .arg(-1)
-        .query_async(&mut ctx.wq.conn())
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::debug!("cannot look for more messages of the same source: {e}");
-            return Vec::new();
-        }
+    let probe = PROBE.min(scan);
+    let Some(mut raw) = lrange(ctx, queue, -probe, -1).await else {
+        return Vec::new();
     };
-    let picked = pick(cfg, first, raw);
+    let mut picked = pick(cfg, first, raw.clone());
+    if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
+        if let Some(mut deeper) = lrange(ctx, queue, -scan, -probe - 1).await {
+            deeper.append(&mut raw);
+            picked = pick(cfg, first, deeper);
+        }
+    }
     if picked.is_empty() {
         return picked;
     }
@@ -104,6 +106,26 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
                 let _ = ctx.wq.release(&j.taken).await;
             }
             Vec::new()
+        }
+    }
+}
+
+/// Items of the pop end looked at before reading deeper into a list.
+const PROBE: isize = 16;
+
+/// `LRANGE queue start stop` as raw bytes; `None` (logged) on an error.
+async fn lrange(ctx: &Ctx, queue: &str, start: isize, stop: isize) -> Option<Vec<Vec<u8>>> {
+    match redis::cmd("LRANGE")
+        .arg(queue)
+        .arg(start)
+        .arg(stop)
+        .query_async(&mut ctx.wq.conn())
+        .await
+    {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::debug!("cannot look for more messages of the same source: {e}");
+            None
         }
     }
 }
