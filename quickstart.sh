@@ -539,8 +539,25 @@ step "all steps passed: the cluster part took ${secs}s (after the build)"
 if [ "$KEEP" = 1 ]; then
     {
         echo "#!/bin/sh"
-        echo "# stops the quickstart cluster in $DIR (by PID, newest first)"
-        for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do echo "kill ${PIDS[$i]}  # ${NAMES[$i]}"; done
+        echo "# Stops the quickstart cluster in $DIR by PID: SIGTERM to the"
+        echo "# ubackup processes and rsync daemons, then to redis-server once they"
+        echo "# are gone (SIGKILL whatever is left after 15 s). It waits, so"
+        echo "# 'stop.sh && rm -rf $DIR' cannot pull the directory away from a"
+        echo "# redis-server still writing its final save."
+        echo 'stop() {'
+        echo '    kill "$@" 2>/dev/null'
+        echo '    n=0'
+        echo '    while [ $n -lt 150 ]; do'
+        echo '        alive=0'
+        echo '        for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done'
+        echo '        [ $alive = 0 ] && return'
+        echo '        sleep 0.1; n=$((n + 1))'
+        echo '    done'
+        echo '    kill -9 "$@" 2>/dev/null || true'
+        echo '}'
+        echo "stop$(for ((i = ${#PIDS[@]} - 1; i >= 1; i--)); do printf ' %s' "${PIDS[$i]}"; done)"
+        echo "stop ${PIDS[0]} # ${NAMES[0]}"
+        echo "echo 'stopped: ${NAMES[*]}'"
     } >"$DIR/stop.sh"
     chmod +x "$DIR/stop.sh"
     cat <<EOF
@@ -555,10 +572,11 @@ The cluster is still running (--keep). Everything is in $DIR:
 Try:
   $BIN/ubackup-client -c $DIR/host1/client.conf                   # another backup run
   $BIN/ubackup-client -c $DIR/host1/client.conf list --all
-  $BIN/ubackup-client -c $DIR/host1/client.conf restore --type redis --instance 6379 --dest /tmp/r6379
+  $BIN/ubackup-client -c $DIR/host1/client.conf restore --type redis --instance 6379 --dest $DIR/restore/redis6379
   $BIN/ubackup-reporter status -c $DIR/indexer/indexer.conf
   $BIN/ubackup-reporter alerts -c $DIR/indexer/indexer.conf
+  $BIN/ubackup-reporter serve -c $DIR/indexer/indexer.conf --listen 127.0.0.1:9187   # web pages, /metrics
   REDISCLI_AUTH=$REDIS_PW redis-cli -p $REDIS_PORT HSET ubackup:control:node1 paused 1   # pause node1
-Stop it:  $DIR/stop.sh   (then rm -rf $DIR)
+Stop it:  $DIR/stop.sh && rm -rf $DIR
 EOF
 fi
