@@ -45,6 +45,9 @@ impl Reports for Generic {
     async fn store_samples(&self, s: &[Sample]) -> Result<(), CatalogError> {
         self.0.store_samples(s).await
     }
+    async fn verify_failures(&self) -> Result<Vec<CatalogRecord>, CatalogError> {
+        self.0.verify_failures().await
+    }
 }
 
 fn result(
