@@ -128,7 +128,14 @@ impl LargeSet {
 
 /// A success message as ubackup-client sends it (with `rsync_port` and
 /// `checksum`, the client's defaults when configured).
-pub fn message(port: u16, model: &str, filename: &str, size: u64, checksum: &str, instance: i64) -> String {
+pub fn message(
+    port: u16,
+    model: &str,
+    filename: &str,
+    size: u64,
+    checksum: &str,
+    instance: i64,
+) -> String {
     json!({
         "filename": filename, "last_all_filename": null, "size": size, "log": "ok",
         "create_time": ubackup_common::message::now_secs(), "success": true,
@@ -144,10 +151,62 @@ pub fn message(port: u16, model: &str, filename: &str, size: u64, checksum: &str
 /// the first one popped).
 pub fn push_all(c: &mut redis::Connection, list: &str, payloads: &[String]) -> Result<()> {
     for chunk in payloads.chunks(500) {
-        redis::cmd("LPUSH")
-            .arg(list)
-            .arg(chunk)
-            .query::<()>(c)?;
+        redis::cmd("LPUSH").arg(list).arg(chunk).query::<()>(c)?;
     }
     Ok(())
+}
+
+/// The production shape at small scale: `hosts` database hosts with
+/// `per_host` instances each, one small file per instance; every host is one
+/// rsync module (`h<h>`), its instances' files in sub-directories, as
+/// `rsync_model = h<h>/i<k>`.
+pub struct BurstSet {
+    pub messages: Vec<String>,
+    pub daemon: RsyncDaemon,
+}
+
+impl BurstSet {
+    pub fn create(dir: &Path, hosts: usize, per_host: usize, size: usize) -> Result<BurstSet> {
+        let root = dir.join("burst");
+        let mut modules = Vec::with_capacity(hosts);
+        let mut files = Vec::with_capacity(hosts * per_host);
+        for h in 0..hosts {
+            for k in 0..per_host {
+                let name = format!("f{h}_{k}.bin");
+                let p = root.join(format!("h{h}")).join(format!("i{k}")).join(&name);
+                write_file(&p, size, (h * per_host + k) as u64 + 7);
+                files.push((h, k, name, blake3_file(&p)?));
+            }
+            modules.push(RsyncModule {
+                name: format!("h{h}"),
+                path: root.join(format!("h{h}")),
+                chroot: false,
+            });
+        }
+        let daemon = RsyncDaemon::start(&modules)?;
+        // hosts whose crons fire in the same minute interleave their
+        // pushes at random: a deterministic shuffle (so a host's next
+        // message is usually far down the list, out of a batch's reach)
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in (1..files.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            files.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let messages = files
+            .iter()
+            .map(|(h, k, name, sum)| {
+                message(
+                    daemon.port,
+                    &format!("h{h}/i{k}"),
+                    name,
+                    size as u64,
+                    sum,
+                    (h * per_host + k) as i64,
+                )
+            })
+            .collect();
+        Ok(BurstSet { messages, daemon })
+    }
 }

@@ -104,15 +104,35 @@ pub struct ServerSetup {
     pub lo: String,
     pub results: String,
     pub conf: PathBuf,
+    prefix: String,
 }
 
 impl ServerSetup {
     /// The shipped defaults, except paths, lists and the `extra` overrides.
     pub fn new(env: &Env, workers: usize, extra: &[(&str, &str)]) -> Result<ServerSetup> {
+        let prefix = format!("{}:", unique("b"));
+        Self::with_prefix(env, workers, extra, prefix)
+    }
+
+    /// Another node (own id and root) on the same lists as `self`.
+    pub fn sibling(
+        &self,
+        env: &Env,
+        workers: usize,
+        extra: &[(&str, &str)],
+    ) -> Result<ServerSetup> {
+        Self::with_prefix(env, workers, extra, self.prefix.clone())
+    }
+
+    fn with_prefix(
+        env: &Env,
+        workers: usize,
+        extra: &[(&str, &str)],
+        prefix: String,
+    ) -> Result<ServerSetup> {
         let id = unique("node");
         let dir = env.fresh_dir("srv");
         let root = dir.join("root");
-        let prefix = format!("{}:", unique("b"));
         let keys = Keys::new(&prefix);
         let hi = format!("{prefix}level1");
         let lo = format!("{prefix}uuzuback");
@@ -148,6 +168,7 @@ impl ServerSetup {
             lo,
             results,
             conf,
+            prefix,
         })
     }
 
@@ -181,7 +202,12 @@ impl ServerSetup {
     }
 
     /// Waits (polling every 2 ms) for `n` results. The caller takes the time.
-    pub fn wait_results(&self, c: &mut redis::Connection, n: usize, deadline: Duration) -> Result<()> {
+    pub fn wait_results(
+        &self,
+        c: &mut redis::Connection,
+        n: usize,
+        deadline: Duration,
+    ) -> Result<()> {
         wait_for(
             &format!("{n} results on {}", self.results),
             deadline,
@@ -243,7 +269,9 @@ impl Server {
 
     /// Peak RSS so far, MiB.
     pub fn peak_mib(&self) -> f64 {
-        rss_kib(self.pid()).map(|(h, _)| h as f64 / 1024.0).unwrap_or(f64::NAN)
+        rss_kib(self.pid())
+            .map(|(h, _)| h as f64 / 1024.0)
+            .unwrap_or(f64::NAN)
     }
 
     /// SIGTERM, wait for a clean exit, then delete the node's root.
@@ -251,7 +279,9 @@ impl Server {
         self.proc.signal(libc::SIGTERM);
         let r = match self.proc.wait_exit(Duration::from_secs(60)) {
             Some(Some(0)) => Ok(()),
-            other => Err(anyhow::anyhow!("ubackup-server did not stop cleanly: {other:?}")),
+            other => Err(anyhow::anyhow!(
+                "ubackup-server did not stop cleanly: {other:?}"
+            )),
         };
         let _ = std::fs::remove_dir_all(&self.setup.root);
         r
@@ -288,7 +318,12 @@ pub struct IndexerSetup {
 impl IndexerSetup {
     /// A config for `stores` with the shipped defaults (batch_size 500,
     /// batch_ms 1000).
-    pub fn new(env: &Env, stores: Stores, es_url: Option<&str>, es_index: &str) -> Result<IndexerSetup> {
+    pub fn new(
+        env: &Env,
+        stores: Stores,
+        es_url: Option<&str>,
+        es_index: &str,
+    ) -> Result<IndexerSetup> {
         let dir = env.fresh_dir("ix");
         let prefix = format!("{}:", unique("b"));
         let id = unique("indexer");

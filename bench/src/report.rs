@@ -63,7 +63,11 @@ pub fn machine() -> Vec<(String, String)> {
                 "{} (commit {}{})",
                 env!("CARGO_PKG_VERSION"),
                 cmd("git", &["rev-parse", "--short", "HEAD"]),
-                if dirty { ", with uncommitted changes" } else { "" }
+                if dirty {
+                    ", with uncommitted changes"
+                } else {
+                    ""
+                }
             ),
         ),
     ]
@@ -133,7 +137,9 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
         let fl = m("backlog.floor");
         let r = ratio(Some(ub), fl);
         out.push(Row {
-            workload: format!("backlog: {n} × {kib} KiB from one host and module, already queued, 4 workers"),
+            workload: format!(
+                "backlog: {n} × {kib} KiB from one host and module, already queued, 4 workers"
+            ),
             ubackup: f(Some(ub), 2, " s"),
             counterpart: format!("one rsync of the directory: {}", f(fl, 2, " s")),
             ratio: format!("{} the floor", f(r, 2, "×")),
@@ -191,7 +197,10 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 o.bw_kbps,
                 o.bw_mib / 2
             ),
-            ubackup: format!("{} of the limit (push → both results)", f(Some(node), 1, " %")),
+            ubackup: format!(
+                "{} of the limit (push → both results)",
+                f(Some(node), 1, " %")
+            ),
             counterpart: "–".into(),
             ratio: "".into(),
             target: "within 2 %".into(),
@@ -215,7 +224,11 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
             workload: format!(
                 "idle pickup → result, {} KiB on {list}, {} samples per run",
                 kib,
-                if key == "hi" { o.latency_samples } else { o.low_samples }
+                if key == "hi" {
+                    o.latency_samples
+                } else {
+                    o.low_samples
+                }
             ),
             ubackup: format!("p50 {} / p99 {}", f(Some(p50), 1, " ms"), f(p99, 1, " ms")),
             counterpart: lat_counter.clone(),
@@ -272,7 +285,10 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
         out.push(Row {
             workload: format!("indexer, {} results backlog → {what}", o.indexer_n),
             ubackup: f(Some(ix), 0, " results/s"),
-            counterpart: format!("the store called directly (500 per batch): {}", f(d, 0, " /s")),
+            counterpart: format!(
+                "the store called directly (500 per batch): {}",
+                f(d, 0, " /s")
+            ),
             ratio: format!("{} of the store", f(r, 2, "×")),
             target: if key == "sqlite" {
                 "≥ 20,000/s".into()
@@ -286,11 +302,54 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
             },
         });
     }
+    for nodes in [1, 2] {
+        let Some(t) = m(&format!("burst.n{nodes}")) else {
+            continue;
+        };
+        let n = o.burst_hosts * o.burst_per_host;
+        out.push(Row {
+            workload: format!(
+                "burst: {n} × {} KiB already queued ({} hosts × {} instances, one module per host, pushes interleaved at random), drained by {nodes} node{} of 4 workers",
+                kib,
+                o.burst_hosts,
+                o.burst_per_host,
+                if nodes == 1 { "" } else { "s" }
+            ),
+            ubackup: format!(
+                "{} ({} messages/s)",
+                f(Some(t), 1, " s"),
+                f(Some(n as f64 / t), 0, "")
+            ),
+            counterpart: format!(
+                "Redis commands per message: {}",
+                f(m(&format!("burst.n{nodes}.ops")), 1, "")
+            ),
+            ratio: "".into(),
+            target: "scale model (see docs/performance.md)".into(),
+            met: None,
+        });
+    }
     for (key, what, limit) in [
-        ("rss.server.idle", "peak RSS, ubackup-server idle (4 workers)", 30.0),
-        ("rss.server.load", "peak RSS, ubackup-server under load (max of the pull runs)", 60.0),
-        ("rss.indexer.idle", "peak RSS, ubackup-indexer idle (SQLite + ES)", 30.0),
-        ("rss.indexer.load", "peak RSS, ubackup-indexer draining the backlog (SQLite + ES)", 60.0),
+        (
+            "rss.server.idle",
+            "peak RSS, ubackup-server idle (4 workers)",
+            30.0,
+        ),
+        (
+            "rss.server.load",
+            "peak RSS, ubackup-server under load (max of the pull runs)",
+            60.0,
+        ),
+        (
+            "rss.indexer.idle",
+            "peak RSS, ubackup-indexer idle (SQLite + ES)",
+            30.0,
+        ),
+        (
+            "rss.indexer.load",
+            "peak RSS, ubackup-indexer draining the backlog (SQLite + ES)",
+            60.0,
+        ),
     ] {
         let v = if key.ends_with("load") {
             s.max(key)

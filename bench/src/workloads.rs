@@ -14,7 +14,7 @@ use ubackup_common::ResultRecord;
 use ubackup_testkit::es::EsStandIn;
 use ubackup_testkit::unique;
 
-use crate::data::{push_all, LargeSet, SmallSet};
+use crate::data::{push_all, BurstSet, LargeSet, SmallSet};
 use crate::procs::{rss_kib, wait_for, Env, IndexerSetup, Server, ServerSetup, Stores};
 use crate::raw::{self, Sock};
 use crate::stats::{percentile, Samples};
@@ -34,6 +34,8 @@ pub struct Opts {
     pub backlog_l1: usize,
     pub client_instances: usize,
     pub indexer_n: usize,
+    pub burst_hosts: usize,
+    pub burst_per_host: usize,
 }
 
 const LONG: Duration = Duration::from_secs(900);
@@ -53,7 +55,14 @@ fn sync() {
 
 /// ubackup pulls `msgs` (pushed onto the normal list of an idle node with
 /// `workers` workers); seconds from the push to the last result.
-fn ubackup_pull(env: &Env, workers: usize, extra: &[(&str, &str)], msgs: &[String], s: &mut Samples, rss_key: &str) -> Result<f64> {
+fn ubackup_pull(
+    env: &Env,
+    workers: usize,
+    extra: &[(&str, &str)],
+    msgs: &[String],
+    s: &mut Samples,
+    rss_key: &str,
+) -> Result<f64> {
     let srv = Server::spawn(env, workers, extra)?;
     let mut c = env.conn();
     let t = Instant::now();
@@ -86,7 +95,10 @@ pub fn small(env: &Env, set: &SmallSet, o: &Opts, s: &mut Samples) -> Result<()>
             }
         }
         let dest = env.fresh_dir("floor");
-        s.add("small.floor", secs(raw::one(&set.url_all(), &dest, Sock::Default, &[])?));
+        s.add(
+            "small.floor",
+            secs(raw::one(&set.url_all(), &dest, Sock::Default, &[])?),
+        );
         remove(&dest);
     }
     Ok(())
@@ -111,7 +123,10 @@ pub fn backlog(env: &Env, set: &SmallSet, o: &Opts, s: &mut Samples) -> Result<(
         srv.stop()?;
         s.add("backlog.ub.w4", el);
         let dest = env.fresh_dir("floor");
-        s.add("backlog.floor", secs(raw::one(&set.url_all(), &dest, Sock::Default, &[])?));
+        s.add(
+            "backlog.floor",
+            secs(raw::one(&set.url_all(), &dest, Sock::Default, &[])?),
+        );
         remove(&dest);
     }
     Ok(())
@@ -140,7 +155,11 @@ pub fn large(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<()>
         let mut post = Vec::new();
         for r in &raw_results {
             let v: serde_json::Value = serde_json::from_str(r)?;
-            let (d, size, bps) = (v["duration_ms"].as_f64(), v["size"].as_f64(), v["bytes_per_sec"].as_f64());
+            let (d, size, bps) = (
+                v["duration_ms"].as_f64(),
+                v["size"].as_f64(),
+                v["bytes_per_sec"].as_f64(),
+            );
             if let (Some(d), Some(size), Some(bps)) = (d, size, bps) {
                 if bps > 0.0 {
                     post.push(d - size / bps * 1000.0);
@@ -187,7 +206,12 @@ pub fn bwlimit(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<(
         s.add("bw.ub.pct", reported / rate * 100.0);
         s.add("bw.ub.wall.pct", size / wall / rate * 100.0);
         let dest = env.fresh_dir("raw");
-        let el = raw::one(&set.url(0), &dest, Sock::Default, &[format!("--bwlimit={k}")])?;
+        let el = raw::one(
+            &set.url(0),
+            &dest,
+            Sock::Default,
+            &[format!("--bwlimit={k}")],
+        )?;
         s.add("bw.raw.pct", size / secs(el) / rate * 100.0);
         remove(&dest);
 
@@ -235,7 +259,9 @@ fn latencies(env: &Env, srv: &Server, list: &str, msgs: &[String]) -> Result<Vec
 /// 4 workers, on the top list and on the normal list; against one raw
 /// rsync of the same 4 KiB file (default socket options and TCP_NODELAY).
 pub fn latency(env: &Env, set: &SmallSet, o: &Opts, s: &mut Samples) -> Result<()> {
-    let hi: Vec<String> = (0..o.latency_samples).map(|i| set.message_own_source(i)).collect();
+    let hi: Vec<String> = (0..o.latency_samples)
+        .map(|i| set.message_own_source(i))
+        .collect();
     let lo: Vec<String> = (0..o.low_samples)
         .map(|i| set.message_own_source(o.latency_samples + i))
         .collect();
@@ -271,7 +297,11 @@ pub fn level1_behind_backlog(env: &Env, set: &SmallSet, o: &Opts, s: &mut Sample
     let nb = o.backlog_l1;
     let probe = set.n - 1;
     for run in 0..o.runs {
-        eprintln!("  level1 behind a backlog of {nb}, run {}/{}", run + 1, o.runs);
+        eprintln!(
+            "  level1 behind a backlog of {nb}, run {}/{}",
+            run + 1,
+            o.runs
+        );
         for (tag, one_source) in [("many", false), ("one", true)] {
             let srv = Server::spawn(env, 4, &[])?;
             let mut c = env.conn();
@@ -310,7 +340,10 @@ pub fn level1_behind_backlog(env: &Env, set: &SmallSet, o: &Opts, s: &mut Sample
         let mut l = Vec::new();
         for _ in 0..5 {
             let dest = env.fresh_dir("raw");
-            l.push(raw::one(&set.url_own_source(probe), &dest, Sock::NoDelay, &[])?.as_secs_f64() * 1000.0);
+            l.push(
+                raw::one(&set.url_own_source(probe), &dest, Sock::NoDelay, &[])?.as_secs_f64()
+                    * 1000.0,
+            );
             remove(&dest);
         }
         s.add("l1.transfer", percentile(&l, 50.0).unwrap());
@@ -385,10 +418,19 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
                 server_id: 100000 + i / 20,
                 game_id: 31,
                 op_id: 1,
-                game_server_ip: format!("10.{}.{}.{}", (i / 20) / 65536 % 256, (i / 20) / 256 % 256, (i / 20) % 256),
+                game_server_ip: format!(
+                    "10.{}.{}.{}",
+                    (i / 20) / 65536 % 256,
+                    (i / 20) / 256 % 256,
+                    (i / 20) % 256
+                ),
                 instance: 3300 + i % 20,
                 back_server_ip: "10.0.9.1".into(),
-                file_path: Some(format!("/data/mysql/10.0.{}/{}/", (i / 20) / 256 % 256, (i / 20) % 256)),
+                file_path: Some(format!(
+                    "/data/mysql/10.0.{}/{}/",
+                    (i / 20) / 256 % 256,
+                    (i / 20) % 256
+                )),
                 filename: Some(format!("db_{i}.tar.gz")),
                 create_time,
                 rsync_time: create_time + 5000,
@@ -412,14 +454,23 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
 
 /// The same records written straight into the stores, in batches of 500
 /// (the indexer's default batch), with no Redis: what the stores allow.
-async fn direct(stores: Stores, recs: &[CatalogRecord], db: &Path, es: Option<&EsStandIn>, index: &str) -> Result<f64> {
+async fn direct(
+    stores: Stores,
+    recs: &[CatalogRecord],
+    db: &Path,
+    es: Option<&EsStandIn>,
+    index: &str,
+) -> Result<f64> {
     let mut cats: Vec<Box<dyn Catalog>> = Vec::new();
     if stores != Stores::Es {
         cats.push(Box::new(SqliteCatalog::open(db)?));
     }
     if stores != Stores::Sqlite {
         let url = url::Url::parse(&es.context("ES")?.url())?;
-        cats.push(Box::new(EsCatalog::new(&EsSettings::new(vec![url], index))?));
+        cats.push(Box::new(EsCatalog::new(&EsSettings::new(
+            vec![url],
+            index,
+        ))?));
     }
     for c in &cats {
         c.prepare().await?;
@@ -439,8 +490,14 @@ async fn direct(stores: Stores, recs: &[CatalogRecord], db: &Path, es: Option<&E
 pub fn indexer(env: &Env, o: &Opts, s: &mut Samples) -> Result<()> {
     let n = o.indexer_n;
     let recs = results(n);
-    let payloads: Vec<String> = recs.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
-    let catalog: Vec<CatalogRecord> = recs.into_iter().map(|r| CatalogRecord::new(r, "bench")).collect();
+    let payloads: Vec<String> = recs
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let catalog: Vec<CatalogRecord> = recs
+        .into_iter()
+        .map(|r| CatalogRecord::new(r, "bench"))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -449,15 +506,30 @@ pub fn indexer(env: &Env, o: &Opts, s: &mut Samples) -> Result<()> {
         eprintln!("  indexer, run {}/{}", run + 1, o.runs);
         for stores in [Stores::Sqlite, Stores::Es, Stores::Both] {
             let es = (stores != Stores::Sqlite).then(EsStandIn::start);
-            let setup = IndexerSetup::new(env, stores, es.as_ref().map(|e| e.url()).as_deref(), "uuzubackup")?;
+            let setup = IndexerSetup::new(
+                env,
+                stores,
+                es.as_ref().map(|e| e.url()).as_deref(),
+                "uuzubackup",
+            )?;
             let mut c = env.conn();
             push_all(&mut c, &setup.queue, &payloads)?;
             let t = Instant::now();
             let ix = setup.spawn(env)?;
-            wait_for("the indexer to drain its backlog", LONG, Duration::from_millis(5), || setup.backlog(&mut c) == 0)?;
+            wait_for(
+                "the indexer to drain its backlog",
+                LONG,
+                Duration::from_millis(5),
+                || setup.backlog(&mut c) == 0,
+            )?;
             let el = secs(t.elapsed());
             if stores == Stores::Both {
-                s.add("rss.indexer.load", rss_kib(ix.pid()).map(|r| r.0 as f64 / 1024.0).unwrap_or(f64::NAN));
+                s.add(
+                    "rss.indexer.load",
+                    rss_kib(ix.pid())
+                        .map(|r| r.0 as f64 / 1024.0)
+                        .unwrap_or(f64::NAN),
+                );
             }
             ix.stop()?;
             if stores != Stores::Es {
@@ -496,6 +568,74 @@ pub fn indexer_idle_rss(env: &Env, s: &mut Samples) -> Result<()> {
     let setup = IndexerSetup::new(env, Stores::Both, Some(&es.url()), "uuzubackup")?;
     let ix = setup.spawn(env)?;
     std::thread::sleep(Duration::from_secs(3));
-    s.add("rss.indexer.idle", rss_kib(ix.pid()).map(|r| r.0 as f64 / 1024.0).unwrap_or(f64::NAN));
+    s.add(
+        "rss.indexer.idle",
+        rss_kib(ix.pid())
+            .map(|r| r.0 as f64 / 1024.0)
+            .unwrap_or(f64::NAN),
+    );
     ix.stop()
+}
+
+/// Redis commands served so far (INFO commandstats), without LLEN (the
+/// harness's own polling).
+fn redis_calls(c: &mut redis::Connection) -> Result<u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c)?;
+    Ok(info
+        .lines()
+        .filter(|l| {
+            l.starts_with("cmdstat_")
+                && !l.starts_with("cmdstat_llen:")
+                && !l.starts_with("cmdstat_info:")
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum())
+}
+
+/// A burst of `hosts × per_host` small files already queued, drained by
+/// one node and then by two (4 workers each); the drain time and the Redis
+/// commands per message (Lua scripts count their inner commands too).
+pub fn burst(env: &Env, set: &BurstSet, o: &Opts, s: &mut Samples) -> Result<()> {
+    let n = set.messages.len();
+    for run in 0..o.runs {
+        eprintln!("  burst of {n}, run {}/{}", run + 1, o.runs);
+        for nodes in [1usize, 2] {
+            let first = ServerSetup::new(env, 4, &[])?;
+            let mut setups = vec![];
+            for _ in 1..nodes {
+                setups.push(first.sibling(env, 4, &[])?);
+            }
+            let mut c = env.conn();
+            push_all(&mut c, &first.lo, &set.messages)?;
+            let calls0 = redis_calls(&mut c)?;
+            let t = Instant::now();
+            let results = first.results.clone();
+            let mut running = vec![first.spawn(env, false)?];
+            for st in setups {
+                running.push(st.spawn(env, false)?);
+            }
+            wait_for(
+                "the burst to drain",
+                LONG,
+                Duration::from_millis(20),
+                || c.llen::<_, usize>(&results).unwrap_or(0) >= n,
+            )?;
+            let el = secs(t.elapsed());
+            let calls = redis_calls(&mut c)? - calls0;
+            running[0].check_all_ok(&mut c, n)?;
+            for r in running {
+                r.stop()?;
+            }
+            s.add(&format!("burst.n{nodes}"), el);
+            s.add(&format!("burst.n{nodes}.ops"), calls as f64 / n as f64);
+        }
+    }
+    Ok(())
 }

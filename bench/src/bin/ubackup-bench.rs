@@ -12,13 +12,14 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use ubackup_bench::data::{LargeSet, SmallSet};
 use ubackup_bench::procs::{Bins, Env};
+use ubackup_bench::report;
 use ubackup_bench::stats::Samples;
 use ubackup_bench::workloads::{self, Opts};
-use ubackup_bench::report;
 use ubackup_testkit::RedisServer;
 
 const ALL: &[&str] = &[
-    "small", "backlog", "large", "bwlimit", "latency", "level1", "client", "indexer", "rss",
+    "small", "backlog", "large", "bwlimit", "latency", "level1", "client", "indexer", "burst",
+    "rss",
 ];
 
 #[derive(Parser, Debug)]
@@ -35,7 +36,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Comma-separated workloads (small, backlog, large, bwlimit, latency,
-    /// level1, client, indexer, rss); default all.
+    /// level1, client, indexer, burst, rss); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Scratch directory (sources, node roots); a temp dir inside it is
@@ -55,7 +56,7 @@ struct Args {
     /// Bandwidth-limit workload: the limit (KB/s) and the file size (MiB).
     #[arg(long, default_value_t = 8192)]
     bw_kbps: u64,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     bw_mib: u64,
     /// Latency samples per run on the top list and on the normal list.
     #[arg(long, default_value_t = 100)]
@@ -70,6 +71,11 @@ struct Args {
     /// Results in the indexer's backlog.
     #[arg(long, default_value_t = 20000)]
     indexer_n: usize,
+    /// Burst: hosts, and instances (small files) per host.
+    #[arg(long, default_value_t = 100)]
+    burst_hosts: usize,
+    #[arg(long, default_value_t = 20)]
+    burst_per_host: usize,
     /// A line added under the title (e.g. "binaries of commit X, before batching").
     #[arg(long, default_value = "")]
     note: String,
@@ -120,6 +126,8 @@ fn run(a: Args) -> Result<()> {
         backlog_l1: a.backlog_l1,
         client_instances: a.client_instances,
         indexer_n: a.indexer_n,
+        burst_hosts: a.burst_hosts,
+        burst_per_host: a.burst_per_host,
     };
     let scratch = tempfile::Builder::new()
         .prefix("ubackup-bench-")
@@ -152,10 +160,7 @@ fn run(a: Args) -> Result<()> {
         }
     }
     if want("large") {
-        eprintln!(
-            "creating {} files of {} MiB",
-            o.large_files, o.large_mib
-        );
+        eprintln!("creating {} files of {} MiB", o.large_files, o.large_mib);
         let names: Vec<(String, u64)> = (0..o.large_files)
             .map(|i| (format!("big{i}.bin"), o.large_mib << 20))
             .collect();
@@ -178,6 +183,21 @@ fn run(a: Args) -> Result<()> {
     }
     if want("indexer") {
         workloads::indexer(&env, &o, &mut s)?;
+    }
+    if want("burst") {
+        eprintln!(
+            "creating {} hosts × {} small files",
+            o.burst_hosts, o.burst_per_host
+        );
+        let set = ubackup_bench::data::BurstSet::create(
+            &env.work.join("b"),
+            o.burst_hosts,
+            o.burst_per_host,
+            o.small_size,
+        )?;
+        workloads::burst(&env, &set, &o, &mut s)?;
+        drop(set);
+        let _ = std::fs::remove_dir_all(env.work.join("b"));
     }
     if want("rss") {
         eprintln!("  idle RSS");
