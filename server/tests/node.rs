@@ -272,7 +272,10 @@ fn zombie_node_stopped_past_its_heartbeat_does_not_produce_a_second_result() {
     a.proc.signal(libc::SIGCONT);
     // A's rsync finishes; A sees it no longer holds the message and neither
     // lands a second copy nor acks (a late ack would be fenced off anyway)
-    a.wait_log("another node took the message over", Duration::from_secs(30));
+    a.wait_log(
+        "another node took the message over",
+        Duration::from_secs(30),
+    );
     assert_eq!(c.results().len(), 1, "{:#?}", c.results());
     assert_eq!(files_in(&c.dest()), ["z.xb"]);
     assert_eq!(
@@ -452,11 +455,14 @@ fn level1_is_done_next_despite_a_backlog_of_200_on_the_low_list() {
     }
     let _node = c.spawn("n1", &[("work_thread", "1")]);
     c.wait_results(3, Duration::from_secs(30));
-    // atomically: how many results exist, and the urgent message arrives
-    let (before, low_left): (usize, usize) = redis::pipe()
+    // atomically: how many results exist, how many low messages the node
+    // has already taken (a batch may hold several), and the urgent message
+    // arrives
+    let (before, low_left, taken): (usize, usize, usize) = redis::pipe()
         .atomic()
         .llen(&c.results)
         .llen(&c.lo)
+        .llen(c.keys.inflight("n1", &c.lo))
         .lpush(&c.hi, c.message("urgent.xb").to_string())
         .ignore()
         .query(&mut c.conn())
@@ -472,10 +478,12 @@ fn level1_is_done_next_despite_a_backlog_of_200_on_the_low_list() {
         .iter()
         .position(|r| r["filename"] == "urgent.xb")
         .unwrap();
-    // at most the one low message that was already being pulled finished in between
+    // only low messages the node had already taken when urgent arrived may
+    // finish in between; nothing taken later overtakes it (under load a
+    // batch of two was once in flight: hence not a fixed 1)
     assert!(
-        pos - before <= 1,
-        "urgent was result #{pos}, {} after it was pushed",
+        pos - before <= taken.max(1),
+        "urgent was result #{pos}, {} after it was pushed, with {taken} low message(s) taken at that moment",
         pos - before
     );
     assert!(c.llen(&c.lo) >= 140);
@@ -520,7 +528,13 @@ fn a_missing_file_gets_only_the_bounded_retry_then_a_failure_result() {
         "{log}"
     );
     assert_eq!(r["file_path"], Value::Null);
-    assert!(node.log_text().contains("pull failed"));
+    // the log file is written by a background appender: the line may land
+    // just after the result (this raced once under load)
+    wait_until(
+        "the failure in the node's log",
+        Duration::from_secs(10),
+        || node.log_text().contains("pull failed"),
+    );
     assert_eq!(c.llen(&c.lo) + c.inflight("n1"), 0);
 }
 
