@@ -94,8 +94,17 @@ impl CatalogLocation {
     }
 }
 
-fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
+/// The `es_*` keys of a section (`es_urls`, `es_index`, `es_user`/`es_password`
+/// or `es_api_key`, `es_ca_cert`, `es_tls_verify`, `es_timeout`): one reading
+/// shared by the indexer, the reporter and the client's restore. `None` when
+/// `es_urls` is absent.
+pub fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
     let Some(list) = g.opt_str("es_urls") else {
+        for k in ["es_user", "es_password", "es_api_key", "es_ca_cert"] {
+            if g.has(k) && g.opt_str(k).is_some() {
+                return Err(g.error(k, "is set but es_urls is not; set es_urls (e.g. http://10.0.0.9:9200) or remove it"));
+            }
+        }
         return Ok(None);
     };
     let mut urls = Vec::new();
@@ -153,7 +162,27 @@ fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
             ))
         }
     };
-    s.ca_cert = g.opt_path("es_ca_cert");
+    if let Some(ca) = g.opt_path("es_ca_cert") {
+        let pem = std::fs::read(&ca).map_err(|e| {
+            g.error(
+                "es_ca_cert",
+                format!(
+                    "cannot read {}: {e}; expected a PEM CA certificate file",
+                    ca.display()
+                ),
+            )
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(g.error(
+                "es_ca_cert",
+                format!(
+                    "{} is not a PEM certificate (no BEGIN CERTIFICATE line)",
+                    ca.display()
+                ),
+            ));
+        }
+        s.ca_cert = Some(ca);
+    }
     s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
     let timeout: u64 = g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 60)?;
     if !(1..=600).contains(&timeout) {

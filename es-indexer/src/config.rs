@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ubackup_catalog::es::EsAuth;
 use ubackup_catalog::EsSettings;
 use ubackup_common::config::{ConfigError, SectionReader};
 use ubackup_common::{IniDoc, RedisTarget};
-use url::Url;
 
 /// Where the SQLite catalog lives unless `catalog` says otherwise.
 pub const DEFAULT_CATALOG: &str = "/var/lib/ubackup/catalog.db";
@@ -106,7 +104,7 @@ impl IndexerConfig {
             ));
         }
 
-        let es = es_settings(&g)?;
+        let es = ubackup_catalog::location::es_settings(&g)?;
         let catalog = match g.opt_str("catalog") {
             None => Some(PathBuf::from(DEFAULT_CATALOG)),
             Some(v)
@@ -232,103 +230,6 @@ impl IndexerConfig {
     }
 }
 
-fn es_settings(g: &SectionReader) -> Result<Option<EsSettings>, ConfigError> {
-    let Some(list) = g.opt_str("es_urls") else {
-        for k in ["es_user", "es_password", "es_api_key", "es_ca_cert"] {
-            if g.has(k) && g.opt_str(k).is_some() {
-                return Err(g.error(k, "is set but es_urls is not; set es_urls (e.g. http://10.0.0.9:9200) or remove it"));
-            }
-        }
-        return Ok(None);
-    };
-    let mut urls = Vec::new();
-    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        // the original took host:port; accept it as http://host:port
-        let with_scheme = if raw.contains("://") {
-            raw.to_string()
-        } else {
-            format!("http://{raw}")
-        };
-        let u = Url::parse(&with_scheme)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| {
-                g.error(
-                    "es_urls",
-                    format!("`{raw}` is not a URL; expected http(s)://host:port, comma-separated"),
-                )
-            })?;
-        urls.push(u);
-    }
-    if urls.is_empty() {
-        return Err(g.error(
-            "es_urls",
-            "is empty; expected http(s)://host:port, comma-separated",
-        ));
-    }
-    let index = g.str_or("es_index", DEFAULT_ES_INDEX);
-    if index != index.to_lowercase()
-        || index.starts_with(['_', '-', '+'])
-        || index.contains(|c: char| "\\/*?\"<>| ,#:".contains(c))
-    {
-        return Err(g.error(
-            "es_index",
-            format!("`{index}` is not a valid Elasticsearch index name; expected lowercase, no spaces or \\/*?\"<>|,#:, not starting with _ - +"),
-        ));
-    }
-    let mut s = EsSettings::new(urls, &index);
-    s.auth = match (
-        g.opt_str("es_user"),
-        g.opt_str("es_password"),
-        g.opt_str("es_api_key"),
-    ) {
-        (None, None, None) => None,
-        (Some(user), Some(password), None) => Some(EsAuth::Basic { user, password }),
-        (None, None, Some(k)) => Some(EsAuth::ApiKey(k)),
-        (Some(_), None, _) => {
-            return Err(g.error("es_password", "missing; es_user needs es_password"))
-        }
-        (None, Some(_), _) => return Err(g.error("es_user", "missing; es_password needs es_user")),
-        (_, _, Some(_)) => {
-            return Err(g.error(
-                "es_api_key",
-                "set together with es_user/es_password; use one or the other",
-            ))
-        }
-    };
-    if let Some(ca) = g.opt_path("es_ca_cert") {
-        let pem = std::fs::read(&ca).map_err(|e| {
-            g.error(
-                "es_ca_cert",
-                format!(
-                    "cannot read {}: {e}; expected a PEM CA certificate file",
-                    ca.display()
-                ),
-            )
-        })?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(g.error(
-                "es_ca_cert",
-                format!(
-                    "{} is not a PEM certificate (no BEGIN CERTIFICATE line)",
-                    ca.display()
-                ),
-            ));
-        }
-        s.ca_cert = Some(ca);
-    }
-    s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
-    let timeout: u64 = g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 60)?;
-    if !(1..=600).contains(&timeout) {
-        return Err(g.error(
-            "es_timeout",
-            format!("`{timeout}` is out of range; expected 1-600"),
-        ));
-    }
-    s.timeout = Duration::from_secs(timeout);
-    Ok(Some(s))
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -375,7 +276,9 @@ mod tests {
         assert_eq!(es.urls[0].as_str(), "http://10.0.0.9:9200/");
         assert_eq!(es.urls[1].as_str(), "https://es2:9200/");
         assert_eq!(es.index, "uuzubackup");
-        assert!(matches!(es.auth, Some(EsAuth::Basic { ref password, .. }) if password == "pw#1"));
+        assert!(
+            matches!(es.auth, Some(ubackup_catalog::es::EsAuth::Basic { ref password, .. }) if password == "pw#1")
+        );
     }
 
     #[test]

@@ -10,11 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ubackup_catalog::es::EsAuth;
 use ubackup_catalog::EsSettings;
 use ubackup_common::keys::DEFAULT_PREFIX;
 use ubackup_common::{ConfigError, IniDoc, Keys, RedisTarget, SectionReader};
-use url::Url;
 
 /// The indexer's default SQLite catalog (es-indexer `DEFAULT_CATALOG`).
 pub const DEFAULT_CATALOG: &str = "/var/lib/ubackup/catalog.db";
@@ -331,69 +329,7 @@ impl ReporterConfig {
         let Some(g) = self.reader_any(&["es_urls"]) else {
             return Ok(None);
         };
-        let Some(list) = g.opt_str("es_urls") else {
-            return Ok(None);
-        };
-        let mut urls = Vec::new();
-        for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let with_scheme = if raw.contains("://") {
-                raw.to_string()
-            } else {
-                format!("http://{raw}")
-            };
-            let u = Url::parse(&with_scheme)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .ok_or_else(|| {
-                    g.error(
-                        "es_urls",
-                        format!(
-                            "`{raw}` is not a URL; expected http(s)://host:port, comma-separated"
-                        ),
-                    )
-                })?;
-            urls.push(u);
-        }
-        if urls.is_empty() {
-            return Err(g.error(
-                "es_urls",
-                "is empty; expected http(s)://host:port, comma-separated",
-            ));
-        }
-        let mut s = EsSettings::new(urls, &g.str_or("es_index", DEFAULT_ES_INDEX));
-        s.auth = match (
-            g.opt_str("es_user"),
-            g.opt_str("es_password"),
-            g.opt_str("es_api_key"),
-        ) {
-            (None, None, None) => None,
-            (Some(user), Some(password), None) => Some(EsAuth::Basic { user, password }),
-            (None, None, Some(k)) => Some(EsAuth::ApiKey(k)),
-            (Some(_), None, _) => {
-                return Err(g.error("es_password", "missing; es_user needs es_password"))
-            }
-            (None, Some(_), _) => {
-                return Err(g.error("es_user", "missing; es_password needs es_user"))
-            }
-            (_, _, Some(_)) => {
-                return Err(g.error(
-                    "es_api_key",
-                    "set together with es_user/es_password; use one or the other",
-                ))
-            }
-        };
-        s.ca_cert = g.opt_path("es_ca_cert");
-        s.tls_verify = g.opt_bool("es_tls_verify")?.unwrap_or(true);
-        let timeout: u64 =
-            g.parse_or("es_timeout", "seconds per Elasticsearch request, 1-600", 30)?;
-        if !(1..=600).contains(&timeout) {
-            return Err(g.error(
-                "es_timeout",
-                format!("`{timeout}` is out of range; expected 1-600"),
-            ));
-        }
-        s.timeout = Duration::from_secs(timeout);
-        Ok(Some(s))
+        ubackup_catalog::location::es_settings(&g)
     }
 
     /// `serve`: the token that unlocks the web pages' write actions
