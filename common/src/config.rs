@@ -23,10 +23,22 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn file(file: &Path, problem: String) -> Self {
-        ConfigError { file: file.into(), line: None, section: None, key: None, problem }
+        ConfigError {
+            file: file.into(),
+            line: None,
+            section: None,
+            key: None,
+            problem,
+        }
     }
     pub fn line(file: &Path, line: usize, problem: String) -> Self {
-        ConfigError { file: file.into(), line: Some(line), section: None, key: None, problem }
+        ConfigError {
+            file: file.into(),
+            line: Some(line),
+            section: None,
+            key: None,
+            problem,
+        }
     }
 }
 
@@ -55,7 +67,10 @@ pub struct SectionReader<'a> {
 
 impl<'a> SectionReader<'a> {
     pub fn new(doc: &'a IniDoc, section: &'a Section) -> Self {
-        SectionReader { file: &doc.file, section }
+        SectionReader {
+            file: &doc.file,
+            section,
+        }
     }
 
     /// The `[name]` section, or an error saying it is missing.
@@ -84,7 +99,12 @@ impl<'a> SectionReader<'a> {
     pub fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.into(),
-            line: self.section.entries.get(key).map(|e| e.line).or(Some(self.section.line)),
+            line: self
+                .section
+                .entries
+                .get(key)
+                .map(|e| e.line)
+                .or(Some(self.section.line)),
             section: Some(self.section.name.clone()),
             key: Some(key.into()),
             problem: problem.into(),
@@ -97,11 +117,16 @@ impl<'a> SectionReader<'a> {
 
     /// The raw value; an empty value counts as absent.
     pub fn opt_str(&self, key: &str) -> Option<String> {
-        self.section.entries.get(key).map(|e| e.value.clone()).filter(|v| !v.is_empty())
+        self.section
+            .entries
+            .get(key)
+            .map(|e| e.value.clone())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn str(&self, key: &str, what: &str) -> Result<String, ConfigError> {
-        self.opt_str(key).ok_or_else(|| self.error(key, format!("missing; expected {what}")))
+        self.opt_str(key)
+            .ok_or_else(|| self.error(key, format!("missing; expected {what}")))
     }
 
     pub fn str_or(&self, key: &str, default: &str) -> String {
@@ -119,10 +144,16 @@ impl<'a> SectionReader<'a> {
     }
 
     pub fn parse<T: FromStr>(&self, key: &str, what: &str) -> Result<T, ConfigError> {
-        self.opt_parse(key, what)?.ok_or_else(|| self.error(key, format!("missing; expected {what}")))
+        self.opt_parse(key, what)?
+            .ok_or_else(|| self.error(key, format!("missing; expected {what}")))
     }
 
-    pub fn parse_or<T: FromStr>(&self, key: &str, what: &str, default: T) -> Result<T, ConfigError> {
+    pub fn parse_or<T: FromStr>(
+        &self,
+        key: &str,
+        what: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         Ok(self.opt_parse(key, what)?.unwrap_or(default))
     }
 
@@ -132,7 +163,10 @@ impl<'a> SectionReader<'a> {
             Some(v) => match v.as_str() {
                 "1" | "yes" | "true" | "on" => Ok(Some(true)),
                 "0" | "no" | "false" | "off" => Ok(Some(false)),
-                _ => Err(self.error(key, format!("`{v}` is not valid; expected yes/no, true/false, on/off or 1/0"))),
+                _ => Err(self.error(
+                    key,
+                    format!("`{v}` is not valid; expected yes/no, true/false, on/off or 1/0"),
+                )),
             },
         }
     }
@@ -147,7 +181,12 @@ impl<'a> SectionReader<'a> {
 
     /// Keys present here that `known` does not list, to warn about typos.
     pub fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
-        self.section.entries.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect()
+        self.section
+            .entries
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = (&String, &String)> {
@@ -163,11 +202,23 @@ mod tests {
     fn errors_name_file_line_section_key_and_valid_values() {
         let doc = IniDoc::parse(Path::new("/etc/x.conf"), "[global]\nport = abc\n").unwrap();
         let g = SectionReader::required(&doc, "global").unwrap();
-        let err = g.parse::<u16>("port", "a TCP port 1-65535").unwrap_err().to_string();
-        assert_eq!(err, "/etc/x.conf:2: [global] port: `abc` is not valid; expected a TCP port 1-65535");
+        let err = g
+            .parse::<u16>("port", "a TCP port 1-65535")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/etc/x.conf:2: [global] port: `abc` is not valid; expected a TCP port 1-65535"
+        );
         let err = g.str("host", "a host name").unwrap_err().to_string();
-        assert_eq!(err, "/etc/x.conf:1: [global] host: missing; expected a host name");
-        let err = SectionReader::required(&doc, "business").err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "/etc/x.conf:1: [global] host: missing; expected a host name"
+        );
+        let err = SectionReader::required(&doc, "business")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("section [business] is missing"), "{err}");
     }
 }

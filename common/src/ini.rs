@@ -37,13 +37,15 @@ pub struct IniDoc {
 
 impl IniDoc {
     pub fn load(path: &Path) -> Result<IniDoc, ConfigError> {
-        let text = std::fs::read(path).map_err(|e| {
-            ConfigError::file(path, format!("cannot read config file: {e}"))
-        })?;
+        let text = std::fs::read(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read config file: {e}")))?;
         let text = String::from_utf8(text).map_err(|e| {
             ConfigError::file(
                 path,
-                format!("config file is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                format!(
+                    "config file is not valid UTF-8 (byte {})",
+                    e.utf8_error().valid_up_to()
+                ),
             )
         })?;
         Self::parse(path, &text)
@@ -54,12 +56,19 @@ impl IniDoc {
         let mut sections: Vec<Section> = Vec::new();
         for (idx, raw) in text.lines().enumerate() {
             let lineno = idx + 1;
-            let Some(clean) = clean_line(raw) else { continue };
-            let mut items = serde_ini::Parser::new(serde_ini::parse::OkIter(std::iter::once(clean.as_str())));
+            let Some(clean) = clean_line(raw) else {
+                continue;
+            };
+            let mut items =
+                serde_ini::Parser::new(serde_ini::parse::OkIter(std::iter::once(clean.as_str())));
             let item = match items.next() {
                 Some(Ok(item)) => item,
                 Some(Err(e)) => {
-                    return Err(ConfigError::line(path, lineno, format!("{e}: {}", raw.trim())))
+                    return Err(ConfigError::line(
+                        path,
+                        lineno,
+                        format!("{e}: {}", raw.trim()),
+                    ))
                 }
                 None => continue,
             };
@@ -67,7 +76,11 @@ impl IniDoc {
                 serde_ini::Item::Section { name } => {
                     let name = name.trim().to_string();
                     if name.is_empty() {
-                        return Err(ConfigError::line(path, lineno, "empty section name []".into()));
+                        return Err(ConfigError::line(
+                            path,
+                            lineno,
+                            "empty section name []".into(),
+                        ));
                     }
                     if let Some(prev) = sections.iter().find(|s| s.name == name) {
                         return Err(ConfigError::line(
@@ -79,18 +92,28 @@ impl IniDoc {
                             ),
                         ));
                     }
-                    sections.push(Section { name, line: lineno, entries: BTreeMap::new() });
+                    sections.push(Section {
+                        name,
+                        line: lineno,
+                        entries: BTreeMap::new(),
+                    });
                 }
                 serde_ini::Item::Value { key, value } => {
                     let Some(section) = sections.last_mut() else {
                         return Err(ConfigError::line(
                             path,
                             lineno,
-                            format!("key `{key}` appears before any [section]; put it under [global]"),
+                            format!(
+                                "key `{key}` appears before any [section]; put it under [global]"
+                            ),
                         ));
                     };
                     if key.is_empty() {
-                        return Err(ConfigError::line(path, lineno, "a line `= value` has no key".into()));
+                        return Err(ConfigError::line(
+                            path,
+                            lineno,
+                            "a line `= value` has no key".into(),
+                        ));
                     }
                     if let Some(prev) = section.entries.get(&key) {
                         return Err(ConfigError::line(
@@ -102,12 +125,21 @@ impl IniDoc {
                             ),
                         ));
                     }
-                    section.entries.insert(key, Entry { value, line: lineno });
+                    section.entries.insert(
+                        key,
+                        Entry {
+                            value,
+                            line: lineno,
+                        },
+                    );
                 }
                 serde_ini::Item::Comment { .. } | serde_ini::Item::Empty => {}
             }
         }
-        Ok(IniDoc { file: path.to_path_buf(), sections })
+        Ok(IniDoc {
+            file: path.to_path_buf(),
+            sections,
+        })
     }
 
     pub fn section(&self, name: &str) -> Option<&Section> {
@@ -173,12 +205,17 @@ mod tests {
     #[test]
     fn values_keep_inner_equals_and_spaces() {
         let doc = parse("[a]\nscript = sh run.sh --opt=1  two words\n").unwrap();
-        assert_eq!(doc.section("a").unwrap().entries["script"].value, "sh run.sh --opt=1  two words");
+        assert_eq!(
+            doc.section("a").unwrap().entries["script"].value,
+            "sh run.sh --opt=1  two words"
+        );
     }
 
     #[test]
     fn key_before_section_names_the_line() {
-        let err = parse("\nserver_id = 1\n[global]\n").unwrap_err().to_string();
+        let err = parse("\nserver_id = 1\n[global]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/etc/test.conf:2"), "{err}");
         assert!(err.contains("before any [section]"), "{err}");
     }

@@ -23,7 +23,9 @@ impl Default for Keys {
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
-        Keys { prefix: prefix.to_string() }
+        Keys {
+            prefix: prefix.to_string(),
+        }
     }
 
     pub fn prefix(&self) -> &str {

@@ -9,8 +9,8 @@ use std::io::IsTerminal;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
-use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
@@ -30,14 +30,21 @@ pub fn init(log: Option<&Path>, error_log: Option<&Path>, verbose: bool) -> LogG
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             Ok(f) => {
                 let (w, g) = tracing_appender::non_blocking(f);
                 guards.push(g);
                 Some(w)
             }
             Err(e) => {
-                eprintln!("warning: cannot open log file {}: {e}; logging to stderr only", p.display());
+                eprintln!(
+                    "warning: cannot open log file {}: {e}; logging to stderr only",
+                    p.display()
+                );
                 None
             }
         }
@@ -66,7 +73,11 @@ pub fn init(log: Option<&Path>, error_log: Option<&Path>, verbose: bool) -> LogG
             .with_writer(w.with_max_level(tracing::Level::WARN))
             .with_filter(LevelFilter::WARN)
     });
-    let _ = tracing_subscriber::registry().with(stderr).with(file).with(err).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .with(err)
+        .try_init();
     LogGuard { _guards: guards }
 }
 

@@ -119,7 +119,12 @@ impl ResultRecord {
 
     /// The result the original writes for a message it did not pull: the
     /// client's failure, or an illegal message. Times converted to ms.
-    pub fn not_pulled(msg: &BackupMessage, back_server_ip: &str, node_id: &str, log: String) -> Self {
+    pub fn not_pulled(
+        msg: &BackupMessage,
+        back_server_ip: &str,
+        node_id: &str,
+        log: String,
+    ) -> Self {
         ResultRecord {
             interval: msg.interval,
             server_id: msg.server_id,
@@ -133,7 +138,10 @@ impl ResultRecord {
             create_time: msg.create_time * 1000,
             rsync_time: now_ms(),
             size: msg.size,
-            last_all_filename: msg.last_all_filename.clone().unwrap_or_else(|| NO_FULL.into()),
+            last_all_filename: msg
+                .last_all_filename
+                .clone()
+                .unwrap_or_else(|| NO_FULL.into()),
             last_all_time: msg.last_all_time * 1000,
             succeed: 0,
             log,
@@ -179,10 +187,9 @@ fn int_or_numeric_string<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Erro
     }
     match IntOrString::deserialize(d)? {
         IntOrString::Int(i) => Ok(i),
-        IntOrString::Str(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer or a numeric string"))),
+        IntOrString::Str(s) => s.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!("`{s}` is not an integer or a numeric string"))
+        }),
     }
 }
 
@@ -213,7 +220,9 @@ mod tests {
     #[test]
     fn non_numeric_server_id_is_rejected() {
         let bad = PYTHON_CLIENT.replace("\"111111\"", "\"abc\"");
-        let err = serde_json::from_str::<BackupMessage>(&bad).unwrap_err().to_string();
+        let err = serde_json::from_str::<BackupMessage>(&bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an integer"), "{err}");
     }
 

@@ -211,7 +211,12 @@ impl WorkQueue {
     /// not returned; the dead letter holds a lossy copy of it.
     async fn accept(&self, queue: &str, bytes: Vec<u8>) -> redis::RedisResult<Option<Taken>> {
         let err = match String::from_utf8(bytes) {
-            Ok(payload) => return Ok(Some(Taken { queue: queue.to_string(), payload })),
+            Ok(payload) => {
+                return Ok(Some(Taken {
+                    queue: queue.to_string(),
+                    payload,
+                }))
+            }
             Err(e) => e,
         };
         let entry = DeadLetter {
@@ -247,7 +252,12 @@ impl WorkQueue {
     /// Cancel-safe for the queue: if the future is dropped mid-wait, a moved
     /// item is in this worker's in-flight list and is re-queued on drain or
     /// restart.
-    pub async fn take(&self, waiter: &mut Waiter, max: usize, block: Duration) -> redis::RedisResult<Vec<Taken>> {
+    pub async fn take(
+        &self,
+        waiter: &mut Waiter,
+        max: usize,
+        block: Duration,
+    ) -> redis::RedisResult<Vec<Taken>> {
         let got = self.try_take(max).await?;
         if !got.is_empty() {
             return Ok(got);
@@ -284,16 +294,24 @@ impl WorkQueue {
     /// Acknowledges items, pushing each one's result (if any) onto
     /// `result_list` in the same atomic step. Returns, per item, whether it
     /// was still ours (false = fenced off, nothing was pushed).
-    pub async fn ack(&self, items: &[(&Taken, Option<&str>)], result_list: &str) -> redis::RedisResult<Vec<bool>> {
+    pub async fn ack(
+        &self,
+        items: &[(&Taken, Option<&str>)],
+        result_list: &str,
+    ) -> redis::RedisResult<Vec<bool>> {
         let mut out = vec![false; items.len()];
         // one script call per source queue (each has its own in-flight list)
         for q in &self.queues {
-            let idx: Vec<usize> = (0..items.len()).filter(|&i| &items[i].0.queue == q).collect();
+            let idx: Vec<usize> = (0..items.len())
+                .filter(|&i| &items[i].0.queue == q)
+                .collect();
             if idx.is_empty() {
                 continue;
             }
             let mut inv = self.ack.prepare_invoke();
-            inv.key(self.inflight(q)).key(result_list).key(self.keys.attempts());
+            inv.key(self.inflight(q))
+                .key(result_list)
+                .key(self.keys.attempts());
             for &i in &idx {
                 inv.arg(&items[i].0.payload).arg(items[i].1.unwrap_or(""));
             }
@@ -365,7 +383,9 @@ impl WorkQueue {
     /// Re-queues this worker's own in-flight items.
     pub async fn requeue_own(&self, why: Requeue) -> redis::RedisResult<RequeueOutcome> {
         let queues = self.queues.clone();
-        self.requeue_worker(&self.worker.clone(), &queues, why).await.map(|o| o.unwrap_or_default())
+        self.requeue_worker(&self.worker.clone(), &queues, why)
+            .await
+            .map(|o| o.unwrap_or_default())
     }
 
     /// Re-queues the in-flight items of `worker`. With `Requeue::Expired`
@@ -379,15 +399,23 @@ impl WorkQueue {
         let mut inv = self.requeue.prepare_invoke();
         inv.key(self.keys.alive(worker)).key(self.keys.attempts());
         for q in queues {
-            inv.key(self.keys.inflight(worker, q)).key(q).key(self.keys.dead(q));
+            inv.key(self.keys.inflight(worker, q))
+                .key(q)
+                .key(self.keys.dead(q));
         }
-        inv.arg(why.mode()).arg(self.max_interruptions).arg(now_ms()).arg(worker);
+        inv.arg(why.mode())
+            .arg(self.max_interruptions)
+            .arg(now_ms())
+            .arg(worker);
         let v: redis::Value = inv.invoke_async(&mut self.conn.clone()).await?;
         match v {
             redis::Value::Int(-1) => Ok(None),
             other => {
                 let (requeued, dead_lettered): (u64, u64) = redis::from_redis_value(other)?;
-                Ok(Some(RequeueOutcome { requeued, dead_lettered }))
+                Ok(Some(RequeueOutcome {
+                    requeued,
+                    dead_lettered,
+                }))
             }
         }
     }
@@ -396,20 +424,32 @@ impl WorkQueue {
     /// expired. Returns (worker, outcome) for each one that had items.
     pub async fn reap_expired(&self) -> redis::RedisResult<Vec<(String, RequeueOutcome)>> {
         let mut conn = self.conn.clone();
-        let workers: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.workers()).query_async(&mut conn).await?;
+        let workers: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.workers())
+            .query_async(&mut conn)
+            .await?;
         let mut out = Vec::new();
         for w in workers {
             if w == self.worker {
                 continue;
             }
-            let alive: bool = redis::cmd("EXISTS").arg(self.keys.alive(&w)).query_async(&mut conn).await?;
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.keys.alive(&w))
+                .query_async(&mut conn)
+                .await?;
             if alive {
                 continue;
             }
-            let queues: Option<String> =
-                redis::cmd("HGET").arg(self.keys.state(&w)).arg("queues").query_async(&mut conn).await?;
-            let queues: Vec<String> =
-                queues.unwrap_or_default().split_whitespace().map(str::to_string).collect();
+            let queues: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.state(&w))
+                .arg("queues")
+                .query_async(&mut conn)
+                .await?;
+            let queues: Vec<String> = queues
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
             if queues.is_empty() {
                 continue;
             }
@@ -424,7 +464,11 @@ impl WorkQueue {
 
     /// Refreshes this worker's heartbeat (`ttl`) and publishes `fields` in
     /// its state hash.
-    pub async fn heartbeat(&self, ttl: Duration, fields: &[(&str, String)]) -> redis::RedisResult<()> {
+    pub async fn heartbeat(
+        &self,
+        ttl: Duration,
+        fields: &[(&str, String)],
+    ) -> redis::RedisResult<()> {
         let mut p = redis::pipe();
         p.atomic()
             .sadd(self.keys.workers(), &self.worker)
@@ -434,7 +478,11 @@ impl WorkQueue {
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
             .ignore()
-            .hset(self.keys.state(&self.worker), "queues", self.queues.join(" "))
+            .hset(
+                self.keys.state(&self.worker),
+                "queues",
+                self.queues.join(" "),
+            )
             .hset(self.keys.state(&self.worker), "heartbeat_ms", now_ms());
         for (k, v) in fields {
             p.hset(self.keys.state(&self.worker), *k, v);
@@ -445,7 +493,10 @@ impl WorkQueue {
     /// Removes the heartbeat at a clean exit so the reporter shows "stopped"
     /// rather than waiting for the TTL.
     pub async fn retire(&self) -> redis::RedisResult<()> {
-        redis::cmd("DEL").arg(self.keys.alive(&self.worker)).query_async(&mut self.conn.clone()).await
+        redis::cmd("DEL")
+            .arg(self.keys.alive(&self.worker))
+            .query_async(&mut self.conn.clone())
+            .await
     }
 
     /// Number of items this worker holds in flight.

@@ -84,11 +84,15 @@ impl RedisTarget {
     /// A connection for blocking commands (BLMOVE): no client-side reply
     /// timeout, because the crate's default 500 ms would cut every block
     /// short (CRATES.md). Callers race it against shutdown instead.
-    pub async fn blocking_connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    pub async fn blocking_connection(
+        &self,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(None);
-        self.client()?.get_multiplexed_async_connection_with_config(&cfg).await
+        self.client()?
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
     }
 }
 

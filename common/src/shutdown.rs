@@ -24,7 +24,9 @@ impl ShutdownTrigger {
         let _ = self.tx.send(true);
     }
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 

@@ -13,10 +13,17 @@ pub fn check_relative(what: &str, name: &str) -> Result<(), String> {
         return Err(format!("{what} is empty"));
     }
     if name.starts_with('/') {
-        return Err(format!("{what} `{}` is absolute; it must be relative", printable(name)));
+        return Err(format!(
+            "{what} `{}` is absolute; it must be relative",
+            printable(name)
+        ));
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!("{what} `{}` contains control character {:?}", printable(name), c));
+        return Err(format!(
+            "{what} `{}` contains control character {:?}",
+            printable(name),
+            c
+        ));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '*' | '?' | '[' | '\\')) {
         return Err(format!(
@@ -26,10 +33,23 @@ pub fn check_relative(what: &str, name: &str) -> Result<(), String> {
     }
     for comp in name.split('/') {
         match comp {
-            "" => return Err(format!("{what} `{}` has an empty path component (`//` or trailing `/`)", printable(name))),
-            "." | ".." => return Err(format!("{what} `{}` contains `{comp}`; it must stay inside its directory", printable(name))),
+            "" => {
+                return Err(format!(
+                    "{what} `{}` has an empty path component (`//` or trailing `/`)",
+                    printable(name)
+                ))
+            }
+            "." | ".." => {
+                return Err(format!(
+                    "{what} `{}` contains `{comp}`; it must stay inside its directory",
+                    printable(name)
+                ))
+            }
             c if c.starts_with('-') => {
-                return Err(format!("{what} `{}` has a component starting with `-` (option injection)", printable(name)))
+                return Err(format!(
+                    "{what} `{}` has a component starting with `-` (option injection)",
+                    printable(name)
+                ))
             }
             _ => {}
         }
@@ -39,7 +59,11 @@ pub fn check_relative(what: &str, name: &str) -> Result<(), String> {
 
 /// The name with control characters escaped, safe to print in a log line.
 pub fn printable(name: &str) -> String {
-    name.chars().flat_map(|c| c.escape_debug()).collect::<String>().replace("\\'", "'").replace("\\\"", "\"")
+    name.chars()
+        .flat_map(|c| c.escape_debug())
+        .collect::<String>()
+        .replace("\\'", "'")
+        .replace("\\\"", "\"")
 }
 
 #[cfg(test)]
@@ -48,7 +72,13 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        for ok in ["a.tar.gz", "db_3306/2026-11-22.xb", "x y;$(z)`w`", "备份.gz", "a-b"] {
+        for ok in [
+            "a.tar.gz",
+            "db_3306/2026-11-22.xb",
+            "x y;$(z)`w`",
+            "备份.gz",
+            "a-b",
+        ] {
             check_relative("filename", ok).unwrap();
         }
     }

@@ -11,9 +11,14 @@ async fn setup(worker: &str, queues: &[&str]) -> (RedisServer, WorkQueue, Keys) 
     let redis = RedisServer::start().unwrap();
     let keys = Keys::new(&unique("t:"));
     let target = RedisTarget::from_url(&redis.url()).unwrap();
-    let wq = WorkQueue::connect(&target, keys.clone(), worker, queues.iter().map(|s| s.to_string()).collect())
-        .await
-        .unwrap();
+    let wq = WorkQueue::connect(
+        &target,
+        keys.clone(),
+        worker,
+        queues.iter().map(|s| s.to_string()).collect(),
+    )
+    .await
+    .unwrap();
     (redis, wq, keys)
 }
 
@@ -40,11 +45,17 @@ async fn take_top_takes_only_from_the_top_list() {
     let (redis, wq, keys) = setup("n1", &["level1", "low"]).await;
     let mut c = redis.conn();
     let _: () = c.lpush("low", "low0").unwrap();
-    assert!(wq.try_take_top(1).await.unwrap().is_empty(), "a lower list is left alone");
+    assert!(
+        wq.try_take_top(1).await.unwrap().is_empty(),
+        "a lower list is left alone"
+    );
     let _: () = c.lpush("level1", "hi0").unwrap();
     let _: () = c.lpush("level1", "hi1").unwrap();
     let got = wq.try_take_top(5).await.unwrap();
-    let p: Vec<_> = got.iter().map(|t| (t.queue.as_str(), t.payload.as_str())).collect();
+    let p: Vec<_> = got
+        .iter()
+        .map(|t| (t.queue.as_str(), t.payload.as_str()))
+        .collect();
     assert_eq!(p, [("level1", "hi0"), ("level1", "hi1")]);
     let inflight: Vec<String> = c.lrange(keys.inflight("n1", "level1"), 0, -1).unwrap();
     assert_eq!(inflight.len(), 2, "taken items are held in flight");
@@ -69,7 +80,11 @@ async fn blocked_take_wakes_for_top_list_quickly() {
     let woke = Instant::now();
     let pushed = pusher.await.unwrap();
     assert_eq!(got[0].payload, "wake");
-    assert!(woke.duration_since(pushed) < Duration::from_millis(100), "pickup took {:?}", woke.duration_since(pushed));
+    assert!(
+        woke.duration_since(pushed) < Duration::from_millis(100),
+        "pickup took {:?}",
+        woke.duration_since(pushed)
+    );
     drop(redis);
 }
 
@@ -81,14 +96,27 @@ async fn ack_is_fenced_after_requeue() {
     let taken = wq.try_take(1).await.unwrap().remove(0);
     // the zombie's heartbeat has expired (never set): another worker reaps it
     let target = RedisTarget::from_url(&redis.url()).unwrap();
-    let other = WorkQueue::connect(&target, keys.clone(), "live", vec!["q".into()]).await.unwrap();
+    let other = WorkQueue::connect(&target, keys.clone(), "live", vec!["q".into()])
+        .await
+        .unwrap();
     let reaped = other.reap_expired().await.unwrap();
     assert_eq!(reaped.len(), 1);
     assert_eq!(reaped[0].1.requeued, 1);
     let again = other.try_take(1).await.unwrap().remove(0);
-    assert_eq!(other.ack(&[(&again, Some("r-live"))], "results").await.unwrap(), vec![true]);
+    assert_eq!(
+        other
+            .ack(&[(&again, Some("r-live"))], "results")
+            .await
+            .unwrap(),
+        vec![true]
+    );
     // the late ack of the zombie has no effect
-    assert_eq!(wq.ack(&[(&taken, Some("r-zombie"))], "results").await.unwrap(), vec![false]);
+    assert_eq!(
+        wq.ack(&[(&taken, Some("r-zombie"))], "results")
+            .await
+            .unwrap(),
+        vec![false]
+    );
     let results: Vec<String> = c.lrange("results", 0, -1).unwrap();
     assert_eq!(results, vec!["r-live".to_string()]);
     assert_eq!(c.llen::<_, u64>(keys.inflight("zombie", "q")).unwrap(), 0);
@@ -102,7 +130,9 @@ async fn live_worker_is_not_reaped() {
     wq.heartbeat(Duration::from_secs(30), &[]).await.unwrap();
     wq.try_take(1).await.unwrap();
     let target = RedisTarget::from_url(&redis.url()).unwrap();
-    let other = WorkQueue::connect(&target, keys.clone(), "other", vec!["q".into()]).await.unwrap();
+    let other = WorkQueue::connect(&target, keys.clone(), "other", vec!["q".into()])
+        .await
+        .unwrap();
     assert!(other.reap_expired().await.unwrap().is_empty());
     assert_eq!(c.llen::<_, u64>(keys.inflight("alive", "q")).unwrap(), 1);
 }
@@ -140,10 +170,19 @@ async fn drain_does_not_count_and_dead_letter_is_fenced() {
         assert_eq!((o.requeued, o.dead_lettered), (1, 0));
     }
     let t = wq.try_take(1).await.unwrap().remove(0);
-    assert!(wq.dead_letter(&t, "bad name", Some("fail-result"), "results").await.unwrap());
-    assert!(!wq.dead_letter(&t, "again", Some("x"), "results").await.unwrap());
+    assert!(wq
+        .dead_letter(&t, "bad name", Some("fail-result"), "results")
+        .await
+        .unwrap());
+    assert!(!wq
+        .dead_letter(&t, "again", Some("x"), "results")
+        .await
+        .unwrap());
     assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 1);
-    assert_eq!(c.lrange::<_, Vec<String>>("results", 0, -1).unwrap(), vec!["fail-result".to_string()]);
+    assert_eq!(
+        c.lrange::<_, Vec<String>>("results", 0, -1).unwrap(),
+        vec!["fail-result".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -157,11 +196,17 @@ async fn release_gives_back_to_the_pop_end_without_counting_and_is_fenced() {
     assert!(wq.holds(&t).await.unwrap());
     assert!(wq.release(&t).await.unwrap());
     assert!(!wq.holds(&t).await.unwrap());
-    assert!(!wq.release(&t).await.unwrap(), "a second release is fenced off");
+    assert!(
+        !wq.release(&t).await.unwrap(),
+        "a second release is fenced off"
+    );
     // back at the pop end: taken again before `newer`
     assert_eq!(wq.try_take(1).await.unwrap()[0].payload, "big");
     let counts: std::collections::HashMap<String, String> = c.hgetall(keys.attempts()).unwrap();
-    assert!(counts.is_empty(), "a release is not an interruption: {counts:?}");
+    assert!(
+        counts.is_empty(),
+        "a release is not an interruption: {counts:?}"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +219,11 @@ async fn a_non_utf8_item_is_dead_lettered_not_stuck_in_flight() {
     let got = wq.try_take(3).await.unwrap();
     let p: Vec<_> = got.iter().map(|t| t.payload.as_str()).collect();
     assert_eq!(p, ["ok1", "ok2"]);
-    assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(), 2, "only the readable items are in flight");
+    assert_eq!(
+        c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(),
+        2,
+        "only the readable items are in flight"
+    );
     let dead: Vec<String> = c.lrange(keys.dead("q"), 0, -1).unwrap();
     let d: DeadLetter = serde_json::from_str(&dead[0]).unwrap();
     assert!(d.reason.contains("not UTF-8"), "{}", d.reason);
@@ -182,7 +231,11 @@ async fn a_non_utf8_item_is_dead_lettered_not_stuck_in_flight() {
     // and through the blocking path
     let _: () = c.lpush("q", b"\xc3(".as_slice()).unwrap();
     let mut w = Waiter::default();
-    assert!(wq.take(&mut w, 1, Duration::from_millis(50)).await.unwrap().is_empty());
+    assert!(wq
+        .take(&mut w, 1, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 2);
     assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(), 2);
 }

@@ -337,7 +337,10 @@ mod tests {
             (msg(&[("filename", "a`id`".into())]), "shell metacharacter"),
             (msg(&[("filename", "*.gz".into())]), "wildcard"),
             (msg(&[("filename", "x".repeat(5000).into())]), "bytes long"),
-            (msg(&[("filename", format!("d/{}", "y".repeat(256)).into())]), "per component"),
+            (
+                msg(&[("filename", format!("d/{}", "y".repeat(256)).into())]),
+                "per component",
+            ),
             (msg(&[("rsync_model", "h:873/x@evil".into())]), "host/user"),
             (msg(&[("rsync_model", "back up/db".into())]), "one word"),
             (msg(&[("rsync_model", "/abs".into())]), "absolute"),

@@ -46,14 +46,21 @@ where
 /// A port that was free a moment ago. Callers retry if it is taken by the
 /// time they bind (see `start_with_retry`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
 }
 
 /// A unique key prefix / queue-name suffix for one test.
 pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn send_signal(pid: u32, sig: i32) {
@@ -65,7 +72,8 @@ fn send_signal(pid: u32, sig: i32) {
 }
 
 fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(100)).is_ok()
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(100))
+        .is_ok()
 }
 
 /// A redis-server started by a test.
@@ -86,7 +94,12 @@ impl RedisServer {
     pub fn start_with(extra: &[&str]) -> Result<RedisServer> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..20 {
-            let mut s = RedisServer { port: free_port(), dir: tempfile::tempdir()?, child: None, extra: extra.clone() };
+            let mut s = RedisServer {
+                port: free_port(),
+                dir: tempfile::tempdir()?,
+                child: None,
+                extra: extra.clone(),
+            };
             if s.spawn().is_ok() {
                 return Ok(s);
             }
@@ -113,7 +126,9 @@ impl RedisServer {
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut child = cmd.spawn().context("spawn redis-server (is it installed?)")?;
+        let mut child = cmd
+            .spawn()
+            .context("spawn redis-server (is it installed?)")?;
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
             if let Some(st) = child.try_wait()? {
@@ -144,7 +159,9 @@ impl RedisServer {
 
     /// A synchronous connection for assertions.
     pub fn conn(&self) -> redis::Connection {
-        self.client().get_connection().expect("connect to test redis")
+        self.client()
+            .get_connection()
+            .expect("connect to test redis")
     }
 
     /// kill -9: the AOF keeps what was fsynced.
@@ -232,7 +249,11 @@ impl RsyncDaemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if up {
-                return Ok(RsyncDaemon { port, dir, child: Some(child) });
+                return Ok(RsyncDaemon {
+                    port,
+                    dir,
+                    child: Some(child),
+                });
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -289,7 +310,10 @@ impl Proc {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
         let child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
-        Ok(Proc { name: name.into(), child: Some(child) })
+        Ok(Proc {
+            name: name.into(),
+            child: Some(child),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -353,15 +377,25 @@ impl Drop for Proc {
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let p = profile_dir.join(name);
-    assert!(p.exists(), "{} not built; run `cargo build --workspace` (or `cargo test --workspace`) first", p.display());
+    assert!(
+        p.exists(),
+        "{} not built; run `cargo build --workspace` (or `cargo test --workspace`) first",
+        p.display()
+    );
     p
 }
 
 /// Writes `len` deterministic pseudo-random bytes to `path`.
 pub fn write_file(path: &Path, len: usize, seed: u64) {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         x ^= x << 13;
