@@ -51,6 +51,17 @@ pub fn one(src: &str, dest: &Path, sock: Sock, extra: &[String]) -> Result<Durat
 /// Every source in `srcs` pulled by its own rsync into `dest`, `p` at a
 /// time (what `xargs -P p -n 1 rsync -a … DEST/` does).
 pub fn parallel(srcs: &[String], dest: &Path, sock: Sock, p: usize) -> Result<Duration> {
+    parallel_with(srcs, dest, sock, p, &[])
+}
+
+/// [`parallel`] with `extra` options on every rsync (e.g. `--fsync`).
+pub fn parallel_with(
+    srcs: &[String],
+    dest: &Path,
+    sock: Sock,
+    p: usize,
+    extra: &[String],
+) -> Result<Duration> {
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<String>> = Mutex::new(None);
     let t = Instant::now();
@@ -61,7 +72,7 @@ pub fn parallel(srcs: &[String], dest: &Path, sock: Sock, p: usize) -> Result<Du
                 if i >= srcs.len() {
                     break;
                 }
-                if let Err(e) = one(&srcs[i], dest, sock, &[]) {
+                if let Err(e) = one(&srcs[i], dest, sock, extra) {
                     failure.lock().unwrap().get_or_insert(e.to_string());
                 }
             });

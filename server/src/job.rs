@@ -228,7 +228,7 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
             land::carry_partial(&prev, &dir);
             ctx.tmp.remove(&prev);
         }
-        let (run, aborted) = {
+        let (run, aborted, followed) = {
             let _transfer = CountGuard::new(&ctx.status.transfers);
             let active = ctx
                 .status
@@ -238,10 +238,9 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
             let args = rsync::rsync_args(&cfg, &[job], &dir, bw);
             let watchdog = rsync::watchdog(&cfg, job.size, bw);
             tracing::debug!(attempt, bwlimit_kbps = bw, ?args, "starting rsync");
-            let flusher = land::WriteBehind::start(&dir, job.size);
-            let r = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
-            flusher.stop().await;
-            r
+            let follower = crate::follow::Follow::start(&dir, job.size);
+            let (r, aborted) = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
+            (r, aborted, follower.finish().await)
         };
         if aborted {
             ctx.tmp.remove(&dir);
@@ -251,11 +250,12 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Outcome {
         let error = match run.result {
             Ok(()) => {
                 let (j, d) = (job.clone(), dir.clone());
-                let verified = tokio::task::spawn_blocking(move || land::verify(&j, &d))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(AttemptError::Local(format!("verification task: {e}")))
-                    });
+                let verified =
+                    tokio::task::spawn_blocking(move || land::verify(&j, &d, followed.as_ref()))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(AttemptError::Local(format!("verification task: {e}")))
+                        });
                 // A node stopped past its heartbeat (a zombie) can wake up
                 // here with a finished rsync after its message was re-queued
                 // and done elsewhere: landing now would leave a second copy

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use ubackup_common::fsutil::blake3_file;
 
+use crate::follow::Followed;
 use crate::intake::PullJob;
 use crate::retry::AttemptError;
 
@@ -28,14 +29,23 @@ pub struct Landed {
     pub bytes: u64,
 }
 
-/// Checks the file rsync left in `attempt_dir`; blocking (hashes the file).
-pub fn verify(job: &PullJob, attempt_dir: &Path) -> Result<Landed, AttemptError> {
-    verify_path(job, &attempt_dir.join(&job.file_name))
+/// Checks the file rsync left in `attempt_dir`; blocking (hashes the file,
+/// unless `followed` already hashed this very inode during the transfer).
+pub fn verify(
+    job: &PullJob,
+    attempt_dir: &Path,
+    followed: Option<&Followed>,
+) -> Result<Landed, AttemptError> {
+    verify_at(job, &attempt_dir.join(&job.file_name), followed)
 }
 
 /// Checks the file rsync left at `p` (a batched pull lands each file under
 /// its path in the module, not its basename); blocking.
 pub fn verify_path(job: &PullJob, p: &Path) -> Result<Landed, AttemptError> {
+    verify_at(job, p, None)
+}
+
+fn verify_at(job: &PullJob, p: &Path, followed: Option<&Followed>) -> Result<Landed, AttemptError> {
     let p = p.to_path_buf();
     let meta = match std::fs::symlink_metadata(&p) {
         Ok(m) => m,
@@ -72,7 +82,12 @@ pub fn verify_path(job: &PullJob, p: &Path) -> Result<Landed, AttemptError> {
     };
     let hash =
         || blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())));
-    let sum = if meta.len() >= PARALLEL_FLUSH_BYTES {
+    let sum = if let Some(f) = followed.filter(|f| f.matches(&meta)) {
+        // hashed while rsync wrote it, and its writeback already started
+        tracing::debug!(file = %job.file_name, "hashed while rsync wrote it");
+        fsync()?;
+        f.checksum.clone()
+    } else if meta.len() >= PARALLEL_FLUSH_BYTES {
         std::thread::scope(|s| {
             let flushed = s.spawn(fsync);
             let sum = hash();
@@ -168,59 +183,5 @@ pub fn carry_partial(prev_attempt: &Path, next_attempt: &Path) {
     let from = prev_attempt.join(crate::rsync::PARTIAL_DIR);
     if from.is_dir() {
         let _ = std::fs::rename(&from, next_attempt.join(crate::rsync::PARTIAL_DIR));
-    }
-}
-
-/// Write-behind for a large transfer: while rsync writes into the attempt
-/// directory, its files are flushed to disk every [`WRITE_BEHIND_EVERY`],
-/// so the fsync before landing finds little left to write instead of the
-/// whole file (the kernel would otherwise hold it all as dirty pages until
-/// that fsync). Only for files of at least [`WRITE_BEHIND_BYTES`].
-pub struct WriteBehind {
-    task: Option<(
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-        tokio::task::JoinHandle<()>,
-    )>,
-}
-
-/// Smallest transfer that gets write-behind.
-pub const WRITE_BEHIND_BYTES: u64 = 64 << 20;
-const WRITE_BEHIND_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-impl WriteBehind {
-    pub fn start(attempt_dir: &Path, size: u64) -> WriteBehind {
-        if size < WRITE_BEHIND_BYTES {
-            return WriteBehind { task: None };
-        }
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (dir, flag) = (attempt_dir.to_path_buf(), done.clone());
-        let task = tokio::task::spawn_blocking(move || {
-            use std::sync::atomic::Ordering;
-            while !flag.load(Ordering::SeqCst) {
-                std::thread::sleep(WRITE_BEHIND_EVERY);
-                // rsync's temp file (".NAME.XXXXXX") sits in the directory
-                // itself; a flush error only means less was written early
-                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                    let big = e
-                        .metadata()
-                        .map(|m| m.is_file() && m.len() >= 8 << 20)
-                        .unwrap_or(false);
-                    if big && !flag.load(Ordering::SeqCst) {
-                        let _ = std::fs::File::open(e.path()).and_then(|f| f.sync_data());
-                    }
-                }
-            }
-        });
-        WriteBehind {
-            task: Some((done, task)),
-        }
-    }
-
-    /// Ends the flushing (after rsync has exited).
-    pub async fn stop(self) {
-        if let Some((done, task)) = self.task {
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = task.await;
-        }
     }
 }

@@ -13,6 +13,8 @@
 //! * [`batch`]: several messages of one rsync source in one rsync call;
 //! * [`rsync`]: the rsync argument vector, process group, watchdog;
 //! * [`land`]: lstat / size / blake3 checks and the atomic rename;
+//! * [`follow`]: hashes and starts the writeback of a large file while
+//!   rsync is still writing it;
 //! * [`retry`]: rsync exit codes → retry decisions, backoff;
 //! * [`tmp`]: the temp area and leftover rsync groups after a crash;
 //! * [`disk`]: the disk reserve (statvfs);
@@ -27,6 +29,7 @@ pub mod batch;
 pub mod config;
 pub mod disk;
 pub mod failpoint;
+pub mod follow;
 pub mod intake;
 pub mod job;
 pub mod land;

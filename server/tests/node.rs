@@ -128,6 +128,43 @@ fn pulls_land_byte_identical_in_the_original_layout_with_original_result_fields(
     drop(node);
 }
 
+/// A large file is hashed while rsync writes it (server/src/follow.rs):
+/// the landed file is the source, the recorded checksum is the file's,
+/// and a message claiming another checksum still fails verification.
+#[test]
+fn a_large_file_hashed_during_the_transfer_lands_verified() {
+    let c = Cluster::start();
+    let src = c.source_file("big_full.xb", 24 << 20, 7);
+    c.source_file("big_other.xb", 20 << 20, 8);
+    // 8 MiB/s: about 3 s each, so the follower sees the files grow
+    let node = c.spawn_env("n1", &[("rsync_bwlimit", "8192")], &[("RUST_LOG", "debug")]);
+    let want = ubackup_common::fsutil::blake3_file(&src).unwrap();
+    let mut good = c.message("big_full.xb");
+    good["checksum"] = want.clone().into();
+    let mut bad = c.message("big_other.xb");
+    bad["checksum"] = want.clone().into();
+    c.push(&c.lo, &good);
+    c.push(&c.lo, &bad);
+    let results = c.wait_results(2, Duration::from_secs(60));
+    let r = by_filename(&results, "big_full.xb");
+    assert_eq!(r["succeed"], 1, "{r}");
+    assert_eq!(r["verify"], "size+blake3");
+    assert_eq!(r["checksum"], want.as_str());
+    assert_eq!(
+        ubackup_common::fsutil::blake3_file(&c.dest().join("big_full.xb")).unwrap(),
+        want
+    );
+    let r = by_filename(&results, "big_other.xb");
+    assert_eq!(r["succeed"], 0, "{r}");
+    assert!(r["log"].as_str().unwrap().contains("checksum"), "{r}");
+    assert_eq!(files_in(&c.dest()), ["big_full.xb"]);
+    assert!(
+        node.log_text().contains("hashed while rsync wrote it"),
+        "the follower's hash was not used: {}",
+        node.log_text()
+    );
+}
+
 #[test]
 fn original_python_client_dict_is_accepted() {
     let c = Cluster::start();
