@@ -468,6 +468,7 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
                 verify: Some("size+blake3".into()),
                 checksum: Some(format!("blake3:{:064x}", i)),
                 illegal: None,
+                run_id: None,
             }
         })
         .collect()

@@ -152,6 +152,7 @@ mod tests {
             verify: None,
             checksum: None,
             illegal: None,
+            run_id: None,
         };
         CatalogRecord::new(r, "g")
     }

@@ -337,6 +337,7 @@ mod tests {
             verify: None,
             checksum: None,
             illegal: None,
+            run_id: None,
         }
     }
 

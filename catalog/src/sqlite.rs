@@ -391,6 +391,7 @@ pub(crate) fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
         verify: r.get(23)?,
         checksum: r.get(24)?,
         illegal: r.get(25)?,
+        run_id: None,
     };
     Ok(CatalogRecord {
         id: r.get(0)?,

@@ -259,6 +259,7 @@ mod tests {
             verify: None,
             checksum: None,
             illegal: (i % 11 == 0).then(|| "size mismatch".to_string()),
+            run_id: None,
         };
         CatalogRecord::new(r, game)
     }

@@ -87,6 +87,7 @@ fn result(
         verify: None,
         checksum: None,
         illegal: None,
+        run_id: None,
     }
 }
 

@@ -53,6 +53,27 @@ fn fail(step: &'static str, log: impl Into<String>) -> Failure {
     }
 }
 
+/// A per-run id (16 hex digits): the section, the time, this process and a
+/// counter, hashed. Unique per run without a clock finer than a second or
+/// a random source; it only has to differ between runs of one instance.
+fn run_id(section: &str, create_time: i64) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut h = blake3::Hasher::new();
+    h.update(section.as_bytes());
+    h.update(&create_time.to_le_bytes());
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(
+        &N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes(),
+    );
+    h.finalize().to_hex()[..16].to_string()
+}
+
 /// The message before anything is known: the original's defaults.
 pub fn base_message(g: &GlobalConfig, inst: &InstanceConfig, create_time: i64) -> BackupMessage {
     BackupMessage {
@@ -73,6 +94,7 @@ pub fn base_message(g: &GlobalConfig, inst: &InstanceConfig, create_time: i64) -
         interval: g.interval,
         rsync_port: g.rsync_port,
         checksum: None,
+        run_id: Some(run_id(&inst.section, create_time)),
     }
 }
 

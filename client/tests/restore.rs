@@ -95,6 +95,7 @@ impl Env {
             verify: Some("size+blake3".into()),
             checksum: Some(ubackup_common::fsutil::blake3_file(&orig).unwrap()),
             illegal: None,
+            run_id: None,
         };
         let rec = CatalogRecord::new(r, "g");
         self.cat().store(std::slice::from_ref(&rec)).await.unwrap();

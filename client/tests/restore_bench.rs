@@ -77,6 +77,7 @@ async fn restore_throughput_vs_raw_rsync() {
             verify: Some("size+blake3".into()),
             checksum: Some(ubackup_common::fsutil::blake3_file(&p).unwrap()),
             illegal: None,
+            run_id: None,
         };
         cat.store(&[CatalogRecord::new(r, "g")]).await.unwrap();
     }

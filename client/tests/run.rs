@@ -87,6 +87,7 @@ fn message_fields_and_json_types_match_the_original() {
         "last_all_time",
         "interval",
     ];
+    assert_ne!(full["run_id"], incr["run_id"], "each run has its own run_id");
     for m in [full, incr] {
         let obj = m.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -94,12 +95,12 @@ fn message_fields_and_json_types_match_the_original() {
         let mut want: Vec<&str> = original
             .iter()
             .copied()
-            .chain(["checksum", "rsync_port"])
+            .chain(["checksum", "rsync_port", "run_id"])
             .collect();
         want.sort();
         assert_eq!(
             keys, want,
-            "only the original's fields plus the two new optional ones"
+            "only the original's fields plus the three new optional ones"
         );
         for k in [
             "size",
@@ -121,6 +122,7 @@ fn message_fields_and_json_types_match_the_original() {
             "back_type",
             "rsync_model",
             "checksum",
+            "run_id",
         ] {
             assert!(m[k].is_string(), "{k} must be a string: {m}");
         }

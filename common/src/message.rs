@@ -36,6 +36,12 @@ pub struct BackupMessage {
     /// New: `blake3:<hex>` of the finished file, for end-to-end verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// New: this run of this instance, unique per client run. It tells two
+    /// failures of one instance within one second apart (no filename, the
+    /// same create_time): without it their results got one record id and
+    /// the catalog kept only one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 impl BackupMessage {
@@ -92,6 +98,9 @@ pub struct ResultRecord {
     /// Why this is an illegal backup (dead-lettered message, size mismatch…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub illegal: Option<String>,
+    /// The message's `run_id`, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The text the original puts in `last_all_filename` when there is none.
@@ -100,9 +109,20 @@ pub const NO_FULL: &str = "None";
 impl ResultRecord {
     /// Deterministic id of this record: a replay after a crash overwrites the
     /// same SQLite row / ES document instead of adding a second one.
+    ///
+    /// A result without a filename (a client failure) also hashes the
+    /// message's `run_id` when it has one: two such failures of one
+    /// instance in the same second are two records. Results with a
+    /// filename, and those of original clients (no `run_id`), keep the
+    /// ids earlier versions gave them.
     pub fn record_id(&self) -> String {
         let node = self.node_id.as_deref().unwrap_or(&self.back_server_ip);
         let mut h = blake3::Hasher::new();
+        if let (None, Some(run)) = (&self.filename, &self.run_id) {
+            h.update(b"run\0");
+            h.update(run.as_bytes());
+            h.update(&[0]);
+        }
         for part in [
             self.server_id.to_string().as_str(),
             self.back_type.as_str(),
@@ -153,6 +173,7 @@ impl ResultRecord {
             verify: None,
             checksum: msg.checksum.clone(),
             illegal: None,
+            run_id: msg.run_id.clone(),
         }
     }
 
@@ -235,6 +256,25 @@ mod tests {
         assert_eq!(a.record_id(), b.record_id());
         b.node_id = Some("n2".into());
         assert_ne!(a.record_id(), b.record_id());
+        // two failures (no filename) in one second: told apart by run_id
+        let (mut f1, mut f2) = (a.clone(), a.clone());
+        f1.filename = None;
+        f2.filename = None;
+        let legacy = f1.record_id();
+        assert_eq!(
+            f1.record_id(),
+            f2.record_id(),
+            "original clients: as before"
+        );
+        f1.run_id = Some("r1".into());
+        f2.run_id = Some("r2".into());
+        assert_ne!(f1.record_id(), f2.record_id());
+        assert_ne!(f1.record_id(), legacy);
+        // with a filename the id is the one earlier versions gave
+        let mut named = a.clone();
+        let before = named.record_id();
+        named.run_id = Some("r1".into());
+        assert_eq!(named.record_id(), before);
         assert_eq!(a.last_all_filename, "None");
         assert_eq!(a.create_time, 1763800000 * 1000);
     }

@@ -305,3 +305,35 @@ async fn a_stale_result_does_not_refresh_the_expiring_key() {
     stop.trigger();
     h.await.unwrap().unwrap();
 }
+
+/// Two client failures of one instance in the same second (no filename,
+/// the same create_time) are two catalog rows and two ES documents when
+/// their messages carry run_ids; before run_id they collapsed into one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_failures_in_one_second_are_two_records() {
+    let w = World::new();
+    let mut a = result(3306, 0);
+    a.succeed = 0;
+    a.filename = None;
+    a.file_path = None;
+    a.log = "backup script exited 1".into();
+    let mut b = a.clone();
+    b.log = "backup script exited 2".into();
+    a.run_id = Some("0123456789abcdef".into());
+    b.run_id = Some("fedcba9876543210".into());
+    w.push(&[a.clone(), b.clone()]);
+    let (stop, h) = w.start(w.config("batch_size = 100\nbatch_ms = 100"));
+    wait_until_async("both stored", Duration::from_secs(20), || async {
+        w.sqlite_count() == 2 && w.es.doc_count("uuzubackup") == 2 && w.inflight_len() == 0
+    })
+    .await;
+    let mut ids = w.sqlite_ids();
+    ids.sort();
+    let mut want = vec![a.record_id(), b.record_id()];
+    want.sort();
+    assert_eq!(ids, want);
+    let docs = w.es.docs("uuzubackup");
+    assert_eq!(docs[&a.record_id()]["run_id"], "0123456789abcdef");
+    stop.trigger();
+    h.await.unwrap().unwrap();
+}

@@ -270,6 +270,7 @@ fn result(
         verify: Some("size+blake3".into()),
         checksum: Some(format!("blake3:{}", "ab".repeat(32))),
         illegal: None,
+        run_id: None,
     }
 }
 

@@ -152,6 +152,19 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
     }) {
         return illegal(e);
     }
+    if let Some(r) = &msg.run_id {
+        if r.is_empty()
+            || r.len() > 64
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return illegal(format!(
+                "run_id `{}` is not 1-64 letters, digits, `-` or `_`",
+                printable(r)
+            ));
+        }
+    }
     if !msg.success {
         return Intake::ClientFailure(Box::new(msg));
     }
@@ -270,6 +283,7 @@ pub fn illegal_result(payload: &str, cfg: &ServerConfig, reason: &str) -> Result
                 verify: None,
                 checksum: None,
                 illegal: None,
+                run_id: None,
             }
         }
     };
@@ -355,6 +369,8 @@ mod tests {
             (msg(&[("back_type", "../x".into())]), "back_type"),
             (msg(&[("size", (-1).into())]), "negative"),
             (msg(&[("checksum", "md5:abc".into())]), "blake3"),
+            (msg(&[("run_id", "a b;rm".into())]), "run_id"),
+            (msg(&[("run_id", "".into())]), "run_id"),
             (msg(&[("filename", Value::Null)]), "null"),
             (
                 Taken {

@@ -398,6 +398,7 @@ fn base_result(job: &PullJob, myip: &str, node_id: &str) -> ResultRecord {
         verify: None,
         checksum: None,
         illegal: None,
+        run_id: m.run_id.clone(),
     }
 }
 

@@ -92,6 +92,7 @@ impl Store {
             verify: Some("size+blake3".into()),
             checksum,
             illegal: None,
+            run_id: None,
         };
         CatalogRecord::new(r, "g")
     }

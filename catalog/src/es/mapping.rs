@@ -47,6 +47,7 @@ pub fn backup_properties() -> Value {
         "verify": {"type": "keyword"},
         "checksum": {"type": "keyword"},
         "illegal": {"type": "keyword", "ignore_above": LOG_IGNORE_ABOVE},
+        "run_id": {"type": "keyword"},
         // catalog-owned fields
         "indexed_at": epoch_millis(),
         "deleted_at": epoch_millis(),

@@ -283,10 +283,13 @@ impl EsCatalog {
         lines: Vec<String>,
         n: usize,
     ) -> Result<Vec<StoreOutcome>, CatalogError> {
+        // borrowed: the lines are only kept for a 413 split, and copying
+        // every document of every batch for that rare case cost CPU
+        let body: Vec<&str> = lines.iter().map(String::as_str).collect();
         let resp = self
             .client
             .bulk(BulkParts::Index(index))
-            .body(lines.clone())
+            .body(body)
             .send()
             .await
             .map_err(|e| self.transport("bulk", e))?;

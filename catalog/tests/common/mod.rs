@@ -31,6 +31,7 @@ pub fn result(instance: i64, create_time: i64) -> ResultRecord {
         verify: Some("size+blake3".into()),
         checksum: Some("blake3:00ff".into()),
         illegal: None,
+        run_id: None,
     }
 }
 

@@ -211,6 +211,7 @@ pub fn result(instance: i64, n: i64) -> ResultRecord {
         verify: Some("size".into()),
         checksum: None,
         illegal: None,
+        run_id: None,
     }
 }
 

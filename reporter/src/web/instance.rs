@@ -292,6 +292,7 @@ mod tests {
             verify: None,
             checksum: None,
             illegal: None,
+            run_id: None,
         };
         let r = CatalogRecord::new(r, "g");
         assert_eq!(

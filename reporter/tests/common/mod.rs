@@ -223,6 +223,7 @@ pub fn ok(instance: i64, age_s: i64, interval: i64) -> ResultRecord {
         verify: Some("size+blake3".into()),
         checksum: Some("blake3:00".into()),
         illegal: None,
+        run_id: None,
     }
 }
 
