@@ -135,14 +135,63 @@ impl RedisServer {
                 bail!("redis-server exited early: {st}");
             }
             if port_open(self.port) {
-                self.child = Some(child);
-                return Ok(());
+                // an open port is not proof: between free_port() and the
+                // bind another test's server can take it (then ours exits
+                // with "address in use" a moment later). Ready means our
+                // own process answers INFO on that port.
+                if self.answers_as(child.id()) {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                if child.try_wait()?.is_some() {
+                    bail!("redis-server exited early (port {} taken?)", self.port);
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
-        bail!("redis-server did not open port {}", self.port)
+        bail!("redis-server did not answer on port {}", self.port)
+    }
+
+    /// True when the server on our port is the process `pid` (its `INFO
+    /// server` says so), after AUTH when `--requirepass` is among the extras.
+    fn answers_as(&self, pid: u32) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], self.port).into(),
+            Duration::from_millis(200),
+        ) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut cmds = String::new();
+        if let Some(i) = self.extra.iter().position(|a| a == "--requirepass") {
+            if let Some(pw) = self.extra.get(i + 1) {
+                cmds.push_str(&format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len()));
+            }
+        }
+        cmds.push_str("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+        if s.write_all(cmds.as_bytes()).is_err() {
+            return false;
+        }
+        let want = format!("process_id:{pid}\r\n");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if text.contains(&want) {
+                return true;
+            }
+            if text.contains("run_id:") || text.starts_with('-') {
+                return false;
+            }
+        }
+        false
     }
 
     pub fn url(&self) -> String {
