@@ -212,13 +212,16 @@ async fn run_disk(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
     )
     .await
     .map_err(|e| ReporterError::Redis { target, source: e })?;
+    // the same percentage `status`, the web overview and the disk alerts
+    // show: the share of the filesystem the node can no longer write
+    // (reserved blocks count as used), not df's used/(used+avail)
     let used_pct = if sample.total > 0 {
-        100.0 * sample.used as f64 / sample.total as f64
+        100.0 * sample.total.saturating_sub(sample.free) as f64 / sample.total as f64
     } else {
         0.0
     };
     let mut stdout = format!(
-        "disk node {}: {} used of {} ({used_pct:.1}%), {} free at {}\n",
+        "disk node {}: {} used of {} ({used_pct:.1}% not available to the node), {} free at {}\n",
         sample.node,
         format::bytes(sample.used),
         format::bytes(sample.total),

@@ -46,6 +46,12 @@ async fn disk_on_a_node_and_queue_on_the_indexer_host_fill_the_catalog() {
     let free: u64 = h[state::DISK_FREE].parse().unwrap();
     let used: u64 = h[state::DISK_USED].parse().unwrap();
     assert!(free > 0 && free <= total && used <= total, "{h:?}");
+    // the printed % is the one status computes from the state hash
+    let pct = 100.0 * (total - free) as f64 / total as f64;
+    assert!(
+        out.contains(&format!("({pct:.1}% not available to the node)")),
+        "{pct:.1} in {out}"
+    );
     assert!(h[state::DISK_SAMPLE_MS].parse::<i64>().unwrap() > now_ms() - 60_000);
     assert!(h[state::MEM_TOTAL].parse::<u64>().unwrap() > 0, "{h:?}");
     assert!(h[state::CPUS].parse::<u64>().unwrap() > 0, "{h:?}");
