@@ -58,6 +58,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     // retention (prune.rs); the catalog keys are ubackup_catalog::location::KEYS,
     // and keeptime.<type> keys are read by prefix
     "prune_interval",
+    "quarantine_days",
 ];
 
 fn default_work_thread() -> usize {
@@ -164,11 +165,23 @@ pub struct ServerConfig {
     pub catalog: Option<ubackup_catalog::CatalogLocation>,
     /// Run prune inside the server this often (`prune_interval`, seconds).
     pub prune_interval: Option<Duration>,
+    /// prune removes a quarantined file this many days after it was put
+    /// aside (`quarantine_days`, default 30).
+    pub quarantine_days: u32,
     /// Keys present in the file that nothing reads (probable typos).
     pub unknown_keys: Vec<String>,
 }
 
 impl ServerConfig {
+    /// Where this node keeps pulled files that failed their checksum:
+    /// `server_root_path/.ubackup-quarantine/<node_id>/`, outside the
+    /// destination tree and the catalog.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.server_root_path
+            .join(".ubackup-quarantine")
+            .join(&self.node_id)
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let doc = IniDoc::load(path)?;
         Self::from_doc(&doc)
@@ -405,6 +418,7 @@ impl ServerConfig {
             keep_days: crate::prune::keep_days(&g)?,
             catalog: ubackup_catalog::CatalogLocation::from_section(&g)?,
             prune_interval: prune_interval(&g)?,
+            quarantine_days: quarantine_days(&g)?,
             unknown_keys: g
                 .unknown_keys(KNOWN_KEYS)
                 .into_iter()
@@ -476,6 +490,18 @@ fn prune_interval(g: &SectionReader) -> Result<Option<Duration>, ConfigError> {
         return Err(g.error("prune_interval", "is set but the server has no catalog to prune with; set `catalog` (the SQLite catalog path) or `es_urls`"));
     }
     Ok(Some(Duration::from_secs(secs)))
+}
+
+/// `quarantine_days` (whole days, at least 1; default 30).
+fn quarantine_days(g: &SectionReader) -> Result<u32, ConfigError> {
+    let what = "a whole number of days, at least 1, that prune keeps a quarantined file";
+    match g.parse_or::<u32>("quarantine_days", what, 30)? {
+        0 => Err(g.error(
+            "quarantine_days",
+            format!("`0` is not valid; expected {what}"),
+        )),
+        d => Ok(d),
+    }
 }
 
 /// `reserve` (GB, the original's unit; fractions allowed), or one of the

@@ -318,10 +318,7 @@ fn quarantine(
     if !why.starts_with("checksum") || !from.is_file() {
         return;
     }
-    let dir = cfg
-        .server_root_path
-        .join(".ubackup-quarantine")
-        .join(&cfg.node_id);
+    let dir = cfg.quarantine_dir();
     let to = dir.join(format!("{}.{}", job.key, job.file_name));
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(&from, &to)) {
         Ok(()) => {

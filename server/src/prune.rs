@@ -386,7 +386,55 @@ pub async fn prune(
             report.actions.push(action);
         }
     }
+    if !report.interrupted {
+        for action in expire_quarantine(&cfg.quarantine_dir(), cfg.quarantine_days, now, dry_run) {
+            match &action {
+                Action::Refused { .. } => tracing::warn!("prune: {action}"),
+                _ => tracing::info!("prune: {action}"),
+            }
+            emit(&action);
+            report.actions.push(action);
+        }
+    }
     Ok(report)
+}
+
+/// Removes the files in `dir` (this node's quarantine) that were put there
+/// more than `days` days before `now_ms`. The time a file was quarantined
+/// is its ctime: the rename into the quarantine sets it, while the mtime
+/// is the source's (rsync --times). Without this the quarantine only grew.
+pub fn expire_quarantine(dir: &Path, days: u32, now_ms: i64, dry_run: bool) -> Vec<Action> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new(); // none yet
+    };
+    let cutoff_s = now_ms / 1000 - i64::from(days) * 86_400;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(_) => continue, // removed meanwhile
+        };
+        if !meta.file_type().is_file() || meta.ctime() > cutoff_s {
+            continue;
+        }
+        let why = format!("quarantined more than {days} day(s) ago (quarantine_days)");
+        let bytes = meta.len();
+        out.push(if dry_run {
+            Action::WouldDelete { path, bytes, why }
+        } else {
+            match std::fs::remove_file(&path) {
+                Ok(()) => Action::Deleted { path, bytes, why },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => Action::Refused {
+                    what: path.display().to_string(),
+                    problem: format!("cannot delete: {e}"),
+                },
+            }
+        });
+    }
+    out
 }
 
 /// Deletes one file (a regular file only) and marks its record.
@@ -616,5 +664,33 @@ mod tests {
         ];
         let p = plan_instance(&all, Some(7), NOW, &["n1".into()]);
         assert_eq!(deleted(&p), ["new", "older"]);
+    }
+
+    #[test]
+    fn quarantined_files_expire_after_quarantine_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("q");
+        std::fs::create_dir_all(q.join("sub")).unwrap();
+        std::fs::write(q.join("k1.db.xb"), b"bad copy").unwrap();
+        let now = now_ms();
+        // younger than the limit: kept
+        assert!(expire_quarantine(&q, 30, now, false).is_empty());
+        assert!(expire_quarantine(&q, 30, now + 29 * DAY_MS, false).is_empty());
+        // older: a dry run names it and leaves it
+        let dry = expire_quarantine(&q, 30, now + 31 * DAY_MS, true);
+        assert!(
+            matches!(&dry[..], [Action::WouldDelete { bytes: 8, .. }]),
+            "{dry:?}"
+        );
+        assert!(q.join("k1.db.xb").exists());
+        let done = expire_quarantine(&q, 30, now + 31 * DAY_MS, false);
+        assert!(
+            matches!(&done[..], [Action::Deleted { bytes: 8, .. }]),
+            "{done:?}"
+        );
+        assert!(!q.join("k1.db.xb").exists());
+        assert!(q.join("sub").is_dir(), "only regular files are removed");
+        // no quarantine directory yet: nothing to do
+        assert!(expire_quarantine(&dir.path().join("none"), 30, now, false).is_empty());
     }
 }

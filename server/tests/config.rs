@@ -41,6 +41,7 @@ fn the_shipped_example_parses() {
     assert!(c.source_allowed("10.10.3.4".parse().unwrap()));
     assert!(!c.source_allowed("10.11.0.1".parse().unwrap()));
     assert_eq!(c.queue_wait.as_millis(), 300);
+    assert_eq!(c.quarantine_days, 30);
     let out = bin().arg("-c").arg(&path).arg("--check").output().unwrap();
     assert!(
         out.status.success(),
