@@ -65,6 +65,10 @@ pub const GLOBAL_KEYS: &[&str] = &[
     // catalog (the same names as ubackup_catalog::location::KEYS)
     "node_rsync_module",
     "node_rsync_port",
+    "node_rsync_user",
+    "node_rsync_password_file",
+    "node_rsync_timeout",
+    "node_rsync_contimeout",
     "catalog",
     "es_urls",
     "es_index",
@@ -162,6 +166,11 @@ pub struct GlobalConfig {
     /// The rsync module the nodes export server_root_path as (restore).
     pub node_rsync_module: String,
     pub node_rsync_port: u16,
+    /// `auth users` of the nodes' module: the user and its password file.
+    pub node_rsync_auth: Option<(String, PathBuf)>,
+    /// rsync `--timeout` / `--contimeout` of restore pulls.
+    pub node_rsync_timeout: Duration,
+    pub node_rsync_contimeout: Duration,
 }
 
 /// One instance section.
@@ -185,6 +194,37 @@ pub struct InstanceConfig {
     pub checksum: Checksum,
     /// `restore --run-hook` runs this shell line after a restore.
     pub restore_script: Option<String>,
+}
+
+/// `node_rsync_user` + `node_rsync_password_file`: both or neither.
+fn node_rsync_auth(g: &SectionReader) -> Result<Option<(String, PathBuf)>, ConfigError> {
+    match (g.opt_str("node_rsync_user"), g.opt_path("node_rsync_password_file")) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(g.error(
+            "node_rsync_password_file",
+            "missing; node_rsync_user needs a password file (mode 600)",
+        )),
+        (None, Some(_)) => Err(g.error(
+            "node_rsync_user",
+            "missing; node_rsync_password_file needs the user it belongs to",
+        )),
+        (Some(u), Some(_)) if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) => {
+            Err(g.error(
+                "node_rsync_user",
+                format!("`{u}` is not valid; expected an rsync user name without `@`, `:`, `/` or spaces"),
+            ))
+        }
+        (Some(u), Some(p)) => Ok(Some((u, p))),
+    }
+}
+
+/// A whole number of seconds, at least 1, or `default`.
+fn positive_secs(g: &SectionReader, key: &str, default: u64) -> Result<u64, ConfigError> {
+    let what = "a whole number of seconds, at least 1";
+    match g.parse_or::<u64>(key, what, default)? {
+        0 => Err(g.error(key, format!("`0` is not valid; expected {what}"))),
+        n => Ok(n),
+    }
 }
 
 impl ClientConfig {
@@ -375,6 +415,13 @@ impl GlobalConfig {
                 }
                 p => p.unwrap_or(DEFAULT_NODE_RSYNC_PORT),
             },
+            node_rsync_auth: node_rsync_auth(&g)?,
+            node_rsync_timeout: Duration::from_secs(positive_secs(&g, "node_rsync_timeout", 120)?),
+            node_rsync_contimeout: Duration::from_secs(positive_secs(
+                &g,
+                "node_rsync_contimeout",
+                20,
+            )?),
             dedup_ttl: g
                 .parse_or::<u64>(
                     "dedup_ttl",
@@ -554,6 +601,52 @@ script = sh /usr/local/uuzuback/redis_backup.sh /data/conf/redis_conf
 
     fn parse(text: &str) -> Result<ClientConfig, ConfigError> {
         ClientConfig::parse(Path::new("/etc/uuzuback.conf"), text)
+    }
+
+    #[test]
+    fn restore_access_to_authenticated_node_modules() {
+        let g = parse(ORIGINAL_SAMPLE).unwrap().global;
+        assert_eq!(g.node_rsync_auth, None);
+        assert_eq!(g.node_rsync_timeout, Duration::from_secs(120));
+        assert_eq!(g.node_rsync_contimeout, Duration::from_secs(20));
+        let with = |extra: &str| {
+            parse(&ORIGINAL_SAMPLE.replacen("[global]", &format!("[global]\n{extra}"), 1))
+        };
+        let g = with("node_rsync_user = restorer\nnode_rsync_password_file = /etc/ubackup/node.secret\nnode_rsync_timeout = 600\nnode_rsync_contimeout = 5")
+            .unwrap()
+            .global;
+        assert_eq!(
+            g.node_rsync_auth,
+            Some(("restorer".into(), PathBuf::from("/etc/ubackup/node.secret")))
+        );
+        assert_eq!(g.node_rsync_timeout, Duration::from_secs(600));
+        assert_eq!(g.node_rsync_contimeout, Duration::from_secs(5));
+        for (extra, want) in [
+            (
+                "node_rsync_user = restorer",
+                "[global] node_rsync_password_file: missing",
+            ),
+            (
+                "node_rsync_password_file = /x",
+                "[global] node_rsync_user: missing",
+            ),
+            (
+                "node_rsync_user = a@b\nnode_rsync_password_file = /x",
+                "[global] node_rsync_user: `a@b` is not valid",
+            ),
+            (
+                "node_rsync_timeout = 0",
+                "[global] node_rsync_timeout: `0` is not valid; expected a whole number of seconds",
+            ),
+            (
+                "node_rsync_contimeout = soon",
+                "[global] node_rsync_contimeout: `soon` is not valid",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra}: {err}");
+            assert!(err.starts_with("/etc/uuzuback.conf:"), "{err}");
+        }
     }
 
     #[test]

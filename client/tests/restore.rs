@@ -27,12 +27,20 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Self::with_daemon_global("")
+    }
+
+    /// The nodes' module behind `auth users` (the given global lines).
+    fn with_daemon_global(global: &str) -> Env {
         let node_root = tempfile::tempdir().unwrap();
-        let rsyncd = RsyncDaemon::start(&[RsyncModule {
-            name: "ubackup".into(),
-            path: node_root.path().into(),
-            chroot: false,
-        }])
+        let rsyncd = RsyncDaemon::start_with(
+            &[RsyncModule {
+                name: "ubackup".into(),
+                path: node_root.path().into(),
+                chroot: false,
+            }],
+            global,
+        )
         .unwrap();
         let work = tempfile::tempdir().unwrap();
         let catalog = work.path().join("catalog.sqlite");
@@ -403,6 +411,54 @@ async fn at_picks_the_right_point_and_pruned_backups_are_not_offered() {
     );
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_from_a_node_module_behind_auth_users() {
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let secrets = secrets_dir.path().join("rsyncd.secrets");
+    std::fs::write(&secrets, "restorer:right-pw\n").unwrap();
+    let env = Env::with_daemon_global(&format!(
+        "auth users = restorer\nsecrets file = {}\nstrict modes = no\n",
+        secrets.display()
+    ));
+    env.backup(111111, "redis", 6379, "dump.rdb", 70_001, T0, None)
+        .await;
+    let pw = env.work.path().join("node.secret");
+    let restore = |pw_text: &str, dest: &str| {
+        std::fs::write(&pw, pw_text).unwrap();
+        std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let conf = env.config(
+            &format!(
+                "catalog = {}\nnode_rsync_user = restorer\nnode_rsync_password_file = {}\nnode_rsync_timeout = 30\nnode_rsync_contimeout = 5",
+                env.catalog.display(),
+                pw.display()
+            ),
+            None,
+        );
+        let d = env.dest(dest);
+        let o = client(
+            &conf,
+            &[
+                "restore",
+                "--type",
+                "redis",
+                "--instance",
+                "6379",
+                "--dest",
+                d.to_str().unwrap(),
+            ],
+        );
+        (o, d)
+    };
+    let (o, d) = restore("right-pw\n", "with-auth");
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(std::fs::read(d.join("dump.rdb")).unwrap() == env.original(111111, "dump.rdb"));
+    // a wrong password fails, is not retried into a hang, leaves no --dest
+    let (o, d) = restore("wrong-pw\n", "bad-auth");
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(!d.exists());
+    assert!(text(&o).contains("auth"), "{}", text(&o));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -44,6 +44,8 @@ pub struct NodeAccess {
     /// Attempts per node for transient failures (connection refused,
     /// timeouts); a missing file or an auth failure is not retried.
     pub attempts: u32,
+    /// The module's `auth users` entry: user and password file.
+    pub auth: Option<(String, PathBuf)>,
 }
 
 impl NodeAccess {
@@ -51,9 +53,10 @@ impl NodeAccess {
         NodeAccess {
             module: cfg.global.node_rsync_module.clone(),
             port: cfg.global.node_rsync_port,
-            contimeout: Duration::from_secs(20),
-            timeout: Duration::from_secs(120),
+            contimeout: cfg.global.node_rsync_contimeout,
+            timeout: cfg.global.node_rsync_timeout,
             attempts: 3,
+            auth: cfg.global.node_rsync_auth.clone(),
         }
     }
 }
@@ -118,7 +121,7 @@ pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted
         out.push(Wanted {
             record: r.clone(),
             ip,
-            url: source_url(&src, None, &remote),
+            url: source_url(&src, access.auth.as_ref().map(|(u, _)| u.as_str()), &remote),
             local: name.to_string(),
             size: res.size.max(0) as u64,
             checksum: res.checksum.clone(),
@@ -171,8 +174,13 @@ pub fn restore_args(access: &NodeAccess, urls: &[String], into: &Path) -> Vec<Os
         "--partial".into(),
         format!("--partial-dir={PARTIAL_DIR}").into(),
         "--sockopts=TCP_NODELAY".into(),
-        "--".into(),
     ];
+    if let Some((_, pw)) = &access.auth {
+        let mut o = OsString::from("--password-file=");
+        o.push(pw);
+        a.push(o);
+    }
+    a.push("--".into());
     a.extend(urls.iter().map(OsString::from));
     let mut d = into.as_os_str().to_owned();
     d.push("/");
@@ -504,6 +512,7 @@ mod tests {
             contimeout: Duration::from_secs(3),
             timeout: Duration::from_secs(7),
             attempts: 1,
+            auth: None,
         };
         let w = wanted(std::slice::from_ref(&r), &access).unwrap();
         assert_eq!(
@@ -521,6 +530,24 @@ mod tests {
                 "rsync://10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb",
                 "/s/files/"
             ]
+        );
+        // with auth users: the user in the URL, the password from its file
+        let authed = NodeAccess {
+            auth: Some(("restorer".into(), PathBuf::from("/etc/ubackup/node.secret"))),
+            ..access.clone()
+        };
+        let w2 = wanted(std::slice::from_ref(&r), &authed).unwrap();
+        assert_eq!(
+            w2[0].url,
+            "rsync://restorer@10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb"
+        );
+        let args: Vec<String> = restore_args(&authed, &[w2[0].url.clone()], Path::new("/s"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert!(
+            args.contains(&"--password-file=/etc/ubackup/node.secret".into()),
+            "{args:?}"
         );
         // a file_path that is not the node layout is refused with both paths
         r.result.file_path = Some("/somewhere/else".into());
