@@ -415,10 +415,10 @@ impl GlobalConfig {
                 }
                 p => p.unwrap_or(DEFAULT_NODE_RSYNC_PORT),
             },
-            node_rsync_auth: node_rsync_auth(&g)?,
-            node_rsync_timeout: Duration::from_secs(positive_secs(&g, "node_rsync_timeout", 120)?),
+            node_rsync_auth: node_rsync_auth(g)?,
+            node_rsync_timeout: Duration::from_secs(positive_secs(g, "node_rsync_timeout", 120)?),
             node_rsync_contimeout: Duration::from_secs(positive_secs(
-                &g,
+                g,
                 "node_rsync_contimeout",
                 20,
             )?),
