@@ -60,6 +60,27 @@ impl Env {
 }
 
 /// (VmHWM, VmRSS) of `pid` in KiB, from /proc/<pid>/status.
+/// CPU seconds the whole machine has spent busy since boot (all cores:
+/// user, nice, system, irq, softirq, steal; not idle or iowait), from
+/// /proc/stat. The difference across a run is what that run cost, rsync's
+/// daemon-side processes and the kernel's writeback included.
+pub fn cpu_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v[4];
+    // USER_HZ is 100 on every Linux this runs on
+    Some((total - idle) as f64 / 100.0)
+}
+
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {

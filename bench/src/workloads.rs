@@ -15,7 +15,9 @@ use ubackup_testkit::es::EsStandIn;
 use ubackup_testkit::unique;
 
 use crate::data::{push_all, BurstSet, LargeSet, SmallSet};
-use crate::procs::{rss_kib, wait_for, Env, IndexerSetup, Server, ServerSetup, Stores};
+use crate::procs::{
+    cpu_busy_secs, rss_kib, wait_for, Env, IndexerSetup, Server, ServerSetup, Stores,
+};
 use crate::raw::{self, Sock};
 use crate::stats::{percentile, Samples};
 
@@ -132,6 +134,13 @@ pub fn backlog(env: &Env, set: &SmallSet, o: &Opts, s: &mut Samples) -> Result<(
     Ok(())
 }
 
+/// CPU seconds per GB (10^9 bytes) the machine spent since `before`.
+fn add_cpu(s: &mut Samples, key: &str, before: Option<f64>, bytes: u64) {
+    if let (Some(b), Some(a)) = (before, cpu_busy_secs()) {
+        s.add(key, (a - b) / (bytes as f64 / 1e9));
+    }
+}
+
 /// Large files: ubackup with as many workers as files against raw rsync
 /// with the same parallelism, plain and with `--fsync` (durable, as
 /// ubackup is); MB/s (10^6 bytes per second).
@@ -153,10 +162,12 @@ pub fn large(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<()>
         sync();
         let srv = Server::spawn(env, n, &[])?;
         let mut c = env.conn();
+        let cpu = cpu_busy_secs();
         let t = Instant::now();
         push_all(&mut c, &srv.lo, &msgs)?;
         srv.wait_results(&mut c, n, LONG)?;
         let el = secs(t.elapsed());
+        add_cpu(s, "large.ub.cpu", cpu, total);
         srv.check_all_ok(&mut c, n)?;
         // what the node spends after rsync exits (verify, fsync, land),
         // from each result: all of its time minus the transfer
@@ -188,16 +199,36 @@ pub fn large(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<()>
         s.add("large.ub", total as f64 / el / 1e6);
         sync();
         let dest = env.fresh_dir("raw");
+        let cpu = cpu_busy_secs();
         let el = raw::parallel(&srcs, &dest, Sock::Default, n)?;
+        add_cpu(s, "large.raw.cpu", cpu, total);
         s.add("large.raw", total as f64 / secs(el) / 1e6);
+        // the same copy made durable the cheapest way: one sync after all
+        // four (what plain rsync needs before its files survive a power cut)
+        let t = Instant::now();
+        sync();
+        s.add(
+            "large.raw_sync",
+            total as f64 / (secs(el) + secs(t.elapsed())) / 1e6,
+        );
+        add_cpu(s, "large.raw_sync.cpu", cpu, total);
         remove(&dest);
         // the durable counterpart: ubackup flushes every file before it
         // lands and acks it, plain rsync leaves dirty pages behind
         sync();
         let dest = env.fresh_dir("raw");
+        let cpu = cpu_busy_secs();
         let el = raw::parallel_with(&srcs, &dest, Sock::Default, n, &["--fsync".into()])?;
+        add_cpu(s, "large.raw_fsync.cpu", cpu, total);
         s.add("large.raw_fsync", total as f64 / secs(el) / 1e6);
         remove(&dest);
+        // what the end-to-end check costs by itself: blake3 of the same
+        // bytes (from the page cache) on one core
+        let t = Instant::now();
+        for f in &set.files {
+            ubackup_common::fsutil::blake3_file(&set.root.join(&f.0))?;
+        }
+        s.add("large.blake3", total as f64 / secs(t.elapsed()) / 1e6);
     }
     sync();
     Ok(())

@@ -87,7 +87,10 @@ fn message_fields_and_json_types_match_the_original() {
         "last_all_time",
         "interval",
     ];
-    assert_ne!(full["run_id"], incr["run_id"], "each run has its own run_id");
+    assert_ne!(
+        full["run_id"], incr["run_id"],
+        "each run has its own run_id"
+    );
     for m in [full, incr] {
         let obj = m.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
