@@ -79,10 +79,22 @@ fn upsert_backup_sql() -> String {
         .collect();
     // indexed_at is the last bind; on conflict only result columns change,
     // never the catalog-owned ones (deleted_at, pinned, verified_at, …).
+    // `illegal` is shared: verify writes its finding there (with the
+    // VERIFY_ILLEGAL_PREFIX). A replayed result must not clear that mark,
+    // or restore would offer a backup verify found corrupt.
+    let prefix = crate::retention::VERIFY_ILLEGAL_PREFIX;
+    debug_assert!(!prefix.contains('\''));
     let updates: Vec<String> = RECORD_COLUMNS
         .iter()
         .skip(1)
-        .map(|c| format!("{c} = excluded.{c}"))
+        .map(|c| match *c {
+            "illegal" => format!(
+                "illegal = CASE WHEN substr(backups.illegal, 1, {}) = '{prefix}' \
+                 THEN backups.illegal ELSE excluded.illegal END",
+                prefix.len()
+            ),
+            c => format!("{c} = excluded.{c}"),
+        })
         .collect();
     format!(
         "INSERT INTO backups ({cols}, indexed_at) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",

@@ -43,6 +43,13 @@ async fn exercise(cat: &dyn Retention, es_refresh: Option<&EsCatalog>) {
     // pin / unpin, and an unknown id
     assert!(cat.set_pinned(&recs[1].id, true).await.unwrap());
     assert!(cat.get(&recs[1].id).await.unwrap().unwrap().meta.pinned);
+    // a replay of its result (the indexer stopped before its ack) keeps
+    // the pin: in ES a whole-document `index` used to clear it
+    cat.store(std::slice::from_ref(&recs[1])).await.unwrap();
+    assert!(
+        cat.get(&recs[1].id).await.unwrap().unwrap().meta.pinned,
+        "a replay unpinned the backup"
+    );
     assert!(!cat.set_pinned("no-such-id", true).await.unwrap());
     assert!(cat.set_pinned(&recs[1].id, false).await.unwrap());
     assert!(!cat.get(&recs[1].id).await.unwrap().unwrap().meta.pinned);
@@ -54,6 +61,12 @@ async fn exercise(cat: &dyn Retention, es_refresh: Option<&EsCatalog>) {
         cat.get(&recs[0].id).await.unwrap().unwrap().meta.deleted_at,
         Some(42),
         "the first deletion time stays"
+    );
+    cat.store(std::slice::from_ref(&recs[0])).await.unwrap();
+    assert_eq!(
+        cat.get(&recs[0].id).await.unwrap().unwrap().meta.deleted_at,
+        Some(42),
+        "a replay of a deleted record's result keeps the deletion mark"
     );
     let listed = cat
         .scan_backups(&BackupQuery::for_instance(&key()))
@@ -75,6 +88,12 @@ async fn exercise(cat: &dyn Retention, es_refresh: Option<&EsCatalog>) {
         .unwrap()
         .starts_with(VERIFY_ILLEGAL_PREFIX));
     assert!(!r.is_success(), "restore must not offer it");
+    cat.store(std::slice::from_ref(&recs[2])).await.unwrap();
+    let r = cat.get(&recs[2].id).await.unwrap().unwrap();
+    assert!(
+        r.meta.verify_state.as_deref() == Some("corrupt") && !r.is_success(),
+        "a replay must not make a corrupt backup look good again"
+    );
     let problems = cat.verify_problems(None).await.unwrap();
     assert_eq!(
         problems.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),

@@ -10,13 +10,20 @@ use serde_json::{json, Value};
 
 use crate::record::{CatalogRecord, StoreOutcome};
 
-/// NDJSON lines (without the newlines, which the client adds) that index
-/// each record under its deterministic id into the request's index.
+/// NDJSON lines (without the newlines, which the client adds) that store
+/// each record under its deterministic id in the request's index.
+///
+/// An `update` with `doc_as_upsert`, not an `index`: a replayed result (the
+/// indexer stopped between storing a batch and acknowledging it) must not
+/// replace the whole document and so clear what the catalog wrote into it
+/// meanwhile: `pinned` (prune would then delete a pinned backup),
+/// `deleted_at`, `verified_at`, `verify_state`. An unchanged replay is a
+/// `noop` (status 200); a new record is created (201).
 pub fn index_lines(records: &[&CatalogRecord]) -> Vec<String> {
     let mut lines = Vec::with_capacity(records.len() * 2);
     for r in records {
-        lines.push(json!({"index": {"_id": r.id}}).to_string());
-        lines.push(r.es_document().to_string());
+        lines.push(json!({"update": {"_id": r.id}}).to_string());
+        lines.push(json!({"doc": r.es_document(), "doc_as_upsert": true}).to_string());
     }
     lines
 }
