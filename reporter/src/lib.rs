@@ -81,6 +81,10 @@ pub enum Command {
     Serve {
         listen: String,
     },
+    /// Forget a decommissioned node or indexer.
+    ForgetNode {
+        node: String,
+    },
 }
 
 /// What a run printed and how it should exit.
@@ -101,6 +105,7 @@ pub async fn run(
     }
     match cmd {
         Command::Disk => run_disk(cfg).await,
+        Command::ForgetNode { node } => run_forget(cfg, &node).await,
         Command::Queue => run_queue(cfg).await,
         Command::Status { json } => {
             let mut src = Sources::open(cfg, true).await?;
@@ -229,6 +234,40 @@ async fn run_disk(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {
         sample.path
     );
     Ok(finish_recording(&mut stdout, &src, &rec))
+}
+
+/// `forget-node`: 0 forgotten, 1 refused (alive, or still holding
+/// messages or results: try again later), 3 unknown node or Redis error.
+async fn run_forget(cfg: ReporterConfig, node: &str) -> Result<Outcome, ReporterError> {
+    use ubackup_common::queue::{forget_worker, Forget};
+    let target = cfg.redis()?;
+    let mut conn = target.manager().await.map_err(|e| ReporterError::Redis {
+        target: target.to_string(),
+        source: e,
+    })?;
+    let outcome = forget_worker(&mut conn, &cfg.keys, node)
+        .await
+        .map_err(|e| ReporterError::Redis {
+            target: target.to_string(),
+            source: e,
+        })?;
+    let (code, line) = match outcome {
+        Forget::Forgotten => (0, format!("forgot {node}: removed from the workers set, its state and control hashes deleted")),
+        Forget::Unknown => {
+            return Err(ReporterError::Other(format!(
+                "no worker `{node}` is registered at {target} (key prefix `{}`)",
+                cfg.keys.prefix()
+            )))
+        }
+        Forget::Alive => (1, format!("not forgotten: {node} is alive (its heartbeat is live); stop it first")),
+        Forget::InFlight(n) => (1, format!("not forgotten: {node} still holds {n} message(s) in flight; a live node re-queues them once its heartbeat has expired, then try again")),
+        Forget::Outbox(n) => (1, format!("not forgotten: {n} result(s) of {node} wait in its outbox for the message Redis; a live node forwards them, then try again")),
+    };
+    tracing::info!(node, ?outcome, "forget-node");
+    Ok(Outcome {
+        stdout: line + "\n",
+        code,
+    })
 }
 
 async fn run_queue(cfg: ReporterConfig) -> Result<Outcome, ReporterError> {

@@ -70,6 +70,16 @@ enum Cmd {
         #[arg(long)]
         listen: String,
     },
+    /// Forget a decommissioned node (or indexer): status stops listing it
+    /// and its node_down alert resolves. Refused while it is alive or still
+    /// holds messages or results (exit 1).
+    ForgetNode {
+        /// A node's or the indexer's config (for Redis and key_prefix).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// The node_id to forget.
+        node: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +113,7 @@ fn main() -> ExitCode {
             },
         ),
         Cmd::Serve { config, listen } => (config, Command::Serve { listen }),
+        Cmd::ForgetNode { config, node } => (config, Command::ForgetNode { node }),
     };
     let cfg = match ReporterConfig::load(&path) {
         Ok(c) => c,
