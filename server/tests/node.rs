@@ -165,6 +165,40 @@ fn a_large_file_hashed_during_the_transfer_lands_verified() {
     );
 }
 
+/// `redis_url = rediss://…`: the node pops, pulls and acknowledges over TLS,
+/// trusting the server's CA through SSL_CERT_FILE (rustls reads the system
+/// roots, or that file). The test itself watches the plain port of the
+/// same redis-server.
+#[test]
+fn a_node_works_against_redis_over_tls() {
+    let tls = ubackup_testkit::TlsRedis::start().expect("redis-server with TLS");
+    let url = tls.url(0);
+    let ca = tls.ca_pem.clone();
+    let ubackup_testkit::TlsRedis { server, certs, .. } = tls;
+    let c = Cluster::with_redis(server, "");
+    let src = c.source_file("db_tls.xb", 10_000, 3);
+    let node = c.spawn_env(
+        "n1",
+        &[("redis_url", url.as_str())],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    c.push(&c.lo, &c.message("db_tls.xb"));
+    let results = c.wait_results(1, Duration::from_secs(30));
+    assert_eq!(results[0]["succeed"], 1, "{}", results[0]);
+    assert_eq!(
+        std::fs::read(c.dest().join("db_tls.xb")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+    assert_eq!(c.inflight("n1"), 0, "acknowledged over TLS");
+    assert!(
+        node.log_text().contains("127.0.0.1:"),
+        "{}",
+        node.log_text()
+    );
+    drop(node);
+    drop(certs);
+}
+
 #[test]
 fn original_python_client_dict_is_accepted() {
     let c = Cluster::start();

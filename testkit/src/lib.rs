@@ -76,6 +76,83 @@ fn port_open(port: u16) -> bool {
         .is_ok()
 }
 
+/// A redis-server that also listens with TLS: the plain port (in
+/// `server`) is for the test's own assertions, `tls_port` for the binaries
+/// under test. Its certificate (for `127.0.0.1` and `localhost`) is signed
+/// by a CA made for this server alone, `ca_pem`; point rustls at it with
+/// `SSL_CERT_FILE`.
+pub struct TlsRedis {
+    pub server: RedisServer,
+    pub tls_port: u16,
+    pub ca_pem: PathBuf,
+    /// Holds the CA and the certificate files; keep it while the server runs.
+    pub certs: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    pub fn start() -> Result<TlsRedis> {
+        let certs = tempfile::tempdir()?;
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "ubackup test CA");
+        let ca_cert = ca.self_signed(&ca_key)?;
+        let key = rcgen::KeyPair::generate()?;
+        let leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])?
+                .signed_by(&key, &ca_cert, &ca_key)?;
+        let ca_pem = certs.path().join("ca.pem");
+        let (cert_pem, key_pem) = (
+            certs.path().join("redis.crt"),
+            certs.path().join("redis.key"),
+        );
+        std::fs::write(&ca_pem, ca_cert.pem())?;
+        std::fs::write(&cert_pem, leaf.pem())?;
+        std::fs::write(&key_pem, key.serialize_pem())?;
+        let mut last = None;
+        for _ in 0..5 {
+            let tls_port = free_port();
+            let port = tls_port.to_string();
+            let args = [
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                path_str(&cert_pem)?,
+                "--tls-key-file",
+                path_str(&key_pem)?,
+                "--tls-ca-cert-file",
+                path_str(&ca_pem)?,
+                "--tls-auth-clients",
+                "no",
+            ];
+            match RedisServer::start_with(&args) {
+                Ok(server) if port_open(tls_port) => {
+                    return Ok(TlsRedis {
+                        server,
+                        tls_port,
+                        ca_pem,
+                        certs,
+                    })
+                }
+                Ok(_) => last = Some(anyhow::anyhow!("TLS port {tls_port} not open")),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("could not start a TLS redis-server")))
+    }
+
+    /// `rediss://127.0.0.1:<tls_port>/<db>`.
+    pub fn url(&self, db: i64) -> String {
+        format!("rediss://127.0.0.1:{}/{db}", self.tls_port)
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
+}
+
 /// A redis-server started by a test.
 pub struct RedisServer {
     pub port: u16,

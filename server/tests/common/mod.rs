@@ -68,7 +68,11 @@ impl Cluster {
 
     /// `extra_global` goes into the daemon's global section (module defaults).
     pub fn start_with_rsyncd_global(extra_global: &str) -> Cluster {
-        let redis = RedisServer::start().expect("redis-server");
+        Self::with_redis(RedisServer::start().expect("redis-server"), extra_global)
+    }
+
+    /// A cluster on a Redis the test started itself (e.g. one with TLS).
+    pub fn with_redis(redis: RedisServer, extra_global: &str) -> Cluster {
         let src = tempfile::tempdir().unwrap();
         let module = RsyncModule {
             name: "backup".into(),
