@@ -221,3 +221,45 @@ async fn requests_go_round_robin_over_several_urls() {
     assert_eq!(a.request_count("GET", "/"), 2);
     assert_eq!(b.request_count("GET", "/"), 2);
 }
+
+/// HTTPS with a private CA (`es_ca_cert`), through a TLS front on the
+/// stand-in: trusted with the CA, refused without it (a certificate error,
+/// retryable, never "stored"), accepted again with `es_tls_verify = no`.
+#[tokio::test]
+async fn https_with_a_private_ca_and_without_verification() {
+    let es = EsStandIn::start();
+    let tls = ubackup_testkit::TlsProxy::start(es.addr().port()).unwrap();
+    let url: url::Url = tls.url().parse().unwrap();
+    let mut s = EsSettings::new(vec![url.clone()], "uuzubackup");
+    s.ca_cert = Some(tls.ca.ca_pem.clone());
+    let cat = EsCatalog::new(&s).unwrap();
+    cat.prepare().await.unwrap();
+    let r = rec(result(3306, 1_763_800_000_000));
+    assert_eq!(
+        cat.store(std::slice::from_ref(&r)).await.unwrap(),
+        vec![StoreOutcome::Stored]
+    );
+    assert!(es.doc("uuzubackup", &r.id).is_some(), "arrived through TLS");
+
+    // the same cluster without its CA: the handshake fails
+    let untrusted = EsCatalog::new(&EsSettings::new(vec![url.clone()], "uuzubackup")).unwrap();
+    let r2 = rec(result(3306, 1_763_800_001_000));
+    let err = untrusted
+        .store(std::slice::from_ref(&r2))
+        .await
+        .expect_err("an unknown CA must not be trusted");
+    assert!(
+        matches!(err, CatalogError::Unavailable { .. }),
+        "a transport error is retried, not a refusal: {err}"
+    );
+    assert!(es.doc("uuzubackup", &r2.id).is_none());
+
+    // es_tls_verify = no: any certificate
+    let mut s = EsSettings::new(vec![url], "uuzubackup");
+    s.tls_verify = false;
+    let insecure = EsCatalog::new(&s).unwrap();
+    assert_eq!(
+        insecure.store(std::slice::from_ref(&r2)).await.unwrap(),
+        vec![StoreOutcome::Stored]
+    );
+}

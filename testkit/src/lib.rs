@@ -89,9 +89,21 @@ pub struct TlsRedis {
     pub certs: tempfile::TempDir,
 }
 
-impl TlsRedis {
-    pub fn start() -> Result<TlsRedis> {
-        let certs = tempfile::tempdir()?;
+/// A CA made for one test, and a server certificate it signed for
+/// `127.0.0.1` and `localhost`, as PEM files in `dir` (`ca.pem`,
+/// `server.crt`, `server.key`) and as DER for an in-process TLS server.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new() -> Result<TestCa> {
+        let dir = tempfile::tempdir()?;
         let ca_key = rcgen::KeyPair::generate()?;
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -102,14 +114,28 @@ impl TlsRedis {
         let leaf =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])?
                 .signed_by(&key, &ca_cert, &ca_key)?;
-        let ca_pem = certs.path().join("ca.pem");
-        let (cert_pem, key_pem) = (
-            certs.path().join("redis.crt"),
-            certs.path().join("redis.key"),
-        );
+        let ca_pem = dir.path().join("ca.pem");
+        let (cert_pem, key_pem) = (dir.path().join("server.crt"), dir.path().join("server.key"));
         std::fs::write(&ca_pem, ca_cert.pem())?;
         std::fs::write(&cert_pem, leaf.pem())?;
         std::fs::write(&key_pem, key.serialize_pem())?;
+        Ok(TestCa {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            cert_der: leaf.der().to_vec(),
+            key_der: key.serialize_der(),
+            dir,
+        })
+    }
+}
+
+impl TlsRedis {
+    pub fn start() -> Result<TlsRedis> {
+        let ca = TestCa::new()?;
+        let (ca_pem, cert_pem, key_pem) =
+            (ca.ca_pem.clone(), ca.cert_pem.clone(), ca.key_pem.clone());
+        let certs = ca.dir;
         let mut last = None;
         for _ in 0..5 {
             let tls_port = free_port();
@@ -145,6 +171,80 @@ impl TlsRedis {
     /// `rediss://127.0.0.1:<tls_port>/<db>`.
     pub fn url(&self, db: i64) -> String {
         format!("rediss://127.0.0.1:{}/{db}", self.tls_port)
+    }
+}
+
+/// An HTTPS front for a plain HTTP server on 127.0.0.1 (the Elasticsearch
+/// stand-in): terminates TLS with a [`TestCa`] certificate and forwards the
+/// bytes both ways. Stops (its runtime dropped) when dropped.
+pub struct TlsProxy {
+    pub port: u16,
+    pub ca: TestCa,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        // not a blocking drop: tests drop this inside their own runtime
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl TlsProxy {
+    pub fn start(upstream_port: u16) -> Result<TlsProxy> {
+        use tokio_rustls::rustls;
+        let ca = TestCa::new()?;
+        let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(ca.cert_der.clone())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(ca.key_der.clone().into()),
+        )?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        // bound here (not with block_on: callers may be inside a runtime)
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let port = std_listener.local_addr()?.port();
+        rt.spawn(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // a failed handshake (a client that does not trust the
+                    // CA) just ends this connection
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut up) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                });
+            }
+        });
+        Ok(TlsProxy {
+            port,
+            ca,
+            rt: Some(rt),
+        })
+    }
+
+    /// `https://127.0.0.1:<port>/` (the certificate names 127.0.0.1).
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.port)
     }
 }
 
