@@ -67,7 +67,7 @@ impl OverdueKeys {
                 .overdue(r.result.server_id, &r.result.back_type, r.result.instance);
             pipe.cmd("SET")
                 .arg(key)
-                .arg(r.es_document().to_string())
+                .arg(r.es_document_json())
                 .arg("EX")
                 .arg(ttl)
                 .ignore();

@@ -23,7 +23,10 @@ pub fn index_lines(records: &[&CatalogRecord]) -> Vec<String> {
     let mut lines = Vec::with_capacity(records.len() * 2);
     for r in records {
         lines.push(json!({"update": {"_id": r.id}}).to_string());
-        lines.push(json!({"doc": r.es_document(), "doc_as_upsert": true}).to_string());
+        lines.push(format!(
+            "{{\"doc\":{},\"doc_as_upsert\":true}}",
+            r.es_document_json()
+        ));
     }
     lines
 }
