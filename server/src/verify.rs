@@ -6,8 +6,18 @@
 //! `missing` / `corrupt` and `illegal` = `verify: …` (see
 //! `ubackup_catalog::retention`), which the reporter alerts on and which
 //! restore no longer offers. A later pass (the file was put back) clears it.
+//!
+//! It also walks `server_root_path` for the reverse: files that no catalog
+//! record of this node names ("unrecorded"). The known source is a node
+//! killed between landing a file and acknowledging it, whose message another
+//! node then finished: the first copy stays behind, recorded nowhere. Only
+//! files landed more than [`UNRECORDED_AFTER_MS`] ago are reported, so a
+//! result the indexer has not stored yet is not mistaken for one. They are
+//! reported, never deleted: deciding that a file is garbage is the
+//! operator's call.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ubackup_catalog::{BackupQuery, CatalogError, CatalogRecord, Retention, VerifyOutcome};
@@ -59,6 +69,46 @@ pub fn check_file(path: &Path, r: &CatalogRecord) -> VerifyOutcome {
     }
 }
 
+/// A file this long after it landed (its ctime: the rename into place sets
+/// it) with no record is reported as unrecorded.
+pub const UNRECORDED_AFTER_MS: i64 = 86_400_000;
+
+/// Regular files under `root` that are not in `recorded` and were landed
+/// before `cutoff_ms`; the node's own hidden areas (`.ubackup-tmp`,
+/// `.ubackup-quarantine`, a `.NAME.ubackup-landing` copy) are skipped.
+/// Returns (path, bytes), sorted. Blocking.
+pub fn unrecorded_files(
+    root: &Path,
+    recorded: &HashSet<PathBuf>,
+    cutoff_ms: i64,
+) -> Vec<(PathBuf, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                dirs.push(path);
+            } else if meta.is_file() && meta.ctime() * 1000 < cutoff_ms && !recorded.contains(&path)
+            {
+                out.push((path, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// What a verify run found.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -69,17 +119,21 @@ pub struct VerifyReport {
     pub skipped_recent: usize,
     /// Records whose path this node may not touch (outside the root…).
     pub refused: Vec<(String, String)>,
+    /// Files under server_root_path that no record of this node names.
+    pub unrecorded: Vec<(PathBuf, u64)>,
     pub interrupted: bool,
 }
 
 impl VerifyReport {
     pub fn summary(&self) -> String {
         format!(
-            "{} ok, {} missing or corrupt, {} verified recently and skipped, {} not checked (path outside server_root_path){}",
+            "{} ok, {} missing or corrupt, {} verified recently and skipped, {} not checked (path outside server_root_path), {} unrecorded file(s) ({} bytes){}",
             self.ok,
             self.problems.len(),
             self.skipped_recent,
             self.refused.len(),
+            self.unrecorded.len(),
+            self.unrecorded.iter().map(|u| u.1).sum::<u64>(),
             if self.interrupted { "; interrupted before the end" } else { "" }
         )
     }
@@ -107,7 +161,17 @@ pub async fn verify(
     let now = now_ms();
     let fresh_after = older_than_days.map(|d| now - (d * 86_400_000.0) as i64);
     let mut report = VerifyReport::default();
+    let mut recorded: HashSet<PathBuf> = HashSet::new();
     for key in local_instances(cat, &nodes).await? {
+        // every undeleted record of this node names a file, successful or
+        // not (a corrupt-marked one still has its file here)
+        for r in cat.scan_backups(&BackupQuery::for_instance(&key)).await? {
+            if nodes.iter().any(|n| n == r.node()) && r.result.file_path.is_some() {
+                if let Ok(p) = stored_path(&cfg.server_root_path, &r) {
+                    recorded.insert(p);
+                }
+            }
+        }
         let q = BackupQuery {
             succeeded: Some(true),
             ..BackupQuery::for_instance(&key)
@@ -150,6 +214,19 @@ pub async fn verify(
             }
         }
     }
+    let root = cfg.server_root_path.clone();
+    let cutoff = now - UNRECORDED_AFTER_MS;
+    report.unrecorded =
+        tokio::task::spawn_blocking(move || unrecorded_files(&root, &recorded, cutoff))
+            .await
+            .unwrap_or_default();
+    for (path, bytes) in &report.unrecorded {
+        tracing::warn!(file = %path.display(), bytes, "verify: no catalog record of this node names this file (landed over a day ago); left in place");
+        emit(&format!(
+            "UNRECORDED {} ({bytes} bytes): no catalog record of this node names it; left in place",
+            path.display()
+        ));
+    }
     Ok(report)
 }
 
@@ -176,5 +253,42 @@ pub async fn run_cli(cfg: Arc<ServerConfig>, older_than_days: Option<f64>, stop:
             eprintln!("ubackup-server verify: catalog error, stopped: {e}");
             exit::FATAL
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unrecorded_files_are_the_old_ones_no_record_names() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("mysql/10.0.0/5");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["recorded.xb", "orphan.xb"] {
+            std::fs::write(dir.join(name), b"data").unwrap();
+        }
+        for hidden in [
+            ".ubackup-tmp/n1/k.1/x",
+            ".ubackup-quarantine/n1/k.x",
+            "mysql/10.0.0/5/.x.ubackup-landing",
+        ] {
+            let p = root.path().join(hidden);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"tmp").unwrap();
+        }
+        let recorded: HashSet<PathBuf> = [root.path().join("mysql/10.0.0/5/recorded.xb")]
+            .into_iter()
+            .collect();
+        // landed just now: not yet reported (the indexer may be behind)
+        assert!(
+            unrecorded_files(root.path(), &recorded, now_ms() - UNRECORDED_AFTER_MS).is_empty()
+        );
+        // a day later
+        let later = now_ms() + UNRECORDED_AFTER_MS + 1000;
+        assert_eq!(
+            unrecorded_files(root.path(), &recorded, later - UNRECORDED_AFTER_MS),
+            vec![(dir.join("orphan.xb"), 4)]
+        );
     }
 }
