@@ -616,7 +616,14 @@ fn kill9_failpoints(_: &Opts) -> Outcome {
         }
         tally::fault(1);
         // the crash left the message in flight, unacknowledged, unreported
-        assert_eq!(w.inflight("n1"), 1, "{point}: the message is still held");
+        assert_eq!(
+            w.inflight("n1"),
+            1,
+            "{point}: the message is still held; queue {}: {}; node log:\n{}",
+            w.lo,
+            w.llen(&w.lo),
+            w.node_log("n1")
+        );
         assert_eq!(w.llen(&w.results), 0, "{point}: no result was pushed");
         assert!(rows_of(&w, &m).is_empty());
         w.restart_node("n1", Some(NodeSpec::new()));
