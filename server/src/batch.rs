@@ -87,6 +87,9 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
     let inflight = ctx.wq.keys().inflight(ctx.wq.worker(), queue);
     let mut inv = CLAIM.prepare_invoke();
     inv.key(queue).key(&inflight);
+    for higher in cfg.queues.iter().take_while(|q| *q != queue) {
+        inv.key(higher);
+    }
     for j in &picked {
         inv.arg(j.taken.payload.as_bytes());
     }
