@@ -549,13 +549,15 @@ fn level1_is_done_next_despite_a_backlog_of_200_on_the_low_list() {
         .iter()
         .position(|r| r["filename"] == "urgent.xb")
         .unwrap();
-    // only low messages the node had already taken when urgent arrived may
-    // finish in between (a batch may hold several); nothing taken later
-    // overtakes it. A batch no longer grows once a higher list has work
-    // (server/lua/claim.lua): before that, a claim just after the push
-    // made this test fail once in CI.
+    // Only these may finish before urgent: the low messages the node had
+    // already taken when urgent arrived (a batch may hold several), and one
+    // more. With its one worker busy, the node starts urgent at once in the
+    // express slot. When the worker frees up, it takes the next low message
+    // (the top list is empty by then), and that small pull can finish before
+    // urgent's: seen twice in CI. Without priority, urgent would come after
+    // most of the 200.
     assert!(
-        pos - before <= taken.max(1),
+        pos - before <= taken.max(1) + 1,
         "urgent was result #{pos}, {} after it was pushed, with {taken} low message(s) taken at that moment",
         pos - before
     );
