@@ -163,21 +163,18 @@ pub async fn verify(
     let mut report = VerifyReport::default();
     let mut recorded: HashSet<PathBuf> = HashSet::new();
     for key in local_instances(cat, &nodes).await? {
-        // every undeleted record of this node names a file, successful or
-        // not (a corrupt-marked one still has its file here)
         for r in cat.scan_backups(&BackupQuery::for_instance(&key)).await? {
-            if nodes.iter().any(|n| n == r.node()) && r.result.file_path.is_some() {
-                if let Ok(p) = stored_path(&cfg.server_root_path, &r) {
-                    recorded.insert(p);
-                }
-            }
-        }
-        let q = BackupQuery {
-            succeeded: Some(true),
-            ..BackupQuery::for_instance(&key)
-        };
-        for r in cat.scan_backups(&q).await? {
             if !nodes.iter().any(|n| n == r.node()) || r.result.file_path.is_none() {
+                continue;
+            }
+            // every undeleted record of this node names a file, successful
+            // or not (a corrupt-marked one still has its file here); only
+            // the successful ones are checked
+            let path = stored_path(&cfg.server_root_path, &r);
+            if let Ok(p) = &path {
+                recorded.insert(p.clone());
+            }
+            if r.result.succeed != 1 {
                 continue;
             }
             if stop.is_triggered() {
@@ -191,7 +188,7 @@ pub async fn verify(
                     continue;
                 }
             }
-            let path = match stored_path(&cfg.server_root_path, &r) {
+            let path = match path {
                 Ok(p) => p,
                 Err(why) => {
                     emit(&format!("NOT checked {label}: {why}"));
