@@ -196,28 +196,6 @@ pub struct InstanceConfig {
     pub restore_script: Option<String>,
 }
 
-/// `node_rsync_user` + `node_rsync_password_file`: both or neither.
-fn node_rsync_auth(g: &SectionReader) -> Result<Option<(String, PathBuf)>, ConfigError> {
-    match (g.opt_str("node_rsync_user"), g.opt_path("node_rsync_password_file")) {
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(g.error(
-            "node_rsync_password_file",
-            "missing; node_rsync_user needs a password file (mode 600)",
-        )),
-        (None, Some(_)) => Err(g.error(
-            "node_rsync_user",
-            "missing; node_rsync_password_file needs the user it belongs to",
-        )),
-        (Some(u), Some(_)) if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) => {
-            Err(g.error(
-                "node_rsync_user",
-                format!("`{u}` is not valid; expected an rsync user name without `@`, `:`, `/` or spaces"),
-            ))
-        }
-        (Some(u), Some(p)) => Ok(Some((u, p))),
-    }
-}
-
 /// A whole number of seconds, at least 1, or `default`.
 fn positive_secs(g: &SectionReader, key: &str, default: u64) -> Result<u64, ConfigError> {
     let what = "a whole number of seconds, at least 1";
@@ -415,7 +393,11 @@ impl GlobalConfig {
                 }
                 p => p.unwrap_or(DEFAULT_NODE_RSYNC_PORT),
             },
-            node_rsync_auth: node_rsync_auth(g)?,
+            node_rsync_auth: ubackup_common::config::rsync_auth(
+                g,
+                "node_rsync_user",
+                "node_rsync_password_file",
+            )?,
             node_rsync_timeout: Duration::from_secs(positive_secs(g, "node_rsync_timeout", 120)?),
             node_rsync_contimeout: Duration::from_secs(positive_secs(
                 g,

@@ -194,6 +194,35 @@ impl<'a> SectionReader<'a> {
     }
 }
 
+/// An rsync daemon login: `user_key` and `file_key` (its password file),
+/// both or neither, and a user name that cannot change the meaning of an
+/// `rsync://user@host/` URL. Used by the server (`rsync_user`) and by
+/// restore (`node_rsync_user`).
+pub fn rsync_auth(
+    g: &SectionReader,
+    user_key: &str,
+    file_key: &str,
+) -> Result<Option<(String, PathBuf)>, ConfigError> {
+    match (g.opt_str(user_key), g.opt_path(file_key)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(g.error(
+            file_key,
+            format!("missing; {user_key} needs a password file (mode 600)"),
+        )),
+        (None, Some(_)) => Err(g.error(
+            user_key,
+            format!("missing; {file_key} needs the user it belongs to"),
+        )),
+        (Some(u), Some(_)) if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) => {
+            Err(g.error(
+                user_key,
+                format!("`{u}` is not valid; expected an rsync user name without `@`, `:`, `/` or spaces"),
+            ))
+        }
+        (Some(u), Some(p)) => Ok(Some((u, p))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,31 +313,11 @@ impl ServerConfig {
         let rsync_nodelay = g.opt_bool("rsync_nodelay")?.unwrap_or(true);
         let allow_sources = allow_sources(&g)?;
 
-        let rsync_user = g.opt_str("rsync_user");
-        let rsync_password_file = g.opt_path("rsync_password_file");
-        match (&rsync_user, &rsync_password_file) {
-            (Some(_), None) => {
-                return Err(g.error(
-                    "rsync_password_file",
-                    "missing; rsync_user needs a password file (mode 600)",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(g.error(
-                    "rsync_user",
-                    "missing; rsync_password_file needs the user it belongs to",
-                ))
-            }
-            (Some(u), Some(_))
-                if u.contains(['@', ':', '/']) || u.chars().any(char::is_whitespace) =>
-            {
-                return Err(g.error(
-                    "rsync_user",
-                    format!("`{u}` is not a valid rsync user name"),
-                ))
-            }
-            _ => {}
-        }
+        let (rsync_user, rsync_password_file) =
+            match ubackup_common::config::rsync_auth(&g, "rsync_user", "rsync_password_file")? {
+                Some((u, p)) => (Some(u), Some(p)),
+                None => (None, None),
+            };
         if let Some(pf) = &rsync_password_file {
             check_password_file(&g, pf)?;
         }
