@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use ubackup_common::message::NO_FULL;
 use ubackup_common::ResultRecord;
 
@@ -78,13 +78,16 @@ impl CatalogRecord {
         self.result.succeed == 1 && self.result.illegal.is_none()
     }
 
-    /// The Elasticsearch document: the node's result (the original's
-    /// fields with their JSON types, plus the new optional ones), plus
+    /// The Elasticsearch document as a `Value`, built field by field: the
+    /// reference the tests hold [`Self::es_document_json`] (what is
+    /// actually sent) against. The node's result (the original's fields
+    /// with their JSON types, plus the new optional ones), plus
     /// `game_name`, plus the catalog's own fields when they are set.
+    #[cfg(test)]
     pub fn es_document(&self) -> Value {
         let mut doc = match serde_json::to_value(&self.result) {
             Ok(Value::Object(m)) => m,
-            _ => Map::new(),
+            _ => serde_json::Map::new(),
         };
         doc.insert("game_name".into(), Value::String(self.game_name.clone()));
         let m = &self.meta;
