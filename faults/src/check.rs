@@ -522,7 +522,7 @@ impl World {
             recorded.insert(path);
         }
         // every entry of the world directory
-        let base = self.base.path().to_path_buf();
+        let base = self.cluster.dir.path().to_path_buf();
         let mut stack = vec![base.clone()];
         while let Some(dir) = stack.pop() {
             let Ok(rd) = std::fs::read_dir(&dir) else {
