@@ -354,6 +354,10 @@ impl RedisServer {
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // its own process group: a Ctrl-C meant for the test (or the
+        // quickstart) does not shut it down under the cleanup
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         let mut child = cmd
             .spawn()
             .context("spawn redis-server (is it installed?)")?;

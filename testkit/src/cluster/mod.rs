@@ -239,17 +239,17 @@ impl ClusterBuilder {
                 if let Some(pw) = &self.password {
                     opts.args.extend(["--requirepass".into(), pw.clone()]);
                 }
+                let data = self.redis_dir.as_ref().map(|rel| dir.path().join(rel));
                 if let Some(rel) = &self.redis_log {
                     let log = dir.path().join(rel);
-                    if let Some(parent) = log.parent() {
+                    // (the data directory is made with the server)
+                    if let Some(parent) = log.parent().filter(|p| Some(*p) != data.as_deref()) {
                         std::fs::create_dir_all(parent)?;
                     }
                     opts.args
                         .extend(["--logfile".into(), log.display().to_string()]);
                 }
-                if let Some(rel) = &self.redis_dir {
-                    opts.dir = Some(dir.path().join(rel));
-                }
+                opts.dir = data;
                 RedisServer::start_opts(&opts)?
             }
         };
@@ -402,10 +402,11 @@ impl Cluster {
     }
 
     /// A database host's rsync daemon from a shipped rsyncd.conf (`template`)
-    /// serving `module_path`, its files in `dir`, on 127.0.0.1; tracked.
-    /// Returns (PID, port).
+    /// serving `module_path`, its files in `dir`, on 127.0.0.1; tracked as
+    /// `name`. Returns (PID, port).
     pub fn dbhost_rsyncd(
         &mut self,
+        name: &str,
         template: &str,
         dir: &Path,
         module_path: &Path,
@@ -417,7 +418,8 @@ impl Cluster {
             render_rsyncd(template, dir, module_path, hosts_allow),
         )
         .with_context(|| format!("write {}", conf.display()))?;
-        let d = start_rsyncd(&conf, &[localhost()])?;
+        let mut d = start_rsyncd(&conf, &[localhost()])?;
+        d.iter_mut().for_each(|d| d.proc.name = name.into());
         let (pid, _, port) = self.track_daemons(d)[0];
         Ok((pid, port))
     }
