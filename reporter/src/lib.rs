@@ -3,6 +3,7 @@
 //! Prometheus metrics).
 //!
 //! Layout:
+//! * [`cli`]: the command line and a subcommand as `main` starts it;
 //! * [`config`]: reads only the keys a subcommand needs from a node's or the
 //!   indexer's INI, plus the thresholds (`[global]` or `[reporter]`);
 //! * [`cluster`]: the nodes' state hashes/heartbeats and every list's depth;
@@ -24,6 +25,7 @@
 //! unknown: bad config, Redis unreachable, catalog unreadable.
 
 pub mod alerts;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod disk;
