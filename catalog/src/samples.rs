@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Disk figures of one node at one time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiskSample {
     pub time_ms: i64,

@@ -123,8 +123,6 @@ CREATE TABLE IF NOT EXISTS queue_samples (
 CREATE INDEX IF NOT EXISTS queue_samples_by_time ON queue_samples (time_ms);
 "#;
 
-/// Disk figures of one node at one time.
-
 /// Brings `conn` up to [`latest`]. Returns the version it found.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
