@@ -83,9 +83,8 @@ impl CatalogLocation {
                 let p = p.clone();
                 let store = tokio::task::spawn_blocking(move || SqliteCatalog::open(&p))
                     .await
-                    .map_err(|e| CatalogError::Fatal {
-                        store: self.to_string(),
-                        reason: e.to_string(),
+                    .map_err(|e| {
+                        CatalogError::fatal(self.to_string(), e.to_string()).because(e)
                     })??;
                 Ok(Arc::new(store))
             }

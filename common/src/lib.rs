@@ -9,8 +9,11 @@
 //! * [`queue`]: crash-safe take / fenced ack / re-queue / dead-letter;
 //! * [`validate`]: names from messages checked before they reach a path;
 //! * [`fsutil`]: atomic writes and checksums;
-//! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling.
+//! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling;
+//! * [`app`]: what every `main` does around its work (config → logging →
+//!   runtime → signals → exit code).
 
+pub mod app;
 pub mod config;
 pub mod fsutil;
 pub mod ini;

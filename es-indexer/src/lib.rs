@@ -4,6 +4,7 @@
 //! acknowledged before every store has it.
 //!
 //! Layout:
+//! * [`cli`]: the command line and the indexer as `main` starts it;
 //! * [`config`]: the INI file (`[global]`, `[business]`) into [`IndexerConfig`];
 //! * [`indexer`]: the loop (take → store → expiring keys → ack), heartbeat,
 //!   crash recovery; [`run`] is the entry point;
@@ -13,6 +14,7 @@
 //!
 //! The stores themselves (SQLite, Elasticsearch) are in `ubackup-catalog`.
 
+pub mod cli;
 pub mod config;
 pub mod indexer;
 pub mod overdue;

@@ -4,6 +4,8 @@
 //! fenced acks, idempotent landing), under bandwidth and disk-reserve limits.
 //!
 //! Layout:
+//! * [`cli`]: the command line and what each command runs (`main.rs`
+//!   only parses it and starts the one it names);
 //! * [`config`]: the server INI (original keys + additions);
 //! * [`intake`]: raw list element → validated [`intake::PullJob`] or the
 //!   reason it is illegal;
@@ -26,6 +28,7 @@
 //! * [`failpoint`]: fault injection for tests (debug builds only).
 
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod failpoint;
