@@ -6,6 +6,8 @@
 //! test owns what it starts, and `Drop` kills exactly that process.
 
 pub mod es;
+#[cfg(feature = "props")]
+pub mod props;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
