@@ -8,13 +8,17 @@
 //! * [`redis_conn`]: where a Redis is and how to connect (AUTH, blocking);
 //! * [`queue`]: crash-safe take / fenced ack / re-queue / dead-letter;
 //! * [`validate`]: names from messages checked before they reach a path;
+//! * [`backoff`]: capped exponential backoff, the one every retry loop uses;
+//! * [`deadlines`]: how long a clean stop of each program may take;
 //! * [`fsutil`]: atomic writes and checksums;
 //! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling;
 //! * [`app`]: what every `main` does around its work (config → logging →
 //!   runtime → signals → exit code).
 
 pub mod app;
+pub mod backoff;
 pub mod config;
+pub mod deadlines;
 pub mod fsutil;
 pub mod ini;
 pub mod keys;

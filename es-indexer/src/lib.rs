@@ -10,15 +10,16 @@
 //!   crash recovery; [`run`] is the entry point;
 //! * [`sinks`]: one batch to every store, retrying only what may pass later;
 //! * [`overdue`]: the expiring keys;
-//! * [`retry`]: backoff, and outage logging once per state change.
+//! * [`outage`]: outage logging once per state change, and the retries'
+//!   backoff (the one of `ubackup_common::backoff`).
 //!
 //! The stores themselves (SQLite, Elasticsearch) are in `ubackup-catalog`.
 
 pub mod cli;
 pub mod config;
 pub mod indexer;
+pub mod outage;
 pub mod overdue;
-pub mod retry;
 pub mod sinks;
 
 pub use config::IndexerConfig;

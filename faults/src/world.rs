@@ -507,7 +507,7 @@ impl Drop for World {
             if let Ok(rd) = std::fs::read_dir(self.node_tmp(id).join("pgid")) {
                 for e in rd.flatten() {
                     if let Some(pgid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-                        ubackup_server::tmp::kill_rsync_group(pgid, Duration::from_secs(2));
+                        ubackup_transport::tmp::kill_rsync_group(pgid, Duration::from_secs(2));
                     }
                 }
             }

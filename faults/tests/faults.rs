@@ -557,7 +557,7 @@ fn kill9_mid_rsync(_: &Opts) -> Outcome {
     tally::fault(1);
     let orphans: usize = groups
         .iter()
-        .map(|g| ubackup_server::tmp::rsync_members(*g).len())
+        .map(|g| ubackup_transport::tmp::rsync_members(*g).len())
         .sum();
     assert!(
         orphans > 0,
@@ -572,7 +572,7 @@ fn kill9_mid_rsync(_: &Opts) -> Outcome {
     let v = w.wait_quiet(quiet(30));
     let left: usize = groups
         .iter()
-        .map(|g| ubackup_server::tmp::rsync_members(*g).len())
+        .map(|g| ubackup_transport::tmp::rsync_members(*g).len())
         .sum();
     assert_eq!(left, 0, "the restarted node killed its orphaned rsync");
     println!("    orphaned rsync processes after kill -9: {orphans}; {v}");

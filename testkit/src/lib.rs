@@ -13,6 +13,8 @@
 
 pub mod cluster;
 pub mod es;
+#[cfg(feature = "props")]
+pub mod props;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -300,7 +300,7 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 
 /// rsync processes in process group `pgid` (from /proc).
 pub fn rsync_alive_in_group(pgid: i32) -> bool {
-    ubackup_server::tmp::rsync_members(pgid)
+    ubackup_transport::tmp::rsync_members(pgid)
         .iter()
         .any(|_| true)
 }
