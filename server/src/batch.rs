@@ -14,7 +14,7 @@
 //!    `4 × batch_max` when those hold messages of the same source), picks
 //!    the valid messages of the same source (files up to `batch_mb`, at most
 //!    `batch_max` in all, distinct final paths), and moves exactly those
-//!    into its in-flight list with one script (`lua/claim.lua`); one another
+//!    into its in-flight list with one step (the queue's `claim`); one another
 //!    node took meanwhile is simply not claimed. Every claimed message is in
 //!    the in-flight list like a taken one, so crash re-queue, drain and the
 //!    reaper treat it the same.
@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use ubackup_common::{ResultRecord, Taken};
@@ -47,9 +46,6 @@ use crate::node::CountGuard;
 use crate::retry::{AttemptError, Retry};
 use crate::rsync;
 use crate::worker::Ctx;
-
-static CLAIM: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../lua/claim.lua")));
 
 /// How many files are verified at once (lstat, fsync, blake3): enough for
 /// concurrent fsyncs to share journal commits, few enough threads.
@@ -84,30 +80,17 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
     if picked.is_empty() {
         return picked;
     }
-    let inflight = ctx.wq.keys().inflight(ctx.wq.worker(), queue);
-    let mut inv = CLAIM.prepare_invoke();
-    inv.key(queue).key(&inflight);
-    for higher in cfg.queues.iter().take_while(|q| *q != queue) {
-        inv.key(higher);
-    }
-    for j in &picked {
-        inv.arg(j.taken.payload.as_bytes());
-    }
-    match inv.invoke_async::<Vec<i64>>(&mut ctx.wq.conn()).await {
+    let taken: Vec<&Taken> = picked.iter().map(|j| &j.taken).collect();
+    match ctx.wq.claim(&taken).await {
         Ok(flags) => picked
             .into_iter()
             .zip(flags)
-            .filter(|(_, f)| *f == 1)
+            .filter(|(_, claimed)| *claimed)
             .map(|(j, _)| j)
             .collect(),
         Err(e) => {
-            // The script may have run before the connection failed: put
-            // back whatever it moved (release is fenced: a no-op for an
-            // item that is not in our in-flight list).
+            // whatever the script moved before the error was given back
             tracing::warn!("claiming more messages of the same source failed: {e}");
-            for j in &picked {
-                let _ = ctx.wq.release(&j.taken).await;
-            }
             Vec::new()
         }
     }
