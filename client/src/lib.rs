@@ -11,7 +11,7 @@
 //! * [`script`]: `sh -c` in its own process group, output tails, timeouts;
 //! * [`backlog`]: `back_log` / `last_all_log` with the original's semantics;
 //! * [`lock`]: one run per instance at a time (flock);
-//! * [`delivery`]: push-once to Redis (`lua/push_once.lua`), spool fallback,
+//! * [`delivery`]: push-once to Redis (the queue's `push_once`), spool fallback,
 //!   draining the spool;
 //! * [`spool`]: the spool directory's files;
 //! * [`restore`], [`list`], [`pin`]: `restore` / `list` / `pin` / `unpin`

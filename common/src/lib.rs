@@ -6,7 +6,8 @@
 //! * [`message`]: the two wire formats (client → queue, node → results);
 //! * [`keys`]: every Redis key name, from one prefix;
 //! * [`redis_conn`]: where a Redis is and how to connect (AUTH, blocking);
-//! * [`queue`]: crash-safe take / fenced ack / re-queue / dead-letter;
+//! * [`queue`]: every queue operation and Lua script (push, take, claim,
+//!   fenced ack, re-queue, dead letters, outbox forwarding), in one module;
 //! * [`validate`]: names from messages checked before they reach a path;
 //! * [`backoff`]: capped exponential backoff, the one every retry loop uses;
 //! * [`deadlines`]: how long a clean stop of each program may take;

@@ -14,7 +14,7 @@
 //!    `4 × batch_max` when those hold messages of the same source), picks
 //!    the valid messages of the same source (files up to `batch_mb`, at most
 //!    `batch_max` in all, distinct final paths), and moves exactly those
-//!    into its in-flight list with one script (`lua/claim.lua`); one another
+//!    into its in-flight list with one step (the queue's `claim`); one another
 //!    node took meanwhile is simply not claimed. Every claimed message is in
 //!    the in-flight list like a taken one, so crash re-queue, drain and the
 //!    reaper treat it the same.
@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use ubackup_common::{ResultRecord, Taken};
@@ -48,9 +47,6 @@ use crate::failpoint;
 use crate::intake::{intake, Intake, PullJob};
 use crate::land::{self, Landed};
 use crate::node::CountGuard;
-
-static CLAIM: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../../lua/claim.lua")));
 
 /// How many files are verified at once (lstat, fsync, blake3): enough for
 /// concurrent fsyncs to share journal commits, few enough threads.
@@ -72,12 +68,12 @@ pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -
     // shows up right at the pop end.
     let scan = (cfg.batch_max * 4) as isize;
     let probe = PROBE.min(scan);
-    let Some(mut raw) = lrange(ctx, queue, -probe, -1).await else {
+    let Some(mut raw) = peek(ctx, queue, 0, probe).await else {
         return Vec::new();
     };
     let mut picked = pick(cfg, first, raw.clone());
     if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
-        if let Some(mut deeper) = lrange(ctx, queue, -scan, -probe - 1).await {
+        if let Some(mut deeper) = peek(ctx, queue, probe, scan - probe).await {
             deeper.append(&mut raw);
             picked = pick(cfg, first, deeper);
         }
@@ -85,60 +81,29 @@ pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -
     if picked.is_empty() {
         return picked;
     }
-    match claim(ctx, cfg, queue, &picked).await {
+    let taken: Vec<&Taken> = picked.iter().map(|j| &j.taken).collect();
+    match ctx.wq.claim(&taken).await {
         Ok(flags) => picked
             .into_iter()
             .zip(flags)
-            .filter(|(_, f)| *f == 1)
+            .filter(|(_, claimed)| *claimed)
             .map(|(j, _)| j)
             .collect(),
         Err(e) => {
-            // The script may have run before the connection failed: put
-            // back whatever it moved (release is fenced: a no-op for an
-            // item that is not in our in-flight list).
+            // whatever the script moved before the error was given back
             tracing::warn!("claiming more messages of the same source failed: {e}");
-            for j in &picked {
-                let _ = ctx.wq.release(&j.taken).await;
-            }
             Vec::new()
         }
     }
 }
 
-/// Moves `picked` (payloads read from `queue`'s pop end) into this node's
-/// in-flight list with one script: a flag per message, 1 where it was
-/// still there to claim (`lua/claim.lua`; the lists above `queue` are
-/// passed so the script can refuse while a higher one has work).
-async fn claim(
-    ctx: &Ctx,
-    cfg: &ServerConfig,
-    queue: &str,
-    picked: &[PullJob],
-) -> redis::RedisResult<Vec<i64>> {
-    let inflight = ctx.wq.keys().inflight(ctx.wq.worker(), queue);
-    let mut inv = CLAIM.prepare_invoke();
-    inv.key(queue).key(&inflight);
-    for higher in cfg.queues.iter().take_while(|q| *q != queue) {
-        inv.key(higher);
-    }
-    for j in picked {
-        inv.arg(j.taken.payload.as_bytes());
-    }
-    inv.invoke_async::<Vec<i64>>(&mut ctx.wq.conn()).await
-}
-
 /// Items of the pop end looked at before reading deeper into a list.
 const PROBE: isize = 16;
 
-/// `LRANGE queue start stop` as raw bytes; `None` (logged) on an error.
-async fn lrange(ctx: &Ctx, queue: &str, start: isize, stop: isize) -> Option<Vec<Vec<u8>>> {
-    match redis::cmd("LRANGE")
-        .arg(queue)
-        .arg(start)
-        .arg(stop)
-        .query_async(&mut ctx.wq.conn())
-        .await
-    {
+/// `count` raw items of `queue`'s pop end after the first `skip`; `None`
+/// (logged) on an error.
+async fn peek(ctx: &Ctx, queue: &str, skip: isize, count: isize) -> Option<Vec<Vec<u8>>> {
+    match ctx.wq.peek(queue, skip as usize, count as usize).await {
         Ok(v) => Some(v),
         Err(e) => {
             tracing::debug!("cannot look for more messages of the same source: {e}");
@@ -548,14 +513,9 @@ async fn verify_all(jobs: &[PullJob], dir: &Path) -> Vec<Result<Landed, AttemptE
 /// LPOS per job). On a Redis error, all are assumed held: the fenced ack
 /// still keeps a zombie's result out.
 async fn held_flags(ctx: &Ctx, jobs: &[PullJob]) -> Vec<bool> {
-    let mut p = redis::pipe();
-    for j in jobs {
-        p.cmd("LPOS")
-            .arg(ctx.wq.keys().inflight(ctx.wq.worker(), &j.taken.queue))
-            .arg(&j.taken.payload);
-    }
-    match p.query_async::<Vec<Option<i64>>>(&mut ctx.wq.conn()).await {
-        Ok(v) => v.iter().map(Option::is_some).collect(),
+    let taken: Vec<&Taken> = jobs.iter().map(|j| &j.taken).collect();
+    match ctx.wq.holds_each(&taken).await {
+        Ok(v) => v,
         Err(e) => {
             tracing::debug!("cannot check the in-flight list: {e}");
             vec![true; jobs.len()]
