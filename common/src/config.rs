@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod ini;
 pub mod logs;
 pub mod redis;
 
@@ -26,7 +27,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::ini::{IniDoc, Section};
+use self::ini::{IniDoc, Section};
 
 /// A config file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

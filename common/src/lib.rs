@@ -21,7 +21,6 @@ pub mod backoff;
 pub mod config;
 pub mod deadlines;
 pub mod fsutil;
-pub mod ini;
 pub mod keys;
 pub mod logging;
 pub mod message;
@@ -30,6 +29,7 @@ pub mod redis_conn;
 pub mod shutdown;
 pub mod validate;
 
+pub use config::ini;
 pub use config::{ConfigError, SectionReader};
 pub use ini::IniDoc;
 pub use keys::Keys;
