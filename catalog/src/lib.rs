@@ -5,6 +5,8 @@
 //! * [`record`]: what a catalog holds: [`CatalogRecord`] (a node's result
 //!   plus `game_name` and the catalog's own columns), the instance registry
 //!   ([`InstanceEntry`]) and the query types;
+//! * [`copies`]: the copies of a backup on other nodes, the first one
+//!   read from the result;
 //! * [`chain`], [`location`]: full + incremental chains, and the `catalog` /
 //!   `es_urls` keys that restore, prune and verify open a store with;
 //! * [`retention`], [`reports`], [`web_stats`]: the traits beyond
@@ -23,6 +25,7 @@
 //! alerts read through the other methods, whichever store is configured.
 
 pub mod chain;
+pub mod copies;
 pub mod es;
 pub mod location;
 pub mod record;
@@ -34,6 +37,7 @@ pub mod web_stats;
 
 use async_trait::async_trait;
 
+pub use copies::CopyRecord;
 pub use es::{EsCatalog, EsSettings};
 pub use location::CatalogLocation;
 pub use record::{

@@ -6,6 +6,8 @@ use serde_json::Value;
 use ubackup_common::message::NO_FULL;
 use ubackup_common::ResultRecord;
 
+use crate::copies::CopyRecord;
+
 /// One backup result as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogRecord {
@@ -33,6 +35,9 @@ pub struct RecordMeta {
     pub verified_at: Option<i64>,
     /// Outcome of that verification (`ok`, `missing`, `checksum mismatch`…).
     pub verify_state: Option<String>,
+    /// Copies on other nodes (see [`crate::copies`]), in node order. Only
+    /// the replicating nodes write them; a result never carries any.
+    pub copies: Vec<CopyRecord>,
 }
 
 /// What happened to one record of a [`crate::Catalog::store`] batch.
@@ -175,6 +180,7 @@ impl CatalogRecord {
                 .get("verify_state")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            copies: copies_of_document(src.get("copies")),
         };
         let result: ResultRecord = serde_json::from_value(Value::Object(src))
             .map_err(|e| format!("document {id} is not a backup result: {e}"))?;
@@ -185,6 +191,24 @@ impl CatalogRecord {
             meta,
         })
     }
+}
+
+/// The `copies` object of a document (node → copy). An entry that does not
+/// read as a copy is skipped: the document stays readable.
+fn copies_of_document(v: Option<&Value>) -> Vec<CopyRecord> {
+    let Some(Value::Object(m)) = v else {
+        return Vec::new();
+    };
+    let mut out: Vec<CopyRecord> = m
+        .iter()
+        .filter_map(|(node, c)| {
+            let mut c = c.clone();
+            c.as_object_mut()?.insert("node".into(), node.clone().into());
+            serde_json::from_value(c).ok()
+        })
+        .collect();
+    out.sort_by(|a, b| a.node.cmp(&b.node));
+    out
 }
 
 /// One backed-up instance: the original's `SERVER_ID:TYPE:INSTANCE`.
@@ -424,6 +448,7 @@ mod tests {
             pinned: true,
             verified_at: Some(3),
             verify_state: Some("ok".into()),
+            copies: Vec::new(),
         };
         r.result.illegal = Some("x".into());
         r.result.run_id = Some("r".into());

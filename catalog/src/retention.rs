@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 
+use crate::copies::CopyRecord;
 use crate::record::{BackupQuery, CatalogRecord, InstanceKey};
 use crate::{Catalog, CatalogError};
 
@@ -85,6 +86,11 @@ pub trait Retention: Catalog {
         outcome: &VerifyOutcome,
         at_ms: i64,
     ) -> Result<(), CatalogError>;
+
+    /// Records (adds or replaces) the copy of record `id` on `copy.node`.
+    /// `Ok(false)`: there is no record `id` (yet: the indexer may not
+    /// have stored the result), nothing was written.
+    async fn record_copy(&self, id: &str, copy: &CopyRecord) -> Result<bool, CatalogError>;
 
     /// Every record matching `q` (its `limit`/`offset` are ignored), newest
     /// first. Pages by `create_time` rather than by offset, so it also

@@ -3,7 +3,7 @@
 
 use super::EsCatalog;
 use crate::retention::{illegal_after, Retention, VerifyOutcome};
-use crate::{Catalog, CatalogError};
+use crate::{Catalog, CatalogError, CopyRecord};
 use async_trait::async_trait;
 use elasticsearch::params::Refresh;
 use elasticsearch::BulkParts;
@@ -70,6 +70,19 @@ impl Retention for EsCatalog {
                 .map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// The copy goes in as `copies.<node>` of a partial-document update,
+    /// which Elasticsearch merges into the document: the result's own
+    /// fields, and the other nodes' copies, stay as they are.
+    async fn record_copy(&self, id: &str, copy: &CopyRecord) -> Result<bool, CatalogError> {
+        let mut body = serde_json::to_value(copy).expect("a copy serializes");
+        if let Some(m) = body.as_object_mut() {
+            m.remove("node");
+        }
+        let mut copies = serde_json::Map::new();
+        copies.insert(copy.node.clone(), body);
+        self.update_doc(id, json!({ "copies": copies })).await
     }
 
     async fn record_verify(

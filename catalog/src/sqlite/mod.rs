@@ -79,6 +79,14 @@ pub(crate) const SELECT_COLUMNS: &str =
      last_all_filename, last_all_time, succeed, log, duration_ms, attempts, bytes_per_sec, verify, \
      checksum, illegal, indexed_at, deleted_at, pinned, verified_at, verify_state";
 
+/// The record's copies as one JSON column, read after [`SELECT_COLUMNS`]
+/// (by `row_to_record` when the row has it). A separate constant because
+/// some queries prefix every column of `SELECT_COLUMNS` with a table alias.
+pub(crate) const COPIES_COLUMN: &str =
+    "(SELECT json_group_array(json_object('node', c.node, 'ip', c.ip, 'zone', c.zone, \
+     'file_path', c.file_path, 'state', c.state, 'recorded_at', c.recorded_at, \
+     'verified_at', c.verified_at)) FROM copies c WHERE c.backup_id = backups.id)";
+
 const INSTANCE_COLUMNS: &str =
     "server_id, type, instance, game_id, game_name, interval, first_seen_ms, \
      last_attempt_ms, last_success_ms, last_error, last_error_ms, last_node";
@@ -416,8 +424,22 @@ pub(crate) fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
             pinned: r.get::<_, i64>(28)? != 0,
             verified_at: r.get(29)?,
             verify_state: r.get(30)?,
+            copies: if r.as_ref().column_count() > 31 {
+                copies_of_json(r.get::<_, Option<String>>(31)?.as_deref())
+            } else {
+                Vec::new()
+            },
         },
     })
+}
+
+/// [`COPIES_COLUMN`] back to records, in node order.
+fn copies_of_json(text: Option<&str>) -> Vec<crate::CopyRecord> {
+    let mut v: Vec<crate::CopyRecord> = text
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    v.sort_by(|a, b| a.node.cmp(&b.node));
+    v
 }
 
 /// `WHERE …` and its parameters for a [`BackupQuery`].
@@ -497,7 +519,7 @@ impl Catalog for SqliteCatalog {
         let id = id.to_string();
         self.with_reader(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {SELECT_COLUMNS} FROM backups WHERE id = ?1"
+                "SELECT {SELECT_COLUMNS}, {COPIES_COLUMN} FROM backups WHERE id = ?1"
             ))?
             .query_row([id], row_to_record)
             .optional()
@@ -509,7 +531,7 @@ impl Catalog for SqliteCatalog {
         let (cond, mut args) = where_clause(q);
         args.push((q.effective_limit() as i64).into());
         args.push((q.offset as i64).into());
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM backups {cond} ORDER BY create_time DESC, id LIMIT ? OFFSET ?");
+        let sql = format!("SELECT {SELECT_COLUMNS}, {COPIES_COLUMN} FROM backups {cond} ORDER BY create_time DESC, id LIMIT ? OFFSET ?");
         self.with_reader(move |c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(rusqlite::params_from_iter(args), row_to_record)?;

@@ -4,7 +4,7 @@
 use super::{row_to_record, SqliteCatalog, SELECT_COLUMNS};
 use crate::record::{CatalogRecord, InstanceKey};
 use crate::retention::{illegal_after, Retention, VerifyOutcome};
-use crate::CatalogError;
+use crate::{CatalogError, CopyRecord};
 use async_trait::async_trait;
 use rusqlite::params;
 
@@ -45,6 +45,28 @@ impl Retention for SqliteCatalog {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn record_copy(&self, id: &str, copy: &CopyRecord) -> Result<bool, CatalogError> {
+        let id = id.to_string();
+        let c = copy.clone();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM backups WHERE id = ?1)", [&id], |r| r.get(0))?;
+            if exists {
+                tx.execute(
+                    "INSERT INTO copies (backup_id, node, ip, zone, file_path, state, recorded_at, verified_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (backup_id, node) DO UPDATE SET ip = excluded.ip, zone = excluded.zone, \
+                     file_path = excluded.file_path, state = excluded.state, recorded_at = excluded.recorded_at, \
+                     verified_at = excluded.verified_at",
+                    params![id, c.node, c.ip, c.zone, c.file_path, c.state, c.recorded_at, c.verified_at],
+                )?;
+            }
+            tx.commit()?;
+            Ok(exists)
+        })
+        .await
     }
 
     async fn record_verify(

@@ -1,6 +1,7 @@
 //! The SQLite schema as numbered migrations: every table and index of the
 //! catalog is defined here, the backups and the instance registry (1) and
-//! the reporter's disk/queue samples (2).
+//! the reporter's disk/queue samples (2), the copies of a backup on other
+//! nodes (3).
 //!
 //! `schema_version` holds the highest migration applied. At open, every
 //! later migration runs in its own transaction. To change the schema, append
@@ -13,7 +14,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// (version, SQL). Versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The current schema version of this build.
 pub fn latest() -> u32 {
@@ -121,6 +122,24 @@ CREATE TABLE IF NOT EXISTS queue_samples (
     PRIMARY KEY (list, time_ms)
 );
 CREATE INDEX IF NOT EXISTS queue_samples_by_time ON queue_samples (time_ms);
+"#;
+
+/// The copies of a backup beyond the first (see `crate::copies`). No
+/// foreign key on `backup_id`: a replayed result rewrites its `backups`
+/// row, and the copies must survive that.
+const V3: &str = r#"
+CREATE TABLE IF NOT EXISTS copies (
+    backup_id   TEXT    NOT NULL,   -- backups.id
+    node        TEXT    NOT NULL,   -- node_id of the node holding it
+    ip          TEXT    NOT NULL,
+    zone        TEXT    NOT NULL,
+    file_path   TEXT    NOT NULL,   -- the file on that node
+    state       TEXT    NOT NULL,   -- ok / missing / corrupt / lost / deleted
+    recorded_at INTEGER NOT NULL,   -- unix ms
+    verified_at INTEGER,
+    PRIMARY KEY (backup_id, node)
+);
+CREATE INDEX IF NOT EXISTS copies_by_node ON copies (node, state);
 "#;
 
 /// Brings `conn` up to [`latest`]. Returns the version it found.
