@@ -97,6 +97,24 @@ impl Keys {
         format!("{}samples", self.prefix)
     }
 
+    /// Replication tasks for node `node` (JSON `ReplicaTask`s of the
+    /// server): the copies it should make. Its lowest-priority list, taken
+    /// through the same claim / fenced ack / reaper as backup messages.
+    pub fn replica(&self, node: &str) -> String {
+        format!("{}replica:{node}", self.prefix)
+    }
+
+    /// Expiring lock: the one node whose repair sweep runs now.
+    pub fn repair_lock(&self) -> String {
+        format!("{}repair:lock", self.prefix)
+    }
+
+    /// Hash the repair sweep publishes (see [`replication`]): the
+    /// reporter's `under_replicated` alert and metrics read it.
+    pub fn replication(&self) -> String {
+        format!("{}replication", self.prefix)
+    }
+
     /// Hash written by `ubackup-reporter queue`: list key → depth, plus
     /// `time_ms` of the sample.
     pub fn queue_depths(&self) -> String {
@@ -117,6 +135,23 @@ mod tests {
         assert_eq!(k.overdue(111111, "mysql", 3306), "111111:mysql:3306");
         assert_eq!(Keys::default().workers(), "ubackup:workers");
     }
+}
+
+/// Field names of the repair sweep's hash ([`Keys::replication`]).
+pub mod replication {
+    /// Backups with fewer good copies than `copies` asks for.
+    pub const UNDER_REPLICATED: &str = "under_replicated";
+    /// `create_time` (unix ms) of the oldest of them; 0 when none.
+    pub const OLDEST_MS: &str = "oldest_ms";
+    /// Backups the last sweep looked at (those that want 2 copies or more).
+    pub const CHECKED: &str = "checked";
+    /// Tasks waiting in every node's replication list.
+    pub const BACKLOG: &str = "backlog";
+    /// Tasks the last sweep queued.
+    pub const QUEUED: &str = "queued";
+    /// Unix ms the last sweep ended, and the node that ran it.
+    pub const SWEEP_MS: &str = "sweep_ms";
+    pub const SWEEP_NODE: &str = "sweep_node";
 }
 
 /// Field names of a worker's state hash ([`Keys::state`]). Written by the
@@ -141,6 +176,11 @@ pub mod state {
     pub const VERSION: &str = "version";
     /// Unix ms the process started.
     pub const STARTED_MS: &str = "started_ms";
+    /// The node's `zone` (replication puts copies in other zones).
+    pub const ZONE: &str = "zone";
+    /// Its read-only rsync module and port, that other nodes replicate from.
+    pub const MODULE: &str = "module";
+    pub const MODULE_PORT: &str = "module_port";
     // Written by `ubackup-reporter disk` (the node's cron), not by the node:
     /// Used bytes of the filesystem of `server_root_path` (total - free).
     pub const DISK_USED: &str = "disk_used";

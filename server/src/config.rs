@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: &[&str] = ubackup_common::key_list!(
     redis_keys::MESSAGE_REDIS_KEYS,
     logs::KEYS,
     &[cluster::KEY_PREFIX, cluster::MESSAGE_QUEUE],
+    crate::replica::config::KEYS,
 );
 
 /// The keys only the server reads.
@@ -159,6 +160,8 @@ pub struct ServerConfig {
     /// `rediskeeptime`, each whole days, at least 1. A type not here is
     /// never pruned.
     pub keep_days: BTreeMap<String, u32>,
+    /// Copies, zones and repair (see `crate::replica`).
+    pub replica: crate::replica::config::ReplicaConfig,
     /// The catalog prune and verify read and mark (`catalog` or `es_urls`).
     pub catalog: Option<ubackup_catalog::CatalogLocation>,
     /// Run prune inside the server this often (`prune_interval`, seconds).
@@ -327,6 +330,7 @@ impl ServerConfig {
         )?;
         let (log, error_log) = logs::read(&g);
 
+        let replica = replica_config(&g, &node_id)?;
         Ok(ServerConfig {
             file: doc.file.clone(),
             node_id,
@@ -361,6 +365,7 @@ impl ServerConfig {
             mysqlkeeptime: keep_time(&g, "mysqlkeeptime")?,
             rediskeeptime: keep_time(&g, "rediskeeptime")?,
             keep_days: keep_days(&g)?,
+            replica,
             catalog: ubackup_catalog::CatalogLocation::from_section(&g)?,
             prune_interval: prune_interval(&g)?,
             quarantine_days: quarantine_days(&g)?,
@@ -370,6 +375,7 @@ impl ServerConfig {
                 .filter(|k| {
                     !ubackup_catalog::location::KEYS.contains(&k.as_str())
                         && !k.starts_with("keeptime.")
+                        && !k.starts_with("copies.")
                 })
                 .collect(),
         })
@@ -417,6 +423,19 @@ impl ServerConfig {
         }
         out
     }
+}
+
+/// The replication keys; a second copy needs the catalog (a copy is
+/// verified against it and recorded in it).
+fn replica_config(
+    g: &SectionReader,
+    node_id: &str,
+) -> Result<crate::replica::config::ReplicaConfig, ConfigError> {
+    let r = crate::replica::config::ReplicaConfig::from_section(g, node_id)?;
+    if r.enabled() && ubackup_catalog::CatalogLocation::from_section(g)?.is_none() {
+        return Err(g.error("copies", "asks for more than one copy but the server has no catalog to verify and record copies in; set `catalog` (the SQLite catalog path) or `es_urls`"));
+    }
+    Ok(r)
 }
 
 /// `prune_interval` (seconds, at least 1); it needs a catalog to prune.

@@ -25,6 +25,9 @@
 //! * [`prune`], [`verify`]: retention and re-verification of stored files
 //!   against the catalog (`ubackup-server prune` / `verify`, and the
 //!   periodic prune when `prune_interval` is set);
+//! * [`replica`]: the second and third copies (`copies`), on other nodes
+//!   and zones: the task after a first copy, the copy itself, the repair
+//!   sweep;
 //! * `failpoint`: fault injection for tests (debug builds only).
 //!
 //! The rsync runner, its exit codes and retry policy, the temp area and
@@ -42,6 +45,7 @@ mod listwatch;
 mod node;
 pub mod prune;
 mod pull;
+pub mod replica;
 mod results;
 pub mod verify;
 mod worker;
@@ -109,7 +113,16 @@ pub async fn run(
     }
 
     let keys = Keys::new(&cfg.key_prefix);
-    let Some(wq) = connect(&cfg, &keys, stop.clone()).await else {
+    // with copies, the replication list is the lowest-priority list
+    let replica = match replica::open(&cfg, &keys, stop.clone()).await {
+        Some(r) => r,
+        None => return Ok(()),
+    };
+    let mut queues = cfg.queues.clone();
+    if let Some(r) = &replica {
+        queues.push(r.list.clone());
+    }
+    let Some(wq) = connect(&cfg, &keys, queues, stop.clone()).await else {
         return Ok(());
     };
     let sink = ResultSink::new(
@@ -165,6 +178,7 @@ pub async fn run(
         status.clone(),
         disk.clone(),
         cfg.myip.clone(),
+        replica::advertised(&cfg, replica.is_some()),
         cfg.heartbeat,
         control_tx,
         hb_stop.clone(),
@@ -176,6 +190,14 @@ pub async fn run(
         stop.clone(),
     ));
     let pruner = prune::spawn_periodic(cfg.clone(), stop.clone());
+    let repairer = replica.clone().map(|r| {
+        tokio::spawn(replica::repair::sweep_loop(
+            cfg.clone(),
+            r,
+            wq.clone(),
+            stop.clone(),
+        ))
+    });
     let forwarder = tokio::spawn({
         let sink = sink.clone();
         let conn = wq.conn();
@@ -191,6 +213,7 @@ pub async fn run(
         status,
         stop: stop.clone(),
         abort,
+        replica,
     });
     worker::dispatch(ctx.clone(), control_rx, move || abort_trigger.trigger()).await;
 
@@ -209,6 +232,9 @@ pub async fn run(
     let _ = reaper.await;
     if let Some(p) = pruner {
         let _ = p.await;
+    }
+    if let Some(r) = repairer {
+        let _ = r.await;
     }
     hb_trigger.trigger();
     let _ = heartbeat.await;
@@ -234,10 +260,15 @@ pub async fn run(
 }
 
 /// Connects to the queue Redis, retrying until it answers or `stop` trips.
-async fn connect(cfg: &ServerConfig, keys: &Keys, mut stop: Shutdown) -> Option<WorkQueue> {
+async fn connect(
+    cfg: &ServerConfig,
+    keys: &Keys,
+    queues: Vec<String>,
+    mut stop: Shutdown,
+) -> Option<WorkQueue> {
     let mut failures = 0u32;
     loop {
-        match WorkQueue::connect(&cfg.redis, keys.clone(), &cfg.node_id, cfg.queues.clone()).await {
+        match WorkQueue::connect(&cfg.redis, keys.clone(), &cfg.node_id, queues.clone()).await {
             Ok(wq) => return Some(wq),
             Err(e) => {
                 failures += 1;

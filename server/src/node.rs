@@ -78,6 +78,7 @@ pub async fn heartbeat_loop(
     status: Arc<NodeStatus>,
     disk: DiskReserve,
     ip: String,
+    advertised: Vec<(&'static str, String)>,
     heartbeat: Duration,
     control_tx: watch::Sender<Control>,
     mut stop: Shutdown,
@@ -108,7 +109,7 @@ pub async fn heartbeat_loop(
             Err(e) => tracing::debug!("cannot read {control_key}: {e}"),
         }
         if publish_now || last_beat.is_none_or(|t| t.elapsed() >= refresh) {
-            match beat(&wq, &status, &disk, &ip, heartbeat).await {
+            match beat(&wq, &status, &disk, &ip, &advertised, heartbeat).await {
                 Ok(()) => {
                     failures = 0;
                     last_beat = Some(tokio::time::Instant::now());
@@ -134,6 +135,7 @@ async fn beat(
     status: &NodeStatus,
     disk: &DiskReserve,
     ip: &str,
+    advertised: &[(&'static str, String)],
     ttl: Duration,
 ) -> redis::RedisResult<()> {
     let space = disk.space().ok();
@@ -141,7 +143,7 @@ async fn beat(
         *status.disk.lock().expect("status lock") = Some(sp);
     }
     let reason = status.pause_reason.lock().expect("status lock").clone();
-    let fields: Vec<(&str, String)> = vec![
+    let mut fields: Vec<(&str, String)> = vec![
         (state::KIND, "node".into()),
         (state::IP, ip.into()),
         (
@@ -168,6 +170,7 @@ async fn beat(
         (state::VERSION, env!("CARGO_PKG_VERSION").into()),
         (state::STARTED_MS, status.started_ms.to_string()),
     ];
+    fields.extend(advertised.iter().cloned());
     wq.heartbeat(ttl, &fields).await
 }
 

@@ -89,7 +89,7 @@ pub(crate) async fn dispatch(
         let normal = jobs.len().saturating_sub(express.load(Ordering::SeqCst));
         if reason.is_some() || normal >= desired {
             let may_express = reason.is_none()
-                && ctx.wq.queues().len() > 1
+                && cfg.queues.len() > 1
                 && express.load(Ordering::SeqCst) == 0;
             if may_express {
                 match ctx.wq.try_take_top(1).await {
@@ -124,8 +124,15 @@ pub(crate) async fn dispatch(
             continue;
         }
 
+        // one replication task at a time, and only when no backup message
+        // waits (its list is the last one, so strict priority does that)
+        let replica_busy = ctx
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.running.load(Ordering::SeqCst) > 0);
         let taken = tokio::select! {
-            r = ctx.wq.try_take(1) => r,
+            r = ctx.wq.try_take_above_last(1), if replica_busy => r,
+            r = ctx.wq.try_take(1), if !replica_busy => r,
             // a message moved by an abandoned pop script is in our
             // in-flight list: the drain re-queues it
             _ = stop.wait() => break,

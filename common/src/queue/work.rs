@@ -151,6 +151,13 @@ impl WorkQueue {
         self.take_from(&self.queues, max).await
     }
 
+    /// Like [`try_take`](Self::try_take), from every list but the last (a
+    /// node's replication list, while its one replication slot is busy).
+    pub async fn try_take_above_last(&self, max: usize) -> redis::RedisResult<Vec<Taken>> {
+        let n = self.queues.len().saturating_sub(1).max(1);
+        self.take_from(&self.queues[..n], max).await
+    }
+
     /// Like [`try_take`](Self::try_take), from the top-priority list only
     /// (a node's express slot for `level1` messages, used while all its
     /// workers are busy with lower lists).

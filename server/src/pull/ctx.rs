@@ -12,6 +12,7 @@ use ubackup_transport::TempArea;
 use crate::config::ServerConfig;
 use crate::disk::DiskReserve;
 use crate::node::NodeStatus;
+use crate::replica::Replication;
 use crate::results::ResultSink;
 
 /// What every job shares.
@@ -26,6 +27,8 @@ pub(crate) struct Ctx {
     pub stop: Shutdown,
     /// Tripped when the drain deadline passes: kill running rsyncs.
     pub abort: Shutdown,
+    /// Set when the config asks for copies (see `crate::replica`).
+    pub replica: Option<Arc<Replication>>,
 }
 
 impl Ctx {

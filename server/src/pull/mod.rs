@@ -15,6 +15,9 @@
 //!   dead-letter, the quarantine, the wait before another attempt);
 //! * `args`: the node config as the transport's rsync options;
 //! * `ctx`: what every pull shares with the dispatcher.
+//!
+//! A replication task (from the node's replication list) is not a pull of
+//! a backup message: [`process`] hands it to `crate::replica::copy`.
 
 mod args;
 mod batch;
@@ -28,6 +31,7 @@ use tracing::Instrument;
 use ubackup_common::Taken;
 
 pub(crate) use ctx::Ctx;
+pub(crate) use outcome::retry_redis;
 
 use crate::failpoint;
 use crate::intake::{intake, Intake};
@@ -36,6 +40,11 @@ use crate::node::CountGuard;
 /// Runs one taken message to its end (see the module doc), then the
 /// original's `interval` pause, holding the worker slot.
 pub(crate) async fn process(ctx: Arc<Ctx>, taken: Taken) {
+    if let Some(rep) = ctx.replica.as_ref().filter(|r| r.list == taken.queue) {
+        let _running = CountGuard::new(&rep.running);
+        crate::replica::copy::run(&ctx, rep, taken).await;
+        return;
+    }
     let _active = CountGuard::new(&ctx.status.active);
     let span = tracing::info_span!("job", queue = %taken.queue);
     async {

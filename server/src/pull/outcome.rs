@@ -128,6 +128,9 @@ pub(super) async fn ack(ctx: &Ctx, taken: &Taken, result: &ResultRecord) {
         Some(true) => {
             ctx.sink.notify();
             failpoint::hit("after_ack").await;
+            if let Some(rep) = &ctx.replica {
+                crate::replica::after_first_copy(&ctx.cfg(), rep, &ctx.wq, result).await;
+            }
         }
         Some(false) => tracing::warn!(
             "ack fenced off: the message was re-queued while this node held it (heartbeat expired, e.g. a stopped process); result dropped, the new holder reports it"
@@ -165,6 +168,14 @@ pub(super) async fn ack_many(ctx: &Ctx, items: &[(PullJob, ResultRecord)]) {
     if flags.iter().any(|f| *f) {
         ctx.sink.notify();
         failpoint::hit("after_ack").await;
+    }
+    if let Some(rep) = &ctx.replica {
+        let cfg = ctx.cfg();
+        for ((_, result), ours) in items.iter().zip(&flags) {
+            if *ours {
+                crate::replica::after_first_copy(&cfg, rep, &ctx.wq, result).await;
+            }
+        }
     }
 }
 
@@ -265,7 +276,7 @@ pub(super) async fn before_retry(
 
 /// Retries a Redis step until it succeeds or the pulls are aborted (then
 /// the message stays in flight and is re-queued). Returns None if given up.
-pub(super) async fn retry_redis<T, F, Fut>(ctx: &Ctx, what: &str, mut f: F) -> Option<T>
+pub(crate) async fn retry_redis<T, F, Fut>(ctx: &Ctx, what: &str, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
