@@ -44,6 +44,25 @@ fn path(r: &CatalogRecord) -> String {
 }
 
 /// `ok 2026-…` after a verify run, else what the node checked at pull time.
+/// ` + copies: n2 ok, n3 corrupt` for the copies beyond the first
+/// (`copies` > 1); empty without any.
+fn other_copies(r: &CatalogRecord) -> String {
+    let all = r.copies();
+    let first = all.first().map(|c| c.node.clone());
+    let others: Vec<String> = all
+        .iter()
+        .filter(|c| Some(&c.node) != first.as_ref())
+        .map(|c| format!("{} {}", c.node, c.state))
+        .collect();
+    match (first.as_deref(), others.is_empty()) {
+        (_, true) => String::new(),
+        (Some(f), false) if all[0].state != ubackup_catalog::copies::state::OK => {
+            format!(" [{f} {}] + copies: {}", all[0].state, others.join(", "))
+        }
+        _ => format!(" + copies: {}", others.join(", ")),
+    }
+}
+
 fn verified(r: &CatalogRecord) -> String {
     match (&r.meta.verify_state, r.meta.verified_at) {
         (Some(s), Some(at)) => format!("{s} {}", show(at)),
@@ -104,6 +123,7 @@ pub async fn list(
                     "verify_state": r.meta.verify_state,
                     "verified_at": r.meta.verified_at,
                     "pinned": r.meta.pinned,
+                    "copies": r.copies(),
                 })
             })
             .collect();
@@ -135,7 +155,7 @@ pub async fn list(
                 format!("{}/{}", r.result.back_type, r.result.instance),
                 kind(r),
                 bytes(r.result.size),
-                format!("{} ({})", r.node(), r.result.back_server_ip),
+                format!("{} ({}){}", r.node(), r.result.back_server_ip, other_copies(r)),
                 path(r),
                 verified(r),
                 format!(

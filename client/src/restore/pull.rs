@@ -65,16 +65,44 @@ impl NodeAccess {
 #[derive(Debug, Clone)]
 pub struct Wanted {
     pub record: CatalogRecord,
+    /// The copy this file is pulled from now: its node, address and URL.
+    pub node: String,
     pub ip: IpAddr,
     /// `rsync://node:port/module/TYPE/A.B.C/D/name`.
     pub url: String,
+    /// The other good copies, tried in this order when a pull from the
+    /// current one (or its verification) fails.
+    pub others: Vec<Located>,
     /// The name in `--dest`.
     pub local: String,
     pub size: u64,
     pub checksum: Option<String>,
 }
 
-/// Locates every record of `chain` in its node's module.
+/// A copy of a file in one node's module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub node: String,
+    pub ip: IpAddr,
+    pub url: String,
+}
+
+impl Wanted {
+    /// Moves on to the next copy; `None` when there is none left.
+    fn fail_over(&mut self) -> Option<()> {
+        if self.others.is_empty() {
+            return None;
+        }
+        let next = self.others.remove(0);
+        self.node = next.node;
+        self.ip = next.ip;
+        self.url = next.url;
+        Some(())
+    }
+}
+
+/// Locates every record of `chain` in its node's module: the copy the
+/// result names first, then the other good copies (`copies` > 1).
 pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted>, ToolError> {
     let mut out: Vec<Wanted> = Vec::with_capacity(chain.len());
     for r in chain {
@@ -113,15 +141,33 @@ pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted
             )));
         }
         let remote = format!("{}/{name}", rel.display());
-        let src = RsyncSource {
-            ip,
-            port: access.port,
-            module: access.module.clone(),
+        let url_at = |ip: IpAddr| {
+            let src = RsyncSource {
+                ip,
+                port: access.port,
+                module: access.module.clone(),
+            };
+            source_url(&src, access.auth.as_ref().map(|(u, _)| u.as_str()), &remote)
         };
+        // the copies that are good, the first copy first when it is
+        let mut copies: Vec<Located> = r
+            .good_copies()
+            .into_iter()
+            .filter_map(|c| {
+                let ip: IpAddr = c.ip.trim().parse().ok()?;
+                Some(Located { node: c.node, ip, url: url_at(ip) })
+            })
+            .collect();
+        if copies.is_empty() {
+            copies.push(Located { node: r.node().to_string(), ip, url: url_at(ip) });
+        }
+        let first = copies.remove(0);
         out.push(Wanted {
             record: r.clone(),
-            ip,
-            url: source_url(&src, access.auth.as_ref().map(|(u, _)| u.as_str()), &remote),
+            node: first.node,
+            ip: first.ip,
+            url: first.url,
+            others: copies,
             local: name.to_string(),
             size: res.size.max(0) as u64,
             checksum: res.checksum.clone(),
@@ -211,21 +257,72 @@ pub async fn fetch(
 
     let total: u64 = wanted.iter().map(|w| w.size).sum();
     let progress = Progress::start(&files, total);
-    // one rsync per node, nodes in chain order
-    let mut groups: Vec<(IpAddr, Vec<&Wanted>)> = Vec::new();
-    for w in wanted {
-        match groups.iter_mut().find(|(ip, _)| *ip == w.ip) {
-            Some((_, g)) => g.push(w),
-            None => groups.push((w.ip, vec![w])),
+    let mut wanted: Vec<Wanted> = wanted.to_vec();
+    // files still to pull; a file whose pull or check fails moves on to
+    // its next copy and comes round again
+    let mut pending: Vec<usize> = (0..wanted.len()).collect();
+    let mut problems: Vec<String> = Vec::new();
+    while !pending.is_empty() {
+        // one rsync per node, nodes in chain order
+        let mut groups: Vec<(IpAddr, Vec<usize>)> = Vec::new();
+        for &i in &pending {
+            match groups.iter_mut().find(|(ip, _)| *ip == wanted[i].ip) {
+                Some((_, g)) => g.push(i),
+                None => groups.push((wanted[i].ip, vec![i])),
+            }
+        }
+        let mut again = Vec::new();
+        for (_, idx) in &groups {
+            let group: Vec<&Wanted> = idx.iter().map(|&i| &wanted[i]).collect();
+            // with another copy for every file, a node that does not
+            // answer is not waited for through the retries
+            let failover = group.iter().all(|w| !w.others.is_empty());
+            let pulled = pull_group(&group, &files, access, &tmp, failover, shutdown.clone()).await;
+            let failed: Vec<(usize, String)> = match pulled {
+                Err(ToolError::Transfer(why)) => idx.iter().map(|&i| (i, why.clone())).collect(),
+                Err(e) => {
+                    progress.finish();
+                    return Err(e);
+                }
+                Ok(()) => {
+                    progress.verifying();
+                    let checked = check_group(&group, &files).await;
+                    idx.iter()
+                        .zip(checked)
+                        .filter_map(|(&i, c)| c.err().map(|e| (i, e)))
+                        .collect()
+                }
+            };
+            for (i, why) in failed {
+                let w = &mut wanted[i];
+                let _ = std::fs::remove_file(files.join(&w.local));
+                let from = w.node.clone();
+                if w.fail_over().is_some() {
+                    let line = format!("{}: the copy on node {from} failed ({why}); using the copy on node {}: {}", w.local, w.node, w.url);
+                    tracing::warn!("{line}");
+                    eprintln!("{line}");
+                    again.push(i);
+                } else {
+                    problems.push(why);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            progress.finish();
+            return Err(ToolError::Transfer(format!(
+                "{}{}",
+                problems.join("; "),
+                if problems.iter().any(|p| p.ends_with("--dest untouched")) { "" } else { "; --dest untouched" }
+            )));
+        }
+        pending = again;
+    }
+    progress.finish();
+    for w in &wanted {
+        if w.node != w.record.node() {
+            println!("  {} restored from the copy on node {}", w.local, w.node);
         }
     }
-    for (_, group) in &groups {
-        pull_group(group, &files, access, &tmp, shutdown.clone()).await?;
-    }
-    progress.verifying();
-    let checked = verify_all(wanted, &files).await;
-    progress.finish();
-    checked?;
 
     // nothing but the wanted files goes to --dest (the partial dir, or
     // what a daemon-side wildcard might have added)
@@ -297,14 +394,16 @@ async fn pull_group(
     into: &Path,
     access: &NodeAccess,
     tmp: &TempArea,
+    failover: bool,
     mut shutdown: Shutdown,
 ) -> Result<(), ToolError> {
     let urls: Vec<String> = group.iter().map(|w| w.url.clone()).collect();
     let size: u64 = group.iter().map(|w| w.size).sum();
-    let node = group[0].record.node().to_string();
+    let node = group[0].node.clone();
+    let attempts = if failover { 1 } else { access.attempts };
     // as the node's: both rsync timeouts, plus the transfer at 1 MiB/s, plus slack
     let watchdog = rsync::watchdog(&access.rsync_options(), size, 0);
-    for attempt in 1..=access.attempts {
+    for attempt in 1..=attempts {
         let args = restore_args(access, &urls, into);
         tracing::debug!(?args, "rsync");
         let mut abort = shutdown.clone();
@@ -324,7 +423,7 @@ async fn pull_group(
             group[0].ip,
             access.port,
             access.module,
-            access.attempts,
+            attempts,
             if run.stderr_tail.is_empty() {
                 String::new()
             } else {
@@ -332,7 +431,7 @@ async fn pull_group(
             }
         );
         let again =
-            matches!(e.retry(), Retry::Transient | Retry::AfterSpace) && attempt < access.attempts;
+            matches!(e.retry(), Retry::Transient | Retry::AfterSpace) && attempt < attempts;
         if !again {
             let hint = match e {
                 AttemptError::Exit(23 | 24) => "; the file is not on the node (pruned, or lost: run `ubackup-server verify` there)",
@@ -355,32 +454,24 @@ async fn pull_group(
     unreachable!("the last attempt returns")
 }
 
-/// Checks every file in `dir`; all problems in one error.
-async fn verify_all(wanted: &[Wanted], dir: &Path) -> Result<(), ToolError> {
-    let checks: Vec<_> = wanted
+/// Checks each file of a group in `dir`, one answer per file.
+async fn check_group(group: &[&Wanted], dir: &Path) -> Vec<Result<(), String>> {
+    let checks: Vec<_> = group
         .iter()
         .map(|w| {
-            let w = w.clone();
+            let w = (*w).clone();
             let p = dir.join(&w.local);
             tokio::task::spawn_blocking(move || check_one(&w, &p))
         })
         .collect();
-    let mut problems = Vec::new();
+    let mut out = Vec::new();
     for c in checks {
-        match c.await {
-            Ok(Ok(())) => {}
-            Ok(Err(p)) => problems.push(p),
-            Err(e) => problems.push(format!("check failed: {e}")),
-        }
+        out.push(match c.await {
+            Ok(r) => r.map_err(|p| format!("verification failed: {p}")),
+            Err(e) => Err(format!("verification failed: check failed: {e}")),
+        });
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ToolError::Transfer(format!(
-            "verification failed: {}; --dest untouched",
-            problems.join("; ")
-        )))
-    }
+    out
 }
 
 fn check_one(w: &Wanted, p: &Path) -> Result<(), String> {

@@ -77,12 +77,18 @@ pub fn plan_text(target: &CatalogRecord, wanted: &[Wanted], dest: &Path) -> Stri
         dest.display()
     );
     for w in wanted {
+        let others: Vec<&str> = w.others.iter().map(|o| o.node.as_str()).collect();
+        let also = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (copies also on {})", others.join(", "))
+        };
         s.push_str(&format!(
-            "\n  {}  {:>10}  {}  from {}:{}",
+            "\n  {}  {:>10}  {}  from {}:{}{also}",
             show(w.record.result.create_time),
             bytes(w.size as i64),
             w.local,
-            w.record.node(),
+            w.node,
             w.url
         ));
     }
