@@ -78,7 +78,11 @@ impl CatalogRecord {
             node: self.node().to_string(),
             ip: r.back_server_ip.trim().to_string(),
             zone: String::new(),
-            file_path: format!("{}/{}", dir.trim_end_matches('/'), name.rsplit('/').next().unwrap_or(name)),
+            file_path: format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                name.rsplit('/').next().unwrap_or(name)
+            ),
             state: state.to_string(),
             recorded_at: r.rsync_time,
             verified_at: self.meta.verified_at,
@@ -110,7 +114,10 @@ impl CatalogRecord {
 
     /// The copies restore may use and repair may copy from.
     pub fn good_copies(&self) -> Vec<CopyRecord> {
-        self.copies().into_iter().filter(CopyRecord::is_good).collect()
+        self.copies()
+            .into_iter()
+            .filter(CopyRecord::is_good)
+            .collect()
     }
 
     /// Whether the node pulled a file for this result (successful, not
@@ -164,7 +171,11 @@ mod tests {
         assert_eq!(c[0].file_path, "/backup/mysql/10.0.0/5/full_1.xb");
         assert!(c[0].is_good());
 
-        r.meta.copies = vec![copy("n3", state::OK), copy("n1", state::LOST), copy("n2", state::OK)];
+        r.meta.copies = vec![
+            copy("n3", state::OK),
+            copy("n1", state::LOST),
+            copy("n2", state::OK),
+        ];
         let c = r.copies();
         let nodes: Vec<&str> = c.iter().map(|c| c.node.as_str()).collect();
         assert_eq!(nodes, ["n1", "n2", "n3"]);

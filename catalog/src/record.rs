@@ -203,7 +203,8 @@ fn copies_of_document(v: Option<&Value>) -> Vec<CopyRecord> {
         .iter()
         .filter_map(|(node, c)| {
             let mut c = c.clone();
-            c.as_object_mut()?.insert("node".into(), node.clone().into());
+            c.as_object_mut()?
+                .insert("node".into(), node.clone().into());
             serde_json::from_value(c).ok()
         })
         .collect();

@@ -155,7 +155,12 @@ pub async fn list(
                 format!("{}/{}", r.result.back_type, r.result.instance),
                 kind(r),
                 bytes(r.result.size),
-                format!("{} ({}){}", r.node(), r.result.back_server_ip, other_copies(r)),
+                format!(
+                    "{} ({}){}",
+                    r.node(),
+                    r.result.back_server_ip,
+                    other_copies(r)
+                ),
                 path(r),
                 verified(r),
                 format!(

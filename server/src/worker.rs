@@ -88,9 +88,8 @@ pub(crate) async fn dispatch(
 
         let normal = jobs.len().saturating_sub(express.load(Ordering::SeqCst));
         if reason.is_some() || normal >= desired {
-            let may_express = reason.is_none()
-                && cfg.queues.len() > 1
-                && express.load(Ordering::SeqCst) == 0;
+            let may_express =
+                reason.is_none() && cfg.queues.len() > 1 && express.load(Ordering::SeqCst) == 0;
             if may_express {
                 match ctx.wq.try_take_top(1).await {
                     Ok(items) if !items.is_empty() => {

@@ -155,11 +155,19 @@ pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted
             .into_iter()
             .filter_map(|c| {
                 let ip: IpAddr = c.ip.trim().parse().ok()?;
-                Some(Located { node: c.node, ip, url: url_at(ip) })
+                Some(Located {
+                    node: c.node,
+                    ip,
+                    url: url_at(ip),
+                })
             })
             .collect();
         if copies.is_empty() {
-            copies.push(Located { node: r.node().to_string(), ip, url: url_at(ip) });
+            copies.push(Located {
+                node: r.node().to_string(),
+                ip,
+                url: url_at(ip),
+            });
         }
         let first = copies.remove(0);
         out.push(Wanted {
@@ -298,7 +306,10 @@ pub async fn fetch(
                 let _ = std::fs::remove_file(files.join(&w.local));
                 let from = w.node.clone();
                 if w.fail_over().is_some() {
-                    let line = format!("{}: the copy on node {from} failed ({why}); using the copy on node {}: {}", w.local, w.node, w.url);
+                    let line = format!(
+                        "{}: the copy on node {from} failed ({why}); using the copy on node {}: {}",
+                        w.local, w.node, w.url
+                    );
                     tracing::warn!("{line}");
                     eprintln!("{line}");
                     again.push(i);
@@ -312,7 +323,11 @@ pub async fn fetch(
             return Err(ToolError::Transfer(format!(
                 "{}{}",
                 problems.join("; "),
-                if problems.iter().any(|p| p.ends_with("--dest untouched")) { "" } else { "; --dest untouched" }
+                if problems.iter().any(|p| p.ends_with("--dest untouched")) {
+                    ""
+                } else {
+                    "; --dest untouched"
+                }
             )));
         }
         pending = again;
@@ -430,8 +445,7 @@ async fn pull_group(
                 format!("; rsync said: {}", run.stderr_tail)
             }
         );
-        let again =
-            matches!(e.retry(), Retry::Transient | Retry::AfterSpace) && attempt < attempts;
+        let again = matches!(e.retry(), Retry::Transient | Retry::AfterSpace) && attempt < attempts;
         if !again {
             let hint = match e {
                 AttemptError::Exit(23 | 24) => "; the file is not on the node (pruned, or lost: run `ubackup-server verify` there)",

@@ -61,7 +61,10 @@ impl ReplicaConfig {
         }
         let zone = g.opt_str("zone").unwrap_or_else(|| node_id.to_string());
         if zone.chars().any(char::is_whitespace) {
-            return Err(g.error("zone", format!("`{zone}` is not usable; expected a name without spaces, e.g. dc1")));
+            return Err(g.error(
+                "zone",
+                format!("`{zone}` is not usable; expected a name without spaces, e.g. dc1"),
+            ));
         }
         let bwlimit = g.parse_or(
             "replica_bwlimit",
@@ -80,7 +83,10 @@ impl ReplicaConfig {
         )?);
         let module = g.str_or("node_rsync_module", "ubackup");
         if module.is_empty() || module.contains('/') {
-            return Err(g.error("node_rsync_module", "expected the name of this node's read-only rsync module, e.g. ubackup"));
+            return Err(g.error(
+                "node_rsync_module",
+                "expected the name of this node's read-only rsync module, e.g. ubackup",
+            ));
         }
         let module_port = g.parse_in(
             "node_rsync_port",

@@ -39,6 +39,9 @@ enum Ending {
     Impossible(String),
     /// Shutdown or fenced off: the task stays in flight.
     Abandoned(String),
+    /// Cannot decide now (Redis did not answer): given back to the list
+    /// after a pause, for this node or another to try again.
+    Later(String),
 }
 
 pub(crate) async fn run(ctx: &Ctx, rep: &Replication, taken: Taken) {
@@ -52,9 +55,16 @@ pub(crate) async fn run(ctx: &Ctx, rep: &Replication, taken: Taken) {
             return;
         }
     };
-    let span = tracing::info_span!("replica", id = %task.id, file = %task.rel_path, from = %task.from);
+    let span =
+        tracing::info_span!("replica", id = %task.id, file = %task.rel_path, from = %task.from);
     async {
         let ended = copy(ctx, rep, &taken, &task).await;
+        if !matches!(ended, Ending::Abandoned(_) | Ending::Later(_)) {
+            let me = ctx.cfg().node_id.clone();
+            if let Err(e) = super::task::clear_marker(&mut ctx.wq.conn(), ctx.wq.keys(), &task.id, &me).await {
+                tracing::debug!("cannot clear the push marker: {e}");
+            }
+        }
         match ended {
             Ending::Copied { from, bytes } => {
                 tracing::info!(source = %from, bytes, why = %task.why, "copy landed, verified and recorded");
@@ -70,6 +80,12 @@ pub(crate) async fn run(ctx: &Ctx, rep: &Replication, taken: Taken) {
             }
             Ending::Abandoned(why) => {
                 tracing::info!("replication stopped ({why}); the task stays queued");
+            }
+            Ending::Later(why) => {
+                tracing::warn!("{why}; giving the task back");
+                if !ctx.stop.clone().sleep(Duration::from_secs(1)).await {
+                    let _ = crate::pull::retry_redis(ctx, "give back", || ctx.wq.release(&taken)).await;
+                }
             }
         }
     }
@@ -100,7 +116,12 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
     if good.iter().any(|c| c.node == me) {
         return Ending::Nothing("this node already holds a good copy".into());
     }
-    let peers = rep.peers(&ctx.wq).await.unwrap_or_default();
+    // read now, not from the cache: a node that just went down must not
+    // count (the repair sweep that queued this task did not count it)
+    let peers = match super::peers::nodes(&mut ctx.wq.conn(), ctx.wq.keys()).await {
+        Ok(p) => p,
+        Err(e) => return Ending::Later(format!("cannot read the other nodes: {e}")),
+    };
     let counted = good
         .iter()
         .filter(|c| counts(c, &peers, &cfg.replica))
@@ -118,7 +139,10 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
     // a copy landed by a run that died before recording it
     if let Ok(()) = check_file(&final_path, size, checksum.as_deref()).await {
         return match record_copy(ctx, rep, &task.id, &cfg, &final_path).await {
-            Some(()) => Ending::Copied { from: "(landed by an earlier run)".into(), bytes: size },
+            Some(()) => Ending::Copied {
+                from: "(landed by an earlier run)".into(),
+                bytes: size,
+            },
             None => Ending::Abandoned("shutdown while recording".into()),
         };
     }
@@ -129,13 +153,26 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
             problems.push(format!("{}: node is not up", src.node));
             continue;
         };
-        match pull_from(ctx, &cfg, task, &from, &final_path, size, checksum.as_deref()).await {
+        match pull_from(
+            ctx,
+            &cfg,
+            task,
+            &from,
+            &final_path,
+            size,
+            checksum.as_deref(),
+        )
+        .await
+        {
             Ok(()) => {
                 if matches!(ctx.wq.holds(taken).await, Ok(false)) {
                     return Ending::Abandoned("another node took the task over".into());
                 }
                 return match record_copy(ctx, rep, &task.id, &cfg, &final_path).await {
-                    Some(()) => Ending::Copied { from: src.node.clone(), bytes: size },
+                    Some(()) => Ending::Copied {
+                        from: src.node.clone(),
+                        bytes: size,
+                    },
                     None => Ending::Abandoned("shutdown while recording".into()),
                 };
             }
@@ -166,7 +203,9 @@ async fn wait_for_record(
             Err(e) => tracing::warn!("cannot read the catalog yet: {e}"),
         }
         if stop.sleep(backoff.next_delay()).await {
-            return Err(Ending::Abandoned("shutdown while waiting for the catalog".into()));
+            return Err(Ending::Abandoned(
+                "shutdown while waiting for the catalog".into(),
+            ));
         }
     }
 }
@@ -190,7 +229,11 @@ fn looks_registered(c: &CopyRecord) -> bool {
 /// The module to pull a copy from: the one its node publishes, or (an
 /// original node) this node's own `node_rsync_module` / `node_rsync_port`
 /// at the copy's address.
-fn source_of(c: &CopyRecord, peers: &[Peer], rc: &super::config::ReplicaConfig) -> Option<RsyncSource> {
+fn source_of(
+    c: &CopyRecord,
+    peers: &[Peer],
+    rc: &super::config::ReplicaConfig,
+) -> Option<RsyncSource> {
     match peers.iter().find(|p| p.node == c.node) {
         Some(p) if p.alive && p.replicates => Some(RsyncSource {
             ip: p.ip.parse().ok()?,
@@ -230,7 +273,10 @@ async fn pull_from(
         password_file: None,
     };
     let key = format!("replica.{}", &task.id[..task.id.len().min(16)]);
-    let name = final_path.file_name().map(PathBuf::from).unwrap_or_default();
+    let name = final_path
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let max = cfg.retry.max(1);
     let mut last = String::new();
     for attempt in 1..=max {
@@ -256,7 +302,12 @@ async fn pull_from(
             };
             let args = rsync::pull_args(&opts, bw, None, &[url.clone()], &dir);
             let watchdog = rsync::watchdog(&opts, size, bw);
-            tracing::debug!(attempt, bwlimit_kbps = bw, ?args, "starting rsync (replica)");
+            tracing::debug!(
+                attempt,
+                bwlimit_kbps = bw,
+                ?args,
+                "starting rsync (replica)"
+            );
             rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
         };
         if aborted {
@@ -301,7 +352,8 @@ async fn check_file(p: &Path, size: u64, checksum: Option<&str>) -> Result<(), S
             return Err(format!("{} bytes, the catalog says {size}", m.len()));
         }
         if let Some(want) = want {
-            let got = ubackup_common::fsutil::blake3_file(&p).map_err(|e| format!("cannot hash: {e}"))?;
+            let got =
+                ubackup_common::fsutil::blake3_file(&p).map_err(|e| format!("cannot hash: {e}"))?;
             if got != want {
                 return Err(format!("checksum {got}, the catalog says {want}"));
             }
@@ -361,8 +413,16 @@ async fn record_copy(
 
 async fn ack(ctx: &Ctx, taken: &Taken) {
     let sink = ctx.sink.ack_list.clone();
-    if let Some(false) =
-        crate::pull::retry_redis(ctx, "ack", || async { Ok(ctx.wq.ack(&[(taken, None)], &sink).await?.first().copied().unwrap_or(false)) }).await
+    if let Some(false) = crate::pull::retry_redis(ctx, "ack", || async {
+        Ok(ctx
+            .wq
+            .ack(&[(taken, None)], &sink)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    })
+    .await
     {
         tracing::warn!("ack fenced off: the task was re-queued while this node held it");
     }
@@ -370,5 +430,8 @@ async fn ack(ctx: &Ctx, taken: &Taken) {
 
 async fn dead_letter(ctx: &Ctx, taken: &Taken, reason: &str) {
     let sink = ctx.sink.ack_list.clone();
-    let _ = crate::pull::retry_redis(ctx, "dead-letter", || ctx.wq.dead_letter(taken, reason, None, &sink)).await;
+    let _ = crate::pull::retry_redis(ctx, "dead-letter", || {
+        ctx.wq.dead_letter(taken, reason, None, &sink)
+    })
+    .await;
 }

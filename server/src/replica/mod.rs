@@ -86,18 +86,26 @@ pub(crate) async fn open(
     if !cfg.replica.enabled() {
         return Some(None);
     }
-    let loc = cfg.catalog.as_ref().expect("the config requires a catalog with copies");
+    let loc = cfg
+        .catalog
+        .as_ref()
+        .expect("the config requires a catalog with copies");
     let mut failures = 0u32;
     loop {
         match loc.open().await {
             Ok(c) => {
                 tracing::info!(copies = cfg.replica.copies, per_type = ?cfg.replica.per_type, zone = %cfg.replica.zone, catalog = %loc, "replication on");
-                return Some(Some(Arc::new(Replication::new(keys.replica(&cfg.node_id), c))));
+                return Some(Some(Arc::new(Replication::new(
+                    keys.replica(&cfg.node_id),
+                    c,
+                ))));
             }
             Err(e) => {
                 failures += 1;
                 if failures == 1 || failures % 30 == 0 {
-                    tracing::warn!("replication: cannot open the catalog {loc} yet ({failures} tries): {e}");
+                    tracing::warn!(
+                        "replication: cannot open the catalog {loc} yet ({failures} tries): {e}"
+                    );
                 }
                 if stop.sleep(Duration::from_secs(1)).await {
                     return None;
@@ -141,12 +149,21 @@ pub(crate) async fn after_first_copy(
             return;
         }
     };
-    let Some(target) = peers::choose_target(&task.id, &peers, &[cfg.node_id.as_str()], &[cfg.replica.zone.as_str()]) else {
+    let Some(target) = peers::choose_target(
+        &task.id,
+        &peers,
+        &[cfg.node_id.as_str()],
+        &[cfg.replica.zone.as_str()],
+    ) else {
         tracing::warn!(id = %task.id, file = %task.rel_path, "no other node is up to take a second copy; the repair sweep will queue it");
         return;
     };
     match task::push(&mut wq.conn(), wq.keys(), &target.node, &task).await {
-        Ok(_) => tracing::debug!(id = %task.id, to = %target.node, zone = %target.zone, "second copy queued"),
-        Err(e) => tracing::warn!(id = %task.id, to = %target.node, "cannot queue the second copy ({e}); the repair sweep will"),
+        Ok(_) => {
+            tracing::debug!(id = %task.id, to = %target.node, zone = %target.zone, "second copy queued")
+        }
+        Err(e) => {
+            tracing::warn!(id = %task.id, to = %target.node, "cannot queue the second copy ({e}); the repair sweep will")
+        }
     }
 }

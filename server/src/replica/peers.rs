@@ -108,27 +108,48 @@ mod tests {
 
     #[test]
     fn another_zone_first_then_another_node_never_a_holder() {
-        let peers = vec![peer("n1", "a", true), peer("n2", "a", true), peer("n3", "b", true)];
+        let peers = vec![
+            peer("n1", "a", true),
+            peer("n2", "a", true),
+            peer("n3", "b", true),
+        ];
         for i in 0..50 {
             let id = format!("id{i}");
             let t = choose_target(&id, &peers, &["n1"], &["a"]).unwrap();
             assert_eq!(t.node, "n3", "{id}");
         }
         // zone b down: another node of zone a
-        let peers2 = vec![peer("n1", "a", true), peer("n2", "a", true), peer("n3", "b", false)];
-        assert_eq!(choose_target("x", &peers2, &["n1"], &["a"]).unwrap().node, "n2");
+        let peers2 = vec![
+            peer("n1", "a", true),
+            peer("n2", "a", true),
+            peer("n3", "b", false),
+        ];
+        assert_eq!(
+            choose_target("x", &peers2, &["n1"], &["a"]).unwrap().node,
+            "n2"
+        );
         // nobody left
         assert!(choose_target("x", &peers2, &["n1", "n2"], &["a"]).is_none());
     }
 
     #[test]
     fn the_choice_is_stable_and_spreads() {
-        let peers = vec![peer("n1", "a", true), peer("n2", "b", true), peer("n3", "c", true)];
+        let peers = vec![
+            peer("n1", "a", true),
+            peer("n2", "b", true),
+            peer("n3", "c", true),
+        ];
         let mut seen = std::collections::BTreeMap::new();
         for i in 0..300 {
             let id = format!("id{i}");
-            let a = choose_target(&id, &peers, &["n1"], &["a"]).unwrap().node.clone();
-            let b = choose_target(&id, &peers, &["n1"], &["a"]).unwrap().node.clone();
+            let a = choose_target(&id, &peers, &["n1"], &["a"])
+                .unwrap()
+                .node
+                .clone();
+            let b = choose_target(&id, &peers, &["n1"], &["a"])
+                .unwrap()
+                .node
+                .clone();
             assert_eq!(a, b);
             *seen.entry(a).or_insert(0) += 1;
         }

@@ -58,9 +58,18 @@ pub(crate) async fn sweep_loop(
         match sweep(&cfg, &rep, &wq).await {
             Ok(s) => {
                 if s.under_replicated > 0 || s.queued > 0 {
-                    tracing::info!(checked = s.checked, under_replicated = s.under_replicated, queued = s.queued, backlog = s.backlog, "repair sweep");
+                    tracing::info!(
+                        checked = s.checked,
+                        under_replicated = s.under_replicated,
+                        queued = s.queued,
+                        backlog = s.backlog,
+                        "repair sweep"
+                    );
                 } else {
-                    tracing::debug!(checked = s.checked, "repair sweep: every backup has its copies");
+                    tracing::debug!(
+                        checked = s.checked,
+                        "repair sweep: every backup has its copies"
+                    );
                 }
             }
             Err(e) => tracing::warn!("repair sweep failed (next one in {every:?}): {e}"),
@@ -127,7 +136,9 @@ pub(crate) async fn sweep(
             tracing::warn!(id = %r.id, file = ?r.result.filename, "under-replicated, and no good copy is on a node that is up");
             continue;
         };
-        let Some(rel) = rel_path(&r.result) else { continue };
+        let Some(rel) = rel_path(&r.result) else {
+            continue;
+        };
         let holders: Vec<&str> = good.iter().map(|c| c.node.as_str()).collect();
         let zones: Vec<String> = good
             .iter()
@@ -163,7 +174,11 @@ pub(crate) async fn sweep(
     let lens: Vec<u64> = p.query_async(&mut conn).await?;
     s.backlog = lens.iter().sum();
     redis::pipe()
-        .hset(wq.keys().replication(), field::UNDER_REPLICATED, s.under_replicated)
+        .hset(
+            wq.keys().replication(),
+            field::UNDER_REPLICATED,
+            s.under_replicated,
+        )
         .hset(wq.keys().replication(), field::OLDEST_MS, s.oldest_ms)
         .hset(wq.keys().replication(), field::CHECKED, s.checked)
         .hset(wq.keys().replication(), field::BACKLOG, s.backlog)

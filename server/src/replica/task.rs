@@ -58,6 +58,27 @@ pub fn rel_path(r: &ResultRecord) -> Option<String> {
     Some(format!("{}/{name}", dir.display()))
 }
 
+/// The push marker's id of a task for backup `id` on `node`.
+pub fn marker_id(id: &str, node: &str) -> String {
+    format!("replica:{id}:{node}")
+}
+
+/// Lets the next push for (`id`, `node`) through: called when the task
+/// ended, so a repair sweep that still finds the backup short (the copy
+/// failed, or the target judged with other information) queues it again at
+/// once rather than after [`PUSH_MARKER_SECS`].
+pub async fn clear_marker(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    id: &str,
+    node: &str,
+) -> redis::RedisResult<()> {
+    redis::cmd("DEL")
+        .arg(keys.sent(&marker_id(id, node)))
+        .query_async(conn)
+        .await
+}
+
 /// Pushes `task` onto `node`'s list, at most once per
 /// [`PUSH_MARKER_SECS`] for one (backup, node). `Ok(false)`: already queued.
 pub async fn push(
@@ -70,7 +91,7 @@ pub async fn push(
     push_once(
         conn,
         keys,
-        &format!("replica:{}:{node}", task.id),
+        &marker_id(&task.id, node),
         &keys.replica(node),
         &json,
         PUSH_MARKER_SECS,

@@ -1,0 +1,586 @@
+//! Two copies of every backup, with everything real but Elasticsearch:
+//! redis-server, one database host (an rsync daemon), three pull nodes in
+//! two zones (`n1`, `n2` in zone `a` on 127.0.0.1 / 127.0.0.2, `n3` in
+//! zone `b` on 127.0.0.3, each with the read-only node module of
+//! deploy/rsyncd/node-rsyncd.conf), `copies = 2`, and the indexer writing
+//! the SQLite catalog the nodes record their copies in.
+//!
+//! 60 backups (8 full + 4 incremental chains of `mysql`, 20 `redis`
+//! fulls), pushed in the client's wire format. Then:
+//! * every backup has two good copies, in two zones, byte-identical to
+//!   the database host's file, and no node holds one backup twice;
+//! * n3 is killed and its whole store deleted: the repair sweep reports
+//!   `under_replicated`, every chain still restores byte-identical through
+//!   `ubackup-client restore` (falling back to the copies), and after
+//!   `repair_after_secs` every backup has two good copies on n1 and n2
+//!   again and `under_replicated` is back to 0.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Commands;
+use serde_json::json;
+use ubackup_common::fsutil::blake3_file;
+use ubackup_e2e::{render_rsyncd, repo_file, run_bin, start_listening};
+use ubackup_testkit::cluster::{ClusterBuilder, Conf, TEST_NODE};
+use ubackup_testkit::Proc;
+
+const SERVER_ID: i64 = 940001;
+const CHAINS: usize = 8;
+const CHAIN_LEN: usize = 5;
+const REDIS_FULLS: usize = 20;
+
+/// One backup file on the database host.
+#[derive(Debug, Clone)]
+struct Made {
+    name: String,
+    back_type: &'static str,
+    instance: i64,
+    create_time: i64,
+    full: Option<(String, i64)>,
+    blake3: String,
+    size: i64,
+}
+
+/// A copy as the catalog has it: (node, file path, state).
+type CopyRow = (String, String, String);
+
+struct Catalog(PathBuf);
+
+impl Catalog {
+    fn conn(&self) -> Option<rusqlite::Connection> {
+        if !self.0.exists() {
+            return None;
+        }
+        rusqlite::Connection::open_with_flags(&self.0, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+    }
+
+    /// id → (filename, first-copy node, first-copy path).
+    fn backups(&self) -> BTreeMap<String, (String, String, String)> {
+        let Some(c) = self.conn() else {
+            return BTreeMap::new();
+        };
+        let Ok(mut st) = c.prepare(
+            "SELECT id, filename, node, file_path FROM backups WHERE succeed = 1 AND illegal IS NULL",
+        ) else {
+            return BTreeMap::new();
+        };
+        st.query_map([], |r| {
+            let dir: String = r.get(3)?;
+            let name: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    name.clone(),
+                    r.get(2)?,
+                    format!("{}/{name}", dir.trim_end_matches('/')),
+                ),
+            ))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+    }
+
+    /// id → its copy rows.
+    fn copies(&self) -> BTreeMap<String, Vec<CopyRow>> {
+        let mut out: BTreeMap<String, Vec<CopyRow>> = BTreeMap::new();
+        let Some(c) = self.conn() else {
+            return out;
+        };
+        let Ok(mut st) = c.prepare("SELECT backup_id, node, file_path, state FROM copies") else {
+            return out;
+        };
+        let rows: Vec<(String, CopyRow)> = st
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+            .map(|rows| rows.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        for (id, row) in rows {
+            out.entry(id).or_default().push(row);
+        }
+        out
+    }
+
+    /// id → every good copy (node, path): the first one unless a copy row
+    /// of its node says otherwise, then the others.
+    fn good_copies(&self) -> BTreeMap<String, Vec<(String, String)>> {
+        let copies = self.copies();
+        self.backups()
+            .into_iter()
+            .map(|(id, (_, node, path))| {
+                let rows = copies.get(&id).cloned().unwrap_or_default();
+                let mut good = Vec::new();
+                if !rows.iter().any(|(n, _, _)| *n == node) {
+                    good.push((node, path));
+                }
+                for (n, p, s) in rows {
+                    if s == "ok" {
+                        good.push((n, p));
+                    }
+                }
+                (id, good)
+            })
+            .collect()
+    }
+}
+
+fn zone(node: &str) -> &'static str {
+    if node == "n3" {
+        "b"
+    } else {
+        "a"
+    }
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The 60 backup files, written into `dir` (the database host's module).
+fn make_files(dir: &Path) -> Vec<Made> {
+    let base = now_s() - 100_000;
+    let mut out = Vec::new();
+    let mut t = base;
+    let write = |name: &str, n: usize| -> (String, i64) {
+        // distinct content, a few KiB, not compressible to nothing
+        let mut data = Vec::with_capacity(4096 + n * 37);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (n as u64);
+        for _ in 0..(4096 + n * 37) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.push((x & 0xff) as u8);
+        }
+        let p = dir.join(name);
+        std::fs::write(&p, &data).unwrap();
+        (blake3_file(&p).unwrap(), data.len() as i64)
+    };
+    let mut n = 0;
+    for c in 0..CHAINS {
+        let full = format!("mysql_full_{c}.xb");
+        t += 60;
+        n += 1;
+        let (b, size) = write(&full, n);
+        let full_time = t;
+        out.push(Made {
+            name: full.clone(),
+            back_type: "mysql",
+            instance: 3306,
+            create_time: t,
+            full: None,
+            blake3: b,
+            size,
+        });
+        for k in 1..CHAIN_LEN {
+            let name = format!("mysql_incr_{c}_{k}.xb");
+            t += 60;
+            n += 1;
+            let (b, size) = write(&name, n);
+            out.push(Made {
+                name,
+                back_type: "mysql",
+                instance: 3306,
+                create_time: t,
+                full: Some((full.clone(), full_time)),
+                blake3: b,
+                size,
+            });
+        }
+    }
+    for k in 0..REDIS_FULLS {
+        let name = format!("redis_dump_{k}.rdb");
+        t += 60;
+        n += 1;
+        let (b, size) = write(&name, n);
+        out.push(Made {
+            name,
+            back_type: "redis",
+            instance: 6379,
+            create_time: t,
+            full: None,
+            blake3: b,
+            size,
+        });
+    }
+    out
+}
+
+/// The client's message for one file (its wire format).
+fn message(m: &Made, rsync_port: u16) -> String {
+    json!({
+        "filename": m.name,
+        "last_all_filename": m.full.as_ref().map(|f| f.0.clone()),
+        "size": m.size, "log": "ok", "create_time": m.create_time, "success": true,
+        "server_id": SERVER_ID, "game_id": 31, "op_id": 1, "game_server_ip": "127.0.0.1",
+        "back_type": m.back_type, "instance": m.instance, "rsync_model": "backup",
+        "last_all_time": m.full.as_ref().map(|f| f.1).unwrap_or(0), "interval": 3600,
+        "rsync_port": rsync_port, "checksum": m.blake3,
+    })
+    .to_string()
+}
+
+/// [`wait_until`], but a timeout shows the end of every node's log.
+fn wait_logged(what: &str, deadline: Duration, dirs: &[PathBuf], mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut logs = String::new();
+    for d in dirs {
+        let text = std::fs::read_to_string(d.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("DEBUG")).collect();
+        logs.push_str(&format!(
+            "\n== {}\n{}",
+            d.display(),
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        ));
+    }
+    panic!("timed out after {deadline:?} waiting for: {what}{logs}");
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[test]
+fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
+    let cluster = ClusterBuilder::new("replica").start().unwrap();
+    let root = cluster.dir.path().to_path_buf();
+    let names = cluster.names.clone();
+    let mut rc = cluster.conn();
+
+    // ---- the database host
+    let host = root.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let made = make_files(&host);
+    let dbhost = cluster.test_dbhost(&host, false, "").unwrap();
+
+    // ---- three nodes, each with its read-only module on one common port
+    let catalog = root.join("catalog.db");
+    let node_ids = ["n1", "n2", "n3"];
+    let ips: Vec<IpAddr> = (1..=3u8).map(|k| IpAddr::from([127, 0, 0, k])).collect();
+    let mut node_dirs = Vec::new();
+    for id in node_ids {
+        let d = root.join(id);
+        std::fs::create_dir_all(d.join("store")).unwrap();
+        std::fs::write(
+            d.join("rsyncd.conf"),
+            render_rsyncd(
+                &repo_file("deploy/rsyncd/node-rsyncd.conf"),
+                &d,
+                &d.join("store"),
+                "127.0.0.0/8",
+            ),
+        )
+        .unwrap();
+        node_dirs.push(d);
+    }
+    let mut modules = start_listening("rsync --daemon (node)", &ips, |addr, port| {
+        let k = ips.iter().position(|a| *a == addr).unwrap();
+        let mut c = Command::new("rsync");
+        c.arg("--daemon")
+            .arg("--no-detach")
+            .arg(format!(
+                "--config={}",
+                node_dirs[k].join("rsyncd.conf").display()
+            ))
+            .arg(format!("--port={port}"))
+            .arg(format!("--address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    })
+    .unwrap();
+    let module_port = modules[0].port;
+    let mut nodes: Vec<Proc> = Vec::new();
+    for (k, id) in node_ids.iter().enumerate() {
+        let d = &node_dirs[k];
+        let conf = cluster
+            .node_conf(
+                Conf::generated("the replication test").apply(TEST_NODE),
+                id,
+                &format!("{}/", d.join("store").display()),
+                &d.join("server.log"),
+                &ips[k].to_string(),
+            )
+            .apply(&[
+                ("allow_sources", "127.0.0.1/32".to_string()),
+                ("queue_wait_ms", "100".into()),
+                ("drain_secs", "5".into()),
+                ("copies", "2".into()),
+                ("zone", zone(id).into()),
+                ("catalog", catalog.display().to_string()),
+                ("node_rsync_port", module_port.to_string()),
+                ("repair_after_secs", "3".into()),
+                ("repair_interval_secs", "1".into()),
+            ]);
+        let path = d.join("server.conf");
+        conf.write(&path).unwrap();
+        nodes.push(
+            Proc::spawn(
+                &format!("node {id}"),
+                cluster.command("ubackup-server", &path),
+            )
+            .unwrap(),
+        );
+    }
+    let iconf = cluster.indexer_conf(
+        Conf::from_text(repo_file("deploy/examples/indexer.conf")).del("es_urls"),
+        "idx1",
+        &catalog,
+        &root.join("indexer.log"),
+    );
+    let iconf_path = root.join("indexer.conf");
+    iconf.write(&iconf_path).unwrap();
+    let _indexer = Proc::spawn("indexer", cluster.command("ubackup-indexer", &iconf_path)).unwrap();
+    for id in node_ids {
+        cluster
+            .wait_alive(id, &format!("node {id} heartbeat"), Duration::from_secs(20))
+            .unwrap();
+    }
+
+    // ---- 60 backups
+    for m in &made {
+        let _: () = rc.lpush(&names.lo, message(m, dbhost.port)).unwrap();
+    }
+    let cat = Catalog(catalog.clone());
+    let total = made.len();
+    wait_logged(
+        "60 backups with two good copies each",
+        Duration::from_secs(180),
+        &node_dirs,
+        || {
+            let g = cat.good_copies();
+            g.len() == total && g.values().all(|c| c.len() == 2)
+        },
+    );
+
+    // two zones, byte-identical, one copy per node
+    let by_name: BTreeMap<&str, &Made> = made.iter().map(|m| (m.name.as_str(), m)).collect();
+    let backups = cat.backups();
+    for (id, copies) in cat.good_copies() {
+        let (name, _, _) = &backups[&id];
+        assert_ne!(
+            zone(&copies[0].0),
+            zone(&copies[1].0),
+            "{name}: both copies in one zone: {copies:?}"
+        );
+        assert_ne!(copies[0].0, copies[1].0, "{name}: two copies on one node");
+        for (node, path) in &copies {
+            let k = node_ids.iter().position(|n| n == node).unwrap();
+            assert!(
+                Path::new(path).starts_with(node_dirs[k].join("store")),
+                "{name}: {path} is not under {node}'s store"
+            );
+            assert!(
+                same_bytes(Path::new(path), &host.join(name)),
+                "{name}: the copy on {node} differs from the source"
+            );
+        }
+        assert!(by_name.contains_key(name.as_str()));
+    }
+    let stored: usize = node_dirs
+        .iter()
+        .map(|d| count_files(&d.join("store")))
+        .sum();
+    assert_eq!(
+        stored,
+        2 * total,
+        "every backup twice on disk, nothing else"
+    );
+
+    // ---- lose n3: the process, its module, its whole store
+    nodes[2].kill9_group();
+    modules[2].proc.kill9_group();
+    std::fs::remove_dir_all(node_dirs[2].join("store")).unwrap();
+    let on_n3 = cat
+        .good_copies()
+        .values()
+        .filter(|c| c.iter().any(|(n, _)| n == "n3"))
+        .count();
+    assert!(
+        on_n3 >= total / 3,
+        "zone b holds a copy of every backup whose other copy is in zone a: {on_n3}"
+    );
+    let under = || -> i64 {
+        let v: Option<i64> = rc_hget(&cluster, &names.prefix, "under_replicated");
+        v.unwrap_or(0)
+    };
+    wait_logged(
+        "the repair sweep reports under-replicated backups",
+        Duration::from_secs(30),
+        &node_dirs,
+        || under() > 0,
+    );
+
+    // ---- every chain still restores, from the copies where n3 is gone
+    let client_conf = root.join("client.conf");
+    std::fs::write(
+        &client_conf,
+        format!(
+            "[global]\nserver_id = {SERVER_ID}\ngame_id = 31\nop_id = 1\nmy_ip = 127.0.0.1\nredis_host = 127.0.0.1\nredis_port = {}\n\
+             redis_queue = {}\nkey_prefix = {}\ncatalog = {}\nnode_rsync_port = {module_port}\nnode_rsync_contimeout = 3\n\
+             log = {}\n\n[mysql3306]\nback_type = mysql\ninstance = 3306\nrsync_model = backup\nback_dir = {}\nback_log = {}\nscript = true\n",
+            cluster.redis.port,
+            names.lo,
+            names.prefix,
+            catalog.display(),
+            root.join("client.log").display(),
+            host.display(),
+            root.join("back.log").display(),
+        ),
+    )
+    .unwrap();
+    let client = cluster.bin("ubackup-client");
+    let mut fell_back = 0;
+    let mut restored = 0;
+    let lasts: Vec<&Made> = made
+        .iter()
+        .filter(|m| {
+            m.back_type == "redis"
+                || (m.full.is_some() && m.name.ends_with(&format!("_{}.xb", CHAIN_LEN - 1)))
+        })
+        .collect();
+    for last in &lasts {
+        let id = backups
+            .iter()
+            .find(|(_, (n, _, _))| *n == last.name)
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let dest = root.join(format!("restore-{}", last.name));
+        let (code, out, err) = run_bin(
+            &client,
+            &[
+                "-c",
+                client_conf.to_str().unwrap(),
+                "restore",
+                "--id",
+                &id,
+                "--dest",
+                dest.to_str().unwrap(),
+            ],
+            Duration::from_secs(120),
+        );
+        assert_eq!(code, Some(0), "restore of {}: {out}{err}", last.name);
+        fell_back += out.matches("restored from the copy on node").count();
+        let chain: Vec<&Made> = match &last.full {
+            None => vec![*last],
+            Some((full, _)) => made
+                .iter()
+                .filter(|m| m.name == *full || m.full.as_ref().is_some_and(|f| f.0 == *full))
+                .collect(),
+        };
+        let mut got: Vec<String> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = chain.iter().map(|m| m.name.clone()).collect();
+        want.sort();
+        assert_eq!(got, want, "restore of {}", last.name);
+        for m in chain {
+            assert!(
+                same_bytes(&dest.join(&m.name), &host.join(&m.name)),
+                "{} restored differs",
+                m.name
+            );
+            restored += 1;
+        }
+    }
+    assert_eq!(restored, CHAINS * CHAIN_LEN + REDIS_FULLS);
+    assert!(
+        fell_back > 0,
+        "no restore needed a copy: n3 held no first copy?"
+    );
+
+    // ---- repaired: two good copies on the nodes that are left
+    wait_logged(
+        "every backup has two good copies on n1 and n2",
+        Duration::from_secs(180),
+        &node_dirs,
+        || {
+            let g = cat.good_copies();
+            g.len() == total
+                && g.values().all(|c| {
+                    let live: Vec<&(String, String)> =
+                        c.iter().filter(|(n, _)| n != "n3").collect();
+                    live.len() == 2 && live[0].0 != live[1].0
+                })
+        },
+    );
+    for (id, copies) in cat.good_copies() {
+        let (name, _, _) = &backups[&id];
+        for (node, path) in copies.iter().filter(|(n, _)| n != "n3") {
+            assert!(
+                same_bytes(Path::new(path), &host.join(name)),
+                "{name}: the repaired copy on {node} differs"
+            );
+        }
+    }
+    wait_logged(
+        "under_replicated back to 0",
+        Duration::from_secs(30),
+        &node_dirs,
+        || under() == 0,
+    );
+    let stored: usize = node_dirs[..2]
+        .iter()
+        .map(|d| count_files(&d.join("store")))
+        .sum();
+    assert_eq!(
+        stored,
+        2 * total,
+        "two copies of every backup on n1 + n2, nothing else"
+    );
+
+    for (k, n) in nodes.iter_mut().enumerate().take(2) {
+        n.signal(libc::SIGTERM);
+        assert_eq!(
+            n.wait_exit(Duration::from_secs(20)),
+            Some(Some(0)),
+            "node n{} exit",
+            k + 1
+        );
+    }
+}
+
+fn rc_hget(cluster: &ubackup_testkit::cluster::Cluster, prefix: &str, field: &str) -> Option<i64> {
+    let mut c = cluster.conn();
+    c.hget(format!("{prefix}replication"), field).ok()
+}
+
+/// Regular files under a store, its temp and quarantine areas left out.
+fn count_files(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".ubackup-") {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
