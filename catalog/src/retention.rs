@@ -118,6 +118,29 @@ pub trait Retention: Catalog {
         Ok(keys.into_iter().collect())
     }
 
+    /// Records with a copy on `node` that is not marked deleted, pruned
+    /// records included (their copies are still to delete), newest first.
+    /// Verify and prune of that node start from these, besides its first
+    /// copies. The default scans everything; a store may do better.
+    async fn copies_on_node(&self, node: &str) -> Result<Vec<CatalogRecord>, CatalogError> {
+        let q = BackupQuery {
+            include_deleted: true,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        scan_each(self, &q, |r| {
+            if r.meta
+                .copies
+                .iter()
+                .any(|c| c.node == node && c.state != crate::copies::state::DELETED)
+            {
+                out.push(r);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// Undeleted records whose stored file failed verification, newest
     /// first: what the reporter raises `illegal` for.
     async fn verify_problems(

@@ -13,7 +13,9 @@
 //!   `under_replicated`, every chain still restores byte-identical through
 //!   `ubackup-client restore` (falling back to the copies), and after
 //!   `repair_after_secs` every backup has two good copies on n1 and n2
-//!   again and `under_replicated` is back to 0.
+//!   again and `under_replicated` is back to 0;
+//! * a changed byte in one copy: `ubackup-server verify` reports it and
+//!   marks it, restore uses the good copy, and repair replaces the bad one.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -544,6 +546,80 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         2 * total,
         "two copies of every backup on n1 + n2, nothing else"
     );
+
+    // ---- a changed byte in one copy: verify marks it, repair replaces it
+    let (bad_id, bad_path) = cat
+        .copies()
+        .into_iter()
+        .find_map(|(id, rows)| {
+            rows.into_iter()
+                .find(|(n, _, s)| n == "n1" && s == "ok")
+                .map(|(_, p, _)| (id, p))
+        })
+        .expect("a copy row on n1");
+    let bad_name = backups[&bad_id].0.clone();
+    let mut bytes = std::fs::read(&bad_path).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&bad_path, &bytes).unwrap();
+    let server = cluster.bin("ubackup-server");
+    let n1_conf = node_dirs[0].join("server.conf");
+    let (code, out, err) = run_bin(
+        &server,
+        &["-c", n1_conf.to_str().unwrap(), "verify"],
+        Duration::from_secs(60),
+    );
+    assert_ne!(
+        code,
+        Some(0),
+        "verify must report the changed copy: {out}{err}"
+    );
+    assert!(
+        out.contains("CORRUPT") && out.contains(&bad_name),
+        "verify output names the copy: {out}"
+    );
+    let dest = root.join("restore-after-corruption");
+    let (code, out, err) = run_bin(
+        &client,
+        &[
+            "-c",
+            client_conf.to_str().unwrap(),
+            "restore",
+            "--id",
+            &bad_id,
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0), "restore with one copy corrupt: {out}{err}");
+    let chain_dir: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for f in &chain_dir {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            same_bytes(f, &host.join(&name)),
+            "{name} restored differs (the corrupt copy was used?)"
+        );
+    }
+    wait_logged(
+        "the corrupt copy is replaced",
+        Duration::from_secs(60),
+        &node_dirs,
+        || {
+            same_bytes(Path::new(&bad_path), &host.join(&bad_name))
+                && cat.copies()[&bad_id]
+                    .iter()
+                    .any(|(n, _, s)| n == "n1" && s == "ok")
+        },
+    );
+    let (code, out, err) = run_bin(
+        &server,
+        &["-c", n1_conf.to_str().unwrap(), "verify"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "verify after the repair: {out}{err}");
 
     for (k, n) in nodes.iter_mut().enumerate().take(2) {
         n.signal(libc::SIGTERM);

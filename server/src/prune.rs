@@ -348,6 +348,9 @@ pub async fn prune(
         }
     }
     if !report.interrupted {
+        prune_copies(cfg, cat, dry_run, emit, &mut report).await?;
+    }
+    if !report.interrupted {
         for action in expire_quarantine(&cfg.quarantine_dir(), cfg.quarantine_days, now, dry_run) {
             match &action {
                 Action::Refused { .. } => tracing::warn!("prune: {action}"),
@@ -398,6 +401,56 @@ pub fn expire_quarantine(dir: &Path, days: u32, now_ms: i64, dry_run: bool) -> V
     out
 }
 
+/// The copies this node holds of backups that were pruned (by the node
+/// holding the first copy, which decides for the whole chain): deleted
+/// here too, and their copy rows marked `deleted`.
+async fn prune_copies(
+    cfg: &ServerConfig,
+    cat: &dyn Retention,
+    dry_run: bool,
+    emit: &mut (dyn FnMut(&Action) + Send),
+    report: &mut PruneReport,
+) -> Result<(), CatalogError> {
+    let me = cfg.node_id.as_str();
+    for r in cat.copies_on_node(me).await? {
+        if r.meta.deleted_at.is_none() || r.node() == me {
+            continue;
+        }
+        let Some(copy) = r.meta.copies.iter().find(|c| c.node == me).cloned() else {
+            continue;
+        };
+        let path = PathBuf::from(&copy.file_path);
+        let what = format!("{} {} (copy)", r.key(), name(&r));
+        let action = if !path.is_absolute()
+            || path.components().any(|c| matches!(c, Component::ParentDir))
+            || !path.starts_with(&cfg.server_root_path)
+        {
+            Action::Refused {
+                what,
+                problem: format!(
+                    "the copy's path {} is not under server_root_path",
+                    path.display()
+                ),
+            }
+        } else {
+            let action = delete_file(path, format!("{what}: its backup was pruned"), dry_run);
+            if matches!(action, Action::Deleted { .. } | Action::AlreadyGone { .. }) {
+                let mut row = copy;
+                row.state = ubackup_catalog::copies::state::DELETED.into();
+                cat.record_copy(&r.id, &row).await?;
+            }
+            action
+        };
+        match &action {
+            Action::Refused { .. } => tracing::warn!("prune: {action}"),
+            _ => tracing::info!("prune: {action}"),
+        }
+        emit(&action);
+        report.actions.push(action);
+    }
+    Ok(())
+}
+
 /// Deletes one file (a regular file only) and marks its record.
 async fn delete_one(
     cat: &dyn Retention,
@@ -406,39 +459,49 @@ async fn delete_one(
     why: String,
     dry_run: bool,
 ) -> Result<Action, CatalogError> {
+    let action = delete_file(path, why, dry_run);
+    if matches!(action, Action::Deleted { .. } | Action::AlreadyGone { .. }) {
+        cat.mark_deleted(&r.id, now_ms()).await?;
+    }
+    Ok(action)
+}
+
+/// Deletes the regular file at `path` (nothing else, and nothing with
+/// `dry_run`), saying what happened.
+fn delete_file(path: PathBuf, why: String, dry_run: bool) -> Action {
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            return Ok(Action::Refused {
+            return Action::Refused {
                 what: path.display().to_string(),
                 problem: format!("lstat: {e}"),
-            })
+            }
         }
     };
     let action = match meta {
         Some(m) if !m.file_type().is_file() => {
-            return Ok(Action::Refused {
+            return Action::Refused {
                 what: path.display().to_string(),
                 problem: format!(
                     "not a regular file ({:?}); only regular files are deleted",
                     m.file_type()
                 ),
-            })
+            }
         }
         Some(m) if dry_run => {
-            return Ok(Action::WouldDelete {
+            return Action::WouldDelete {
                 path,
                 bytes: m.len(),
                 why,
-            })
+            }
         }
         None if dry_run => {
-            return Ok(Action::WouldDelete {
+            return Action::WouldDelete {
                 path,
                 bytes: 0,
                 why: format!("{why} (file already gone)"),
-            })
+            }
         }
         Some(m) => match std::fs::remove_file(&path) {
             Ok(()) => Action::Deleted {
@@ -448,16 +511,15 @@ async fn delete_one(
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Action::AlreadyGone { path, why },
             Err(e) => {
-                return Ok(Action::Refused {
+                return Action::Refused {
                     what: path.display().to_string(),
                     problem: format!("cannot delete: {e}"),
-                })
+                }
             }
         },
         None => Action::AlreadyGone { path, why },
     };
-    cat.mark_deleted(&r.id, now_ms()).await?;
-    Ok(action)
+    action
 }
 
 /// Opens the catalog named by the config.

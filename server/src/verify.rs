@@ -200,7 +200,7 @@ pub async fn verify(
             let outcome = tokio::task::spawn_blocking(move || check_file(&path, &rec))
                 .await
                 .unwrap_or_else(|e| VerifyOutcome::Missing(format!("check failed: {e}")));
-            cat.record_verify(&r.id, &outcome, now_ms()).await?;
+            record_first(cfg, cat, &r, &outcome).await?;
             match &outcome {
                 VerifyOutcome::Ok { .. } => report.ok += 1,
                 VerifyOutcome::Missing(d) | VerifyOutcome::Corrupt(d) => {
@@ -211,6 +211,16 @@ pub async fn verify(
             }
         }
     }
+    verify_copies(
+        cfg,
+        cat,
+        fresh_after,
+        stop,
+        emit,
+        &mut report,
+        &mut recorded,
+    )
+    .await?;
     let root = cfg.server_root_path.clone();
     let cutoff = now - UNRECORDED_AFTER_MS;
     report.unrecorded =
@@ -225,6 +235,107 @@ pub async fn verify(
         ));
     }
     Ok(report)
+}
+
+/// Records the outcome for a first copy on this node. Alone, a bad first
+/// copy makes the backup illegal, as it always did. With another good
+/// copy elsewhere (or a copy row of this node already), the outcome is
+/// this node's copy row instead: the backup stays usable from the good
+/// copy, restore skips this one, and the repair sweep replaces it.
+async fn record_first(
+    cfg: &ServerConfig,
+    cat: &dyn Retention,
+    r: &CatalogRecord,
+    outcome: &VerifyOutcome,
+) -> Result<(), CatalogError> {
+    let node = r.node().to_string();
+    let others = r.good_copies().iter().any(|c| c.node != node);
+    let has_row = r.meta.copies.iter().any(|c| c.node == node);
+    if !others && !has_row {
+        return cat.record_verify(&r.id, outcome, now_ms()).await;
+    }
+    let mut copy = r.first_copy().expect("a verified first copy names a file");
+    if let Some(row) = r.meta.copies.iter().find(|c| c.node == node) {
+        copy = row.clone();
+    }
+    copy.state = outcome.state().to_string();
+    copy.verified_at = Some(now_ms());
+    if copy.zone.is_empty() {
+        copy.zone = cfg.replica.zone.clone();
+    }
+    cat.record_copy(&r.id, &copy).await?;
+    if matches!(outcome, VerifyOutcome::Ok { .. }) {
+        // clears what an earlier verification of the first copy set
+        cat.record_verify(&r.id, outcome, now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// Verifies the copies this node holds of backups another node pulled
+/// (`copies` > 1), each recorded in its copy row.
+async fn verify_copies(
+    cfg: &ServerConfig,
+    cat: &dyn Retention,
+    fresh_after: Option<i64>,
+    stop: &Shutdown,
+    emit: &mut (dyn FnMut(&str) + Send),
+    report: &mut VerifyReport,
+    recorded: &mut HashSet<PathBuf>,
+) -> Result<(), CatalogError> {
+    let me = cfg.node_id.as_str();
+    for r in cat.copies_on_node(me).await? {
+        if r.node() == me || r.meta.deleted_at.is_some() {
+            continue; // a first copy (checked above), or prune's to delete
+        }
+        let Some(copy) = r.meta.copies.iter().find(|c| c.node == me) else {
+            continue;
+        };
+        let path = PathBuf::from(&copy.file_path);
+        let label = format!(
+            "{} {} (copy)",
+            r.key(),
+            r.result.filename.as_deref().unwrap_or("-")
+        );
+        if !path.is_absolute() || !path.starts_with(&cfg.server_root_path) {
+            let why = format!(
+                "the copy's path {} is not under server_root_path",
+                path.display()
+            );
+            emit(&format!("NOT checked {label}: {why}"));
+            report.refused.push((label, why));
+            continue;
+        }
+        recorded.insert(path.clone());
+        if stop.is_triggered() {
+            report.interrupted = true;
+            return Ok(());
+        }
+        if let (Some(after), Some(at)) = (fresh_after, copy.verified_at.or(Some(copy.recorded_at)))
+        {
+            if at >= after {
+                report.skipped_recent += 1;
+                continue;
+            }
+        }
+        let rec = r.clone();
+        let p = path.clone();
+        let outcome = tokio::task::spawn_blocking(move || check_file(&p, &rec))
+            .await
+            .unwrap_or_else(|e| VerifyOutcome::Missing(format!("check failed: {e}")));
+        let mut row = copy.clone();
+        row.state = outcome.state().to_string();
+        row.verified_at = Some(now_ms());
+        cat.record_copy(&r.id, &row).await?;
+        match &outcome {
+            VerifyOutcome::Ok { .. } => report.ok += 1,
+            VerifyOutcome::Missing(d) | VerifyOutcome::Corrupt(d) => {
+                tracing::error!(instance = %r.key(), file = %label, "verify: {}: {d}", outcome.state());
+                emit(&format!("{} {label}: {d}", outcome.state().to_uppercase()));
+                report.problems.push((label, outcome.clone()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `ubackup-server verify`: problems on stdout, then a summary.

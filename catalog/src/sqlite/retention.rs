@@ -1,7 +1,7 @@
 //! [`Retention`] on SQLite: one statement per question, writes off the
 //! async runtime.
 
-use super::{row_to_record, SqliteCatalog, SELECT_COLUMNS};
+use super::{row_to_record, SqliteCatalog, COPIES_COLUMN, SELECT_COLUMNS};
 use crate::record::{CatalogRecord, InstanceKey};
 use crate::retention::{illegal_after, Retention, VerifyOutcome};
 use crate::{CatalogError, CopyRecord};
@@ -85,6 +85,20 @@ impl Retention for SqliteCatalog {
                 params![id, at_ms, outcome.state(), illegal_after(cur.as_deref(), &outcome)],
             )?;
             tx.commit()
+        })
+        .await
+    }
+
+    async fn copies_on_node(&self, node: &str) -> Result<Vec<CatalogRecord>, CatalogError> {
+        let node = node.to_string();
+        self.with_reader(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS}, {COPIES_COLUMN} FROM backups WHERE id IN \
+                 (SELECT backup_id FROM copies WHERE node = ?1 AND state <> 'deleted') \
+                 ORDER BY create_time DESC, id"
+            ))?;
+            let rows = st.query_map([node], row_to_record)?;
+            rows.collect()
         })
         .await
     }
