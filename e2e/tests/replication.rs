@@ -239,7 +239,7 @@ fn wait_logged(what: &str, deadline: Duration, dirs: &[PathBuf], mut cond: impl 
     let mut logs = String::new();
     for d in dirs {
         let text = std::fs::read_to_string(d.join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("DEBUG")).collect();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("DEBUG") && !l.contains("repair sweep")).collect();
         logs.push_str(&format!(
             "\n== {}\n{}",
             d.display(),
@@ -403,7 +403,12 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         "every backup twice on disk, nothing else"
     );
 
-    // ---- lose n3: the process, its module, its whole store
+    // ---- lose n3: the process, its module, its whole store. n1 and n2
+    // are paused first (the operator's control hash), so the backups stay
+    // short of copies until the alert has been seen
+    for n in ["n1", "n2"] {
+        let _: () = rc.hset(format!("{}control:{n}", names.prefix), "paused", "1").unwrap();
+    }
     nodes[2].kill9_group();
     modules[2].proc.kill9_group();
     std::fs::remove_dir_all(node_dirs[2].join("store")).unwrap();
@@ -426,6 +431,32 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         &node_dirs,
         || under() > 0,
     );
+    let reporter = cluster.bin("ubackup-reporter");
+    let alert_kinds = || -> Vec<String> {
+        let (_, out, err) = run_bin(
+            &reporter,
+            &["alerts", "--json", "-c", iconf_path.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("alerts --json: {e}: {out}{err}"));
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let kinds = alert_kinds();
+    assert!(
+        kinds.iter().any(|k| k == "under_replicated"),
+        "raised while backups are short of copies: {kinds:?}"
+    );
+    for n in ["n1", "n2"] {
+        let _: () = rc
+            .hset(format!("{}control:{n}", names.prefix), "paused", "0")
+            .unwrap();
+    }
 
     // ---- every chain still restores, from the copies where n3 is gone
     let client_conf = root.join("client.conf");
@@ -536,6 +567,11 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         Duration::from_secs(30),
         &node_dirs,
         || under() == 0,
+    );
+    let kinds = alert_kinds();
+    assert!(
+        !kinds.iter().any(|k| k == "under_replicated"),
+        "resolved after the repair: {kinds:?}"
     );
     let stored: usize = node_dirs[..2]
         .iter()

@@ -32,10 +32,13 @@ pub enum AlertKind {
     NodeDown,
     QueueBacklog,
     DeadLetters,
+    /// Backups with fewer good copies than `copies` asks for (the nodes'
+    /// repair sweep counts them).
+    UnderReplicated,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::ScriptError,
         AlertKind::PullFailed,
         AlertKind::Illegal,
@@ -44,6 +47,7 @@ impl AlertKind {
         AlertKind::NodeDown,
         AlertKind::QueueBacklog,
         AlertKind::DeadLetters,
+        AlertKind::UnderReplicated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl AlertKind {
             AlertKind::NodeDown => "node_down",
             AlertKind::QueueBacklog => "queue_backlog",
             AlertKind::DeadLetters => "dead_letters",
+            AlertKind::UnderReplicated => "under_replicated",
         }
     }
 
@@ -285,6 +290,7 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
         alerts.extend(queue_backlog(l, t, snap.now_ms));
         alerts.extend(dead_letters(l));
     }
+    alerts.extend(under_replicated(snap));
     report(snap, alerts, errors, catalog_ok)
 }
 
@@ -522,6 +528,34 @@ fn dead_letters(l: &ListDepth) -> Option<Alert> {
         format!("{} dead letter(s) in {}{newest}", l.depth, l.list),
     );
     a.list = Some(l.list.clone());
+    Some(a)
+}
+
+/// under_replicated: the last repair sweep found backups with fewer good
+/// copies than wanted. Resolved when a sweep finds none.
+fn under_replicated(snap: &Snapshot) -> Option<Alert> {
+    let r = snap.replication.as_ref()?;
+    if r.under_replicated == 0 {
+        return None;
+    }
+    let oldest = if r.oldest_ms > 0 {
+        format!("; the oldest taken {} ago", duration_ms(snap.now_ms - r.oldest_ms))
+    } else {
+        String::new()
+    };
+    let mut a = Alert::new(
+        AlertKind::UnderReplicated,
+        Severity::Warning,
+        "copies".into(),
+        format!(
+            "{} backup(s) with fewer good copies than `copies` asks for{oldest}; {} repair task(s) queued; last sweep by {} {} ago",
+            r.under_replicated,
+            r.backlog,
+            r.sweep_node,
+            duration_ms(snap.now_ms - r.sweep_ms)
+        ),
+    );
+    a.since_ms = (r.oldest_ms > 0).then_some(r.oldest_ms);
     Some(a)
 }
 

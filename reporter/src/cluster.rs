@@ -321,3 +321,41 @@ mod tests {
         assert_eq!(element_time_ms("not json"), None);
     }
 }
+
+/// The nodes' repair sweep as it last published itself
+/// (`ubackup_common::keys::replication`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicationView {
+    pub under_replicated: u64,
+    pub oldest_ms: i64,
+    pub checked: u64,
+    pub backlog: u64,
+    pub queued: u64,
+    pub sweep_ms: i64,
+    pub sweep_node: String,
+}
+
+/// `None` when no sweep ever ran (no node asks for copies).
+pub async fn read_replication(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<Option<ReplicationView>> {
+    use ubackup_common::keys::replication as f;
+    let h: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys.replication())
+        .query_async(conn)
+        .await?;
+    if h.is_empty() {
+        return Ok(None);
+    }
+    let num = |k: &str| h.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    Ok(Some(ReplicationView {
+        under_replicated: num(f::UNDER_REPLICATED).max(0) as u64,
+        oldest_ms: num(f::OLDEST_MS),
+        checked: num(f::CHECKED).max(0) as u64,
+        backlog: num(f::BACKLOG).max(0) as u64,
+        queued: num(f::QUEUED).max(0) as u64,
+        sweep_ms: num(f::SWEEP_MS),
+        sweep_node: h.get(f::SWEEP_NODE).cloned().unwrap_or_default(),
+    }))
+}

@@ -73,8 +73,27 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
     nodes(&mut o, snap);
     window(&mut o, snap);
     instances(&mut o, snap, alerts);
+    replication(&mut o, snap);
     alert_counts(&mut o, alerts);
     o.s
+}
+
+/// The last repair sweep (`copies` > 1): backups it checked, those short
+/// of copies, and the repair tasks waiting. Absent without replication.
+fn replication(o: &mut Out, snap: &Snapshot) {
+    let Some(r) = &snap.replication else {
+        return;
+    };
+    let gauges: [(&str, &str, f64); 4] = [
+        ("ubackup_replication_checked_backups", "Stored backups that want more than one copy, at the last repair sweep.", r.checked as f64),
+        ("ubackup_under_replicated_backups", "Backups with fewer good copies than `copies` asks for, at the last repair sweep.", r.under_replicated as f64),
+        ("ubackup_repair_backlog", "Replication tasks waiting in the nodes' replication lists.", r.backlog as f64),
+        ("ubackup_repair_sweep_age_seconds", "Seconds since the last repair sweep ended.", ((snap.now_ms - r.sweep_ms).max(0) / 1000) as f64),
+    ];
+    for (name, help, v) in gauges {
+        o.family(name, help);
+        o.sample(name, &[], v);
+    }
 }
 
 /// Whether Redis (always, here) and the catalog could be read.

@@ -144,7 +144,14 @@ impl Sources {
             window: None,
             slowest: Vec::new(),
             verify_failures: Vec::new(),
+            replication: None,
         };
+        snap.replication = cluster::read_replication(&mut self.redis, &self.cfg.keys)
+            .await
+            .map_err(|e| ReporterError::Redis {
+                target: self.redis_target.to_string(),
+                source: e,
+            })?;
         let Some(store) = self.query_store().cloned() else {
             snap.catalog_error = Some(if self.store_errors.is_empty() {
                 "no catalog configured".into()
@@ -225,4 +232,7 @@ pub struct Snapshot {
     /// Stored files `verify` found missing or corrupt.
     #[serde(skip)]
     pub verify_failures: Vec<CatalogRecord>,
+    /// What the nodes' last repair sweep found (`copies` > 1); `None`
+    /// when no node replicates.
+    pub replication: Option<cluster::ReplicationView>,
 }

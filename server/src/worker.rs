@@ -159,7 +159,18 @@ pub(crate) async fn dispatch(
                     redis_failures = 0;
                 }
                 for t in items {
-                    jobs.spawn(pull::process(ctx.clone(), t));
+                    // the replication slot is counted from the take on, so
+                    // the next turn of this loop already sees it busy
+                    let slot = ctx
+                        .replica
+                        .as_ref()
+                        .filter(|r| r.list == t.queue)
+                        .map(|r| Express::new(&r.running));
+                    let c = ctx.clone();
+                    jobs.spawn(async move {
+                        let _slot = slot;
+                        pull::process(c, t).await
+                    });
                 }
             }
             Err(e) => {
@@ -211,7 +222,8 @@ pub(crate) async fn dispatch(
     }
 }
 
-/// Counts a job in the express slot while it runs (also if it panics).
+/// Counts a job in the express slot, or the replication slot, while it
+/// runs (also if it panics).
 struct Express(Arc<AtomicUsize>);
 
 impl Express {

@@ -41,7 +41,6 @@ use crate::node::CountGuard;
 /// original's `interval` pause, holding the worker slot.
 pub(crate) async fn process(ctx: Arc<Ctx>, taken: Taken) {
     if let Some(rep) = ctx.replica.as_ref().filter(|r| r.list == taken.queue) {
-        let _running = CountGuard::new(&rep.running);
         crate::replica::copy::run(&ctx, rep, taken).await;
         return;
     }
