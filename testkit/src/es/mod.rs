@@ -67,6 +67,8 @@ mod router;
 mod search;
 mod state;
 mod templates;
+#[cfg(test)]
+mod test_client;
 mod values;
 
 pub use handle::{EsStandIn, LoggedRequest};
