@@ -1,22 +1,23 @@
 //! The backup catalog: where every backup file is, and when each instance
 //! was last backed up. One [`Catalog`] trait, one implementation per store.
 //!
-//! Layout:
+//! Layout, store-neutral first, then one directory per store:
 //! * [`record`]: what a catalog holds: [`CatalogRecord`] (a node's result
 //!   plus `game_name` and the catalog's own columns), the instance registry
 //!   ([`InstanceEntry`]) and the query types;
-//! * [`sqlite`]: the embedded SQLite store (the default), writes off the
-//!   async runtime; [`schema`] holds its numbered migrations;
-//! * [`es`]: Elasticsearch (the official crate): [`es::mapping`] is the index
-//!   mapping/template, [`es::bulk`] builds `_bulk` bodies and sorts the
-//!   per-item answers into stored / retry / rejected;
-//! * [`chain`], [`retention`], [`location`]: full + incremental chains,
-//!   pins / deletion marks / verification results, and the `catalog` /
+//! * [`chain`], [`location`]: full + incremental chains, and the `catalog` /
 //!   `es_urls` keys that restore, prune and verify open a store with;
-//! * [`reports`], [`samples`]: the reporter's queries (window stats, slowest
-//!   pulls, newest result per instance) and its disk/queue time series;
-//! * [`web_stats`]: the statistics page's per-hour/per-day activity and
-//!   largest/slowest backups, per business and type.
+//! * [`retention`], [`reports`], [`web_stats`]: the traits beyond
+//!   [`Catalog`] (pins / deletion marks / verification; the reporter's
+//!   queries; the statistics page) with their store-neutral defaults;
+//!   [`samples`]: the reporter's disk/queue time series;
+//! * [`sqlite`]: the embedded SQLite store (the default), writes off the
+//!   async runtime; [`sqlite::schema`] holds every table definition as
+//!   numbered migrations; its submodules implement the traits above;
+//! * [`es`]: Elasticsearch (the official crate): [`es::mapping`] has every
+//!   index mapping/template, [`es::bulk`] builds `_bulk` bodies and sorts
+//!   the per-item answers into stored / retry / rejected; its submodules
+//!   implement the traits above.
 //!
 //! The indexer writes through [`Catalog::store`]; restore, list, status and
 //! alerts read through the other methods, whichever store is configured.
@@ -28,7 +29,6 @@ pub mod record;
 pub mod reports;
 pub mod retention;
 pub mod samples;
-pub mod schema;
 pub mod sqlite;
 pub mod web_stats;
 
@@ -45,25 +45,79 @@ pub use samples::{DiskSample, QueueKind, QueueSample, Sample, SampleQuery};
 pub use sqlite::SqliteCatalog;
 pub use web_stats::{Activity, ActivityFilter, Bucket};
 
+/// The error a catalog call failed on, when there was one (SQLite, I/O,
+/// the Elasticsearch client, a task): kept as [`CatalogError`]'s source.
+pub type ErrorSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a catalog call failed, sorted by what the caller can do about it.
+/// `reason` is the whole story for a log line (the source's text
+/// included); `source` keeps the underlying error itself.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The store cannot be reached or is overloaded (connection refused,
     /// timeout, HTTP 429/5xx, 401/403, SQLite busy/full): keep the data and
     /// try again later.
     #[error("{store} unavailable: {reason}")]
-    Unavailable { store: String, reason: String },
+    Unavailable {
+        store: String,
+        reason: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// The store refused the whole request and will refuse it again (HTTP
     /// 4xx on the request itself): retrying is pointless.
     #[error("{store} rejected the request: {reason}")]
-    Rejected { store: String, reason: String },
+    Rejected {
+        store: String,
+        reason: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// The store answered something we could not understand, or a local
     /// problem (corrupt database, unexpected schema).
     #[error("{store}: {reason}")]
-    Fatal { store: String, reason: String },
+    Fatal {
+        store: String,
+        reason: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
 }
 
 impl CatalogError {
+    pub fn unavailable(store: impl Into<String>, reason: impl Into<String>) -> Self {
+        CatalogError::Unavailable {
+            store: store.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn rejected(store: impl Into<String>, reason: impl Into<String>) -> Self {
+        CatalogError::Rejected {
+            store: store.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn fatal(store: impl Into<String>, reason: impl Into<String>) -> Self {
+        CatalogError::Fatal {
+            store: store.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `e`.
+    pub fn because(mut self, e: impl Into<ErrorSource>) -> Self {
+        let (CatalogError::Unavailable { source, .. }
+        | CatalogError::Rejected { source, .. }
+        | CatalogError::Fatal { source, .. }) = &mut self;
+        *source = Some(e.into());
+        self
+    }
+
     /// True when the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, CatalogError::Unavailable { .. })

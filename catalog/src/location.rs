@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ubackup_common::config::catalog::{catalog_key, not_absolute, CatalogKey};
 use ubackup_common::{ConfigError, SectionReader};
 use url::Url;
 
@@ -14,21 +15,9 @@ use crate::es::EsAuth;
 use crate::retention::Retention;
 use crate::{CatalogError, EsCatalog, EsSettings, SqliteCatalog};
 
-/// The `[global]` keys read here.
-pub const KEYS: &[&str] = &[
-    "catalog",
-    "es_urls",
-    "es_index",
-    "es_user",
-    "es_password",
-    "es_api_key",
-    "es_ca_cert",
-    "es_tls_verify",
-    "es_timeout",
-];
-
-/// The original indexer's index.
-pub const DEFAULT_ES_INDEX: &str = "uuzubackup";
+/// The `[global]` keys read here, and the index used when `es_index` is
+/// not set (defined with the other shared config keys).
+pub use ubackup_common::config::catalog::{DEFAULT_ES_INDEX, KEYS};
 
 /// One configured catalog. With both keys set, SQLite is used.
 #[derive(Debug, Clone)]
@@ -52,16 +41,13 @@ impl std::fmt::Display for CatalogLocation {
 impl CatalogLocation {
     /// The configured catalog, or `None` when neither key is set.
     pub fn from_section(g: &SectionReader) -> Result<Option<CatalogLocation>, ConfigError> {
-        if let Some(p) = g.opt_path("catalog") {
-            if !p.is_absolute() {
-                return Err(g.error(
-                    "catalog",
-                    format!("`{}` is not an absolute path; expected the SQLite catalog file, e.g. /var/lib/ubackup/catalog.sqlite", p.display()),
-                ));
-            }
-            return Ok(Some(CatalogLocation::Sqlite(p)));
+        const EXPECTED: &str = "the SQLite catalog file, e.g. /var/lib/ubackup/catalog.sqlite";
+        match catalog_key(g, EXPECTED)? {
+            CatalogKey::Path(p) => Ok(Some(CatalogLocation::Sqlite(p))),
+            // no `off` here: a tool that was given a catalog needs one
+            CatalogKey::Off(v) => Err(not_absolute(g, &v, EXPECTED)),
+            CatalogKey::Absent => Ok(es_settings(g)?.map(CatalogLocation::Es)),
         }
-        Ok(es_settings(g)?.map(CatalogLocation::Es))
     }
 
     /// Like [`from_section`](Self::from_section), but a missing catalog is
@@ -83,9 +69,8 @@ impl CatalogLocation {
                 let p = p.clone();
                 let store = tokio::task::spawn_blocking(move || SqliteCatalog::open(&p))
                     .await
-                    .map_err(|e| CatalogError::Fatal {
-                        store: self.to_string(),
-                        reason: e.to_string(),
+                    .map_err(|e| {
+                        CatalogError::fatal(self.to_string(), e.to_string()).because(e)
                     })??;
                 Ok(Arc::new(store))
             }

@@ -97,7 +97,7 @@ async fn sqlite_reports_match_the_generic_queries() {
     let db = Arc::new(SqliteCatalog::open(&dir.path().join("c.db")).unwrap());
     assert_eq!(
         db.schema_version().unwrap(),
-        ubackup_catalog::schema::latest()
+        ubackup_catalog::sqlite::schema::latest()
     );
     let mut recs = Vec::new();
     for i in 0..30i64 {

@@ -189,7 +189,7 @@ async fn database_is_wal_versioned_and_readable_by_the_sqlite3_cli() {
         .unwrap();
     assert_eq!(
         cat.schema_version().unwrap(),
-        ubackup_catalog::schema::latest()
+        ubackup_catalog::sqlite::schema::latest()
     );
     let db = dir.path().join("sub/catalog.db");
     let sqlite3 = |sql: &str| -> String {

@@ -7,6 +7,24 @@ use ubackup_common::config::ConfigError;
 use crate::config::ClientConfig;
 use crate::RunOptions;
 
+/// `ubackup-client check`: the summary on stdout (config warnings on
+/// stderr first), or the error on stderr; returns the exit code.
+pub fn command(cfg: &ClientConfig, opts: &RunOptions) -> u8 {
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    match describe(cfg, opts) {
+        Ok(text) => {
+            print!("{text}");
+            crate::exit::OK
+        }
+        Err(e) => {
+            eprintln!("ubackup-client: config error: {e}");
+            crate::exit::CONFIG
+        }
+    }
+}
+
 /// The summary printed by `check`, or the error a run would stop on.
 pub fn describe(cfg: &ClientConfig, opts: &RunOptions) -> Result<String, ConfigError> {
     let plan = crate::plan(cfg, opts)?;

@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use ubackup_common::config::{ConfigError, SectionReader};
+use ubackup_common::config::redis::{QUEUE_REDIS, QUEUE_REDIS_KEYS};
+use ubackup_common::config::{catalog, cluster, logs, ConfigError, SectionReader};
 use ubackup_common::ini::IniDoc;
-use ubackup_common::keys::{Keys, DEFAULT_PREFIX};
+use ubackup_common::keys::Keys;
 use ubackup_common::validate::check_relative;
 use ubackup_common::RedisTarget;
 
@@ -41,44 +42,31 @@ pub const DEFAULT_DEDUP_TTL: u64 = 2 * 24 * 3600;
 pub const RESERVED_SECTIONS: &[&str] = &["global"];
 
 /// Every key the client reads from `[global]`.
-pub const GLOBAL_KEYS: &[&str] = &[
+pub const GLOBAL_KEYS: &[&str] = ubackup_common::key_list!(
     // original
-    "server_id",
-    "game_id",
-    "op_id",
-    "interval",
-    "redis_host",
-    "redis_port",
-    "redis_queue",
-    "my_ip",
-    "log",
-    "error_log",
+    &["server_id", "game_id", "op_id", "interval"],
+    QUEUE_REDIS_KEYS,
+    &["redis_queue", "my_ip"],
+    logs::KEYS,
     // new
-    "rsync_port",
-    "redis_password",
-    "redis_url",
-    "spool_dir",
-    "checksum",
-    "key_prefix",
-    "dedup_ttl",
-    // restore (docs/restore.md): the nodes' read-only module, and the
-    // catalog (the same names as ubackup_catalog::location::KEYS)
-    "node_rsync_module",
-    "node_rsync_port",
-    "node_rsync_user",
-    "node_rsync_password_file",
-    "node_rsync_timeout",
-    "node_rsync_contimeout",
-    "catalog",
-    "es_urls",
-    "es_index",
-    "es_user",
-    "es_password",
-    "es_api_key",
-    "es_ca_cert",
-    "es_tls_verify",
-    "es_timeout",
-];
+    &[
+        "rsync_port",
+        "spool_dir",
+        "checksum",
+        cluster::KEY_PREFIX,
+        "dedup_ttl"
+    ],
+    // restore (docs/restore.md): the nodes' read-only module, and the catalog
+    &[
+        "node_rsync_module",
+        "node_rsync_port",
+        "node_rsync_user",
+        "node_rsync_password_file",
+        "node_rsync_timeout",
+        "node_rsync_contimeout",
+    ],
+    catalog::KEYS,
+);
 
 /// Every key the client reads from an instance section.
 pub const INSTANCE_KEYS: &[&str] = &[
@@ -197,13 +185,12 @@ pub struct InstanceConfig {
 }
 
 /// A whole number of seconds, at least 1, or `default`.
-fn positive_secs(g: &SectionReader, key: &str, default: u64) -> Result<u64, ConfigError> {
-    let what = "a whole number of seconds, at least 1";
-    match g.parse_or::<u64>(key, what, default)? {
-        0 => Err(g.error(key, format!("`0` is not valid; expected {what}"))),
-        n => Ok(n),
-    }
+fn positive_secs(g: &SectionReader, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    g.nonzero_or(key, "a whole number of seconds, at least 1", default)
+        .map(Duration::from_secs)
 }
+
+const PORT: &str = "a TCP port 1-65535";
 
 impl ClientConfig {
     pub fn load(path: &Path) -> Result<ClientConfig, ConfigError> {
@@ -345,35 +332,21 @@ impl GlobalConfig {
         let spool_dir = g
             .opt_path("spool_dir")
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR));
+        let (log, error_log) = logs::read(g);
         Ok(GlobalConfig {
             server_id: g.parse("server_id", "an integer host id such as 111111")?,
             game_id: g.parse("game_id", "an integer business id such as 31")?,
             op_id: g.parse_or("op_id", "an integer (reserved; any number)", 0)?,
             interval: positive(g, "interval", DEFAULT_INTERVAL)?,
-            redis: RedisTarget::from_section(
-                g,
-                "redis_host",
-                "redis_port",
-                "redis_url",
-                "redis_password",
-                0,
-            )?,
+            redis: QUEUE_REDIS.read(g)?,
             redis_queue,
             my_ip,
-            log: g.opt_path("log"),
-            error_log: g.opt_path("error_log"),
-            rsync_port: match g.opt_parse::<u16>("rsync_port", "a TCP port 1-65535")? {
-                Some(0) => {
-                    return Err(g.error(
-                        "rsync_port",
-                        "`0` is not valid; expected a TCP port 1-65535",
-                    ))
-                }
-                p => p,
-            },
+            log,
+            error_log,
+            rsync_port: g.opt_nonzero("rsync_port", PORT)?,
             spool_dir,
             checksum: g.parse_or("checksum", CHECKSUM_VALUES, Checksum::Blake3)?,
-            key_prefix: g.str_or("key_prefix", DEFAULT_PREFIX),
+            key_prefix: cluster::key_prefix(g),
             node_rsync_module: {
                 let m = g.str_or("node_rsync_module", DEFAULT_NODE_RSYNC_MODULE);
                 if m.contains('/') || check_relative("node_rsync_module", &m).is_err() {
@@ -384,26 +357,14 @@ impl GlobalConfig {
                 }
                 m
             },
-            node_rsync_port: match g.opt_parse::<u16>("node_rsync_port", "a TCP port 1-65535")? {
-                Some(0) => {
-                    return Err(g.error(
-                        "node_rsync_port",
-                        "`0` is not valid; expected a TCP port 1-65535",
-                    ))
-                }
-                p => p.unwrap_or(DEFAULT_NODE_RSYNC_PORT),
-            },
+            node_rsync_port: g.nonzero_or("node_rsync_port", PORT, DEFAULT_NODE_RSYNC_PORT)?,
             node_rsync_auth: ubackup_common::config::rsync_auth(
                 g,
                 "node_rsync_user",
                 "node_rsync_password_file",
             )?,
-            node_rsync_timeout: Duration::from_secs(positive_secs(g, "node_rsync_timeout", 120)?),
-            node_rsync_contimeout: Duration::from_secs(positive_secs(
-                g,
-                "node_rsync_contimeout",
-                20,
-            )?),
+            node_rsync_timeout: positive_secs(g, "node_rsync_timeout", 120)?,
+            node_rsync_contimeout: positive_secs(g, "node_rsync_contimeout", 20)?,
             dedup_ttl: g
                 .parse_or::<u64>(
                     "dedup_ttl",

@@ -1,9 +1,9 @@
 //! Getting messages onto their Redis lists: push now, or spool and resend
 //! on a later run, never twice.
 //!
-//! Every push (first try or resend) goes through `lua/push_once.lua`, which
-//! LPUSHes the message and sets an expiring marker for its id in one atomic
-//! step, and does nothing if the marker exists. So:
+//! Every push (first try or resend) goes through the queue's
+//! [`push_once`], which LPUSHes the message and sets an expiring marker for
+//! its id in one atomic step, and does nothing if the marker exists. So:
 //! * Redis down → the message is spooled; the next run resends it.
 //! * The push was sent but the reply never came (timeout, connection cut) →
 //!   it is spooled too, and the resend finds the marker if the first push
@@ -22,13 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::aio::ConnectionManager;
 use tracing::{error, info, warn};
+use ubackup_common::queue::push::push_once;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::{Keys, RedisTarget};
 
 use crate::lock::{try_lock, LockError};
 use crate::spool::{Envelope, Spool};
-
-static PUSH_ONCE: &str = include_str!("../lua/push_once.lua");
 
 /// Pushes envelopes to one Redis. After a connection-level failure it stops
 /// trying for the rest of the run, so twenty instances do not each wait out
@@ -37,7 +36,6 @@ pub struct Sender {
     target: RedisTarget,
     keys: Keys,
     dedup_ttl: u64,
-    script: redis::Script,
     conn: tokio::sync::Mutex<Conn>,
 }
 
@@ -53,7 +51,6 @@ impl Sender {
             target,
             keys,
             dedup_ttl,
-            script: redis::Script::new(PUSH_ONCE),
             conn: tokio::sync::Mutex::new(Conn::Untried),
         }
     }
@@ -83,16 +80,17 @@ impl Sender {
     /// attempt had already pushed it. `Err`: not known to be pushed.
     pub async fn push(&self, env: &Envelope) -> Result<bool, String> {
         let mut c = self.connection().await?;
-        let res: redis::RedisResult<i64> = self
-            .script
-            .key(self.keys.sent(&env.id))
-            .key(&env.queue)
-            .arg(&env.payload)
-            .arg(self.dedup_ttl)
-            .invoke_async(&mut c)
-            .await;
+        let res = push_once(
+            &mut c,
+            &self.keys,
+            &env.id,
+            &env.queue,
+            &env.payload,
+            self.dedup_ttl,
+        )
+        .await;
         match res {
-            Ok(n) => Ok(n == 1),
+            Ok(pushed) => Ok(pushed),
             Err(e) => {
                 let connection_level = e.is_io_error()
                     || e.is_timeout()

@@ -11,15 +11,21 @@
 //! * [`script`]: `sh -c` in its own process group, output tails, timeouts;
 //! * [`backlog`]: `back_log` / `last_all_log` with the original's semantics;
 //! * [`lock`]: one run per instance at a time (flock);
-//! * [`delivery`]: push-once to Redis (`lua/push_once.lua`), spool fallback,
+//! * [`delivery`]: push-once to Redis (the queue's `push_once`), spool fallback,
 //!   draining the spool;
 //! * [`spool`]: the spool directory's files;
 //! * [`restore`], [`list`], [`pin`]: `restore` / `list` / `pin` / `unpin`
-//!   over the catalog and the nodes' read-only rsync module (docs/restore.md).
+//!   over the catalog and the nodes' read-only rsync module (docs/restore.md);
+//! * [`tool`]: what those four share (exit codes, error type, start-up);
+//! * [`lookup`]: opening the catalog and finding one backup in it;
+//! * [`at`]: `--at` parsing and the local-time display.
 //!
-//! [`run`] is the whole run; `main.rs` only parses arguments, sets up
-//! logging and maps the [`RunReport`] to an exit code ([`exit`]).
+//! [`run`] is the whole run and [`command`] the run as `main` starts it;
+//! each subcommand module has its own `command`. `main.rs` only parses
+//! arguments and hands them to [`BINARY`] (config → logging → runtime →
+//! signals → exit code, [`exit`]).
 
+pub mod at;
 pub mod backlog;
 pub mod check;
 pub mod cli;
@@ -28,14 +34,17 @@ pub mod delivery;
 pub mod instance;
 pub mod list;
 pub mod lock;
+pub mod lookup;
 pub mod pin;
 pub mod restore;
 pub mod script;
 pub mod spool;
+pub mod tool;
 
 use std::sync::Arc;
 
 use tracing::{error, info, warn, Instrument};
+use ubackup_common::app::Binary;
 use ubackup_common::config::{ConfigError, SectionReader};
 use ubackup_common::shutdown::Shutdown;
 
@@ -59,6 +68,13 @@ pub mod exit {
     /// error log, to push by hand.
     pub const NOT_QUEUED: u8 = 4;
 }
+
+/// How `main` starts: config errors exit [`exit::CONFIG`].
+pub const BINARY: Binary = Binary {
+    prefix: "ubackup-client: ",
+    config_exit: exit::CONFIG,
+    worker_threads: None,
+};
 
 /// Options from the command line that shape a run.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +126,21 @@ pub fn plan(
         .into_iter()
         .map(|i| Ok((i.clone(), cfg.queue_for(i, opts.queue.as_deref())?)))
         .collect()
+}
+
+/// `ubackup-client [run]` as `main` starts it: the config's warnings to
+/// the log, the run, its exit code.
+pub async fn command(cfg: ClientConfig, opts: RunOptions, stop: Shutdown) -> u8 {
+    for w in &cfg.warnings {
+        warn!("config: {w}");
+    }
+    match run(Arc::new(cfg), &opts, stop).await {
+        Ok(report) => report.exit_code(),
+        Err(e) => {
+            error!("config error: {e}");
+            exit::CONFIG
+        }
+    }
 }
 
 /// The whole run: resend what is spooled, then run every selected instance

@@ -5,10 +5,11 @@ use serde_json::json;
 use ubackup_catalog::chain::is_full;
 use ubackup_catalog::{BackupQuery, CatalogRecord, Retention};
 
+use crate::at::{bytes, show};
 use crate::cli::ListArgs;
 use crate::config::ClientConfig;
-use crate::restore::at::{bytes, show};
-use crate::restore::ToolError;
+use crate::lookup::open_catalog;
+use crate::tool::ToolError;
 
 /// `ok`, `failed` or `illegal`.
 fn status(r: &CatalogRecord) -> &'static str {
@@ -55,6 +56,14 @@ fn verified(r: &CatalogRecord) -> String {
     }
 }
 
+/// `ubackup-client list`: the listing on stdout.
+pub async fn command(cfg: &ClientConfig, args: &ListArgs) -> Result<u8, ToolError> {
+    let cat = open_catalog(cfg, "list").await?;
+    print!("{}", list(cfg, args, cat.as_ref()).await?);
+    Ok(0)
+}
+
+/// The listing of the backups `args` select, as text or JSON.
 pub async fn list(
     cfg: &ClientConfig,
     args: &ListArgs,

@@ -5,10 +5,18 @@
 use ubackup_catalog::chain::is_full;
 use ubackup_catalog::Retention;
 
+use crate::at::{parse_at, show};
 use crate::cli::PinArgs;
 use crate::config::ClientConfig;
-use crate::restore::at::{parse_at, show};
-use crate::restore::{instance_key, select, ToolError};
+use crate::lookup::{instance_key, newest_usable, open_catalog};
+use crate::tool::ToolError;
+
+/// `ubackup-client pin` (`pinned`) or `unpin`: the line on stdout.
+pub async fn command(cfg: &ClientConfig, args: &PinArgs, pinned: bool) -> Result<u8, ToolError> {
+    let cat = open_catalog(cfg, if pinned { "pin" } else { "unpin" }).await?;
+    print!("{}", pin(cfg, args, pinned, cat.as_ref()).await?);
+    Ok(0)
+}
 
 /// Pins (or unpins) the record `--id`, or the backup `restore` would pick
 /// for `--type/--instance/--at`. Returns the line to print.
@@ -35,7 +43,7 @@ pub async fn pin(
                 .map(parse_at)
                 .transpose()
                 .map_err(|e| ToolError::Config(format!("--at: {e}")))?;
-            select::newest_usable(cat, &instance_key(cfg, ty, inst, args.server_id), at).await?
+            newest_usable(cat, &instance_key(cfg, ty, inst, args.server_id), at).await?
         }
         _ => {
             return Err(ToolError::Config(

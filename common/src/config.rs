@@ -3,13 +3,31 @@
 //!
 //! Each binary has its own config type (client/src/config.rs and so on); they
 //! are all built from [`SectionReader`] so that every rejection reads the same.
+//! Keys that several binaries read have one reader each here, with their key
+//! list and defaults:
+//! * [`redis`]: a Redis server (`redis_*`, and the server's `message_redis_*`);
+//! * [`cluster`]: `key_prefix` and the results list `message_queue`;
+//! * [`logs`]: `log` / `error_log`;
+//! * [`catalog`]: the catalog keys (`catalog`, `es_*`), their defaults and the
+//!   SQLite path's rules; the Elasticsearch settings themselves are read by
+//!   `ubackup_catalog::location::es_settings`, next to the type they fill.
+//!
+//! A binary's list of known keys is built from those groups and its own keys
+//! with [`key_list!`](crate::key_list).
+
+pub mod catalog;
+pub mod cluster;
+pub mod ini;
+pub mod logs;
+pub mod redis;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::ini::{IniDoc, Section};
+use self::ini::{IniDoc, Section};
 
 /// A config file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +175,48 @@ impl<'a> SectionReader<'a> {
         Ok(self.opt_parse(key, what)?.unwrap_or(default))
     }
 
+    /// Like [`parse_or`](Self::parse_or), and the value must lie in `range`;
+    /// else "`v` is out of range; expected `expected`".
+    pub fn parse_in<T: FromStr + PartialOrd + fmt::Display>(
+        &self,
+        key: &str,
+        what: &str,
+        default: T,
+        range: RangeInclusive<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let v = self.parse_or(key, what, default)?;
+        if !range.contains(&v) {
+            return Err(self.error(key, format!("`{v}` is out of range; expected {expected}")));
+        }
+        Ok(v)
+    }
+
+    /// Like [`opt_parse`](Self::opt_parse), and 0 is refused with
+    /// "`0` is not valid; expected `what`".
+    pub fn opt_nonzero<T: FromStr + PartialEq + Default>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.opt_parse::<T>(key, what)? {
+            Some(v) if v == T::default() => {
+                Err(self.error(key, format!("`0` is not valid; expected {what}")))
+            }
+            v => Ok(v),
+        }
+    }
+
+    /// [`opt_nonzero`](Self::opt_nonzero) with a default.
+    pub fn nonzero_or<T: FromStr + PartialEq + Default>(
+        &self,
+        key: &str,
+        what: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        Ok(self.opt_nonzero(key, what)?.unwrap_or(default))
+    }
+
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         match self.opt_str(key).map(|v| v.to_ascii_lowercase()) {
             None => Ok(None),
@@ -192,6 +252,36 @@ impl<'a> SectionReader<'a> {
     pub fn keys(&self) -> impl Iterator<Item = (&String, &String)> {
         self.section.entries.iter().map(|(k, e)| (k, &e.value))
     }
+}
+
+/// The keys of `groups`, in order, as one array (see [`key_list!`](crate::key_list)).
+/// Fails to compile when `N` is not the number of keys.
+pub const fn concat_keys<const N: usize>(groups: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut n = 0;
+    let mut g = 0;
+    while g < groups.len() {
+        let mut i = 0;
+        while i < groups[g].len() {
+            out[n] = groups[g][i];
+            n += 1;
+            i += 1;
+        }
+        g += 1;
+    }
+    assert!(n == N, "concat_keys: N is not the number of keys");
+    out
+}
+
+/// One `&'static [&str]` of known keys from several lists, for a `const`:
+/// `key_list!(OWN_KEYS, config::redis::QUEUE_REDIS_KEYS, config::logs::KEYS)`.
+#[macro_export]
+macro_rules! key_list {
+    ($($group:expr),+ $(,)?) => {{
+        const N: usize = 0 $(+ $group.len())+;
+        const KEYS: [&str; N] = $crate::config::concat_keys::<N>(&[$($group),+]);
+        &KEYS
+    }};
 }
 
 /// An rsync daemon login: `user_key` and `file_key` (its password file),

@@ -9,6 +9,8 @@
 
 /// The default for `key_prefix`.
 pub const DEFAULT_PREFIX: &str = "ubackup:";
+/// The default results list (`message_queue`), the original's.
+pub const DEFAULT_MESSAGE_QUEUE: &str = "message";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {

@@ -6,14 +6,21 @@
 //! * [`message`]: the two wire formats (client → queue, node → results);
 //! * [`keys`]: every Redis key name, from one prefix;
 //! * [`redis_conn`]: where a Redis is and how to connect (AUTH, blocking);
-//! * [`queue`]: crash-safe take / fenced ack / re-queue / dead-letter;
+//! * [`queue`]: every queue operation and Lua script (push, take, claim,
+//!   fenced ack, re-queue, dead letters, outbox forwarding), in one module;
 //! * [`validate`]: names from messages checked before they reach a path;
+//! * [`backoff`]: capped exponential backoff, the one every retry loop uses;
+//! * [`deadlines`]: how long a clean stop of each program may take;
 //! * [`fsutil`]: atomic writes and checksums;
-//! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling.
+//! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling;
+//! * [`app`]: what every `main` does around its work (config → logging →
+//!   runtime → signals → exit code).
 
+pub mod app;
+pub mod backoff;
 pub mod config;
+pub mod deadlines;
 pub mod fsutil;
-pub mod ini;
 pub mod keys;
 pub mod logging;
 pub mod message;
@@ -22,6 +29,7 @@ pub mod redis_conn;
 pub mod shutdown;
 pub mod validate;
 
+pub use config::ini;
 pub use config::{ConfigError, SectionReader};
 pub use ini::IniDoc;
 pub use keys::Keys;

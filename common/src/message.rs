@@ -137,9 +137,12 @@ impl ResultRecord {
         h.finalize().to_hex()[..32].to_string()
     }
 
-    /// The result the original writes for a message it did not pull: the
-    /// client's failure, or an illegal message. Times converted to ms.
-    pub fn not_pulled(
+    /// The result for `msg`, as the original writes it for a message it did
+    /// not pull (the client's failure, an illegal message): every field the
+    /// message carries, times converted to ms, `succeed` 0 and `log`. The
+    /// only place a result is made from a message; a pull adds what it
+    /// landed (or why it failed) on top.
+    pub fn from_message(
         msg: &BackupMessage,
         back_server_ip: &str,
         node_id: &str,
@@ -250,7 +253,7 @@ mod tests {
     #[test]
     fn record_id_is_deterministic_and_node_sensitive() {
         let m: BackupMessage = serde_json::from_str(PYTHON_CLIENT).unwrap();
-        let a = ResultRecord::not_pulled(&m, "10.0.0.9", "n1", "x".into());
+        let a = ResultRecord::from_message(&m, "10.0.0.9", "n1", "x".into());
         let mut b = a.clone();
         b.log = "other".into();
         assert_eq!(a.record_id(), b.record_id());

@@ -1,586 +1,75 @@
-//! Crash-safe work lists: take, acknowledge, dead-letter and re-queue.
+//! The queue: every operation that puts an item on, moves it between or
+//! takes it off a Redis list of the cluster, and every Lua script that does
+//! so. Nothing outside this module writes a queue list.
 //!
 //! The pattern (used by the server for backup messages and by the indexer
-//! for results) is "reliable queue" over plain Redis lists:
+//! for results) is "reliable queue" over plain Redis lists. The lists an
+//! item can be in are its priority list (`redis_queue`), the in-flight list
+//! of the worker holding it (`Keys::inflight`), the dead-letter list of its
+//! queue (`Keys::dead`), and, for results, a node's outbox and the results
+//! list (`message_queue`). Every step below moves an item from exactly one
+//! of them to exactly one other in one atomic step (a Lua script or a
+//! single `LMOVE`), so **an item is always in exactly one list**:
 //!
-//! * **take**: items move atomically from a priority list into the worker's
-//!   own in-flight list (`lua/pop.lua`); an item is never outside a list;
-//! * **ack**: removing the in-flight item and pushing its result are one
-//!   script (`lua/ack.lua`), fenced: a worker whose item was re-queued in the
-//!   meantime gets no effect;
+//! | step | from → to | how |
+//! | --- | --- | --- |
+//! | push ([`push::push_once`]) | client → priority list | `lua/push_once.lua`, once per message id |
+//! | take ([`WorkQueue::take`]) | priority → in-flight | `lua/pop.lua`; `BLMOVE` for the top list |
+//! | claim ([`WorkQueue::claim`]) | priority → in-flight | `lua/claim.lua`, chosen items of a batch |
+//! | ack ([`WorkQueue::ack`]) | in-flight → gone, its result → results | `lua/ack.lua`, fenced |
+//! | dead-letter ([`WorkQueue::dead_letter`]) | in-flight → dead, result → results | `lua/dead_letter.lua`, fenced |
+//! | release ([`WorkQueue::release`]) | in-flight → priority (pop end) | `lua/release.lua`, fenced |
+//! | re-queue ([`WorkQueue::requeue_own`], [`WorkQueue::reap_expired`]) | in-flight → priority, or dead when poison | `lua/requeue.lua` |
+//! | requeue a dead letter ([`dead::requeue`]) | dead → priority (pop end) | `lua/requeue_dead.lua` |
+//! | drop a dead letter ([`dead::drop`]) | dead → gone | one `LREM` |
+//! | forward ([`outbox::forward_once`]) | outbox → results on the message Redis | `LPUSH` there, then `LREM` here |
+//!
+//! Two steps are not moves: the list watcher ([`watch::wait_for_item`])
+//! rotates one item from the pop end onto the pop end (`BLMOVE l l RIGHT
+//! RIGHT`), which leaves the list as it was; and forwarding spans two Redis
+//! servers, so a crash between its two commands leaves a result in both
+//! (a duplicate the indexer stores under the same record id, never a loss).
+//!
+//! * **fenced**: acknowledging removes the exact in-flight element first; a
+//!   worker whose item was re-queued in the meantime (a zombie) finds
+//!   nothing to remove, and its step has no effect;
 //! * **re-queue**: a worker re-queues its own items on start and on graceful
 //!   shutdown; any live worker re-queues those of a worker whose heartbeat
-//!   expired (`lua/requeue.lua`). Crash re-queues count as interruptions, and
-//!   an item interrupted `max_interruptions` times is dead-lettered as poison.
+//!   expired. Crash re-queues count as interruptions, and an item
+//!   interrupted `max_interruptions` times is dead-lettered as poison.
 //!
 //! Waiting is done outside the scripts (Redis 7.0 scripts cannot block): a
 //! BLMOVE on the top-priority list wakes a worker at once for `level1`
 //! messages, and lower lists are checked each time that wait times out.
+//!
+//! Layout: [`work`] (a worker's lists: take, claim, ack, dead-letter,
+//! release, re-queue, heartbeat), [`forget`] (removing a gone worker),
+//! [`push`] (the client's push-once), [`dead`] (the dead-letter lists as
+//! operators see them), [`outbox`] (results to another Redis), [`watch`]
+//! (waiting for a list to get an item). Every script is loaded below, from
+//! `common/lua/`, whose headers list their KEYS and ARGV.
 
-use std::time::Duration;
+pub mod dead;
+pub mod forget;
+pub mod outbox;
+pub mod push;
+pub mod watch;
+pub mod work;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
-use serde::{Deserialize, Serialize};
+pub use forget::{forget_worker, Forget};
+pub use work::{
+    DeadLetter, Requeue, RequeueOutcome, Taken, Waiter, WorkQueue, DEFAULT_MAX_INTERRUPTIONS,
+};
 
-use crate::keys::Keys;
-use crate::message::now_ms;
-use crate::redis_conn::RedisTarget;
-
-static POP: &str = include_str!("../lua/pop.lua");
-static ACK: &str = include_str!("../lua/ack.lua");
-static REQUEUE: &str = include_str!("../lua/requeue.lua");
-static DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
-static RELEASE: &str = include_str!("../lua/release.lua");
-static FORGET: &str = include_str!("../lua/forget.lua");
-
-/// Interruptions after which an item is treated as poison.
-pub const DEFAULT_MAX_INTERRUPTIONS: u32 = 3;
-
-/// What [`forget_worker`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forget {
-    /// Removed from the workers set; its state and control hashes deleted.
-    Forgotten,
-    /// Nothing was known of that worker.
-    Unknown,
-    /// Refused: its heartbeat is live.
-    Alive,
-    /// Refused: this many items are still in its in-flight lists (a live
-    /// worker's reaper re-queues them once its heartbeat has expired).
-    InFlight(u64),
-    /// Refused: this many results wait in its outbox.
-    Outbox(u64),
-}
-
-/// Forgets a worker that is gone for good (see `lua/forget.lua`): refused
-/// while it is alive or still holds messages or results. Its in-flight
-/// lists are found by SCAN (`<prefix>inflight:<worker>:*`), so lists of
-/// queues it no longer names in its state hash count too.
-pub async fn forget_worker(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    worker: &str,
-) -> redis::RedisResult<Forget> {
-    // `<prefix>inflight:<worker>:` taken literally inside the pattern
-    let mut pattern = String::new();
-    for c in keys.inflight(worker, "").chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('*');
-    let mut lists: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        lists.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    lists.sort();
-    lists.dedup();
-    let script = redis::Script::new(FORGET);
-    let mut inv = script.prepare_invoke();
-    inv.key(keys.alive(worker))
-        .key(keys.workers())
-        .key(keys.state(worker))
-        .key(keys.control(worker))
-        .key(keys.outbox(worker));
-    for l in &lists {
-        inv.key(l);
-    }
-    inv.arg(worker);
-    let (code, n): (i64, u64) = inv.invoke_async(conn).await?;
-    Ok(match code {
-        1 => Forget::Forgotten,
-        0 => Forget::Unknown,
-        -1 => Forget::Alive,
-        -2 => Forget::InFlight(n),
-        _ => Forget::Outbox(n),
-    })
-}
-
-/// One item taken from a list, still held in the worker's in-flight list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Taken {
-    /// The priority list it came from.
-    pub queue: String,
-    /// The raw element, byte for byte (needed to fence the ack).
-    pub payload: String,
-}
-
-/// An element of a `<queue>:dead` list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// The raw message, unchanged, so it can be pushed back as it was.
-    pub payload: String,
-    pub reason: String,
-    /// Unix ms.
-    pub time: i64,
-    pub node: String,
-    pub queue: String,
-}
-
-/// Why a worker's in-flight items are being put back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
-    /// Own items found at start: the previous run crashed. Counts.
-    Restart,
-    /// Graceful shutdown: not an interruption of the message's fault.
-    Drain,
-    /// Another worker whose heartbeat expired. Counts; skipped if alive.
-    Expired,
-}
-
-impl Requeue {
-    fn mode(self) -> &'static str {
-        match self {
-            Requeue::Restart => "restart",
-            Requeue::Drain => "drain",
-            Requeue::Expired => "expired",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequeueOutcome {
-    pub requeued: u64,
-    pub dead_lettered: u64,
-}
-
-/// A worker's view of its lists. Cheap to clone; clones share the
-/// reconnecting connection.
-#[derive(Clone)]
-pub struct WorkQueue {
-    keys: Keys,
-    worker: String,
-    queues: Vec<String>,
-    target: RedisTarget,
-    conn: ConnectionManager,
-    max_interruptions: u32,
-    pop: redis::Script,
-    ack: redis::Script,
-    requeue: redis::Script,
-    dead_letter: redis::Script,
-    release: redis::Script,
-}
-
-/// A dedicated connection for one blocking waiter. Blocking commands hold
-/// their connection, so each concurrent waiter needs its own.
-#[derive(Default)]
-pub struct Waiter {
-    conn: Option<MultiplexedConnection>,
-}
-
-impl WorkQueue {
-    /// Connects and registers `worker` (its queues are recorded in its state
-    /// hash so that another worker can re-queue its items after it dies).
-    pub async fn connect(
-        target: &RedisTarget,
-        keys: Keys,
-        worker: &str,
-        queues: Vec<String>,
-    ) -> redis::RedisResult<Self> {
-        assert!(!queues.is_empty(), "a work queue needs at least one list");
-        let mut conn = target.manager().await?;
-        let wq = WorkQueue {
-            keys,
-            worker: worker.to_string(),
-            queues,
-            target: target.clone(),
-            conn: conn.clone(),
-            max_interruptions: DEFAULT_MAX_INTERRUPTIONS,
-            pop: redis::Script::new(POP),
-            ack: redis::Script::new(ACK),
-            requeue: redis::Script::new(REQUEUE),
-            dead_letter: redis::Script::new(DEAD_LETTER),
-            release: redis::Script::new(RELEASE),
-        };
-        redis::pipe()
-            .atomic()
-            .sadd(wq.keys.workers(), worker)
-            .hset(wq.keys.state(worker), "queues", wq.queues.join(" "))
-            .query_async::<()>(&mut conn)
-            .await?;
-        Ok(wq)
-    }
-
-    pub fn with_max_interruptions(mut self, n: u32) -> Self {
-        self.max_interruptions = n.max(1);
-        self
-    }
-
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-    pub fn worker(&self) -> &str {
-        &self.worker
-    }
-    pub fn queues(&self) -> &[String] {
-        &self.queues
-    }
-    pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
-    }
-    pub fn target(&self) -> &RedisTarget {
-        &self.target
-    }
-
-    fn inflight(&self, queue: &str) -> String {
-        self.keys.inflight(&self.worker, queue)
-    }
-
-    /// Takes up to `max` items without waiting, strictly by priority.
-    pub async fn try_take(&self, max: usize) -> redis::RedisResult<Vec<Taken>> {
-        self.take_from(&self.queues, max).await
-    }
-
-    /// Like [`try_take`](Self::try_take), from the top-priority list only
-    /// (a node's express slot for `level1` messages, used while all its
-    /// workers are busy with lower lists).
-    pub async fn try_take_top(&self, max: usize) -> redis::RedisResult<Vec<Taken>> {
-        self.take_from(&self.queues[..1], max).await
-    }
-
-    /// Up to `max` items from `queues` (a prefix of this worker's lists).
-    async fn take_from(&self, queues: &[String], max: usize) -> redis::RedisResult<Vec<Taken>> {
-        let mut inv = self.pop.prepare_invoke();
-        for q in queues {
-            inv.key(q);
-        }
-        for q in queues {
-            inv.key(self.inflight(q));
-        }
-        inv.arg(max.max(1));
-        // Read as raw values: a reply that fails to convert has still been
-        // moved, and the caller must see every item (CRATES.md).
-        let flat: Vec<redis::Value> = inv.invoke_async(&mut self.conn.clone()).await?;
-        let mut out = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(idx), Some(item)) = (it.next(), it.next()) {
-            let idx: usize = redis::from_redis_value(idx)?;
-            let bytes = match item {
-                redis::Value::BulkString(b) => b,
-                other => redis::from_redis_value::<String>(other)?.into_bytes(),
-            };
-            if let Some(t) = self.accept(&queues[idx - 1], bytes).await? {
-                out.push(t);
-            }
-        }
-        Ok(out)
-    }
-
-    /// A moved element as a `Taken`. An element that is not UTF-8 could
-    /// never be acknowledged (the fenced scripts match the exact bytes, and
-    /// `Taken` holds text), so it is dead-lettered here with the reason and
-    /// not returned; the dead letter holds a lossy copy of it.
-    async fn accept(&self, queue: &str, bytes: Vec<u8>) -> redis::RedisResult<Option<Taken>> {
-        let err = match String::from_utf8(bytes) {
-            Ok(payload) => {
-                return Ok(Some(Taken {
-                    queue: queue.to_string(),
-                    payload,
-                }))
-            }
-            Err(e) => e,
-        };
-        let entry = DeadLetter {
-            payload: String::from_utf8_lossy(err.as_bytes()).into_owned(),
-            reason: format!(
-                "not UTF-8 text (invalid byte at offset {}); payload shown with replacement characters",
-                err.utf8_error().valid_up_to()
-            ),
-            time: now_ms(),
-            node: self.worker.clone(),
-            queue: queue.to_string(),
-        };
-        let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
-        let _: i64 = self
-            .dead_letter
-            .key(self.inflight(queue))
-            .key(self.keys.dead(queue))
-            .key(self.keys.dead(queue)) // no result: nothing in it is readable
-            .key(self.keys.attempts())
-            .arg(err.as_bytes())
-            .arg(entry)
-            .arg("")
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(None)
-    }
-
-    /// Takes up to `max` items, waiting up to `block` for one to arrive.
-    /// A push to the top list wakes the waiter at once; lower lists are
-    /// checked when the wait ends, so their pickup latency is at most
-    /// `block` (plus the time to run the pop script).
-    ///
-    /// Cancel-safe for the queue: if the future is dropped mid-wait, a moved
-    /// item is in this worker's in-flight list and is re-queued on drain or
-    /// restart.
-    pub async fn take(
-        &self,
-        waiter: &mut Waiter,
-        max: usize,
-        block: Duration,
-    ) -> redis::RedisResult<Vec<Taken>> {
-        let got = self.try_take(max).await?;
-        if !got.is_empty() {
-            return Ok(got);
-        }
-        if waiter.conn.is_none() {
-            waiter.conn = Some(self.target.blocking_connection().await?);
-        }
-        let conn = waiter.conn.as_mut().expect("just set");
-        let top = &self.queues[0];
-        let moved: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("BLMOVE")
-            .arg(top)
-            .arg(self.inflight(top))
-            .arg("RIGHT")
-            .arg("LEFT")
-            .arg(block.as_secs_f64().max(0.01))
-            .query_async(conn)
-            .await;
-        match moved {
-            Ok(Some(item)) => {
-                let mut got: Vec<Taken> = self.accept(top, item).await?.into_iter().collect();
-                if max > got.len() {
-                    got.extend(self.try_take(max - got.len()).await?);
-                }
-                Ok(got)
-            }
-            Ok(None) => self.try_take(max).await,
-            Err(e) => {
-                waiter.conn = None;
-                Err(e)
-            }
-        }
-    }
-
-    /// Acknowledges items, pushing each one's result (if any) onto
-    /// `result_list` in the same atomic step. Returns, per item, whether it
-    /// was still ours (false = fenced off, nothing was pushed).
-    pub async fn ack(
-        &self,
-        items: &[(&Taken, Option<&str>)],
-        result_list: &str,
-    ) -> redis::RedisResult<Vec<bool>> {
-        let mut out = vec![false; items.len()];
-        // one script call per source queue (each has its own in-flight list)
-        for q in &self.queues {
-            let idx: Vec<usize> = (0..items.len())
-                .filter(|&i| &items[i].0.queue == q)
-                .collect();
-            if idx.is_empty() {
-                continue;
-            }
-            let mut inv = self.ack.prepare_invoke();
-            inv.key(self.inflight(q))
-                .key(result_list)
-                .key(self.keys.attempts());
-            for &i in &idx {
-                inv.arg(&items[i].0.payload).arg(items[i].1.unwrap_or(""));
-            }
-            let flags: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
-            for (k, &i) in idx.iter().enumerate() {
-                out[i] = flags.get(k).copied() == Some(1);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Moves an item to `<queue>:dead` with the reason, and pushes `result`
-    /// (if any) to `result_list`, atomically and fenced.
-    pub async fn dead_letter(
-        &self,
-        taken: &Taken,
-        reason: &str,
-        result: Option<&str>,
-        result_list: &str,
-    ) -> redis::RedisResult<bool> {
-        let entry = DeadLetter {
-            payload: taken.payload.clone(),
-            reason: reason.to_string(),
-            time: now_ms(),
-            node: self.worker.clone(),
-            queue: taken.queue.clone(),
-        };
-        let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
-        let n: i64 = self
-            .dead_letter
-            .key(self.inflight(&taken.queue))
-            .key(self.keys.dead(&taken.queue))
-            .key(result_list)
-            .key(self.keys.attempts())
-            .arg(&taken.payload)
-            .arg(entry)
-            .arg(result.unwrap_or(""))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// True while `taken` is still in this worker's in-flight list, i.e. no
-    /// other worker has re-queued it. A long job checks this before each
-    /// retry so that a resumed zombie stops working on an item it lost.
-    pub async fn holds(&self, taken: &Taken) -> redis::RedisResult<bool> {
-        let pos: Option<i64> = redis::cmd("LPOS")
-            .arg(self.inflight(&taken.queue))
-            .arg(&taken.payload)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(pos.is_some())
-    }
-
-    /// Gives an item back to the pop end of its source list without counting
-    /// an interruption (`lua/release.lua`), for an item this worker cannot
-    /// take now. Fenced: returns false if the item was no longer ours.
-    pub async fn release(&self, taken: &Taken) -> redis::RedisResult<bool> {
-        let n: i64 = self
-            .release
-            .key(self.inflight(&taken.queue))
-            .key(&taken.queue)
-            .arg(&taken.payload)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// Re-queues this worker's own in-flight items.
-    pub async fn requeue_own(&self, why: Requeue) -> redis::RedisResult<RequeueOutcome> {
-        let queues = self.queues.clone();
-        self.requeue_worker(&self.worker.clone(), &queues, why)
-            .await
-            .map(|o| o.unwrap_or_default())
-    }
-
-    /// Re-queues the in-flight items of `worker`. With `Requeue::Expired`
-    /// nothing happens (and `None` is returned) if its heartbeat is alive.
-    pub async fn requeue_worker(
-        &self,
-        worker: &str,
-        queues: &[String],
-        why: Requeue,
-    ) -> redis::RedisResult<Option<RequeueOutcome>> {
-        let mut inv = self.requeue.prepare_invoke();
-        inv.key(self.keys.alive(worker)).key(self.keys.attempts());
-        for q in queues {
-            inv.key(self.keys.inflight(worker, q))
-                .key(q)
-                .key(self.keys.dead(q));
-        }
-        inv.arg(why.mode())
-            .arg(self.max_interruptions)
-            .arg(now_ms())
-            .arg(worker);
-        let v: redis::Value = inv.invoke_async(&mut self.conn.clone()).await?;
-        match v {
-            redis::Value::Int(-1) => Ok(None),
-            other => {
-                let (requeued, dead_lettered): (u64, u64) = redis::from_redis_value(other)?;
-                Ok(Some(RequeueOutcome {
-                    requeued,
-                    dead_lettered,
-                }))
-            }
-        }
-    }
-
-    /// Re-queues the items of every registered worker whose heartbeat has
-    /// expired. Returns (worker, outcome) for each one that had items.
-    pub async fn reap_expired(&self) -> redis::RedisResult<Vec<(String, RequeueOutcome)>> {
-        let mut conn = self.conn.clone();
-        let workers: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.workers())
-            .query_async(&mut conn)
-            .await?;
-        let mut out = Vec::new();
-        for w in workers {
-            if w == self.worker {
-                continue;
-            }
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(self.keys.alive(&w))
-                .query_async(&mut conn)
-                .await?;
-            if alive {
-                continue;
-            }
-            let queues: Option<String> = redis::cmd("HGET")
-                .arg(self.keys.state(&w))
-                .arg("queues")
-                .query_async(&mut conn)
-                .await?;
-            let queues: Vec<String> = queues
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if queues.is_empty() {
-                continue;
-            }
-            if let Some(o) = self.requeue_worker(&w, &queues, Requeue::Expired).await? {
-                if o.requeued + o.dead_lettered > 0 {
-                    out.push((w, o));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Refreshes this worker's heartbeat (`ttl`) and publishes `fields` in
-    /// its state hash.
-    pub async fn heartbeat(
-        &self,
-        ttl: Duration,
-        fields: &[(&str, String)],
-    ) -> redis::RedisResult<()> {
-        let mut p = redis::pipe();
-        p.atomic()
-            .sadd(self.keys.workers(), &self.worker)
-            .cmd("SET")
-            .arg(self.keys.alive(&self.worker))
-            .arg(now_ms())
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .ignore()
-            .hset(
-                self.keys.state(&self.worker),
-                "queues",
-                self.queues.join(" "),
-            )
-            .hset(self.keys.state(&self.worker), "heartbeat_ms", now_ms());
-        for (k, v) in fields {
-            p.hset(self.keys.state(&self.worker), *k, v);
-        }
-        p.query_async::<()>(&mut self.conn.clone()).await
-    }
-
-    /// Removes the heartbeat at a clean exit so the reporter shows "stopped"
-    /// rather than waiting for the TTL.
-    pub async fn retire(&self) -> redis::RedisResult<()> {
-        redis::cmd("DEL")
-            .arg(self.keys.alive(&self.worker))
-            .query_async(&mut self.conn.clone())
-            .await
-    }
-
-    /// Number of items this worker holds in flight.
-    pub async fn inflight_len(&self) -> redis::RedisResult<u64> {
-        let mut p = redis::pipe();
-        for q in &self.queues {
-            p.llen(self.inflight(q));
-        }
-        let lens: Vec<u64> = p.query_async(&mut self.conn.clone()).await?;
-        Ok(lens.iter().sum())
-    }
+/// The scripts, each loaded once here.
+mod script {
+    pub static POP: &str = include_str!("../lua/pop.lua");
+    pub static CLAIM: &str = include_str!("../lua/claim.lua");
+    pub static ACK: &str = include_str!("../lua/ack.lua");
+    pub static REQUEUE: &str = include_str!("../lua/requeue.lua");
+    pub static DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
+    pub static RELEASE: &str = include_str!("../lua/release.lua");
+    pub static FORGET: &str = include_str!("../lua/forget.lua");
+    pub static PUSH_ONCE: &str = include_str!("../lua/push_once.lua");
+    pub static REQUEUE_DEAD: &str = include_str!("../lua/requeue_dead.lua");
 }

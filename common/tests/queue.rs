@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use ubackup_common::queue::{Requeue, Waiter, WorkQueue};
+use ubackup_common::queue::push::push_once;
+use ubackup_common::queue::{dead, outbox, watch, Requeue, Taken, Waiter, WorkQueue};
 use ubackup_common::{DeadLetter, Keys, RedisTarget};
 use ubackup_testkit::{unique, RedisServer};
 
@@ -238,4 +239,121 @@ async fn a_non_utf8_item_is_dead_lettered_not_stuck_in_flight() {
         .is_empty());
     assert_eq!(c.llen::<_, u64>(keys.dead("q")).unwrap(), 2);
     assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "q")).unwrap(), 2);
+}
+
+#[tokio::test]
+async fn claim_moves_chosen_items_in_flight_and_not_past_a_higher_list() {
+    let (redis, wq, keys) = setup("n1", &["level1", "low"]).await;
+    let mut c = redis.conn();
+    for p in ["a", "b", "c"] {
+        let _: () = c.lpush("low", p).unwrap();
+    }
+    let peeked = wq.peek("low", 0, 2).await.unwrap();
+    assert_eq!(
+        peeked,
+        [b"b".to_vec(), b"a".to_vec()],
+        "the pop end, oldest last"
+    );
+    assert_eq!(wq.peek("low", 2, 5).await.unwrap(), [b"c".to_vec()]);
+    let t = |p: &str| Taken {
+        queue: "low".into(),
+        payload: p.into(),
+    };
+    let (a, c_, gone) = (t("a"), t("c"), t("gone"));
+    let flags = wq.claim(&[&a, &c_, &gone]).await.unwrap();
+    assert_eq!(flags, [true, true, false]);
+    assert_eq!(
+        wq.holds_each(&[&a, &gone, &c_]).await.unwrap(),
+        [true, false, true]
+    );
+    let rest: Vec<String> = c.lrange("low", 0, -1).unwrap();
+    assert_eq!(rest, ["b"]);
+    assert_eq!(c.llen::<_, u64>(keys.inflight("n1", "low")).unwrap(), 2);
+    // a waiting level1 message stops the batch from growing
+    let _: () = c.lpush("level1", "urgent").unwrap();
+    let b = t("b");
+    assert_eq!(wq.claim(&[&b]).await.unwrap(), [false]);
+    assert_eq!(c.llen::<_, u64>("low").unwrap(), 1);
+}
+
+#[tokio::test]
+async fn push_once_pushes_a_message_id_once() {
+    let redis = RedisServer::start().unwrap();
+    let keys = Keys::new(&unique("t:"));
+    let target = RedisTarget::from_url(&redis.url()).unwrap();
+    let mut conn = target.manager().await.unwrap();
+    assert!(push_once(&mut conn, &keys, "id1", "q", "m1", 60)
+        .await
+        .unwrap());
+    assert!(!push_once(&mut conn, &keys, "id1", "q", "m1", 60)
+        .await
+        .unwrap());
+    assert!(push_once(&mut conn, &keys, "id2", "q", "m2", 60)
+        .await
+        .unwrap());
+    let mut c = redis.conn();
+    let q: Vec<String> = c.lrange("q", 0, -1).unwrap();
+    assert_eq!(q, ["m2", "m1"]);
+    let ttl: i64 = c.ttl(keys.sent("id1")).unwrap();
+    assert!((1..=60).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_requeued_or_dropped_once() {
+    let redis = RedisServer::start().unwrap();
+    let target = RedisTarget::from_url(&redis.url()).unwrap();
+    let mut conn = target.manager().await.unwrap();
+    let mut c = redis.conn();
+    let _: () = c.lpush("q:dead", "entry1").unwrap();
+    let _: () = c.lpush("q:dead", "entry2").unwrap();
+    let _: () = c.lpush("q", "next").unwrap();
+    let (len, first) = dead::page(&mut conn, "q:dead", 1).await.unwrap();
+    assert_eq!((len, first), (2, vec![b"entry2".to_vec()]));
+    assert_eq!(dead::all(&mut conn, "q:dead").await.unwrap().len(), 2);
+    assert!(dead::requeue(&mut conn, "q:dead", "q", b"entry1", "msg1")
+        .await
+        .unwrap());
+    assert!(!dead::requeue(&mut conn, "q:dead", "q", b"entry1", "msg1")
+        .await
+        .unwrap());
+    let q: Vec<String> = c.lrange("q", 0, -1).unwrap();
+    assert_eq!(q, ["next", "msg1"], "back at the pop end");
+    assert!(dead::drop(&mut conn, "q:dead", b"entry2").await.unwrap());
+    assert!(!dead::drop(&mut conn, "q:dead", b"entry2").await.unwrap());
+    assert_eq!(c.llen::<_, u64>("q:dead").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn forwarding_moves_the_outbox_in_order_and_watching_moves_nothing() {
+    let queue = RedisServer::start().unwrap();
+    let message = RedisServer::start().unwrap();
+    let qt = RedisTarget::from_url(&queue.url()).unwrap();
+    let mt = RedisTarget::from_url(&message.url()).unwrap();
+    let qconn = qt.manager().await.unwrap();
+    let mut c = queue.conn();
+    for r in ["r1", "r2", "r3"] {
+        let _: () = c.lpush("outbox", r).unwrap();
+    }
+    let mut target = None;
+    let n = outbox::forward_once(&qconn, &mut target, &mt, "outbox", "message")
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        outbox::forward_once(&qconn, &mut target, &mt, "outbox", "message")
+            .await
+            .unwrap(),
+        0
+    );
+    let got: Vec<String> = message.conn().lrange("message", 0, -1).unwrap();
+    assert_eq!(got, ["r3", "r2", "r1"], "the original order");
+    assert_eq!(c.llen::<_, u64>("outbox").unwrap(), 0);
+
+    let mut w = qt.blocking_connection().await.unwrap();
+    assert!(!watch::wait_for_item(&mut w, "l", 0.05).await.unwrap());
+    let _: () = c.lpush("l", "x").unwrap();
+    let _: () = c.lpush("l", "y").unwrap();
+    assert!(watch::wait_for_item(&mut w, "l", 0.05).await.unwrap());
+    let l: Vec<String> = c.lrange("l", 0, -1).unwrap();
+    assert_eq!(l, ["y", "x"], "the list is as it was");
 }

@@ -10,38 +10,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ubackup_common::IniDoc;
+use ubackup_common::deadlines::{INDEXER_DRAIN_GRACE, SERVER_DRAIN_DEFAULT};
+use ubackup_common::{IniDoc, SectionReader};
 use ubackup_e2e::{
-    ini_del, localhost, render_rsyncd, repo_file, repo_root, run_bin, start_listening, start_rsyncd,
+    localhost, render_rsyncd, repo_file, repo_root, run_bin, start_listening, start_rsyncd,
 };
 use ubackup_testkit::{workspace_bin, write_file};
 
-/// The longest a clean stop of each program can take, from its own crate:
-/// a node drains for `drain_secs` (the default, or the shipped example's
-/// value, whichever is longer); the indexer gives a running store call
-/// `DRAIN_GRACE`, then hands the batch back. supervisord/systemd must wait
-/// longer than this before SIGKILL.
+/// The longest a clean stop of each program can take, from the deadlines
+/// the programs themselves use (`ubackup_common::deadlines`): a node drains
+/// for `drain_secs` (the default, or the shipped example's value, whichever
+/// is longer); the indexer gives a running store call `DRAIN_GRACE`, then
+/// hands the batch back. supervisord/systemd must wait longer than this
+/// before SIGKILL.
 fn drain_deadline(program: &str) -> Duration {
     match program {
         "ubackup-server" => {
-            let example = ubackup_server::config::ServerConfig::parse(
-                Path::new("deploy/examples/server.conf"),
-                &repo_file("deploy/examples/server.conf"),
-            )
-            .expect("the example server config parses");
-            let without = ubackup_server::config::ServerConfig::parse(
-                Path::new("server.conf"),
-                &ini_del(
-                    &repo_file("deploy/examples/server.conf"),
-                    "global",
-                    "drain_secs",
-                ),
-            )
-            .expect("the example server config without drain_secs parses");
-            example.drain.max(without.drain)
+            let file = Path::new("deploy/examples/server.conf");
+            let doc = IniDoc::parse(file, &repo_file("deploy/examples/server.conf"))
+                .expect("the example server config parses");
+            let example: f64 = SectionReader::required(&doc, "global")
+                .and_then(|g| {
+                    g.parse_or(
+                        "drain_secs",
+                        "a number of seconds",
+                        SERVER_DRAIN_DEFAULT.as_secs_f64(),
+                    )
+                })
+                .expect("the example server config's drain_secs parses");
+            Duration::from_secs_f64(example).max(SERVER_DRAIN_DEFAULT)
         }
         // + a few seconds for the hand-back and the final ack
-        "ubackup-indexer" => ubackup_indexer::sinks::DRAIN_GRACE + Duration::from_secs(5),
+        "ubackup-indexer" => INDEXER_DRAIN_GRACE + Duration::from_secs(5),
         other => panic!("no drain deadline known for {other}"),
     }
 }
@@ -258,7 +258,7 @@ fn systemd_units_match_the_drain_deadlines_and_verify() {
 
 // -------------------------------------------------------------------- rsyncd
 
-/// The node's pull, with the options ubackup-server uses (server/src/rsync.rs).
+/// The node's pull, with the options ubackup-server uses (transport/src/rsync.rs).
 fn node_pull(port: u16, remote: &str, dest: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new("rsync")
         .args([

@@ -29,11 +29,12 @@ use redis::Commands;
 use serde_json::{json, Value};
 use ubackup_common::fsutil::blake3_file;
 use ubackup_e2e::{
-    ini_del, ini_set, localhost, render_rsyncd, repo_file, repo_root, run_bin, start_rsyncd, Daemon,
+    ini_set, localhost, render_rsyncd, repo_file, repo_root, run_bin, start_rsyncd, Daemon,
 };
 
+use ubackup_testkit::cluster::{ClusterBuilder, Conf, Names};
 use ubackup_testkit::es::EsStandIn;
-use ubackup_testkit::{unique, wait_until, workspace_bin, Proc, RedisServer};
+use ubackup_testkit::{unique, wait_until, Proc};
 
 const ROUNDS: usize = 5;
 const PASSWORD: &str = "e2e-secret-pw";
@@ -158,13 +159,6 @@ fn now_s() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-struct Names {
-    prefix: String,
-    hi: String,
-    lo: String,
-    results: String,
 }
 
 fn client_config(
@@ -401,24 +395,24 @@ fn assert_rebuilds(dest: &Path, chain: &[String], data: &Path, scratch: &Path) {
 #[test]
 fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
     let t0 = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let names = Names {
-        prefix: unique("e2e:"),
-        hi: unique("level1-"),
-        lo: unique("uuzuback-"),
-        results: unique("message-"),
-    };
-    let redis = RedisServer::start_with(&["--requirepass", PASSWORD]).unwrap();
-    let rclient =
-        redis::Client::open(format!("redis://:{PASSWORD}@127.0.0.1:{}/", redis.port)).unwrap();
-    let mut rc = rclient.get_connection().unwrap();
+    let cluster = ClusterBuilder::new("e2e")
+        .names(Names {
+            prefix: unique("e2e:"),
+            hi: unique("level1-"),
+            lo: unique("uuzuback-"),
+            results: unique("message-"),
+        })
+        .redis_password(PASSWORD)
+        .start()
+        .unwrap();
+    let root = cluster.dir.path();
+    let names = &cluster.names;
+    let redis = &cluster.redis;
+    let mut rc = cluster.conn();
     let es = EsStandIn::start();
-    let (client_bin, server_bin, indexer_bin, reporter_bin) = (
-        workspace_bin("ubackup-client"),
-        workspace_bin("ubackup-server"),
-        workspace_bin("ubackup-indexer"),
-        workspace_bin("ubackup-reporter"),
+    let (client_bin, reporter_bin) = (
+        cluster.bin("ubackup-client"),
+        cluster.bin("ubackup-reporter"),
     );
 
     // ---- two pull nodes, each with its own address (back_server_ip) and a
@@ -439,39 +433,29 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
             ),
         )
         .unwrap();
-        let mut conf = repo_file("deploy/examples/server.conf");
-        for (key, v) in [
-            ("work_thread", "3".to_string()),
-            (
-                "server_root_path",
-                format!("{}/", d.join("store").display()),
-            ),
-            ("reserve", "0".into()),
-            ("redis_host", "127.0.0.1".into()),
-            ("redis_port", redis.port.to_string()),
-            ("redis_password", PASSWORD.into()),
-            ("redis_queue", format!("{} {}", names.hi, names.lo)),
-            ("message_redis_host", "127.0.0.1".into()),
-            ("message_redis_port", redis.port.to_string()),
-            ("message_redis_password", PASSWORD.into()),
-            ("message_queue", names.results.clone()),
-            ("log", d.join("server.log").display().to_string()),
-            ("error_log", d.join("server.error").display().to_string()),
-            ("myip", ip.to_string()),
-            ("node_id", format!("n{}", k + 1)),
-            ("allow_sources", "127.0.0.1/32".into()),
-            ("key_prefix", names.prefix.clone()),
-            ("retry", "3".into()),
-            ("retry_backoff_ms", "100".into()),
-            ("rsync_timeout", "10".into()),
-            ("rsync_contimeout", "5".into()),
-            ("drain_secs", "5".into()),
-            ("queue_wait_ms", "100".into()),
-        ] {
-            conf = ini_set(&conf, "global", key, &v);
-        }
+        let conf = cluster
+            .node_conf(
+                Conf::from_text(repo_file("deploy/examples/server.conf")),
+                &format!("n{}", k + 1),
+                &format!("{}/", d.join("store").display()),
+                &d.join("server.log"),
+                &ip.to_string(),
+            )
+            .apply(&cluster.message_redis_settings())
+            .apply(&[
+                ("work_thread", "3".to_string()),
+                ("reserve", "0".into()),
+                ("error_log", d.join("server.error").display().to_string()),
+                ("allow_sources", "127.0.0.1/32".into()),
+                ("retry", "3".into()),
+                ("retry_backoff_ms", "100".into()),
+                ("rsync_timeout", "10".into()),
+                ("rsync_contimeout", "5".into()),
+                ("drain_secs", "5".into()),
+                ("queue_wait_ms", "100".into()),
+            ]);
         let path = d.join("server.conf");
-        std::fs::write(&path, conf).unwrap();
+        conf.write(&path).unwrap();
         node_confs.push((d, path, rsyncd));
     }
     let node_rsyncd =
@@ -493,63 +477,48 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
         .iter()
         .enumerate()
         .map(|(k, (_, conf, _))| {
-            let mut c = Command::new(&server_bin);
-            c.arg("-c")
-                .arg(conf)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            Proc::spawn(&format!("node n{}", k + 1), c).unwrap()
+            Proc::spawn(
+                &format!("node n{}", k + 1),
+                cluster.command("ubackup-server", conf),
+            )
+            .unwrap()
         })
         .collect();
 
     // ---- the indexer: SQLite and the ES stand-in
     let catalog = root.join("catalog.db");
-    let mut iconf = ini_del(
-        &repo_file("deploy/examples/indexer.conf"),
-        "global",
-        "es_urls",
-    );
-    for (key, v) in [
-        ("redis_host", "127.0.0.1".to_string()),
-        ("redis_port", redis.port.to_string()),
-        ("redis_password", PASSWORD.into()),
-        ("message_queue", names.results.clone()),
-        ("catalog", catalog.display().to_string()),
-        ("es_urls", es.url()),
-        ("es_index", ES_INDEX.into()),
-        ("key_prefix", names.prefix.clone()),
-        ("indexer_id", "idx1".into()),
-        ("batch_ms", "100".into()),
-        ("log", root.join("indexer.log").display().to_string()),
-        (
-            "error_log",
-            root.join("indexer.error").display().to_string(),
-        ),
-    ] {
-        iconf = ini_set(&iconf, "global", key, &v);
-    }
+    let iconf = cluster
+        .indexer_conf(
+            Conf::from_text(repo_file("deploy/examples/indexer.conf")).del("es_urls"),
+            "idx1",
+            &catalog,
+            &root.join("indexer.log"),
+        )
+        .apply(&[
+            ("es_urls", es.url()),
+            ("es_index", ES_INDEX.into()),
+            (
+                "error_log",
+                root.join("indexer.error").display().to_string(),
+            ),
+        ]);
+    let iconf = iconf.text();
     let indexer_conf = root.join("indexer.conf");
-    std::fs::write(&indexer_conf, &iconf).unwrap();
+    std::fs::write(&indexer_conf, iconf).unwrap();
     // the same cluster seen through Elasticsearch only
     let es_reporter_conf = root.join("reporter-es.conf");
     std::fs::write(
         &es_reporter_conf,
         ini_set(
-            &ini_set(&iconf, "global", "catalog", "off"),
+            &ini_set(iconf, "global", "catalog", "off"),
             "global",
             "es_urls",
             &es.url(),
         ),
     )
     .unwrap();
-    let mut indexer = {
-        let mut c = Command::new(&indexer_bin);
-        c.arg("-c")
-            .arg(&indexer_conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        Proc::spawn("indexer", c).unwrap()
-    };
+    let mut indexer =
+        Proc::spawn("indexer", cluster.command("ubackup-indexer", &indexer_conf)).unwrap();
 
     // ---- two database hosts
     let mut hosts = Vec::new();
@@ -585,7 +554,7 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
                 redis.port,
                 port,
                 node_port,
-                &names,
+                names,
                 &format!("catalog = {}", catalog.display()),
             ),
         )
@@ -599,14 +568,9 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
         hosts.push((h, port));
     }
     for n in ["n1", "n2"] {
-        wait_until(
-            &format!("node {n} heartbeat"),
-            Duration::from_secs(20),
-            || {
-                rc.exists::<_, bool>(format!("{}alive:{n}", names.prefix))
-                    .unwrap_or(false)
-            },
-        );
+        cluster
+            .wait_alive(n, &format!("node {n} heartbeat"), Duration::from_secs(20))
+            .unwrap();
     }
 
     // ---- the backup rounds; each in its own seconds. A message's
@@ -881,7 +845,7 @@ fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
             redis.port,
             hosts[1].1,
             node_port,
-            &names,
+            names,
             &format!("es_urls = {}\nes_index = {ES_INDEX}", es.url()),
         ),
     )

@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ubackup_catalog::EsSettings;
-use ubackup_common::config::{ConfigError, SectionReader};
+use ubackup_common::config::catalog::{self, catalog_key, CatalogKey};
+use ubackup_common::config::{cluster, logs, redis, ConfigError, SectionReader};
 use ubackup_common::{IniDoc, RedisTarget};
 
 /// Where the SQLite catalog lives unless `catalog` says otherwise.
-pub const DEFAULT_CATALOG: &str = "/var/lib/ubackup/catalog.db";
-/// The original's index name.
-pub const DEFAULT_ES_INDEX: &str = "uuzubackup";
+pub use ubackup_common::config::catalog::DEFAULT_CATALOG;
 /// The original keeps its `SERVER_ID:TYPE:INSTANCE` keys in db 9.
 pub const DEFAULT_OVERDUE_DB: i64 = 9;
 /// Seconds added to `interval` for the expiring key's TTL (the original's).
@@ -26,26 +25,18 @@ pub const DEFAULT_BATCH_MS: u64 = 1000;
 pub const UNKNOWN_GAME: &str = "unknown";
 
 /// Every `[global]` key the indexer reads (others are warned about).
-pub const GLOBAL_KEYS: &[&str] = &[
-    "redis_host",
-    "redis_port",
-    "redis_url",
-    "redis_password",
-    "message_queue",
-    "catalog",
-    "es_urls",
-    "es_index",
-    "es_user",
-    "es_password",
-    "es_api_key",
-    "es_ca_cert",
-    "es_tls_verify",
-    "es_timeout",
+pub const GLOBAL_KEYS: &[&str] = ubackup_common::key_list!(
+    redis::QUEUE_REDIS_KEYS,
+    &[cluster::MESSAGE_QUEUE, cluster::KEY_PREFIX],
+    catalog::KEYS,
+    logs::KEYS,
+    INDEXER_KEYS,
+);
+
+/// The keys only the indexer reads.
+const INDEXER_KEYS: &[&str] = &[
     "batch_size",
     "batch_ms",
-    "log",
-    "error_log",
-    "key_prefix",
     "overdue_db",
     "overdue_grace",
     "indexer_id",
@@ -85,16 +76,9 @@ impl IndexerConfig {
 
     pub fn from_doc(doc: &IniDoc) -> Result<Self, ConfigError> {
         let g = SectionReader::required(doc, "global")?;
-        let redis = RedisTarget::from_section(
-            &g,
-            "redis_host",
-            "redis_port",
-            "redis_url",
-            "redis_password",
-            0,
-        )?;
+        let redis = redis::QUEUE_REDIS.read(&g)?;
         let message_queue = g.str(
-            "message_queue",
+            cluster::MESSAGE_QUEUE,
             "the Redis list nodes push results to (the server's message_queue)",
         )?;
         if message_queue.contains(char::is_whitespace) {
@@ -105,53 +89,32 @@ impl IndexerConfig {
         }
 
         let es = ubackup_catalog::location::es_settings(&g)?;
-        let catalog = match g.opt_str("catalog") {
-            None => Some(PathBuf::from(DEFAULT_CATALOG)),
-            Some(v)
-                if matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "off" | "none" | "no" | "false"
-                ) =>
-            {
-                if es.is_none() {
-                    return Err(g.error(
-                        "catalog",
-                        format!("`{v}` turns the SQLite catalog off, but no es_urls are set: results would have nowhere to go; set es_urls or give catalog a path (default {DEFAULT_CATALOG})"),
-                    ));
-                }
-                None
+        let catalog = match catalog_key(&g, &format!("e.g. {DEFAULT_CATALOG}, or off"))? {
+            CatalogKey::Absent => Some(PathBuf::from(DEFAULT_CATALOG)),
+            CatalogKey::Off(v) if es.is_none() => {
+                return Err(g.error(
+                    "catalog",
+                    format!("`{v}` turns the SQLite catalog off, but no es_urls are set: results would have nowhere to go; set es_urls or give catalog a path (default {DEFAULT_CATALOG})"),
+                ));
             }
-            Some(v) => {
-                let p = PathBuf::from(&v);
-                if !p.is_absolute() {
-                    return Err(g.error("catalog", format!("`{v}` is not an absolute path; expected e.g. {DEFAULT_CATALOG}, or off")));
-                }
-                Some(p)
-            }
+            CatalogKey::Off(_) => None,
+            CatalogKey::Path(p) => Some(p),
         };
 
-        let batch_size: usize = g.parse_or(
+        let batch_size: usize = g.parse_in(
             "batch_size",
             "a number of results per batch, 1-10000",
             DEFAULT_BATCH_SIZE,
+            1..=10_000,
+            "1-10000",
         )?;
-        if !(1..=10_000).contains(&batch_size) {
-            return Err(g.error(
-                "batch_size",
-                format!("`{batch_size}` is out of range; expected 1-10000"),
-            ));
-        }
-        let batch_ms: u64 = g.parse_or(
+        let batch_ms: u64 = g.parse_in(
             "batch_ms",
             "milliseconds to wait for a batch to fill, 0-60000",
             DEFAULT_BATCH_MS,
+            0..=60_000,
+            "0-60000",
         )?;
-        if batch_ms > 60_000 {
-            return Err(g.error(
-                "batch_ms",
-                format!("`{batch_ms}` is out of range; expected 0-60000"),
-            ));
-        }
         let overdue_db: i64 = g.parse_or(
             "overdue_db",
             "a Redis database number (0-15 on a default Redis)",
@@ -168,7 +131,8 @@ impl IndexerConfig {
             "seconds added to interval for the expiring key",
             DEFAULT_OVERDUE_GRACE_S,
         )?;
-        let key_prefix = g.str_or("key_prefix", ubackup_common::keys::DEFAULT_PREFIX);
+        let key_prefix = cluster::key_prefix(&g);
+        let (log, error_log) = logs::read(&g);
         let indexer_id = match g.opt_str("indexer_id") {
             Some(id) if id.contains(char::is_whitespace) || id.contains(':') => {
                 return Err(g.error(
@@ -210,8 +174,8 @@ impl IndexerConfig {
             es,
             batch_size,
             batch_wait: Duration::from_millis(batch_ms),
-            log: g.opt_path("log"),
-            error_log: g.opt_path("error_log"),
+            log,
+            error_log,
             key_prefix,
             overdue_db,
             overdue_grace: Duration::from_secs(grace),

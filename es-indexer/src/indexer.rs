@@ -21,8 +21,8 @@ use ubackup_common::shutdown::Shutdown;
 use ubackup_common::{Keys, ResultRecord};
 
 use crate::config::IndexerConfig;
+use crate::outage::{retry_backoff, Outage};
 use crate::overdue::OverdueKeys;
-use crate::retry::{Backoff, Outage};
 use crate::sinks::{Sinks, Verdict, WriteError};
 
 /// How long one blocking wait for the first result of a batch lasts
@@ -186,7 +186,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = RedisResult<T>>,
 {
-    let mut backoff = Backoff::default();
+    let mut backoff = retry_backoff();
     let mut sd = shutdown.clone();
     loop {
         // Not raced against shutdown: the call itself is bounded by the
@@ -346,7 +346,7 @@ impl Indexer<'_> {
         tx: tokio::sync::mpsc::Sender<StoredBatch>,
     ) -> Result<(), IndexerError> {
         let mut waiter = Waiter::default();
-        let mut backoff = Backoff::default();
+        let mut backoff = retry_backoff();
         let mut next: Vec<Taken> = Vec::new();
         while !shutdown.is_triggered() {
             let batch = if !next.is_empty() {

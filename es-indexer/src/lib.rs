@@ -4,19 +4,22 @@
 //! acknowledged before every store has it.
 //!
 //! Layout:
+//! * [`cli`]: the command line and the indexer as `main` starts it;
 //! * [`config`]: the INI file (`[global]`, `[business]`) into [`IndexerConfig`];
 //! * [`indexer`]: the loop (take → store → expiring keys → ack), heartbeat,
 //!   crash recovery; [`run`] is the entry point;
 //! * [`sinks`]: one batch to every store, retrying only what may pass later;
 //! * [`overdue`]: the expiring keys;
-//! * [`retry`]: backoff, and outage logging once per state change.
+//! * [`outage`]: outage logging once per state change, and the retries'
+//!   backoff (the one of `ubackup_common::backoff`).
 //!
 //! The stores themselves (SQLite, Elasticsearch) are in `ubackup-catalog`.
 
+pub mod cli;
 pub mod config;
 pub mod indexer;
+pub mod outage;
 pub mod overdue;
-pub mod retry;
 pub mod sinks;
 
 pub use config::IndexerConfig;

@@ -3,16 +3,17 @@
 //! store has it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ubackup_catalog::{Catalog, CatalogError, CatalogRecord, StoreOutcome};
+use ubackup_common::backoff::Backoff;
 use ubackup_common::shutdown::Shutdown;
 
-use crate::retry::{Backoff, Outage};
+use crate::outage::{retry_backoff, Outage};
 
 /// After shutdown starts, a store call already running gets this long to
-/// finish before the batch is left in flight for the next start.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// finish before the batch is left in flight for the next start (in
+/// common, where the deploy checks read it).
+pub use ubackup_common::deadlines::INDEXER_DRAIN_GRACE as DRAIN_GRACE;
 
 /// The final word on one record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn new(catalogs: Vec<Arc<dyn Catalog>>) -> Self {
-        Self::with_backoff(catalogs, Backoff::default())
+        Self::with_backoff(catalogs, retry_backoff())
     }
 
     pub fn with_backoff(catalogs: Vec<Arc<dyn Catalog>>, backoff: Backoff) -> Self {

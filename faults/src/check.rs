@@ -145,7 +145,15 @@ impl Verdict {
     /// Adds the numbers to the suite's tally, then panics on a violation.
     /// Call it once per world, on its last verdict (the ledger grows).
     pub fn assert_ok(&self, allow_unrecorded: bool) {
-        crate::tally::add(self);
+        crate::tally::add(&crate::tally::Tally {
+            messages: self.messages as u64,
+            lost: self.lost.len() as u64,
+            duplicated: self.duplicated.len() as u64,
+            dead_with_reason: self.dead_with_reason as u64,
+            outside: self.outside.len() as u64,
+            unrecorded_copies: self.unrecorded_copies.len() as u64,
+            ..Default::default()
+        });
         self.assert_clean(allow_unrecorded);
     }
 
@@ -522,7 +530,7 @@ impl World {
             recorded.insert(path);
         }
         // every entry of the world directory
-        let base = self.base.path().to_path_buf();
+        let base = self.cluster.dir.path().to_path_buf();
         let mut stack = vec![base.clone()];
         while let Some(dir) = stack.pop() {
             let Ok(rd) = std::fs::read_dir(&dir) else {

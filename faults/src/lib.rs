@@ -4,7 +4,8 @@
 //! directory" (issue 8). The cases themselves are in `tests/faults.rs`.
 //!
 //! Layout:
-//! * [`world`]: one case's cluster: redis-server (AOF everysec), an rsync
+//! * [`world`]: one case's cluster, on the workspace's cluster builder
+//!   (`ubackup_testkit::cluster`): redis-server (AOF everysec), an rsync
 //!   daemon with a chroot module of generated files, the ES stand-in (behind
 //!   [`proxy`] when a case needs TCP faults), N real `ubackup-server` nodes
 //!   and the real `ubackup-indexer`, each in its own process group;

@@ -43,14 +43,15 @@ pub fn bad_inputs(n: u64) {
     with(|t| t.bad_inputs += n);
 }
 
-pub fn add(v: &crate::check::Verdict) {
+/// One world's final verdict, in numbers.
+pub fn add(v: &Tally) {
     with(|t| {
-        t.messages += v.messages as u64;
-        t.lost += v.lost.len() as u64;
-        t.duplicated += v.duplicated.len() as u64;
-        t.dead_with_reason += v.dead_with_reason as u64;
-        t.outside += v.outside.len() as u64;
-        t.unrecorded_copies += v.unrecorded_copies.len() as u64;
+        t.messages += v.messages;
+        t.lost += v.lost;
+        t.duplicated += v.duplicated;
+        t.dead_with_reason += v.dead_with_reason;
+        t.outside += v.outside;
+        t.unrecorded_copies += v.unrecorded_copies;
     });
 }
 

@@ -10,18 +10,20 @@
 //! base/attack/             where a traversal or injection would write; must stay empty
 //! ```
 //!
-//! Nodes and the indexer are the real binaries (`workspace_bin`), each in
-//! its own process group, killed by PID.
+//! The Redis, the directory, the names and the configs come from the
+//! workspace's cluster builder (`ubackup_testkit::cluster`). Nodes and the
+//! indexer are the real binaries, each in its own process group, killed by
+//! PID.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
 use ubackup_common::Keys;
+use ubackup_testkit::cluster::{Cluster, ClusterBuilder, Conf, Names};
 use ubackup_testkit::es::EsStandIn;
-use ubackup_testkit::{unique, workspace_bin, Proc, RedisServer, RsyncDaemon, RsyncModule};
+use ubackup_testkit::{Proc, RsyncDaemon};
 
 use crate::ledger::{Ledger, MsgSpec, Producer};
 use crate::proxy::EsProxy;
@@ -73,8 +75,6 @@ pub struct Node {
 }
 
 pub struct World {
-    pub base: tempfile::TempDir,
-    pub redis: RedisServer,
     pub rsyncd: RsyncDaemon,
     pub es: EsStandIn,
     pub proxy: Option<std::sync::Arc<EsProxy>>,
@@ -91,6 +91,9 @@ pub struct World {
     pub indexer_id: String,
     indexer_starts: u32,
     pub ledger: Ledger,
+    /// The Redis (`cluster.redis`) and the directory (`cluster.dir`, the
+    /// `base` above); last, so it goes after what lives in it.
+    pub cluster: Cluster,
 }
 
 impl Default for World {
@@ -105,42 +108,35 @@ impl World {
     }
 
     pub fn with(opts: WorldOpts) -> World {
-        let base = tempfile::Builder::new()
-            .prefix("ubackup-faults-")
-            .tempdir()
-            .expect("tempdir");
-        for d in ["src/db", "nodes", "etc", "logs", "attack"] {
-            std::fs::create_dir_all(base.path().join(d)).expect("world dirs");
-        }
-        let redis_log = base.path().join("logs/redis.log").display().to_string();
-        let mut extra = vec!["--logfile", redis_log.as_str()];
+        let mut b = ClusterBuilder::new("faults")
+            .names(Names::unique("f:", "uuzuback"))
+            .redis_log("logs/redis.log");
         if opts.fsync_always {
-            extra.extend(["--appendfsync", "always"]);
+            b = b.redis_args(&["--appendfsync", "always"]);
         }
-        let redis = RedisServer::start_with(&extra).expect("redis-server");
-        let module = RsyncModule {
-            name: "backup".into(),
-            path: base.path().join("src"),
-            chroot: !opts.no_chroot,
-        };
-        let rsyncd = RsyncDaemon::start_with(&[module], &opts.rsyncd_global).expect("rsync daemon");
+        let cluster = b.start().expect("redis-server");
+        for d in ["src/db", "nodes", "etc", "logs", "attack"] {
+            std::fs::create_dir_all(cluster.path(d)).expect("world dirs");
+        }
+        let rsyncd = cluster
+            .test_dbhost(&cluster.path("src"), !opts.no_chroot, &opts.rsyncd_global)
+            .expect("rsync daemon");
         let es = EsStandIn::start();
         let proxy = opts
             .es_proxy
             .then(|| std::sync::Arc::new(EsProxy::start(es.addr())));
-        let spy = RsyncSpy::install(&base.path().join("spy")).expect("rsync spy");
-        let prefix = unique("f:");
+        let spy = RsyncSpy::install(&cluster.path("spy")).expect("rsync spy");
+        let n = cluster.names.clone();
         World {
-            keys: Keys::new(&prefix),
-            hi: format!("{prefix}level1"),
-            lo: format!("{prefix}uuzuback"),
-            results: format!("{prefix}message"),
+            keys: cluster.keys.clone(),
+            hi: n.hi,
+            lo: n.lo,
+            results: n.results,
             es_index: "uuzubackup".into(),
             indexer_id: "ix".into(),
             indexer_starts: 0,
-            prefix,
-            base,
-            redis,
+            prefix: n.prefix,
+            cluster,
             rsyncd,
             es,
             proxy,
@@ -152,15 +148,15 @@ impl World {
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
-        self.base.path().join(rel)
+        self.cluster.path(rel)
     }
 
     pub fn conn(&self) -> redis::Connection {
-        self.redis.conn()
+        self.cluster.conn()
     }
 
     pub fn producer(&self) -> Producer {
-        Producer::new(&self.redis.url(), self.ledger.clone())
+        Producer::new(&self.cluster.redis_url(), self.ledger.clone())
     }
 
     /// The source files directory (module `backup`, subdir `db`).
@@ -198,50 +194,19 @@ impl World {
 
     fn node_config(&self, id: &str, spec: &NodeSpec, log: &Path) -> PathBuf {
         let root = self.node_root(id).display().to_string();
-        let port = self.redis.port.to_string();
         let rsync_port = self.rsyncd.port.to_string();
-        let queues = format!("{} {}", self.hi, self.lo);
-        let log = log.display().to_string();
-        let mut kv: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in [
-            ("work_thread", "2"),
-            ("rsync_bwlimit", "0"),
-            ("server_root_path", root.as_str()),
-            ("reserve_bytes", "0"),
-            ("interval", "0"),
-            ("redis_host", "127.0.0.1"),
-            ("redis_port", port.as_str()),
-            ("redis_queue", queues.as_str()),
-            ("log", log.as_str()),
-            ("myip", "127.0.0.1"),
-            ("retry", "3"),
-            ("retry_backoff_ms", "100"),
-            ("message_queue", self.results.as_str()),
-            ("node_id", id),
-            ("rsync_port", rsync_port.as_str()),
-            ("rsync_timeout", "5"),
-            ("rsync_contimeout", "3"),
-            ("key_prefix", self.prefix.as_str()),
-            ("heartbeat_secs", "1"),
-            ("drain_secs", "3"),
-            ("queue_wait_ms", "100"),
-            ("allow_sources", "127.0.0.0/8"),
-        ] {
-            kv.insert(k.into(), v.into());
-        }
-        for (k, v) in &spec.over {
-            if v.is_empty() {
-                kv.remove(k);
-            } else {
-                kv.insert(k.clone(), v.clone());
-            }
-        }
-        let mut text = String::from("[global]   # written by the fault suite\n");
-        for (k, v) in kv {
-            text.push_str(&format!("{k} = {v}\n"));
-        }
+        let conf = self
+            .cluster
+            .test_node_conf("the fault suite", id, &root, log)
+            .apply(&[
+                ("rsync_port", rsync_port.as_str()),
+                ("drain_secs", "3"),
+                ("queue_wait_ms", "100"),
+                ("allow_sources", "127.0.0.0/8"),
+            ])
+            .apply(&spec.over);
         let path = self.path(&format!("etc/{id}.conf"));
-        std::fs::write(&path, text).expect("node config");
+        conf.write(&path).expect("node config");
         path
     }
 
@@ -256,15 +221,10 @@ impl World {
         let starts = self.nodes.get(id).map(|n| n.starts).unwrap_or(0) + 1;
         let log = self.path(&format!("logs/{id}.{starts}.log"));
         let conf = self.node_config(id, &spec, &log);
-        let mut cmd = Command::new(workspace_bin("ubackup-server"));
-        cmd.arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "info")
+        let mut cmd = self.cluster.command("ubackup-server", &conf);
+        cmd.env("RUST_LOG", "info")
             .env("PATH", self.spy.path_env())
-            .env_remove("UBACKUP_FAILPOINT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env_remove("UBACKUP_FAILPOINT");
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
@@ -436,7 +396,7 @@ impl World {
     /// True if any of redis-server's AOF files mentions `needle`: whether a
     /// write naming it was ever persisted.
     pub fn aof_mentions(&self, needle: &str) -> bool {
-        let mut stack = vec![self.redis.dir.path().to_path_buf()];
+        let mut stack = vec![self.cluster.redis.dir.path().to_path_buf()];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
@@ -466,26 +426,24 @@ impl World {
     pub fn start_indexer(&mut self) {
         self.indexer_starts += 1;
         let log = self.path(&format!("logs/indexer.{}.log", self.indexer_starts));
-        let text = format!(
-            "[global]\nredis_url = {}\nmessage_queue = {}\nkey_prefix = {}\nindexer_id = {}\ncatalog = {}\nes_urls = {}\nes_index = {}\nes_timeout = 10\nbatch_ms = 100\nlog = {}\n[business]\n31 = 大话西游\n",
-            self.redis.url(),
-            self.results,
-            self.prefix,
-            self.indexer_id,
-            self.catalog_path().display(),
-            self.es_url(),
-            self.es_index,
-            log.display()
-        );
+        let text = self
+            .cluster
+            .indexer_conf(
+                Conf::generated("the fault suite"),
+                &self.indexer_id,
+                &self.catalog_path(),
+                &log,
+            )
+            .apply(&[
+                ("es_urls", self.es_url().as_str()),
+                ("es_index", self.es_index.as_str()),
+                ("es_timeout", "10"),
+            ])
+            .append("[business]\n31 = 大话西游\n");
         let conf = self.path("etc/indexer.conf");
-        std::fs::write(&conf, text).expect("indexer config");
-        let mut cmd = Command::new(workspace_bin("ubackup-indexer"));
-        cmd.arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        text.write(&conf).expect("indexer config");
+        let mut cmd = self.cluster.command("ubackup-indexer", &conf);
+        cmd.env("RUST_LOG", "info");
         self.indexer = Some(Proc::spawn("ubackup-indexer", cmd).expect("spawn ubackup-indexer"));
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
@@ -549,7 +507,7 @@ impl Drop for World {
             if let Ok(rd) = std::fs::read_dir(self.node_tmp(id).join("pgid")) {
                 for e in rd.flatten() {
                     if let Some(pgid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-                        ubackup_server::tmp::kill_rsync_group(pgid, Duration::from_secs(2));
+                        ubackup_transport::tmp::kill_rsync_group(pgid, Duration::from_secs(2));
                     }
                 }
             }

@@ -557,7 +557,7 @@ fn kill9_mid_rsync(_: &Opts) -> Outcome {
     tally::fault(1);
     let orphans: usize = groups
         .iter()
-        .map(|g| ubackup_server::tmp::rsync_members(*g).len())
+        .map(|g| ubackup_transport::tmp::rsync_members(*g).len())
         .sum();
     assert!(
         orphans > 0,
@@ -572,7 +572,7 @@ fn kill9_mid_rsync(_: &Opts) -> Outcome {
     let v = w.wait_quiet(quiet(30));
     let left: usize = groups
         .iter()
-        .map(|g| ubackup_server::tmp::rsync_members(*g).len())
+        .map(|g| ubackup_transport::tmp::rsync_members(*g).len())
         .sum();
     assert_eq!(left, 0, "the restarted node killed its orphaned rsync");
     println!("    orphaned rsync processes after kill -9: {orphans}; {v}");
@@ -939,11 +939,14 @@ fn redis_kill9_once(fsync_always: bool) {
         &w.lo.clone(),
     );
     std::thread::sleep(Duration::from_secs(2));
-    w.redis.kill9();
+    w.cluster.redis.kill9();
     tally::fault(1);
     let down = Instant::now();
     std::thread::sleep(Duration::from_millis(1500)); // the outage itself
-    w.redis.restart().expect("redis restart on the same AOF");
+    w.cluster
+        .redis
+        .restart()
+        .expect("redis restart on the same AOF");
     let outage = down.elapsed();
     let restarted_ms = ubackup_common::message::now_ms();
     let unacked = producer.join().unwrap();
@@ -1013,7 +1016,7 @@ fn outages(_: &Opts) -> Outcome {
         &w.lo.clone(),
     );
     std::thread::sleep(Duration::from_secs(1));
-    let rpid = w.redis.pid().unwrap();
+    let rpid = w.cluster.redis.pid().unwrap();
     sig::signal(rpid, Sig::SIGSTOP);
     tally::fault(1);
     std::thread::sleep(Duration::from_secs(3)); // the outage itself

@@ -5,9 +5,12 @@
 //! look at Redis. Every alert has a stable `id` (`kind:subject`), which is
 //! what the webhook's state tracks between runs.
 
-use serde::{Deserialize, Serialize};
-use ubackup_catalog::{CatalogRecord, InstanceEntry, QueueKind};
+use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+use ubackup_catalog::{CatalogRecord, InstanceEntry, InstanceKey, QueueKind};
+
+use crate::cluster::{ListDepth, NodeView};
 use crate::config::Thresholds;
 use crate::format::{bytes, duration_ms};
 use crate::snapshot::Snapshot;
@@ -259,236 +262,277 @@ pub fn classify(r: &CatalogRecord, t: &Thresholds) -> Option<(AlertKind, Severit
     }
 }
 
-/// Evaluates every rule on `snap`.
+/// Evaluates every rule on `snap`: the instance rules only when the
+/// catalog could be read, the node and queue rules always.
 pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
-    let now = snap.now_ms;
     let mut alerts = Vec::new();
     let mut errors = Vec::new();
     let catalog_ok = snap.catalog_error.is_none();
     if let Some(e) = &snap.catalog_error {
         errors.push(format!("catalog: {e}; instance alerts (script_error, pull_failed, illegal, overdue) not evaluated"));
     }
-
     if catalog_ok {
-        let by_key: std::collections::HashMap<_, _> =
-            snap.instances.iter().map(|e| (e.key.clone(), e)).collect();
-        for r in &snap.latest {
-            let Some((kind, sev, reason)) = classify(r, t) else {
-                continue;
-            };
-            let key = r.key();
-            let inst = by_key
-                .get(&key)
-                .map(|e| alert_instance(e))
-                .unwrap_or(AlertInstance {
-                    server_id: key.server_id,
-                    back_type: key.back_type.clone(),
-                    instance: key.instance,
-                    game_id: r.result.game_id,
-                    game_name: r.game_name.clone(),
-                });
-            let subject = instance_subject(
-                inst.server_id,
-                &inst.back_type,
-                inst.instance,
-                &inst.game_name,
-            );
-            let mut a = Alert::new(
-                kind,
-                sev,
-                subject,
-                format!(
-                    "{reason} (node {}, {} ago)",
-                    r.node(),
-                    duration_ms(now - r.result.create_time)
-                ),
-            );
-            a.since_ms = Some(r.result.create_time);
-            a.instance = Some(inst);
-            a.node = Some(r.node().to_string());
-            alerts.push(a);
-        }
-        for e in &snap.instances {
-            let interval_ms = if e.interval > 0 {
-                e.interval * 1000
-            } else {
-                t.default_interval.as_millis() as i64
-            };
-            let allowed =
-                (interval_ms as f64 * t.overdue_factor) as i64 + t.overdue_grace.as_millis() as i64;
-            let since = e.last_success_ms.unwrap_or(e.first_seen_ms);
-            if now - since <= allowed {
-                continue;
-            }
-            let inst = alert_instance(e);
-            let subject = instance_subject(
-                inst.server_id,
-                &inst.back_type,
-                inst.instance,
-                &inst.game_name,
-            );
-            let what = match e.last_success_ms {
-                Some(_) => format!("no successful backup for {}", duration_ms(now - since)),
-                None => format!(
-                    "never backed up successfully; first seen {} ago",
-                    duration_ms(now - since)
-                ),
-            };
-            let mut a = Alert::new(
-                AlertKind::Overdue,
-                Severity::Critical,
-                subject,
-                format!(
-                    "{what} (interval {} × {} + {} grace = {})",
-                    duration_ms(interval_ms),
-                    t.overdue_factor,
-                    duration_ms(t.overdue_grace.as_millis() as i64),
-                    duration_ms(allowed)
-                ),
-            );
-            a.since_ms = Some(since + allowed);
-            a.instance = Some(inst);
-            alerts.push(a);
-        }
-        // A stored file that `verify` found missing or corrupt is illegal
-        // even when it is not its instance's newest record; the file name
-        // is part of the subject so each bad file is its own alert.
-        for r in &snap.verify_failures {
-            let inst = by_key
-                .get(&r.key())
-                .map(|e| alert_instance(e))
-                .unwrap_or(AlertInstance {
-                    server_id: r.result.server_id,
-                    back_type: r.result.back_type.clone(),
-                    instance: r.result.instance,
-                    game_id: r.result.game_id,
-                    game_name: r.game_name.clone(),
-                });
-            let subject = format!(
-                "{} {}",
-                instance_subject(
-                    inst.server_id,
-                    &inst.back_type,
-                    inst.instance,
-                    &inst.game_name
-                ),
-                r.result.filename.as_deref().unwrap_or("-")
-            );
-            let state = r.meta.verify_state.as_deref().unwrap_or("bad");
-            let mut a = Alert::new(
-                AlertKind::Illegal,
-                Severity::Critical,
-                subject,
-                format!("stored file {state} at verify (node {})", r.node()),
-            );
-            a.since_ms = r.meta.verified_at;
-            a.instance = Some(inst);
-            a.node = Some(r.node().to_string());
-            alerts.push(a);
-        }
+        let by_key: HashMap<_, _> = snap.instances.iter().map(|e| (e.key.clone(), e)).collect();
+        alerts.extend(newest_results(snap, t, &by_key));
+        alerts.extend(overdue(snap, t));
+        alerts.extend(verify_failures(snap, &by_key));
     }
-
     for n in &snap.nodes {
-        if !n.up {
-            let last = match n.heartbeat_age_ms {
-                Some(age) => format!("last heartbeat {} ago", duration_ms(age)),
-                None => "no heartbeat ever recorded".into(),
-            };
-            let what = if n.kind.is_empty() {
-                "worker".to_string()
-            } else {
-                n.kind.clone()
-            };
-            let mut a = Alert::new(
-                AlertKind::NodeDown,
-                Severity::Critical,
-                n.id.clone(),
-                format!("{what} {} is down: heartbeat expired, {last}", n.ip),
-            );
-            a.since_ms = n.heartbeat_ms;
-            a.node = Some(n.id.clone());
-            alerts.push(a);
-        }
-        if let (Some(free_pct), Some(total), Some(free)) =
-            (n.disk_free_pct(), n.disk_total, n.disk_free)
-        {
-            let sev = if free_pct < t.disk_critical_pct {
-                Some((Severity::Critical, t.disk_critical_pct))
-            } else if free_pct < t.disk_low_pct {
-                Some((Severity::Warning, t.disk_low_pct))
-            } else {
-                None
-            };
-            if let Some((sev, limit)) = sev {
-                let mut a = Alert::new(
-                    AlertKind::NodeDiskLow,
-                    sev,
-                    n.id.clone(),
-                    format!(
-                        "{:.1}% free ({} of {}), below {limit}%",
-                        free_pct,
-                        bytes(free),
-                        bytes(total)
-                    ),
-                );
-                a.node = Some(n.id.clone());
-                alerts.push(a);
-            }
-        }
+        alerts.extend(node_down(n));
+        alerts.extend(node_disk_low(n, t));
     }
-
-    for l in snap.queues.lists.iter() {
-        match l.kind {
-            QueueKind::Priority | QueueKind::Results => {
-                let mut why = Vec::new();
-                if l.depth > t.backlog_threshold {
-                    why.push(format!(
-                        "{} messages waiting (threshold {})",
-                        l.depth, t.backlog_threshold
-                    ));
-                }
-                let max_age = t.backlog_age.as_millis() as i64;
-                if let Some(age) = l
-                    .oldest_age_ms
-                    .filter(|&a| max_age > 0 && a > max_age && l.depth > 0)
-                {
-                    why.push(format!(
-                        "oldest waiting {} (limit {})",
-                        duration_ms(age),
-                        duration_ms(max_age)
-                    ));
-                }
-                if !why.is_empty() {
-                    let mut a = Alert::new(
-                        AlertKind::QueueBacklog,
-                        Severity::Warning,
-                        l.list.clone(),
-                        why.join("; "),
-                    );
-                    a.since_ms = l.oldest_age_ms.map(|age| now - age);
-                    a.list = Some(l.list.clone());
-                    alerts.push(a);
-                }
-            }
-            QueueKind::Dead if l.depth > 0 => {
-                let newest = l
-                    .newest_reason
-                    .as_deref()
-                    .map(|r| format!("; newest: {}", r.chars().take(200).collect::<String>()))
-                    .unwrap_or_default();
-                let mut a = Alert::new(
-                    AlertKind::DeadLetters,
-                    Severity::Warning,
-                    l.list.clone(),
-                    format!("{} dead letter(s) in {}{newest}", l.depth, l.list),
-                );
-                a.list = Some(l.list.clone());
-                alerts.push(a);
-            }
-            _ => {}
-        }
+    for l in &snap.queues.lists {
+        alerts.extend(queue_backlog(l, t, snap.now_ms));
+        alerts.extend(dead_letters(l));
     }
+    report(snap, alerts, errors, catalog_ok)
+}
 
+/// The registry's view of the instance `r` belongs to, or (not registered
+/// yet) what `r` itself says.
+fn instance_of(r: &CatalogRecord, by_key: &HashMap<InstanceKey, &InstanceEntry>) -> AlertInstance {
+    by_key
+        .get(&r.key())
+        .map(|e| alert_instance(e))
+        .unwrap_or(AlertInstance {
+            server_id: r.result.server_id,
+            back_type: r.result.back_type.clone(),
+            instance: r.result.instance,
+            game_id: r.result.game_id,
+            game_name: r.game_name.clone(),
+        })
+}
+
+fn subject_of(inst: &AlertInstance) -> String {
+    instance_subject(
+        inst.server_id,
+        &inst.back_type,
+        inst.instance,
+        &inst.game_name,
+    )
+}
+
+/// script_error / pull_failed / illegal: each instance's newest result
+/// ([`classify`]).
+fn newest_results(
+    snap: &Snapshot,
+    t: &Thresholds,
+    by_key: &HashMap<InstanceKey, &InstanceEntry>,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for r in &snap.latest {
+        let Some((kind, sev, reason)) = classify(r, t) else {
+            continue;
+        };
+        let inst = instance_of(r, by_key);
+        let mut a = Alert::new(
+            kind,
+            sev,
+            subject_of(&inst),
+            format!(
+                "{reason} (node {}, {} ago)",
+                r.node(),
+                duration_ms(snap.now_ms - r.result.create_time)
+            ),
+        );
+        a.since_ms = Some(r.result.create_time);
+        a.instance = Some(inst);
+        a.node = Some(r.node().to_string());
+        alerts.push(a);
+    }
+    alerts
+}
+
+/// overdue: no success within `interval × overdue_factor + grace`.
+fn overdue(snap: &Snapshot, t: &Thresholds) -> Vec<Alert> {
+    let now = snap.now_ms;
+    let mut alerts = Vec::new();
+    for e in &snap.instances {
+        let interval_ms = if e.interval > 0 {
+            e.interval * 1000
+        } else {
+            t.default_interval.as_millis() as i64
+        };
+        let allowed =
+            (interval_ms as f64 * t.overdue_factor) as i64 + t.overdue_grace.as_millis() as i64;
+        let since = e.last_success_ms.unwrap_or(e.first_seen_ms);
+        if now - since <= allowed {
+            continue;
+        }
+        let inst = alert_instance(e);
+        let what = match e.last_success_ms {
+            Some(_) => format!("no successful backup for {}", duration_ms(now - since)),
+            None => format!(
+                "never backed up successfully; first seen {} ago",
+                duration_ms(now - since)
+            ),
+        };
+        let mut a = Alert::new(
+            AlertKind::Overdue,
+            Severity::Critical,
+            subject_of(&inst),
+            format!(
+                "{what} (interval {} × {} + {} grace = {})",
+                duration_ms(interval_ms),
+                t.overdue_factor,
+                duration_ms(t.overdue_grace.as_millis() as i64),
+                duration_ms(allowed)
+            ),
+        );
+        a.since_ms = Some(since + allowed);
+        a.instance = Some(inst);
+        alerts.push(a);
+    }
+    alerts
+}
+
+/// illegal, from `verify`: a stored file found missing or corrupt is
+/// illegal even when it is not its instance's newest record; the file name
+/// is part of the subject so each bad file is its own alert.
+fn verify_failures(snap: &Snapshot, by_key: &HashMap<InstanceKey, &InstanceEntry>) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for r in &snap.verify_failures {
+        let inst = instance_of(r, by_key);
+        let subject = format!(
+            "{} {}",
+            subject_of(&inst),
+            r.result.filename.as_deref().unwrap_or("-")
+        );
+        let state = r.meta.verify_state.as_deref().unwrap_or("bad");
+        let mut a = Alert::new(
+            AlertKind::Illegal,
+            Severity::Critical,
+            subject,
+            format!("stored file {state} at verify (node {})", r.node()),
+        );
+        a.since_ms = r.meta.verified_at;
+        a.instance = Some(inst);
+        a.node = Some(r.node().to_string());
+        alerts.push(a);
+    }
+    alerts
+}
+
+/// node_down: the heartbeat expired (or the worker stopped).
+fn node_down(n: &NodeView) -> Option<Alert> {
+    if n.up {
+        return None;
+    }
+    let last = match n.heartbeat_age_ms {
+        Some(age) => format!("last heartbeat {} ago", duration_ms(age)),
+        None => "no heartbeat ever recorded".into(),
+    };
+    let what = if n.kind.is_empty() {
+        "worker".to_string()
+    } else {
+        n.kind.clone()
+    };
+    let mut a = Alert::new(
+        AlertKind::NodeDown,
+        Severity::Critical,
+        n.id.clone(),
+        format!("{what} {} is down: heartbeat expired, {last}", n.ip),
+    );
+    a.since_ms = n.heartbeat_ms;
+    a.node = Some(n.id.clone());
+    Some(a)
+}
+
+/// node_disk_low: free space under `disk_low_pct` (warning) or
+/// `disk_critical_pct` (critical).
+fn node_disk_low(n: &NodeView, t: &Thresholds) -> Option<Alert> {
+    let (Some(free_pct), Some(total), Some(free)) = (n.disk_free_pct(), n.disk_total, n.disk_free)
+    else {
+        return None;
+    };
+    let (sev, limit) = if free_pct < t.disk_critical_pct {
+        (Severity::Critical, t.disk_critical_pct)
+    } else if free_pct < t.disk_low_pct {
+        (Severity::Warning, t.disk_low_pct)
+    } else {
+        return None;
+    };
+    let mut a = Alert::new(
+        AlertKind::NodeDiskLow,
+        sev,
+        n.id.clone(),
+        format!(
+            "{:.1}% free ({} of {}), below {limit}%",
+            free_pct,
+            bytes(free),
+            bytes(total)
+        ),
+    );
+    a.node = Some(n.id.clone());
+    Some(a)
+}
+
+/// queue_backlog: a priority or results list too deep, or its oldest
+/// element too old.
+fn queue_backlog(l: &ListDepth, t: &Thresholds, now: i64) -> Option<Alert> {
+    if !matches!(l.kind, QueueKind::Priority | QueueKind::Results) {
+        return None;
+    }
+    let mut why = Vec::new();
+    if l.depth > t.backlog_threshold {
+        why.push(format!(
+            "{} messages waiting (threshold {})",
+            l.depth, t.backlog_threshold
+        ));
+    }
+    let max_age = t.backlog_age.as_millis() as i64;
+    if let Some(age) = l
+        .oldest_age_ms
+        .filter(|&a| max_age > 0 && a > max_age && l.depth > 0)
+    {
+        why.push(format!(
+            "oldest waiting {} (limit {})",
+            duration_ms(age),
+            duration_ms(max_age)
+        ));
+    }
+    if why.is_empty() {
+        return None;
+    }
+    let mut a = Alert::new(
+        AlertKind::QueueBacklog,
+        Severity::Warning,
+        l.list.clone(),
+        why.join("; "),
+    );
+    a.since_ms = l.oldest_age_ms.map(|age| now - age);
+    a.list = Some(l.list.clone());
+    Some(a)
+}
+
+/// dead_letters: anything in a dead-letter list.
+fn dead_letters(l: &ListDepth) -> Option<Alert> {
+    if !(l.kind == QueueKind::Dead && l.depth > 0) {
+        return None;
+    }
+    let newest = l
+        .newest_reason
+        .as_deref()
+        .map(|r| format!("; newest: {}", r.chars().take(200).collect::<String>()))
+        .unwrap_or_default();
+    let mut a = Alert::new(
+        AlertKind::DeadLetters,
+        Severity::Warning,
+        l.list.clone(),
+        format!("{} dead letter(s) in {}{newest}", l.depth, l.list),
+    );
+    a.list = Some(l.list.clone());
+    Some(a)
+}
+
+/// The report: alerts worst first, which kinds were evaluated, the status
+/// (UNKNOWN when a rule could not run) and the one-line summary.
+fn report(
+    snap: &Snapshot,
+    mut alerts: Vec<Alert>,
+    errors: Vec<String>,
+    catalog_ok: bool,
+) -> AlertReport {
     alerts.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -531,7 +575,7 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
         s
     };
     AlertReport {
-        generated_ms: now,
+        generated_ms: snap.now_ms,
         status,
         summary,
         alerts,

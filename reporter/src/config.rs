@@ -11,34 +11,26 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ubackup_catalog::EsSettings;
-use ubackup_common::keys::DEFAULT_PREFIX;
+use ubackup_common::config::catalog::{self, catalog_key, CatalogKey};
+use ubackup_common::config::redis::{MESSAGE_REDIS, QUEUE_REDIS, QUEUE_REDIS_KEYS};
+use ubackup_common::config::{cluster, logs};
+use ubackup_common::keys::{DEFAULT_MESSAGE_QUEUE, DEFAULT_PREFIX};
 use ubackup_common::{ConfigError, IniDoc, Keys, RedisTarget, SectionReader};
 
-/// The indexer's default SQLite catalog (es-indexer `DEFAULT_CATALOG`).
-pub const DEFAULT_CATALOG: &str = "/var/lib/ubackup/catalog.db";
-/// The original's index name.
-pub const DEFAULT_ES_INDEX: &str = "uuzubackup";
-/// The server's default results list.
-pub const DEFAULT_MESSAGE_QUEUE: &str = "message";
+/// The indexer's default SQLite catalog.
+pub use ubackup_common::config::catalog::DEFAULT_CATALOG;
 
 /// Keys `[reporter]` may hold (others are warned about as typos).
-pub const REPORTER_KEYS: &[&str] = &[
-    "redis_host",
-    "redis_port",
-    "redis_url",
-    "redis_password",
-    "redis_queue",
-    "message_queue",
-    "key_prefix",
-    "catalog",
-    "es_urls",
-    "es_index",
-    "es_user",
-    "es_password",
-    "es_api_key",
-    "es_ca_cert",
-    "es_tls_verify",
-    "es_timeout",
+pub const REPORTER_KEYS: &[&str] = ubackup_common::key_list!(
+    QUEUE_REDIS_KEYS,
+    &["redis_queue", cluster::MESSAGE_QUEUE, cluster::KEY_PREFIX],
+    catalog::KEYS,
+    THRESHOLD_KEYS,
+    logs::KEYS,
+);
+
+/// The reporter's own keys.
+const THRESHOLD_KEYS: &[&str] = &[
     "overdue_factor",
     "overdue_grace_secs",
     "default_interval_secs",
@@ -49,8 +41,6 @@ pub const REPORTER_KEYS: &[&str] = &[
     "slowest_pulls",
     "samples_keep_days",
     "serve_token",
-    "log",
-    "error_log",
 ];
 
 /// Alert thresholds, all with defaults.
@@ -134,8 +124,8 @@ impl ReporterConfig {
         };
         cfg.thresholds = cfg.read_thresholds()?;
         cfg.keys = Keys::new(
-            &cfg.reader("key_prefix")
-                .map(|r| r.str_or("key_prefix", DEFAULT_PREFIX))
+            &cfg.reader(cluster::KEY_PREFIX)
+                .map(|r| cluster::key_prefix(&r))
                 .unwrap_or_else(|| DEFAULT_PREFIX.into()),
         );
         if let Some(s) = cfg.doc.section("reporter") {
@@ -189,32 +179,16 @@ impl ReporterConfig {
     /// The cluster Redis (node state, priority lists, in-flight lists).
     pub fn redis(&self) -> Result<RedisTarget, ConfigError> {
         let r = self
-            .reader_any(&["redis_host", "redis_url"])
+            .reader_any(&QUEUE_REDIS.locators())
             .ok_or_else(|| self.section_missing())?;
-        RedisTarget::from_section(
-            &r,
-            "redis_host",
-            "redis_port",
-            "redis_url",
-            "redis_password",
-            0,
-        )
+        QUEUE_REDIS.read(&r)
     }
 
     /// The Redis holding `message_queue`: a node's `message_redis_*`, or
     /// the cluster Redis.
     pub fn message_redis(&self) -> Result<RedisTarget, ConfigError> {
-        match self.reader_any(&["message_redis_host", "message_redis_url"]) {
-            Some(r) if r.has("message_redis_host") || r.has("message_redis_url") => {
-                RedisTarget::from_section(
-                    &r,
-                    "message_redis_host",
-                    "message_redis_port",
-                    "message_redis_url",
-                    "message_redis_password",
-                    0,
-                )
-            }
+        match self.reader_any(&MESSAGE_REDIS.locators()) {
+            Some(r) if MESSAGE_REDIS.is_set(&r) => MESSAGE_REDIS.read(&r),
             _ => self.redis(),
         }
     }
@@ -229,8 +203,8 @@ impl ReporterConfig {
     }
 
     pub fn message_queue(&self) -> String {
-        self.reader("message_queue")
-            .map(|r| r.str_or("message_queue", DEFAULT_MESSAGE_QUEUE))
+        self.reader(cluster::MESSAGE_QUEUE)
+            .map(|r| cluster::message_queue(&r))
             .unwrap_or_else(|| DEFAULT_MESSAGE_QUEUE.into())
     }
 
@@ -279,29 +253,19 @@ impl ReporterConfig {
     pub fn catalog_targets(&self) -> Result<CatalogTargets, ConfigError> {
         let sqlite = match self.reader("catalog") {
             None => None,
-            Some(r) => match r.opt_str("catalog") {
-                None => Some(PathBuf::from(DEFAULT_CATALOG)).filter(|p| p.exists()),
-                Some(v)
-                    if matches!(
-                        v.to_ascii_lowercase().as_str(),
-                        "off" | "none" | "no" | "false"
-                    ) =>
-                {
-                    None
+            Some(r) => match catalog_key(
+                &r,
+                &format!("the indexer's SQLite catalog, e.g. {DEFAULT_CATALOG}"),
+            )? {
+                CatalogKey::Absent => Some(PathBuf::from(DEFAULT_CATALOG)).filter(|p| p.exists()),
+                CatalogKey::Off(_) => None,
+                CatalogKey::Path(p) if !p.exists() => {
+                    return Err(r.error(
+                        "catalog",
+                        format!("{} does not exist; expected the SQLite catalog the indexer writes (the indexer creates it)", p.display()),
+                    ));
                 }
-                Some(v) => {
-                    let p = PathBuf::from(&v);
-                    if !p.is_absolute() {
-                        return Err(r.error("catalog", format!("`{v}` is not an absolute path; expected the indexer's SQLite catalog, e.g. {DEFAULT_CATALOG}")));
-                    }
-                    if !p.exists() {
-                        return Err(r.error(
-                            "catalog",
-                            format!("{v} does not exist; expected the SQLite catalog the indexer writes (the indexer creates it)"),
-                        ));
-                    }
-                    Some(p)
-                }
+                CatalogKey::Path(p) => Some(p),
             },
         };
         Ok(CatalogTargets {
@@ -358,7 +322,7 @@ impl ReporterConfig {
             .section("reporter")
             .map(|s| SectionReader::new(&self.doc, s))
         {
-            Some(r) => (r.opt_path("log"), r.opt_path("error_log")),
+            Some(r) => logs::read(&r),
             None => (None, None),
         }
     }
@@ -373,11 +337,7 @@ impl ReporterConfig {
             let Some(r) = self.reader(key) else {
                 return Ok(default);
             };
-            let v: f64 = r.parse_or(key, what, default)?;
-            if !range.contains(&v) || v.is_nan() {
-                return Err(r.error(key, format!("`{v}` is out of range; expected {what}")));
-            }
-            Ok(v)
+            r.parse_in(key, what, default, range, what)
         };
         let overdue_factor = num(
             "overdue_factor",

@@ -3,6 +3,7 @@
 //! Prometheus metrics).
 //!
 //! Layout:
+//! * [`cli`]: the command line and a subcommand as `main` starts it;
 //! * [`config`]: reads only the keys a subcommand needs from a node's or the
 //!   indexer's INI, plus the thresholds (`[global]` or `[reporter]`);
 //! * [`cluster`]: the nodes' state hashes/heartbeats and every list's depth;
@@ -12,10 +13,12 @@
 //! * [`alerts`]: the health rules → [`alerts::AlertReport`];
 //!   [`webhook`]: notify only new/resolved alerts, tracked in a state file;
 //! * [`status`]: the one-screen view → [`status::ClusterStatus`];
-//! * [`metrics`], [`serve`]: Prometheus text and the HTTP endpoint;
+//! * [`metrics`], [`serve`]: Prometheus text and the HTTP endpoint (its
+//!   handlers share `shared::App`);
 //!   [`web`]: its HTML pages (overview, statistics, alerts, instance
 //!   history, cluster control with token-guarded write actions);
-//! * [`format`]: human-readable sizes, durations and times.
+//! * [`format`]: human-readable sizes, durations and times;
+//! * [`error`]: [`ReporterError`], why a subcommand could not find out.
 //!
 //! `status` and `alerts` are library functions returning serde structs, so
 //! the CLI text, `--json`, the HTTP API and HTML pages show the same data.
@@ -24,14 +27,17 @@
 //! unknown: bad config, Redis unreachable, catalog unreadable.
 
 pub mod alerts;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod disk;
+pub mod error;
 pub mod format;
 pub mod metrics;
 pub mod queue;
 pub mod record;
 pub mod serve;
+mod shared;
 pub mod snapshot;
 pub mod status;
 pub mod web;
@@ -41,29 +47,16 @@ use std::path::PathBuf;
 
 use ubackup_common::message::now_ms;
 use ubackup_common::shutdown::Shutdown;
-use ubackup_common::ConfigError;
 
 use crate::config::ReporterConfig;
 use crate::snapshot::Sources;
 
 pub use alerts::{Alert, AlertKind, AlertReport, Severity};
+pub use error::ReporterError;
 pub use status::ClusterStatus;
 
 /// Exit code for "could not find out" (Nagios UNKNOWN).
 pub const EXIT_UNKNOWN: i32 = 3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReporterError {
-    #[error("config: {0}")]
-    Config(#[from] ConfigError),
-    #[error("Redis {target} unreachable: {source}")]
-    Redis {
-        target: String,
-        source: redis::RedisError,
-    },
-    #[error("{0}")]
-    Other(String),
-}
 
 /// A subcommand and its options.
 #[derive(Debug, Clone)]

@@ -65,8 +65,20 @@ pub fn render_down() -> String {
     o.s
 }
 
+/// The scrape: one function per section, in this order.
 pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
     let mut o = Out { s: String::new() };
+    up(&mut o, snap);
+    queues(&mut o, snap);
+    nodes(&mut o, snap);
+    window(&mut o, snap);
+    instances(&mut o, snap, alerts);
+    alert_counts(&mut o, alerts);
+    o.s
+}
+
+/// Whether Redis (always, here) and the catalog could be read.
+fn up(o: &mut Out, snap: &Snapshot) {
     o.family(
         "ubackup_redis_up",
         "1 when the reporter could read the cluster Redis.",
@@ -82,7 +94,10 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
             0.0
         },
     );
+}
 
+/// Depth and age of the priority/results lists, in-flight and dead letters.
+fn queues(o: &mut Out, snap: &Snapshot) {
     o.family(
         "ubackup_queue_depth",
         "Messages in a priority list or the results list.",
@@ -142,7 +157,10 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
             l.depth as f64,
         );
     }
+}
 
+/// Per node: up, paused, heartbeat age, disk, pulls, workers.
+fn nodes(o: &mut Out, snap: &Snapshot) {
     o.family(
         "ubackup_node_up",
         "1 while the worker's heartbeat key exists.",
@@ -211,7 +229,10 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
             n.workers.unwrap_or(0) as f64,
         );
     }
+}
 
+/// The last 24 h from the catalog, when it could be read.
+fn window(o: &mut Out, snap: &Snapshot) {
     if let Some(w) = &snap.window {
         o.family("ubackup_backups_24h", "Backups created in the last 24 h, by node and result (ok / failed / illegal; illegal is part of failed).");
         for n in &w.by_node {
@@ -249,6 +270,10 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
             .unwrap_or(0);
         o.sample("ubackup_slowest_pull_seconds", &[], slowest as f64 / 1000.0);
     }
+}
+
+/// The registry size and the overdue instances, when the catalog could be read.
+fn instances(o: &mut Out, snap: &Snapshot, alerts: &AlertReport) {
     if snap.catalog_error.is_none() {
         o.family("ubackup_instances", "Instances in the registry.");
         o.sample("ubackup_instances", &[], snap.instances.len() as f64);
@@ -266,6 +291,10 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
                 .count() as f64,
         );
     }
+}
+
+/// Alerts by kind and severity, and the worst state.
+fn alert_counts(o: &mut Out, alerts: &AlertReport) {
     o.family("ubackup_alerts", "Current alerts by kind and severity.");
     for k in AlertKind::ALL {
         for sev in [Severity::Warning, Severity::Critical] {
@@ -286,7 +315,6 @@ pub fn render(snap: &Snapshot, alerts: &AlertReport) -> String {
         "Worst alert state: 0 OK, 1 warning, 2 critical, 3 unknown (the alerts exit code).",
     );
     o.sample("ubackup_health", &[], alerts.status.exit_code() as f64);
-    o.s
 }
 
 #[cfg(test)]

@@ -16,42 +16,11 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use ubackup_common::shutdown::Shutdown;
 
-use crate::alerts::{self, AlertReport};
 use crate::config::ReporterConfig;
+use crate::error::ReporterError;
 use crate::metrics;
-use crate::snapshot::{Snapshot, Sources};
+use crate::shared::App;
 use crate::status::ClusterStatus;
-use crate::ReporterError;
-
-/// What every request shares: the config and the lazily (re)opened sources.
-pub(crate) struct App {
-    pub(crate) cfg: ReporterConfig,
-    /// None until the first request, and again after a failed read.
-    pub(crate) sources: Mutex<Option<Sources>>,
-}
-
-impl App {
-    /// One snapshot and its alerts: what `/api/status`, `/api/alerts` and
-    /// the HTML pages are all built on.
-    pub(crate) async fn read(&self) -> Result<(Snapshot, AlertReport), ReporterError> {
-        let mut guard = self.sources.lock().await;
-        if guard.is_none() {
-            *guard = Some(Sources::open(self.cfg.clone(), true).await?);
-        }
-        let src = guard.as_mut().expect("just set");
-        match src.snapshot().await {
-            Ok(snap) => {
-                let report = alerts::evaluate(&snap, &self.cfg.thresholds);
-                Ok((snap, report))
-            }
-            Err(e) => {
-                // reconnect on the next request
-                *guard = None;
-                Err(e)
-            }
-        }
-    }
-}
 
 fn unavailable(e: &ReporterError) -> Response {
     tracing::warn!("request failed: {e}");

@@ -18,7 +18,7 @@ use ubackup_common::RedisTarget;
 
 use crate::cluster::{self, NodeView, QueueSources, QueueView};
 use crate::config::ReporterConfig;
-use crate::ReporterError;
+use crate::error::ReporterError;
 
 /// The window of "last 24 h".
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;

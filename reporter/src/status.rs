@@ -121,8 +121,19 @@ impl ClusterStatus {
         }
     }
 
+    /// The one screen: header, nodes, queues, the last 24 h, instances.
     pub fn text(&self) -> String {
         let mut s = String::new();
+        self.header_text(&mut s);
+        self.nodes_text(&mut s);
+        self.queues_text(&mut s);
+        self.last_24h_text(&mut s);
+        self.instances_text(&mut s);
+        s
+    }
+
+    /// When, where, and the alert summary.
+    fn header_text(&self, s: &mut String) {
         let now = self.generated_ms;
         s.push_str(&format!("ubackup status at {}\n", utc(now)));
         s.push_str(&format!(
@@ -132,7 +143,10 @@ impl ClusterStatus {
             self.health.label(),
             self.alert_count
         ));
+    }
 
+    /// NODES: one row per node or indexer.
+    fn nodes_text(&self, s: &mut String) {
         s.push_str("NODES\n");
         if self.nodes.is_empty() {
             s.push_str("  (no node or indexer has registered)\n");
@@ -188,7 +202,7 @@ impl ClusterStatus {
                 })
                 .collect();
             table(
-                &mut s,
+                s,
                 &[
                     "ID",
                     "KIND",
@@ -201,7 +215,10 @@ impl ClusterStatus {
                 &rows,
             );
         }
+    }
 
+    /// QUEUES: the priority/results lists, in flight, dead letters.
+    fn queues_text(&self, s: &mut String) {
         s.push_str("\nQUEUES\n");
         let mut rows = Vec::new();
         for l in self
@@ -225,7 +242,7 @@ impl ClusterStatus {
         if rows.is_empty() {
             s.push_str("  (no list known: set redis_queue, or start a node)\n");
         } else {
-            table(&mut s, &["LIST", "KIND", "DEPTH", ""], &rows);
+            table(s, &["LIST", "KIND", "DEPTH", ""], &rows);
         }
         let inflight: Vec<String> = self
             .queues
@@ -267,7 +284,10 @@ impl ClusterStatus {
                 dead.join(", ")
             }
         ));
+    }
 
+    /// LAST 24 H: backups per node and the slowest pulls.
+    fn last_24h_text(&self, s: &mut String) {
         s.push_str("\nLAST 24 H\n");
         match &self.last_24h {
             None => s.push_str(&format!(
@@ -317,7 +337,10 @@ impl ClusterStatus {
                 }
             }
         }
+    }
 
+    /// INSTANCES: registered, overdue, failing.
+    fn instances_text(&self, s: &mut String) {
         s.push_str("\nINSTANCES\n");
         match &self.instances {
             None => s.push_str("  unknown (catalog unreadable)\n"),
@@ -326,7 +349,6 @@ impl ClusterStatus {
                 i.total, i.overdue, i.failing
             )),
         }
-        s
     }
 }
 

@@ -4,32 +4,38 @@
 //! Parse, then validate into [`ServerConfig`]; every rejection names the
 //! file, line, section and key, and says what would be valid.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use ubackup_common::keys::DEFAULT_PREFIX;
+use ubackup_common::config::redis as redis_keys;
+use ubackup_common::config::{cluster, logs};
 use ubackup_common::{ConfigError, IniDoc, RedisTarget, SectionReader};
 
 /// Every key `[global]` may hold; others are reported as probable typos.
-pub const KNOWN_KEYS: &[&str] = &[
+/// The catalog keys (`ubackup_catalog::location::KEYS`) and `keeptime.<type>`
+/// are known too.
+pub const KNOWN_KEYS: &[&str] = ubackup_common::key_list!(
+    SERVER_KEYS,
+    redis_keys::QUEUE_REDIS_KEYS,
+    redis_keys::MESSAGE_REDIS_KEYS,
+    logs::KEYS,
+    &[cluster::KEY_PREFIX, cluster::MESSAGE_QUEUE],
+);
+
+/// The keys only the server reads.
+const SERVER_KEYS: &[&str] = &[
     // original
     "work_thread",
     "rsync_bwlimit",
     "server_root_path",
     "reserve",
     "interval",
-    "redis_host",
-    "redis_port",
     "redis_queue",
-    "log",
-    "error_log",
     "myip",
     "retry",
-    "message_redis_host",
-    "message_redis_port",
-    "message_queue",
     "mysqlkeeptime",
     "rediskeeptime",
     "node_id",
@@ -42,11 +48,6 @@ pub const KNOWN_KEYS: &[&str] = &[
     "allow_sources",
     "rsync_user",
     "rsync_password_file",
-    "redis_url",
-    "redis_password",
-    "message_redis_url",
-    "message_redis_password",
-    "key_prefix",
     "heartbeat_secs",
     "drain_secs",
     "queue_wait_ms",
@@ -55,8 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "reserve_bytes",
     "batch_max",
     "batch_mb",
-    // retention (prune.rs); the catalog keys are ubackup_catalog::location::KEYS,
-    // and keeptime.<type> keys are read by prefix
+    // retention (prune.rs)
     "prune_interval",
     "quarantine_days",
 ];
@@ -96,9 +96,6 @@ fn default_batch_max() -> usize {
 }
 fn default_batch_mb() -> u64 {
     64
-}
-fn default_message_queue() -> &'static str {
-    "message"
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -159,8 +156,9 @@ pub struct ServerConfig {
     pub mysqlkeeptime: Option<u32>,
     pub rediskeeptime: Option<u32>,
     /// Retention days per type: `keeptime.<type>`, else `mysqlkeeptime` /
-    /// `rediskeeptime` (see prune.rs). A type not here is never pruned.
-    pub keep_days: std::collections::BTreeMap<String, u32>,
+    /// `rediskeeptime`, each whole days, at least 1. A type not here is
+    /// never pruned.
+    pub keep_days: BTreeMap<String, u32>,
     /// The catalog prune and verify read and mark (`catalog` or `es_urls`).
     pub catalog: Option<ubackup_catalog::CatalogLocation>,
     /// Run prune inside the server this often (`prune_interval`, seconds).
@@ -209,17 +207,13 @@ impl ServerConfig {
             ));
         }
 
-        let work_thread: usize = g.parse_or(
+        let work_thread: usize = g.parse_in(
             "work_thread",
             "a number of pull workers, 1-256",
             default_work_thread(),
+            1..=256,
+            "1-256",
         )?;
-        if !(1..=256).contains(&work_thread) {
-            return Err(g.error(
-                "work_thread",
-                format!("`{work_thread}` is out of range; expected 1-256"),
-            ));
-        }
         let rsync_bwlimit =
             g.parse_or("rsync_bwlimit", "KB/s per transfer, 0 = unlimited", 0u64)?;
         let node_bwlimit = g.parse_or(
@@ -239,14 +233,7 @@ impl ServerConfig {
         let reserve_bytes = reserve(&g)?;
         let interval = secs(&g, "interval", 0.0)?;
 
-        let redis = RedisTarget::from_section(
-            &g,
-            "redis_host",
-            "redis_port",
-            "redis_url",
-            "redis_password",
-            0,
-        )?;
+        let redis = redis_keys::QUEUE_REDIS.read(&g)?;
         let queues: Vec<String> = g
             .str(
                 "redis_queue",
@@ -266,19 +253,8 @@ impl ServerConfig {
                 format!("`{dup}` is listed twice; each list once, highest priority first"),
             ));
         }
-        let message_redis = if g.has("message_redis_host") || g.has("message_redis_url") {
-            RedisTarget::from_section(
-                &g,
-                "message_redis_host",
-                "message_redis_port",
-                "message_redis_url",
-                "message_redis_password",
-                0,
-            )?
-        } else {
-            redis.clone()
-        };
-        let message_queue = g.str_or("message_queue", default_message_queue());
+        let message_redis = redis_keys::MESSAGE_REDIS.read_or(&g, &redis)?;
+        let message_queue = cluster::message_queue(&g);
         if queues.contains(&message_queue) && message_redis.same_server(&redis) {
             return Err(g.error(
                 "message_queue",
@@ -288,17 +264,13 @@ impl ServerConfig {
             ));
         }
 
-        let retry: u32 = g.parse_or(
+        let retry: u32 = g.parse_in(
             "retry",
             "the number of attempts per pull, 1-100",
             default_retry(),
+            1..=100,
+            "1-100 attempts",
         )?;
-        if !(1..=100).contains(&retry) {
-            return Err(g.error(
-                "retry",
-                format!("`{retry}` is out of range; expected 1-100 attempts"),
-            ));
-        }
         let retry_backoff = Duration::from_millis(g.parse_or(
             "retry_backoff_ms",
             "milliseconds before the 2nd attempt (doubles each time)",
@@ -322,7 +294,7 @@ impl ServerConfig {
             check_password_file(&g, pf)?;
         }
 
-        let key_prefix = g.str_or("key_prefix", DEFAULT_PREFIX);
+        let key_prefix = cluster::key_prefix(&g);
         let heartbeat = secs(&g, "heartbeat_secs", default_heartbeat_secs())?;
         if heartbeat < Duration::from_millis(500) {
             return Err(g.error("heartbeat_secs", "must be at least 0.5 seconds"));
@@ -339,28 +311,21 @@ impl ServerConfig {
                 "out of range; expected 20-5000 milliseconds",
             ));
         }
-        let batch_max: usize = g.parse_or(
+        let batch_max: usize = g.parse_in(
             "batch_max",
             "messages per rsync call, 1-1000 (1 = no batching)",
             default_batch_max(),
+            1..=1000,
+            "1-1000 messages per rsync call (1 = no batching)",
         )?;
-        if !(1..=1000).contains(&batch_max) {
-            return Err(g.error(
-                "batch_max",
-                format!("`{batch_max}` is out of range; expected 1-1000 messages per rsync call (1 = no batching)"),
-            ));
-        }
-        let batch_mb: u64 = g.parse_or(
+        let batch_mb: u64 = g.parse_in(
             "batch_mb",
             "MiB: the largest file that is batched, and the most bytes in one batch",
             default_batch_mb(),
+            1..=1_048_576,
+            "1-1048576 MiB",
         )?;
-        if !(1..=1_048_576).contains(&batch_mb) {
-            return Err(g.error(
-                "batch_mb",
-                format!("`{batch_mb}` is out of range; expected 1-1048576 MiB"),
-            ));
-        }
+        let (log, error_log) = logs::read(&g);
 
         Ok(ServerConfig {
             file: doc.file.clone(),
@@ -376,8 +341,8 @@ impl ServerConfig {
             queues,
             message_redis,
             message_queue,
-            log: g.opt_path("log"),
-            error_log: g.opt_path("error_log"),
+            log,
+            error_log,
             retry,
             retry_backoff,
             rsync_port,
@@ -393,9 +358,9 @@ impl ServerConfig {
             queue_wait,
             batch_max,
             batch_bytes: batch_mb << 20,
-            mysqlkeeptime: g.opt_parse("mysqlkeeptime", "a number of days")?,
-            rediskeeptime: g.opt_parse("rediskeeptime", "a number of days")?,
-            keep_days: crate::prune::keep_days(&g)?,
+            mysqlkeeptime: keep_time(&g, "mysqlkeeptime")?,
+            rediskeeptime: keep_time(&g, "rediskeeptime")?,
+            keep_days: keep_days(&g)?,
             catalog: ubackup_catalog::CatalogLocation::from_section(&g)?,
             prune_interval: prune_interval(&g)?,
             quarantine_days: quarantine_days(&g)?,
@@ -474,14 +439,47 @@ fn prune_interval(g: &SectionReader) -> Result<Option<Duration>, ConfigError> {
 
 /// `quarantine_days` (whole days, at least 1; default 30).
 fn quarantine_days(g: &SectionReader) -> Result<u32, ConfigError> {
-    let what = "a whole number of days, at least 1, that prune keeps a quarantined file";
-    match g.parse_or::<u32>("quarantine_days", what, 30)? {
-        0 => Err(g.error(
-            "quarantine_days",
-            format!("`0` is not valid; expected {what}"),
-        )),
-        d => Ok(d),
+    g.nonzero_or(
+        "quarantine_days",
+        "a whole number of days, at least 1, that prune keeps a quarantined file",
+        30,
+    )
+}
+
+/// A retention time (`mysqlkeeptime`, `rediskeeptime`, `keeptime.<type>`):
+/// whole days, at least 1. The one rule for all of them.
+fn keep_time(g: &SectionReader, key: &str) -> Result<Option<u32>, ConfigError> {
+    g.opt_nonzero(key, "a whole number of days, at least 1")
+}
+
+/// Days to keep per type, for prune: `keeptime.<type>`, else the original's
+/// `mysqlkeeptime` / `rediskeeptime`.
+fn keep_days(g: &SectionReader) -> Result<BTreeMap<String, u32>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (key, ty) in [("mysqlkeeptime", "mysql"), ("rediskeeptime", "redis")] {
+        if let Some(d) = keep_time(g, key)? {
+            out.insert(ty.to_string(), d);
+        }
     }
+    // keeptime.<type> wins over the original keys
+    let typed: Vec<String> = g
+        .keys()
+        .map(|(k, _)| k.clone())
+        .filter(|k| k.starts_with("keeptime."))
+        .collect();
+    for key in typed {
+        let ty = &key["keeptime.".len()..];
+        if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
+            return Err(g.error(
+                &key,
+                "expected keeptime.<type> = DAYS, such as keeptime.ssdb = 7",
+            ));
+        }
+        if let Some(d) = keep_time(g, &key)? {
+            out.insert(ty.to_string(), d);
+        }
+    }
+    Ok(out)
 }
 
 /// `reserve` (GB, the original's unit; fractions allowed), or one of the
@@ -521,26 +519,24 @@ fn reserve(g: &SectionReader) -> Result<u64, ConfigError> {
 }
 
 fn secs(g: &SectionReader, key: &str, default: f64) -> Result<Duration, ConfigError> {
-    let v: f64 = g.parse_or(key, "a number of seconds", default)?;
-    if !(v.is_finite() && (0.0..=86400.0 * 7.0).contains(&v)) {
-        return Err(g.error(
-            key,
-            format!("`{v}` is out of range; expected 0 to 604800 seconds"),
-        ));
-    }
+    let v: f64 = g.parse_in(
+        key,
+        "a number of seconds",
+        default,
+        0.0..=86400.0 * 7.0,
+        "0 to 604800 seconds",
+    )?;
     Ok(Duration::from_secs_f64(v))
 }
 
 fn whole_secs(g: &SectionReader, key: &str, default: u64) -> Result<Duration, ConfigError> {
-    let v: u64 = g.parse_or(key, "a whole number of seconds, 1-86400", default)?;
-    if !(1..=86400).contains(&v) {
-        return Err(g.error(
-            key,
-            format!(
-                "`{v}` is out of range; expected 1-86400 seconds (rsync treats 0 as no timeout)"
-            ),
-        ));
-    }
+    let v: u64 = g.parse_in(
+        key,
+        "a whole number of seconds, 1-86400",
+        default,
+        1..=86400,
+        "1-86400 seconds (rsync treats 0 as no timeout)",
+    )?;
     Ok(Duration::from_secs(v))
 }
 

@@ -5,22 +5,14 @@
 //! later re-checks it.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
-use ubackup_common::message::NO_FULL;
 use ubackup_common::validate::{check_relative, printable};
 use ubackup_common::{BackupMessage, ResultRecord, Taken};
+use ubackup_transport::source::{dest_dir, RsyncSource};
 
 use crate::config::ServerConfig;
-
-/// One rsync daemon module: the unit a later batching change groups by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RsyncSource {
-    pub ip: IpAddr,
-    pub port: u16,
-    pub module: String,
-}
 
 /// A validated backup message, ready to pull.
 #[derive(Debug, Clone)]
@@ -226,67 +218,12 @@ pub fn intake(taken: &Taken, cfg: &ServerConfig) -> Intake {
     Intake::Pull(Box::new(job))
 }
 
-/// `root/TYPE/A.B.C/D` for IPv4 `A.B.C.D`, as the original. IPv6 (which the
-/// original never saw) follows the same idea: the first seven hex groups,
-/// dot-joined, then the last.
-pub fn dest_dir(root: &Path, back_type: &str, ip: IpAddr) -> PathBuf {
-    let (net, host) = match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            (format!("{}.{}.{}", o[0], o[1], o[2]), o[3].to_string())
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let net: Vec<String> = s[..7].iter().map(|g| format!("{g:x}")).collect();
-            (net.join("."), format!("{:x}", s[7]))
-        }
-    };
-    root.join(back_type).join(net).join(host)
-}
-
 /// The result for an illegal message: as much of the original's fields as
 /// the payload yields (a non-JSON payload gives zeros), `succeed` 0, and the
 /// reason in `log` and `illegal`, so the indexer records an illegal backup.
-pub fn illegal_result(payload: &str, cfg: &ServerConfig, reason: &str) -> ResultRecord {
-    let mut r = match serde_json::from_str::<BackupMessage>(payload) {
-        Ok(m) => ResultRecord::not_pulled(&m, &cfg.myip, &cfg.node_id, reason.to_string()),
-        Err(_) => {
-            let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-            let int = |k: &str| match v.get(k) {
-                Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-                Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-                _ => 0,
-            };
-            let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-            ResultRecord {
-                interval: int("interval"),
-                server_id: int("server_id"),
-                game_id: int("game_id"),
-                op_id: int("op_id"),
-                game_server_ip: text("game_server_ip").unwrap_or_default(),
-                instance: int("instance"),
-                back_server_ip: cfg.myip.clone(),
-                file_path: None,
-                filename: text("filename"),
-                create_time: int("create_time") * 1000,
-                rsync_time: ubackup_common::message::now_ms(),
-                size: int("size"),
-                last_all_filename: text("last_all_filename").unwrap_or_else(|| NO_FULL.into()),
-                last_all_time: int("last_all_time") * 1000,
-                succeed: 0,
-                log: reason.to_string(),
-                back_type: text("back_type").unwrap_or_default(),
-                node_id: Some(cfg.node_id.clone()),
-                duration_ms: None,
-                attempts: None,
-                bytes_per_sec: None,
-                verify: None,
-                checksum: None,
-                illegal: None,
-                run_id: None,
-            }
-        }
-    };
+fn illegal_result(payload: &str, cfg: &ServerConfig, reason: &str) -> ResultRecord {
+    let msg = serde_json::from_str::<BackupMessage>(payload).unwrap_or_else(|_| salvage(payload));
+    let mut r = ResultRecord::from_message(&msg, &cfg.myip, &cfg.node_id, reason.to_string());
     r.illegal = Some(reason.to_string());
     // an address that is not an IP would break the `ip` field of the ES
     // mapping and fail the whole document; the raw text is in the dead letter
@@ -296,9 +233,42 @@ pub fn illegal_result(payload: &str, cfg: &ServerConfig, reason: &str) -> Result
     r
 }
 
+/// What a payload that is not a backup message still says: each field it
+/// has as a number (or numeric text) or text, zero or empty otherwise.
+fn salvage(payload: &str) -> BackupMessage {
+    let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+    let int = |k: &str| match v.get(k) {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    BackupMessage {
+        filename: text("filename"),
+        last_all_filename: text("last_all_filename"),
+        size: int("size"),
+        log: None,
+        create_time: int("create_time"),
+        success: false,
+        server_id: int("server_id"),
+        game_id: int("game_id"),
+        op_id: int("op_id"),
+        game_server_ip: text("game_server_ip").unwrap_or_default(),
+        back_type: text("back_type").unwrap_or_default(),
+        instance: int("instance"),
+        rsync_model: String::new(),
+        last_all_time: int("last_all_time"),
+        interval: int("interval"),
+        rsync_port: None,
+        checksum: None,
+        run_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn cfg() -> ServerConfig {
         ServerConfig::parse(
@@ -407,11 +377,5 @@ mod tests {
             ("log", "script exit 1".into()),
         ]);
         assert!(matches!(intake(&t, &cfg()), Intake::ClientFailure(_)));
-    }
-
-    #[test]
-    fn ipv6_layout() {
-        let d = dest_dir(Path::new("/b"), "redis", "2001:db8::7".parse().unwrap());
-        assert_eq!(d, Path::new("/b/redis/2001.db8.0.0.0.0.0/7"));
     }
 }

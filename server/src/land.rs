@@ -11,9 +11,10 @@ use std::path::Path;
 
 use ubackup_common::fsutil::blake3_file;
 
+use ubackup_transport::AttemptError;
+
 use crate::follow::Followed;
 use crate::intake::PullJob;
-use crate::retry::AttemptError;
 
 /// From this size on, the flush and the hash of a landed file run side by
 /// side (a thread costs more than it saves on small files).
@@ -27,6 +28,31 @@ pub struct Landed {
     /// `blake3:<hex>` of the landed file.
     pub checksum: String,
     pub bytes: u64,
+}
+
+/// A file landed by an earlier run (crash between landing and the ack) is
+/// not pulled again when the message has a checksum that proves it.
+/// Without a checksum it is re-pulled, using the landed file as rsync's
+/// basis (`--copy-dest`), and renamed over it.
+pub(crate) async fn already_landed(job: &PullJob) -> Option<Landed> {
+    let want = job.checksum.clone()?;
+    let path = job.final_path();
+    let size = job.size;
+    tokio::task::spawn_blocking(move || {
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        if !meta.file_type().is_file() || meta.len() != size {
+            return None;
+        }
+        let sum = blake3_file(&path).ok()?;
+        (sum == want).then(|| Landed {
+            verify: "size+blake3".into(),
+            checksum: sum,
+            bytes: size,
+        })
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Checks the file rsync left in `attempt_dir`; blocking (hashes the file,
@@ -180,8 +206,11 @@ pub fn sync_dir(dir: &Path) {
 /// directory, so the next rsync resumes instead of starting over. Only
 /// called after the previous attempt's process group is gone.
 pub fn carry_partial(prev_attempt: &Path, next_attempt: &Path) {
-    let from = prev_attempt.join(crate::rsync::PARTIAL_DIR);
+    let from = prev_attempt.join(ubackup_transport::rsync::PARTIAL_DIR);
     if from.is_dir() {
-        let _ = std::fs::rename(&from, next_attempt.join(crate::rsync::PARTIAL_DIR));
+        let _ = std::fs::rename(
+            &from,
+            next_attempt.join(ubackup_transport::rsync::PARTIAL_DIR),
+        );
     }
 }

@@ -4,44 +4,47 @@
 //! fenced acks, idempotent landing), under bandwidth and disk-reserve limits.
 //!
 //! Layout:
+//! * [`cli`]: the command line and what each command runs (`main.rs`
+//!   only parses it and starts the one it names);
 //! * [`config`]: the server INI (original keys + additions);
 //! * [`intake`]: raw list element → validated [`intake::PullJob`] or the
 //!   reason it is illegal;
-//! * [`worker`]: the dispatcher (popping, pause, worker count, drain);
-//! * [`listwatch`]: wakes the dispatcher when any of its lists gets an item;
-//! * [`job`]: one message start to finish (pull, retries, result, ack);
-//! * [`batch`]: several messages of one rsync source in one rsync call;
-//! * [`rsync`]: the rsync argument vector, process group, watchdog;
-//! * [`land`]: lstat / size / blake3 checks and the atomic rename;
-//! * [`follow`]: hashes and starts the writeback of a large file while
+//! * `worker`: the dispatcher (popping, pause, worker count, drain); it
+//!   hands each taken message to `pull`;
+//! * `listwatch`: wakes the dispatcher when any of its lists gets an item;
+//! * `pull`: one message start to finish, alone (`pull::single`) or
+//!   batched with messages of the same rsync source (`pull::batch`), ending
+//!   in `pull::outcome` (result, fenced ack, dead-letter, quarantine, the
+//!   wait before a retry);
+//! * `land`: lstat / size / blake3 checks and the atomic rename;
+//! * `follow`: hashes and starts the writeback of a large file while
 //!   rsync is still writing it;
-//! * [`retry`]: rsync exit codes → retry decisions, backoff;
-//! * [`tmp`]: the temp area and leftover rsync groups after a crash;
 //! * [`disk`]: the disk reserve (statvfs);
-//! * [`results`]: where results go (direct, or outbox + forwarder);
-//! * [`node`]: heartbeat/state hash, operator control hash, reaper;
+//! * `results`: where results go (direct, or outbox + forwarder);
+//! * `node`: heartbeat/state hash, operator control hash, reaper;
 //! * [`prune`], [`verify`]: retention and re-verification of stored files
 //!   against the catalog (`ubackup-server prune` / `verify`, and the
 //!   periodic prune when `prune_interval` is set);
-//! * [`failpoint`]: fault injection for tests (debug builds only).
+//! * `failpoint`: fault injection for tests (debug builds only).
+//!
+//! The rsync runner, its exit codes and retry policy, the temp area and
+//! the storage layout are `ubackup-transport`'s, shared with restore.
+//! Only what the binary and the tests use is public.
 
-pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod disk;
-pub mod failpoint;
-pub mod follow;
+mod failpoint;
+mod follow;
 pub mod intake;
-pub mod job;
-pub mod land;
-pub mod listwatch;
-pub mod node;
+mod land;
+mod listwatch;
+mod node;
 pub mod prune;
-pub mod results;
-pub mod retry;
-pub mod rsync;
-pub mod tmp;
+mod pull;
+mod results;
 pub mod verify;
-pub mod worker;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,11 +59,12 @@ use ubackup_common::{Keys, WorkQueue};
 
 pub use config::ServerConfig;
 
+use ubackup_transport::TempArea;
+
 use crate::disk::DiskReserve;
 use crate::node::{Control, NodeStatus};
+use crate::pull::Ctx;
 use crate::results::ResultSink;
-use crate::tmp::TempArea;
-use crate::worker::Ctx;
 
 /// A failure that stops the node (exit code 1).
 #[derive(Debug, thiserror::Error)]

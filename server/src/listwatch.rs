@@ -2,12 +2,10 @@
 //! message on a lower list is picked up at once rather than after the
 //! `queue_wait_ms` poll (which stays as the fallback when a watcher is down).
 //!
-//! Each list has a watcher with its own blocking connection, running
-//! `BLMOVE list list RIGHT RIGHT`: it blocks until the list has an item and
-//! then moves that item from the pop end back onto the pop end, which
-//! leaves the list exactly as it was. So a watcher never holds or moves a
-//! message (nothing to lose or re-queue if it is cancelled or its reply is
-//! lost); taking stays the pop script's job, in priority order.
+//! Each list has a watcher with its own blocking connection, waiting with
+//! [`watch::wait_for_item`] (which leaves the list exactly as it was), so a
+//! watcher never holds or moves a message; taking stays the pop script's
+//! job, in priority order.
 //!
 //! Watchers block only when the dispatcher arms them (it found nothing to
 //! take and has a free slot), so a backlog does not make them spin.
@@ -17,6 +15,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
+use ubackup_common::queue::watch;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::RedisTarget;
 
@@ -103,24 +102,17 @@ async fn watch(
                 }
             },
         };
-        let cmd = redis::cmd("BLMOVE")
-            .arg(&list)
-            .arg(&list)
-            .arg("RIGHT")
-            .arg("RIGHT")
-            .arg(BLOCK_SECS)
-            .to_owned();
         let r = tokio::select! {
-            r = tokio::time::timeout(WATCH_GUARD, cmd.query_async::<Option<Vec<u8>>>(c)) => r,
+            r = tokio::time::timeout(WATCH_GUARD, watch::wait_for_item(c, &list, BLOCK_SECS)) => r,
             _ = stop.wait() => return,
         };
         match r {
-            Ok(Ok(Some(_))) => {
+            Ok(Ok(true)) => {
                 failures = 0;
                 wake.notify_one();
             }
             // the block timed out: wait until armed again
-            Ok(Ok(None)) => failures = 0,
+            Ok(Ok(false)) => failures = 0,
             Ok(Err(_)) | Err(_) => {
                 // a new connection next time; the dispatcher's poll covers the gap
                 conn = None;

@@ -4,9 +4,9 @@
 //! Rules, per instance (`server_id:type:instance`), over the catalog's
 //! undeleted records of that instance on *every* node (a full may sit on
 //! one node and its incrementals on another):
-//! * a backup younger than `keep_days` of its type is kept
-//!   (`keeptime.<type>`, else the original's `mysqlkeeptime` /
-//!   `rediskeeptime`; a type with none is never pruned);
+//! * a backup younger than the keep days of its type is kept
+//!   (`ServerConfig::keep_days`: `keeptime.<type>`, else the original's
+//!   `mysqlkeeptime` / `rediskeeptime`; a type with none is never pruned);
 //! * a pinned backup is kept;
 //! * the newest usable chain of the instance is kept, however old;
 //! * whatever a kept backup needs to be restored (its full and the earlier
@@ -19,7 +19,7 @@
 //! list and restore never offer it again. A crash in between leaves a
 //! record whose file is gone; the next run finds it missing and marks it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,6 @@ use ubackup_catalog::chain::{self, basename};
 use ubackup_catalog::{BackupQuery, CatalogError, CatalogRecord, InstanceKey, Retention};
 use ubackup_common::message::now_ms;
 use ubackup_common::shutdown::Shutdown;
-use ubackup_common::{ConfigError, SectionReader};
 
 use crate::config::ServerConfig;
 
@@ -45,44 +44,6 @@ pub mod exit {
     pub const PROBLEMS: u8 = 3;
     /// Stopped by SIGTERM/SIGINT before the end.
     pub const INTERRUPTED: u8 = 4;
-}
-
-/// `keeptime.<type>`, `mysqlkeeptime`, `rediskeeptime` → days per type.
-pub fn keep_days(g: &SectionReader) -> Result<BTreeMap<String, u32>, ConfigError> {
-    let mut out = BTreeMap::new();
-    let days = |key: &str| -> Result<Option<u32>, ConfigError> {
-        match g.opt_parse::<u32>(key, "a whole number of days, at least 1")? {
-            Some(0) => Err(g.error(
-                key,
-                "`0` is not valid; expected a whole number of days, at least 1",
-            )),
-            d => Ok(d),
-        }
-    };
-    for (key, ty) in [("mysqlkeeptime", "mysql"), ("rediskeeptime", "redis")] {
-        if let Some(d) = days(key)? {
-            out.insert(ty.to_string(), d);
-        }
-    }
-    // keeptime.<type> wins over the original keys
-    let typed: Vec<String> = g
-        .keys()
-        .map(|(k, _)| k.clone())
-        .filter(|k| k.starts_with("keeptime."))
-        .collect();
-    for key in typed {
-        let ty = &key["keeptime.".len()..];
-        if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
-            return Err(g.error(
-                &key,
-                "expected keeptime.<type> = DAYS, such as keeptime.ssdb = 7",
-            ));
-        }
-        if let Some(d) = days(&key)? {
-            out.insert(ty.to_string(), d);
-        }
-    }
-    Ok(out)
 }
 
 /// Why a backup stays.

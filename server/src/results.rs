@@ -4,22 +4,18 @@
 //! * when `message_redis_*` names the same server and database as the queue
 //!   Redis, the ack pushes straight onto `message_queue`;
 //! * otherwise the ack pushes onto this node's outbox on the queue Redis
-//!   (`Keys::outbox`), and a forwarder moves outbox → message Redis: LPUSH
-//!   there first, then LREM here. A crash between the two sends a result
-//!   twice, which is harmless because the indexer stores it under a
-//!   deterministic record id. A dead node's outbox is forwarded by the
-//!   reaper of any live node.
+//!   (`Keys::outbox`), and a forwarder moves outbox → message Redis
+//!   ([`forward_once`]: a result may be sent twice, never lost). A dead
+//!   node's outbox is forwarded by the reaper of any live node.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
+use ubackup_common::queue::outbox::forward_once;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::{Keys, RedisTarget};
-
-/// Results per forwarding round.
-const BATCH: isize = 200;
 
 #[derive(Clone)]
 pub struct ResultSink {
@@ -131,45 +127,4 @@ impl ResultSink {
             }
         }
     }
-}
-
-/// One round: the oldest results of `outbox` pushed to the message Redis in
-/// their original order, then removed here.
-async fn forward_once(
-    queue: &ConnectionManager,
-    target: &mut Option<ConnectionManager>,
-    message: &RedisTarget,
-    outbox: &str,
-    message_queue: &str,
-) -> redis::RedisResult<u64> {
-    let mut q = queue.clone();
-    // LPUSHed on the left: the rightmost are the oldest
-    let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(outbox)
-        .arg(-BATCH)
-        .arg(-1)
-        .query_async(&mut q)
-        .await?;
-    if items.is_empty() {
-        return Ok(0);
-    }
-    if target.is_none() {
-        *target = Some(message.manager().await?);
-    }
-    let t = target.as_mut().expect("just set");
-    let mut push = redis::cmd("LPUSH");
-    push.arg(message_queue);
-    for item in items.iter().rev() {
-        push.arg(item);
-    }
-    push.query_async::<()>(t).await?;
-    // Remove exactly what was pushed, one occurrence each from the old end:
-    // results added meanwhile on the left are untouched, and a concurrent
-    // forwarder (a zombie's, a reaper's) can only cause a duplicate.
-    let mut del = redis::pipe();
-    for item in &items {
-        del.cmd("LREM").arg(outbox).arg(-1).arg(item).ignore();
-    }
-    del.query_async::<()>(&mut q).await?;
-    Ok(items.len() as u64)
 }

@@ -21,37 +21,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use ubackup_common::shutdown::Shutdown;
-use ubackup_common::WorkQueue;
 
-use crate::config::ServerConfig;
-use crate::disk::DiskReserve;
-use crate::job;
 use crate::listwatch::ListWatch;
-use crate::node::{Control, NodeStatus};
-use crate::results::ResultSink;
-use crate::tmp::TempArea;
-
-/// What every job shares.
-pub struct Ctx {
-    pub cfg: watch::Receiver<Arc<ServerConfig>>,
-    pub wq: WorkQueue,
-    pub sink: ResultSink,
-    pub disk: DiskReserve,
-    pub tmp: TempArea,
-    pub status: Arc<NodeStatus>,
-    /// Tripped by SIGTERM: stop popping, no new attempts.
-    pub stop: Shutdown,
-    /// Tripped when the drain deadline passes: kill running rsyncs.
-    pub abort: Shutdown,
-}
-
-impl Ctx {
-    /// The config in force now (SIGHUP replaces it).
-    pub fn cfg(&self) -> Arc<ServerConfig> {
-        self.cfg.borrow().clone()
-    }
-}
+use crate::node::Control;
+use crate::pull::{self, Ctx};
 
 /// Why the node is not popping, as a short category for "log once".
 fn category(reason: &Option<String>) -> &'static str {
@@ -64,7 +37,7 @@ fn category(reason: &Option<String>) -> &'static str {
 
 /// Runs until `ctx.stop`, then drains: running jobs get `drain` to finish,
 /// after which `abort_now` kills the rest. Returns once every job ended.
-pub async fn dispatch(
+pub(crate) async fn dispatch(
     ctx: Arc<Ctx>,
     mut control: watch::Receiver<Control>,
     abort_now: impl FnOnce(),
@@ -129,7 +102,7 @@ pub async fn dispatch(
                             let c = ctx.clone();
                             jobs.spawn(async move {
                                 let _guard = guard;
-                                job::process(c, t).await
+                                pull::process(c, t).await
                             });
                         }
                         continue;
@@ -180,7 +153,7 @@ pub async fn dispatch(
                     redis_failures = 0;
                 }
                 for t in items {
-                    jobs.spawn(job::process(ctx.clone(), t));
+                    jobs.spawn(pull::process(ctx.clone(), t));
                 }
             }
             Err(e) => {

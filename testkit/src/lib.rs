@@ -4,8 +4,17 @@
 //!
 //! Every helper here is used by the integration tests of several crates; a
 //! test owns what it starts, and `Drop` kills exactly that process.
+//!
+//! Layout: this file has the single processes (`RedisServer`,
+//! `RsyncDaemon`, `Proc`, the TLS helpers) and the waits; [`cluster`]
+//! builds a whole cluster from them (the server's process tests, the e2e
+//! test, the fault suite and `ubackup-quickstart` all start theirs there);
+//! [`es`] is the Elasticsearch stand-in.
 
+pub mod cluster;
 pub mod es;
+#[cfg(feature = "props")]
+pub mod props;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -259,6 +268,20 @@ pub struct RedisServer {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    conf: Option<PathBuf>,
+}
+
+/// How to start a [`RedisServer`].
+#[derive(Debug, Clone, Default)]
+pub struct RedisOpts {
+    /// A redis.conf to start from (the shipped one); without it, the test
+    /// defaults (AOF `everysec`, no RDB snapshots).
+    pub conf: Option<PathBuf>,
+    /// The data directory, created here (it must not exist yet); default:
+    /// a temp directory of its own.
+    pub dir: Option<PathBuf>,
+    /// More `--key value` arguments (for example `--requirepass`).
+    pub args: Vec<String>,
 }
 
 impl RedisServer {
@@ -269,14 +292,38 @@ impl RedisServer {
 
     /// Starts with extra `--key value` arguments (for example `--requirepass`).
     pub fn start_with(extra: &[&str]) -> Result<RedisServer> {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_opts(&RedisOpts {
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            ..RedisOpts::default()
+        })
+    }
+
+    /// Starts as `opts` says, on a free 127.0.0.1 port (another one if the
+    /// first was taken meanwhile).
+    pub fn start_opts(opts: &RedisOpts) -> Result<RedisServer> {
+        let dir = match &opts.dir {
+            Some(d) => {
+                let name = d
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("redis data dir has no UTF-8 name")?;
+                tempfile::Builder::new()
+                    .prefix(name)
+                    .rand_bytes(0)
+                    .tempdir_in(d.parent().unwrap_or(Path::new(".")))
+                    .with_context(|| format!("create {}", d.display()))?
+            }
+            None => tempfile::tempdir()?,
+        };
+        let mut s = RedisServer {
+            port: 0,
+            dir,
+            child: None,
+            extra: opts.args.clone(),
+            conf: opts.conf.clone(),
+        };
         for _ in 0..20 {
-            let mut s = RedisServer {
-                port: free_port(),
-                dir: tempfile::tempdir()?,
-                child: None,
-                extra: extra.clone(),
-            };
+            s.port = free_port();
             if s.spawn().is_ok() {
                 return Ok(s);
             }
@@ -286,23 +333,33 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<()> {
         let mut cmd = Command::new("redis-server");
+        if let Some(conf) = &self.conf {
+            cmd.arg(conf);
+        }
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
-            .arg(self.dir.path())
-            .arg("--appendonly")
-            .arg("yes")
-            .arg("--appendfsync")
-            .arg("everysec")
-            .arg("--save")
-            .arg("")
-            .arg("--daemonize")
-            .arg("no")
+            .arg(self.dir.path());
+        if self.conf.is_none() {
+            cmd.args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ]);
+        }
+        cmd.args(["--daemonize", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // its own process group: a Ctrl-C meant for the test (or the
+        // quickstart) does not shut it down under the cleanup
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         let mut child = cmd
             .spawn()
             .context("spawn redis-server (is it installed?)")?;
@@ -402,6 +459,31 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<()> {
         self.kill9();
         self.spawn()
+    }
+
+    /// SIGTERM (a clean shutdown), SIGKILL after `grace`. False if it took
+    /// the SIGKILL.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        send_signal(c.id(), libc::SIGTERM);
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Leaves the server running and its directory in place.
+    pub fn detach(mut self) {
+        self.child = None;
+        self.dir.disable_cleanup(true);
     }
 }
 
@@ -544,6 +626,16 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// True until [`Proc::wait_exit`] saw it exit (or it was killed).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Lets the process run on after this handle is gone.
+    pub fn detach(mut self) {
+        self.child = None;
     }
 
     pub fn signal(&self, sig: i32) {

@@ -121,6 +121,38 @@ pub fn template_name(index: &str) -> String {
     format!("ubackup-{index}")
 }
 
+/// Name of the samples index that goes with `index`.
+pub fn samples_index(index: &str) -> String {
+    format!("{index}-samples")
+}
+
+/// `mappings` of `<index>-samples`.
+pub fn samples_mappings() -> Value {
+    let date = json!({"type": "date", "format": "epoch_millis"});
+    json!({
+        "properties": {
+            "sample": {"type": "keyword"},
+            "time_ms": date,
+            "node": {"type": "keyword"},
+            "ip": {"type": "keyword"},
+            "path": {"type": "keyword"},
+            "total": {"type": "long"},
+            "used": {"type": "long"},
+            "free": {"type": "long"},
+            "mem_total": {"type": "long"},
+            "mem_used": {"type": "long"},
+            "load1": {"type": "double"},
+            "cpus": {"type": "integer"},
+            "list": {"type": "keyword"},
+            "kind": {"type": "keyword"},
+            "queue": {"type": "keyword"},
+            "worker": {"type": "keyword"},
+            "depth": {"type": "long"},
+            "oldest_age_ms": {"type": "long"}
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

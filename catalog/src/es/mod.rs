@@ -9,9 +9,18 @@
 //!
 //! The crate's `send()` returns `Ok` for any HTTP status; every call here
 //! checks the status itself.
+//!
+//! Layout: this module is the client and its [`Catalog`] queries;
+//! [`mapping`] every mapping and template, [`bulk`] the `_bulk` bodies and
+//! answers; `retention`, `reports`, `samples` the other traits and the
+//! reporter's samples index.
 
 pub mod bulk;
 pub mod mapping;
+
+mod reports;
+mod retention;
+mod samples;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,10 +101,7 @@ pub struct EsCatalog {
 
 impl EsCatalog {
     pub fn new(s: &EsSettings) -> Result<Self, CatalogError> {
-        let fatal = |reason: String| CatalogError::Fatal {
-            store: format!("es {}", s.index),
-            reason,
-        };
+        let fatal = |reason: String| CatalogError::fatal(format!("es {}", s.index), reason);
         let builder = match s.urls.as_slice() {
             [] => return Err(fatal("no Elasticsearch URL given".into())),
             [one] => TransportBuilder::new(SingleNodeConnectionPool::new(one.clone())),
@@ -117,15 +123,17 @@ impl EsCatalog {
         if !s.tls_verify {
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &s.ca_cert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| fatal(format!("cannot read CA certificate {}: {e}", ca.display())))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| fatal(format!("{} is not a PEM certificate: {e}", ca.display())))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                fatal(format!("cannot read CA certificate {}: {e}", ca.display())).because(e)
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                fatal(format!("{} is not a PEM certificate: {e}", ca.display())).because(e)
+            })?;
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder
             .build()
-            .map_err(|e| fatal(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| fatal(format!("cannot build the HTTP client: {e}")).because(e))?;
         Ok(EsCatalog {
             client: Elasticsearch::new(transport),
             index: s.index.clone(),
@@ -146,15 +154,12 @@ impl EsCatalog {
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> CatalogError {
-        CatalogError::Unavailable {
-            store: self.describe(),
-            reason: reason.into(),
-        }
+        CatalogError::unavailable(self.describe(), reason.into())
     }
 
     /// Maps a transport error (no HTTP answer at all) to "try later".
     fn transport(&self, what: &str, e: elasticsearch::Error) -> CatalogError {
-        self.unavailable(format!("{what}: {e}"))
+        self.unavailable(format!("{what}: {e}")).because(e)
     }
 
     /// Reads a response; a non-2xx status becomes the matching error.
@@ -167,11 +172,12 @@ impl EsCatalog {
                     "{what}: unreadable answer ({e}): {}",
                     text.chars().take(200).collect::<String>()
                 ))
+                .because(e)
             }),
-            RequestVerdict::Rejected | RequestVerdict::TooLarge => Err(CatalogError::Rejected {
-                store: self.describe(),
-                reason: format!("{what}: {}", bulk::request_error_text(status, &text)),
-            }),
+            RequestVerdict::Rejected | RequestVerdict::TooLarge => Err(CatalogError::rejected(
+                self.describe(),
+                format!("{what}: {}", bulk::request_error_text(status, &text)),
+            )),
             RequestVerdict::Unavailable => Err(self.unavailable(format!(
                 "{what}: {}",
                 bulk::request_error_text(status, &text)
@@ -577,20 +583,15 @@ impl Catalog for EsCatalog {
         }
         CatalogRecord::from_es_document(id, &v["_source"])
             .map(Some)
-            .map_err(|e| CatalogError::Fatal {
-                store: self.describe(),
-                reason: e,
-            })
+            .map_err(|e| CatalogError::fatal(self.describe(), e))
     }
 
     async fn list_backups(&self, q: &BackupQuery) -> Result<Vec<CatalogRecord>, CatalogError> {
         let hits = self.search(&self.index.clone(), query_body(q)).await?;
         hits.into_iter()
             .map(|(id, src, _)| {
-                CatalogRecord::from_es_document(&id, &src).map_err(|e| CatalogError::Fatal {
-                    store: self.describe(),
-                    reason: e,
-                })
+                CatalogRecord::from_es_document(&id, &src)
+                    .map_err(|e| CatalogError::fatal(self.describe(), e))
             })
             .collect()
     }

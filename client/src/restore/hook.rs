@@ -19,8 +19,8 @@ use ubackup_catalog::CatalogRecord;
 use ubackup_common::config::SectionReader;
 use ubackup_common::shutdown::Shutdown;
 
-use super::ToolError;
 use crate::config::ClientConfig;
+use crate::tool::ToolError;
 
 /// The restore script of one instance section.
 #[derive(Debug, Clone)]

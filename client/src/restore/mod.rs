@@ -2,116 +2,30 @@
 //! chain back from the nodes, verify it, and only then put it in `--dest`.
 //!
 //! Layout:
-//! * [`at`]: `--at` parsing and the local-time display;
-//! * [`select`]: which backup (the newest usable one at or before `--at`)
-//!   and which chain; errors say what was looked for and what was found;
+//! * [`select`]: which chain the chosen backup needs (the backup itself is
+//!   chosen by [`crate::lookup`]), and the plan printed before pulling;
 //! * [`pull`]: rsync from the nodes' read-only module into a scratch dir,
 //!   checks, and the one rename into `--dest`;
 //! * [`hook`]: `--run-hook`, the instance's `restore_script`.
 //!
-//! `list` and `pin`/`unpin` (crate::list, crate::pin) share the catalog
-//! opening and the error type here.
+//! [`command`] is the subcommand as `main` runs it.
 
-pub mod at;
 pub mod hook;
 pub mod pull;
 pub mod select;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use ubackup_catalog::{CatalogLocation, CatalogRecord, InstanceKey, Retention};
-use ubackup_common::config::SectionReader;
+use ubackup_catalog::CatalogRecord;
 use ubackup_common::shutdown::Shutdown;
+
+// The pull names these through `super::`.
+pub use crate::at;
+pub use crate::tool::ToolError;
 
 use crate::cli::RestoreArgs;
 use crate::config::ClientConfig;
-
-/// Exit codes of `list`, `restore`, `pin` and `unpin`.
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// Config or command-line error (a missing `catalog` key, a bad
-    /// `--at`, a `--dest` that is not empty…): nothing was done.
-    pub const CONFIG: u8 = 2;
-    /// No backup matches, or its chain is incomplete.
-    pub const NOT_FOUND: u8 = 5;
-    /// The catalog could not be opened or read.
-    pub const CATALOG: u8 = 6;
-    /// A file could not be pulled or failed verification; `--dest` is untouched.
-    pub const TRANSFER: u8 = 7;
-    /// Stopped by SIGTERM/SIGINT; `--dest` is untouched.
-    pub const INTERRUPTED: u8 = 8;
-}
-
-/// Why a tool command failed; each maps to one exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Catalog(String),
-    #[error("{0}")]
-    Transfer(String),
-    #[error("interrupted: {0}")]
-    Interrupted(String),
-}
-
-impl ToolError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ToolError::Config(_) => exit::CONFIG,
-            ToolError::NotFound(_) => exit::NOT_FOUND,
-            ToolError::Catalog(_) => exit::CATALOG,
-            ToolError::Transfer(_) => exit::TRANSFER,
-            ToolError::Interrupted(_) => exit::INTERRUPTED,
-        }
-    }
-}
-
-impl From<ubackup_catalog::CatalogError> for ToolError {
-    fn from(e: ubackup_catalog::CatalogError) -> Self {
-        ToolError::Catalog(format!("catalog error: {e}"))
-    }
-}
-
-/// Opens the catalog the client config names (`catalog` or `es_urls`).
-pub async fn open_catalog(
-    cfg: &ClientConfig,
-    needed_for: &str,
-) -> Result<Arc<dyn Retention>, ToolError> {
-    let g = SectionReader::required(&cfg.doc, "global")
-        .map_err(|e| ToolError::Config(e.to_string()))?;
-    let loc =
-        CatalogLocation::required(&g, needed_for).map_err(|e| ToolError::Config(e.to_string()))?;
-    loc.open()
-        .await
-        .map_err(|e| ToolError::Catalog(format!("cannot open the catalog ({loc}): {e}")))
-}
-
-/// `server_id:type:instance` from the command line, the server id
-/// defaulting to this host's.
-pub fn instance_key(
-    cfg: &ClientConfig,
-    back_type: &str,
-    instance: i64,
-    server_id: Option<i64>,
-) -> InstanceKey {
-    InstanceKey {
-        server_id: server_id.unwrap_or(cfg.global.server_id),
-        back_type: back_type.to_string(),
-        instance,
-    }
-}
-
-/// `mysql/3306 of server 111111`: how messages name an instance.
-pub fn describe(key: &InstanceKey) -> String {
-    format!(
-        "{}/{} of server {}",
-        key.back_type, key.instance, key.server_id
-    )
-}
+use crate::lookup::{instance_key, newest_usable, open_catalog};
 
 /// What a finished restore did.
 #[derive(Debug)]
@@ -149,6 +63,17 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// `ubackup-client restore`: the restore with its report on stdout; the
+/// exit code is the hook's (with `--run-hook`), else 0.
+pub async fn command(
+    cfg: &ClientConfig,
+    args: &RestoreArgs,
+    stop: Shutdown,
+) -> Result<u8, ToolError> {
+    let r = restore(cfg, args, stop, &mut std::io::stdout()).await?;
+    Ok(r.hook_code.unwrap_or(0))
+}
+
 /// The whole restore: select → chain → pull and verify → land → hook.
 /// With `dry_run`, stops after printing the plan.
 pub async fn restore(
@@ -166,7 +91,7 @@ pub async fn restore(
         .map_err(|e| ToolError::Config(format!("--at: {e}")))?;
     let cat = open_catalog(cfg, "restore").await?;
     let target = match &args.id {
-        Some(id) => select::by_id(cat.as_ref(), id).await?,
+        Some(id) => crate::lookup::by_id(cat.as_ref(), id).await?,
         None => {
             let (Some(ty), Some(inst)) = (args.back_type.as_deref(), args.instance) else {
                 return Err(ToolError::Config(
@@ -174,7 +99,7 @@ pub async fn restore(
                 ));
             };
             let key = instance_key(cfg, ty, inst, args.server_id);
-            select::newest_usable(cat.as_ref(), &key, at_ms).await?
+            newest_usable(cat.as_ref(), &key, at_ms).await?
         }
     };
     // the hook's section is checked before anything is pulled
@@ -232,41 +157,6 @@ pub async fn restore(
         bytes,
         elapsed,
         hook_code,
-    })
-}
-
-/// Runs a tool subcommand on its own runtime; returns the exit code.
-/// Errors go to stderr as `ubackup-client <cmd>: …`.
-pub fn run_tool<F, Fut>(name: &str, f: F) -> u8
-where
-    F: FnOnce(Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<u8, ToolError>>,
-{
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ubackup-client {name}: cannot start the async runtime: {e}");
-            return exit::CATALOG;
-        }
-    };
-    rt.block_on(async move {
-        let (_trigger, shutdown) = match ubackup_common::shutdown::on_signals() {
-            Ok(pair) => pair,
-            Err(e) => {
-                eprintln!("ubackup-client {name}: cannot install signal handlers: {e}");
-                return exit::CONFIG;
-            }
-        };
-        match f(shutdown).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("ubackup-client {name}: {e}");
-                e.exit_code()
-            }
-        }
     })
 }
 

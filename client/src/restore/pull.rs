@@ -3,10 +3,10 @@
 //! Every file comes from the node that stored it (`back_server_ip`), out of
 //! the read-only module the node exports over server_root_path
 //! (`node_rsync_module`, deploy/rsyncd/node-rsyncd.conf), one rsync per
-//! node for all of its files. rsync is the server's runner
-//! (`ubackup_server::rsync::run`: argument vector, own process group,
+//! node for all of its files. rsync is the node's own runner
+//! (`ubackup_transport::rsync`: argument vector, own process group,
 //! drained stderr, watchdog) and its exit codes are classified by
-//! `ubackup_server::retry`, so the two sides behave alike.
+//! `ubackup_transport::retry`, so the two sides behave alike.
 //!
 //! Files land in a scratch directory next to `--dest` (same filesystem);
 //! after every file is checked (a regular file, its size, its blake3
@@ -25,10 +25,10 @@ use ubackup_catalog::CatalogRecord;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::validate::check_relative;
-use ubackup_server::intake::{dest_dir, RsyncSource};
-use ubackup_server::retry::{backoff, AttemptError, Retry};
-use ubackup_server::rsync::{source_url, PARTIAL_DIR};
-use ubackup_server::tmp::TempArea;
+use ubackup_transport::retry::{backoff, AttemptError, Retry};
+use ubackup_transport::rsync::{self, RsyncOptions};
+use ubackup_transport::source::{dest_dir, source_url, RsyncSource};
+use ubackup_transport::TempArea;
 
 use super::at::bytes;
 use super::ToolError;
@@ -160,32 +160,24 @@ impl Drop for Scratch {
     }
 }
 
-/// The argument vector of one pull. As the server's: `-s`, no `-a`/`-r`
-/// and `--no-links` (only regular files land), both timeouts,
-/// `--partial-dir` so a retry resumes, TCP_NODELAY.
-pub fn restore_args(access: &NodeAccess, urls: &[String], into: &Path) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec![
-        "-s".into(),
-        "--no-links".into(),
-        "--times".into(),
-        "--no-motd".into(),
-        format!("--contimeout={}", access.contimeout.as_secs()).into(),
-        format!("--timeout={}", access.timeout.as_secs()).into(),
-        "--partial".into(),
-        format!("--partial-dir={PARTIAL_DIR}").into(),
-        "--sockopts=TCP_NODELAY".into(),
-    ];
-    if let Some((_, pw)) = &access.auth {
-        let mut o = OsString::from("--password-file=");
-        o.push(pw);
-        a.push(o);
+impl NodeAccess {
+    /// The rsync options of every pull from a node: its timeouts, the
+    /// password file, TCP_NODELAY.
+    fn rsync_options(&self) -> RsyncOptions {
+        RsyncOptions {
+            contimeout: self.contimeout,
+            timeout: self.timeout,
+            nodelay: true,
+            password_file: self.auth.as_ref().map(|(_, pw)| pw.clone()),
+        }
     }
-    a.push("--".into());
-    a.extend(urls.iter().map(OsString::from));
-    let mut d = into.as_os_str().to_owned();
-    d.push("/");
-    a.push(d);
-    a
+}
+
+/// The argument vector of one pull. As the node's: `-s`, no `-a`/`-r`
+/// and `--no-links` (only regular files land), both timeouts,
+/// `--partial-dir` so a retry resumes, TCP_NODELAY; no bandwidth limit.
+pub fn restore_args(access: &NodeAccess, urls: &[String], into: &Path) -> Vec<OsString> {
+    rsync::pull_args(&access.rsync_options(), 0, None, urls, into)
 }
 
 /// Pulls `wanted` and renames the verified set to `dest`. Returns bytes.
@@ -310,14 +302,13 @@ async fn pull_group(
     let urls: Vec<String> = group.iter().map(|w| w.url.clone()).collect();
     let size: u64 = group.iter().map(|w| w.size).sum();
     let node = group[0].record.node().to_string();
-    // as the server's: both rsync timeouts, plus the transfer at 1 MiB/s, plus slack
-    let watchdog =
-        access.contimeout + access.timeout * 2 + Duration::from_secs(size / (1 << 20) + 30);
+    // as the node's: both rsync timeouts, plus the transfer at 1 MiB/s, plus slack
+    let watchdog = rsync::watchdog(&access.rsync_options(), size, 0);
     for attempt in 1..=access.attempts {
         let args = restore_args(access, &urls, into);
         tracing::debug!(?args, "rsync");
         let mut abort = shutdown.clone();
-        let (run, aborted) = ubackup_server::rsync::run(tmp, args, watchdog, &mut abort).await;
+        let (run, aborted) = rsync::run(tmp, args, watchdog, &mut abort).await;
         if aborted {
             return Err(ToolError::Interrupted(format!(
                 "pull from node {node} stopped; --dest untouched"

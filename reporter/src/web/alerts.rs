@@ -10,10 +10,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
+use super::error::WebError;
 use super::html::{frame, instance_href, time, Nav};
 use super::overview::{dead_anchor, node_anchor, severity_badge};
 use super::query::{to_query, Params};
-use super::{WebError, WebState};
+use super::state::WebState;
 use crate::alerts::{Alert, AlertKind, AlertReport, Severity};
 
 const PARAMS: &[&str] = &["business", "kind", "severity"];

@@ -14,16 +14,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use maud::{html, Markup};
+use axum::http::{header, HeaderMap, StatusCode};
 
-use super::html::{frame, Nav};
-use super::query::Params;
-use super::{WebError, WebState};
+use super::error::WebError;
+use super::viewer::{Access, Viewer};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ubackup_session";
@@ -35,27 +31,6 @@ pub struct Auth {
     /// constant-time.
     token_hash: Option<blake3::Hash>,
     secret: [u8; 32],
-}
-
-/// Whether the person looking at a page may use its write actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// No `serve_token` configured: nobody can write.
-    ReadOnly,
-    /// A token is configured; this request does not carry it.
-    LoggedOut,
-    /// Logged in (cookie) or sent the bearer token.
-    Operator,
-}
-
-/// The state a page is rendered for.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    pub access: Access,
-    /// The value write forms must carry (only for a cookie session).
-    pub csrf: Option<String>,
-    /// `bearer` or `cookie` for an operator.
-    pub via: Option<&'static str>,
 }
 
 /// A write action's author, for the log line.
@@ -88,13 +63,13 @@ impl Auth {
         Some(h.finalize().to_hex().to_string())
     }
 
-    fn token_matches(&self, presented: &str) -> bool {
+    pub(crate) fn token_matches(&self, presented: &str) -> bool {
         self.token_hash
             .is_some_and(|want| blake3::hash(presented.as_bytes()) == want)
     }
 
     /// The cookie value of a logged-in browser.
-    fn session_value(&self) -> Option<String> {
+    pub(crate) fn session_value(&self) -> Option<String> {
         self.mac("session")
     }
 
@@ -211,47 +186,6 @@ impl Auth {
     }
 }
 
-impl Viewer {
-    pub fn anonymous() -> Self {
-        Viewer {
-            access: Access::LoggedOut,
-            csrf: None,
-            via: None,
-        }
-    }
-
-    pub fn is_operator(&self) -> bool {
-        self.access == Access::Operator
-    }
-
-    /// The hidden `csrf` field every write form carries.
-    pub fn csrf_field(&self) -> Markup {
-        html! {
-            @if let Some(c) = &self.csrf {
-                input type="hidden" name="csrf" value=(c);
-            }
-        }
-    }
-
-    /// The login state in the page header.
-    pub fn header(&self) -> Markup {
-        html! {
-            @match (self.access, self.via) {
-                (Access::ReadOnly, _) => span title="set serve_token to enable write actions" { "read-only" },
-                (Access::LoggedOut, _) => a href="/login" { "Log in" },
-                (Access::Operator, Some("cookie")) => {
-                    span { "operator" }
-                    form.inline method="post" action="/logout" {
-                        (self.csrf_field())
-                        button type="submit" { "Log out" }
-                    }
-                },
-                (Access::Operator, _) => span { "operator (bearer)" },
-            }
-        }
-    }
-}
-
 /// The client's address, for the log lines of write actions.
 #[derive(Debug, Clone)]
 pub struct Peer(pub String);
@@ -313,92 +247,10 @@ fn random_secret() -> [u8; 32] {
     }
 }
 
-fn login_body(viewer: &Viewer, error: Option<&str>) -> Markup {
-    html! {
-        h1 { "Log in" }
-        @if viewer.access == Access::ReadOnly {
-            div.note { "These pages are read-only: no serve_token is configured. Set serve_token in the [reporter] section of the config and restart serve to enable the write actions." }
-        } @else {
-            @if let Some(e) = error {
-                div.err { (e) }
-            }
-            @if viewer.is_operator() {
-                p { "You are logged in. " a href="/control" { "Cluster control" } }
-            }
-            form.card method="post" action="/login" {
-                p { "The token is the config's " code { "serve_token" } ". Logging in enables the write actions of " a href="/control" { "Cluster control" } "." }
-                label { "Token " input type="password" name="token" autocomplete="current-password" required; }
-                " "
-                button.act type="submit" { "Log in" }
-            }
-        }
-    }
-}
-
-pub(crate) async fn login_form(
-    State(web): State<WebState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Response, WebError> {
-    Params::parse(q.as_deref(), &[])?;
-    let viewer = web.auth.viewer(&headers);
-    Ok(frame("Log in", Nav::None, &viewer, login_body(&viewer, None)).into_response())
-}
-
-pub(crate) async fn login(
-    State(web): State<WebState>,
-    headers: HeaderMap,
-    peer: Peer,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    let p = Params::form(&body, &["token"])?;
-    let viewer = web.auth.viewer(&headers);
-    if viewer.access == Access::ReadOnly {
-        return Ok((
-            StatusCode::FORBIDDEN,
-            frame("Log in", Nav::None, &viewer, login_body(&viewer, None)),
-        )
-            .into_response());
-    }
-    let presented = p.text("token").unwrap_or("");
-    if !web.auth.token_matches(presented) {
-        tracing::warn!(peer = %peer.0, "web: failed login (wrong token)");
-        return Ok((
-            StatusCode::FORBIDDEN,
-            frame(
-                "Log in",
-                Nav::None,
-                &viewer,
-                login_body(&viewer, Some("Wrong token.")),
-            ),
-        )
-            .into_response());
-    }
-    tracing::info!(peer = %peer.0, "web: operator logged in");
-    let session = web.auth.session_value().expect("token configured");
-    // 12 h, and void anyway when serve restarts (a new secret)
-    let cookie = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
-    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/control")]).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("hex cookie"),
-    );
-    Ok(r)
-}
-
-pub(crate) async fn logout(peer: Peer) -> Response {
-    tracing::info!(peer = %peer.0, "web: logged out");
-    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("ubackup_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn cookies_and_tokens() {

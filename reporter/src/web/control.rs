@@ -15,12 +15,14 @@ use redis::aio::ConnectionManager;
 use ubackup_catalog::QueueKind;
 use ubackup_common::keys::control;
 
-use super::auth::{Peer, Viewer};
+use super::auth::Peer;
 use super::dead::{self, DeadEntry};
+use super::error::WebError;
 use super::html::{frame, time, Nav};
 use super::overview::{dead_anchor, node_anchor, node_state};
 use super::query::Params;
-use super::{Handles, WebError, WebState};
+use super::state::{Handles, WebState};
+use super::viewer::Viewer;
 use crate::cluster::{ListDepth, NodeView};
 use crate::format::duration_ms;
 

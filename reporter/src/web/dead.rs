@@ -2,15 +2,14 @@
 //! control page reads and changes them.
 //!
 //! An entry is named by the blake3 of its exact bytes, so a form names the
-//! entry it showed, whatever moved in the list since. Requeueing is one
-//! Lua script per entry (`lua/requeue_dead.lua`: LREM of the exact element
-//! and RPUSH of its payload): nothing is lost or pushed twice, even when two
-//! operators act at once. Dropping is an LREM of the exact element.
+//! entry it showed, whatever moved in the list since. Requeueing and
+//! dropping are the queue's ([`ubackup_common::queue::dead`]): they match
+//! the exact element, so nothing is lost or pushed twice, even when two
+//! operators act at once.
 
 use redis::aio::ConnectionManager;
+use ubackup_common::queue::dead as dead_lists;
 use ubackup_common::DeadLetter;
-
-static REQUEUE: &str = include_str!("lua/requeue_dead.lua");
 
 /// One element of a dead-letter list.
 #[derive(Debug, Clone)]
@@ -58,23 +57,17 @@ pub(crate) async fn page(
     list: &str,
     count: usize,
 ) -> redis::RedisResult<(u64, Vec<DeadEntry>)> {
-    let (len, items): (u64, Vec<Vec<u8>>) = redis::pipe()
-        .llen(list)
-        .lrange(list, 0, count as isize - 1)
-        .query_async(conn)
-        .await?;
+    let (len, items) = dead_lists::page(conn, list, count).await?;
     Ok((len, items.into_iter().map(DeadEntry::new).collect()))
 }
 
 /// Every entry of `list`, newest first.
 pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<Vec<DeadEntry>> {
-    let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(list)
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await?;
-    Ok(items.into_iter().map(DeadEntry::new).collect())
+    Ok(dead_lists::all(conn, list)
+        .await?
+        .into_iter()
+        .map(DeadEntry::new)
+        .collect())
 }
 
 /// The entry named `id`, if it is still in `list`.
@@ -98,14 +91,7 @@ pub async fn requeue(
         .letter
         .as_ref()
         .expect("callers check requeue_refusal first");
-    let n: i64 = redis::Script::new(REQUEUE)
-        .key(list)
-        .key(queue)
-        .arg(&entry.raw[..])
-        .arg(&letter.payload)
-        .invoke_async(conn)
-        .await?;
-    Ok(n == 1)
+    dead_lists::requeue(conn, list, queue, &entry.raw, &letter.payload).await
 }
 
 /// Removes `entry` from `list`. False: it was no longer there.
@@ -114,11 +100,5 @@ pub async fn drop(
     list: &str,
     entry: &DeadEntry,
 ) -> redis::RedisResult<bool> {
-    let n: i64 = redis::cmd("LREM")
-        .arg(list)
-        .arg(1)
-        .arg(&entry.raw[..])
-        .query_async(conn)
-        .await?;
-    Ok(n == 1)
+    dead_lists::drop(conn, list, &entry.raw).await
 }

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::auth::Viewer;
+use super::viewer::Viewer;
 
 /// Which navigation entry is highlighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

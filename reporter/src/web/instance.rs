@@ -16,10 +16,11 @@ use ubackup_catalog::chain::{self, is_full};
 use ubackup_catalog::web_stats::DAY_MS;
 use ubackup_catalog::{BackupQuery, CatalogRecord, InstanceEntry, InstanceKey};
 
+use super::error::WebError;
 use super::html::{bytes, frame, instance_href, rfc3339_ms, shell_word, time, Nav};
 use super::overview::severity_badge;
 use super::query::{to_query, Params};
-use super::{WebError, WebState};
+use super::state::WebState;
 use crate::alerts::Alert;
 use crate::format::duration_ms;
 

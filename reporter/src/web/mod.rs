@@ -16,45 +16,41 @@
 //!   the dead-letter lists; its write actions are in [`control`] too, the
 //!   Redis side of dead letters in [`dead`];
 //! * [`auth`]: `serve_token` (bearer header, or a login form and a cookie);
+//!   [`login`]: its form and cookie; [`viewer`]: who a page is rendered for;
+//! * [`state`]: what the handlers share; [`error`]: a page that cannot be
+//!   shown, as an HTML error page;
 //! * [`html`]: the page frame, style, escaping rules and small formatters;
 //!   [`svg`]: the charts; [`query`]: strict query-string and form parsing.
 //!
 //! Every value shown goes through maud's escaping (`(expr)`); the only
-//! unescaped text is the static style sheet.
+//! unescaped text is the static style sheet. This module is only the
+//! router: the pages import [`state`] and [`error`], never it.
 
 pub mod alerts;
 pub mod auth;
 pub mod control;
 pub mod dead;
+pub mod error;
 pub mod html;
 pub mod instance;
+pub mod login;
 pub mod overview;
 pub mod query;
+pub mod state;
 pub mod stats;
 pub mod svg;
+pub mod viewer;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use redis::aio::ConnectionManager;
-use ubackup_catalog::{Reports, SqliteCatalog};
 
-use crate::serve::App;
-use crate::snapshot::Sources;
-use crate::ReporterError;
+use crate::shared::App;
 
 use auth::Auth;
-
-/// What the page handlers share.
-pub(crate) struct Web {
-    pub(crate) app: Arc<App>,
-    pub(crate) auth: Auth,
-}
-
-pub(crate) type WebState = Arc<Web>;
+use error::WebError;
+use state::Web;
 
 /// The pages and write actions, to be merged into `serve`'s router.
 pub(crate) fn routes(app: Arc<App>) -> Router<Arc<App>> {
@@ -82,8 +78,8 @@ pub(crate) fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/control", get(control::page))
         .route("/control/node/{node}/{action}", post(control::node_action))
         .route("/control/dead/{action}", post(control::dead_action))
-        .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/login", get(login::login_form).post(login::login))
+        .route("/logout", post(login::logout))
         .fallback(not_found)
         .layer(axum::middleware::map_response(html::security_headers))
         .with_state(web)
@@ -94,126 +90,4 @@ async fn not_found(uri: axum::http::Uri) -> WebError {
         "there is no page at {}",
         query::percent_decode(uri.path())
     ))
-}
-
-/// A request that cannot be answered with its page: an HTML error page.
-#[derive(Debug)]
-pub struct WebError {
-    pub status: StatusCode,
-    pub title: &'static str,
-    pub detail: String,
-}
-
-impl WebError {
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::BAD_REQUEST,
-            title: "Bad request",
-            detail: detail.into(),
-        }
-    }
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::NOT_FOUND,
-            title: "Not found",
-            detail: detail.into(),
-        }
-    }
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::CONFLICT,
-            title: "Not possible",
-            detail: detail.into(),
-        }
-    }
-    pub fn unavailable(detail: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            title: "Unavailable",
-            detail: detail.into(),
-        }
-    }
-}
-
-impl From<ReporterError> for WebError {
-    fn from(e: ReporterError) -> Self {
-        tracing::warn!("web page failed: {e}");
-        WebError::unavailable(e.to_string())
-    }
-}
-
-impl From<ubackup_catalog::CatalogError> for WebError {
-    fn from(e: ubackup_catalog::CatalogError) -> Self {
-        tracing::warn!("web page: catalog: {e}");
-        WebError::unavailable(format!("catalog: {e}"))
-    }
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let body = html::error_page(self.status, self.title, &self.detail);
-        let mut r = (self.status, body).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"ubackup\""),
-            );
-        }
-        r
-    }
-}
-
-/// Handles cloned out of the shared [`Sources`], so a page does not hold
-/// the lock while it queries.
-#[derive(Clone)]
-pub(crate) struct Handles {
-    pub redis: ConnectionManager,
-    /// The Redis holding `message_queue` (and its dead letters).
-    pub message_redis: ConnectionManager,
-    pub redis_target: String,
-    pub store: Option<Arc<dyn Reports>>,
-    pub sqlite: Option<SqliteCatalog>,
-    pub store_error: Option<String>,
-}
-
-impl Handles {
-    /// The store's name, or why there is none.
-    pub fn store(&self) -> Result<&Arc<dyn Reports>, WebError> {
-        self.store.as_ref().ok_or_else(|| {
-            WebError::unavailable(format!(
-                "no catalog: {}",
-                self.store_error.as_deref().unwrap_or("none configured")
-            ))
-        })
-    }
-}
-
-impl Web {
-    /// Opens the sources if needed and clones what a page needs.
-    pub(crate) async fn handles(&self) -> Result<Handles, WebError> {
-        let mut guard = self.app.sources.lock().await;
-        if guard.is_none() {
-            *guard = Some(Sources::open(self.app.cfg.clone(), true).await?);
-        }
-        let s = guard.as_ref().expect("just set");
-        Ok(Handles {
-            redis: s.redis.clone(),
-            message_redis: s.message_redis.clone().unwrap_or_else(|| s.redis.clone()),
-            redis_target: s.redis_target.to_string(),
-            store: s.query_store().cloned(),
-            sqlite: s.sqlite.clone(),
-            store_error: (!s.store_errors.is_empty()).then(|| s.store_errors.join("; ")),
-        })
-    }
-
-    /// After a Redis error: reconnect on the next request.
-    pub(crate) async fn reset(&self) {
-        *self.app.sources.lock().await = None;
-    }
-
-    /// A Redis error as a 503 page (and a reconnect next time).
-    pub(crate) async fn redis_error(&self, h: &Handles, e: redis::RedisError) -> WebError {
-        self.reset().await;
-        WebError::unavailable(format!("Redis {} unreachable: {e}", h.redis_target))
-    }
 }

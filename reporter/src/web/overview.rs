@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use ubackup_catalog::QueueKind;
 
+use super::error::WebError;
 use super::html::{bytes, frame, path_segment, time, Nav};
 use super::query::Params;
+use super::state::WebState;
 use super::svg::disk_bar;
-use super::{WebError, WebState};
 use crate::alerts::Severity;
 use crate::cluster::NodeView;
 use crate::config::Thresholds;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use super::WebError;
+use super::error::WebError;
 
 /// The parameters of one request, checked against the names a page takes.
 #[derive(Debug, Default)]

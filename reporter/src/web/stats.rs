@@ -12,10 +12,11 @@ use ubackup_catalog::web_stats::{scan_activity, Activity, ActivityFilter, DAY_MS
 use ubackup_catalog::CatalogRecord;
 use ubackup_common::message::now_ms;
 
+use super::error::WebError;
 use super::html::{bytes, frame, instance_href, time, Nav};
 use super::query::Params;
+use super::state::WebState;
 use super::svg;
-use super::{WebError, WebState};
 use crate::format::duration_ms;
 
 const PARAMS: &[&str] = &["business", "type", "days", "top"];

@@ -1,22 +1,21 @@
-//! A small cluster for process-level tests: a real redis-server, a real
-//! rsync daemon serving module `backup`, a server_root_path, and the real
+//! A small cluster for process-level tests, from the workspace's cluster
+//! builder (`ubackup_testkit::cluster`): a real redis-server, a real rsync
+//! daemon serving module `backup`, a server_root_path, and the real
 //! `ubackup-server` binary started with a generated config.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
 use serde_json::{json, Value};
 use ubackup_common::{DeadLetter, Keys};
-use ubackup_testkit::{unique, wait_until, Proc, RedisServer, RsyncDaemon, RsyncModule};
+use ubackup_testkit::cluster::{ClusterBuilder, Names};
+use ubackup_testkit::{wait_until, Proc, RedisServer, RsyncDaemon};
 
 pub const SERVER_ID: i64 = 111111;
 
 pub struct Cluster {
-    pub redis: RedisServer,
     pub rsyncd: RsyncDaemon,
     /// The `backup` module's directory (the database host's backups).
     pub src: tempfile::TempDir,
@@ -29,6 +28,8 @@ pub struct Cluster {
     pub hi: String,
     pub lo: String,
     pub results: String,
+    /// The Redis, the names and the directory the ones above live in.
+    pub cluster: ubackup_testkit::cluster::Cluster,
 }
 
 pub struct Node {
@@ -68,90 +69,69 @@ impl Cluster {
 
     /// `extra_global` goes into the daemon's global section (module defaults).
     pub fn start_with_rsyncd_global(extra_global: &str) -> Cluster {
-        Self::with_redis(RedisServer::start().expect("redis-server"), extra_global)
+        Self::build(ClusterBuilder::new("server-test"), extra_global)
     }
 
     /// A cluster on a Redis the test started itself (e.g. one with TLS).
     pub fn with_redis(redis: RedisServer, extra_global: &str) -> Cluster {
-        let src = tempfile::tempdir().unwrap();
-        let module = RsyncModule {
-            name: "backup".into(),
-            path: src.path().into(),
-            chroot: false,
+        Self::build(
+            ClusterBuilder::new("server-test").redis(redis),
+            extra_global,
+        )
+    }
+
+    fn build(b: ClusterBuilder, extra_global: &str) -> Cluster {
+        let bin = Path::new(env!("CARGO_BIN_EXE_ubackup-server"));
+        let cluster = b
+            .names(Names::unique("t:", "low"))
+            .bin_dir(bin.parent().expect("the binary's directory"))
+            .start()
+            .expect("redis-server");
+        let sub = |name: &str| {
+            tempfile::Builder::new()
+                .prefix(name)
+                .tempdir_in(cluster.dir.path())
+                .unwrap()
         };
-        let rsyncd = RsyncDaemon::start_with(&[module], extra_global).expect("rsync daemon");
-        let prefix = unique("t:");
+        let src = sub("src");
+        let rsyncd = cluster
+            .test_dbhost(src.path(), false, extra_global)
+            .expect("rsync daemon");
+        let n = cluster.names.clone();
         Cluster {
-            redis,
             rsyncd,
             src,
-            root: tempfile::tempdir().unwrap(),
-            etc: tempfile::tempdir().unwrap(),
-            keys: Keys::new(&prefix),
-            hi: format!("{prefix}level1"),
-            lo: format!("{prefix}low"),
-            results: format!("{prefix}message"),
-            prefix,
+            root: sub("root"),
+            etc: sub("etc"),
+            keys: cluster.keys.clone(),
+            prefix: n.prefix,
+            hi: n.hi,
+            lo: n.lo,
+            results: n.results,
+            cluster,
         }
     }
 
     pub fn conn(&self) -> redis::Connection {
-        self.redis.conn()
+        self.cluster.conn()
     }
 
     /// The config of node `id`: small timeouts and heartbeat, `over`rides
     /// applied on top (an empty value removes the key).
     pub fn config(&self, id: &str, over: &[(&str, &str)]) -> PathBuf {
         let root = self.root.path().display().to_string();
-        let log = self
-            .etc
-            .path()
-            .join(format!("{id}.log"))
-            .display()
-            .to_string();
-        let queues = format!("{} {}", self.hi, self.lo);
-        let port = self.redis.port.to_string();
-        let rsync_port = self.rsyncd.port.to_string();
-        let mut kv: BTreeMap<&str, String> = BTreeMap::new();
-        for (k, v) in [
-            ("work_thread", "2"),
-            ("rsync_bwlimit", "0"),
-            ("server_root_path", root.as_str()),
-            ("reserve_bytes", "0"),
-            ("interval", "0"),
-            ("redis_host", "127.0.0.1"),
-            ("redis_port", port.as_str()),
-            ("redis_queue", queues.as_str()),
-            ("log", log.as_str()),
-            ("myip", "127.0.0.1"),
-            ("retry", "3"),
-            ("retry_backoff_ms", "100"),
-            ("message_redis_host", "127.0.0.1"),
-            ("message_redis_port", port.as_str()),
-            ("message_queue", self.results.as_str()),
-            ("node_id", id),
-            ("rsync_port", rsync_port.as_str()),
-            ("rsync_timeout", "5"),
-            ("rsync_contimeout", "3"),
-            ("key_prefix", self.prefix.as_str()),
-            ("heartbeat_secs", "1"),
-            ("drain_secs", "5"),
-        ] {
-            kv.insert(k, v.to_string());
-        }
-        for (k, v) in over {
-            if v.is_empty() {
-                kv.remove(k);
-            } else {
-                kv.insert(k, v.to_string());
-            }
-        }
-        let mut text = String::from("[global]   # written by the test\n");
-        for (k, v) in kv {
-            text.push_str(&format!("{k} = {v}\n"));
-        }
+        let log = self.etc.path().join(format!("{id}.log"));
+        let conf = self
+            .cluster
+            .test_node_conf("the test", id, &root, &log)
+            .apply(&self.cluster.message_redis_settings())
+            .apply(&[
+                ("rsync_port", self.rsyncd.port.to_string().as_str()),
+                ("drain_secs", "5"),
+            ])
+            .apply(over);
         let path = self.etc.path().join(format!("{id}.conf"));
-        std::fs::write(&path, text).unwrap();
+        conf.write(&path).unwrap();
         path
     }
 
@@ -161,12 +141,8 @@ impl Cluster {
 
     pub fn spawn_env(&self, id: &str, over: &[(&str, &str)], env: &[(&str, &str)]) -> Node {
         let conf = self.config(id, over);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ubackup-server"));
-        cmd.arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = self.cluster.command("ubackup-server", &conf);
+        cmd.env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -178,11 +154,9 @@ impl Cluster {
             log: self.etc.path().join(format!("{id}.log")),
         };
         // started = its heartbeat exists
-        let mut c = self.conn();
-        let alive = self.keys.alive(id);
-        wait_until("node heartbeat", Duration::from_secs(15), || {
-            c.exists::<_, bool>(&alive).unwrap_or(false)
-        });
+        self.cluster
+            .wait_alive(id, "node heartbeat", Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{e}"));
         node
     }
 
@@ -326,7 +300,7 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 
 /// rsync processes in process group `pgid` (from /proc).
 pub fn rsync_alive_in_group(pgid: i32) -> bool {
-    ubackup_server::tmp::rsync_members(pgid)
+    ubackup_transport::tmp::rsync_members(pgid)
         .iter()
         .any(|_| true)
 }

@@ -14,7 +14,7 @@
 //!    `4 × batch_max` when those hold messages of the same source), picks
 //!    the valid messages of the same source (files up to `batch_mb`, at most
 //!    `batch_max` in all, distinct final paths), and moves exactly those
-//!    into its in-flight list with one script (`lua/claim.lua`); one another
+//!    into its in-flight list with one step (the queue's `claim`); one another
 //!    node took meanwhile is simply not claimed. Every claimed message is in
 //!    the in-flight list like a taken one, so crash re-queue, drain and the
 //!    reaper treat it the same.
@@ -33,23 +33,20 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use ubackup_common::{ResultRecord, Taken};
+use ubackup_transport::rsync;
+use ubackup_transport::{AttemptError, Retry};
 
+use super::ctx::Ctx;
+use super::outcome::{self, msg_span};
+use super::{args, single};
 use crate::config::ServerConfig;
 use crate::failpoint;
 use crate::intake::{intake, Intake, PullJob};
-use crate::job;
 use crate::land::{self, Landed};
 use crate::node::CountGuard;
-use crate::retry::{AttemptError, Retry};
-use crate::rsync;
-use crate::worker::Ctx;
-
-static CLAIM: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../lua/claim.lua")));
 
 /// How many files are verified at once (lstat, fsync, blake3): enough for
 /// concurrent fsyncs to share journal commits, few enough threads.
@@ -58,7 +55,7 @@ const VERIFY_THREADS: usize = 8;
 /// Messages waiting in `first`'s list that can share its rsync call,
 /// claimed into this node's in-flight list (empty when batching is off,
 /// `first` is too large, or nothing matches).
-pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<PullJob> {
+pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<PullJob> {
     // `interval` throttles per message: the operator wants one message per
     // worker per interval, which a batch would defeat
     if cfg.batch_max <= 1 || first.size > cfg.batch_bytes || !cfg.interval.is_zero() {
@@ -71,12 +68,12 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
     // shows up right at the pop end.
     let scan = (cfg.batch_max * 4) as isize;
     let probe = PROBE.min(scan);
-    let Some(mut raw) = lrange(ctx, queue, -probe, -1).await else {
+    let Some(mut raw) = peek(ctx, queue, 0, probe).await else {
         return Vec::new();
     };
     let mut picked = pick(cfg, first, raw.clone());
     if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
-        if let Some(mut deeper) = lrange(ctx, queue, -scan, -probe - 1).await {
+        if let Some(mut deeper) = peek(ctx, queue, probe, scan - probe).await {
             deeper.append(&mut raw);
             picked = pick(cfg, first, deeper);
         }
@@ -84,30 +81,17 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
     if picked.is_empty() {
         return picked;
     }
-    let inflight = ctx.wq.keys().inflight(ctx.wq.worker(), queue);
-    let mut inv = CLAIM.prepare_invoke();
-    inv.key(queue).key(&inflight);
-    for higher in cfg.queues.iter().take_while(|q| *q != queue) {
-        inv.key(higher);
-    }
-    for j in &picked {
-        inv.arg(j.taken.payload.as_bytes());
-    }
-    match inv.invoke_async::<Vec<i64>>(&mut ctx.wq.conn()).await {
+    let taken: Vec<&Taken> = picked.iter().map(|j| &j.taken).collect();
+    match ctx.wq.claim(&taken).await {
         Ok(flags) => picked
             .into_iter()
             .zip(flags)
-            .filter(|(_, f)| *f == 1)
+            .filter(|(_, claimed)| *claimed)
             .map(|(j, _)| j)
             .collect(),
         Err(e) => {
-            // The script may have run before the connection failed: put
-            // back whatever it moved (release is fenced: a no-op for an
-            // item that is not in our in-flight list).
+            // whatever the script moved before the error was given back
             tracing::warn!("claiming more messages of the same source failed: {e}");
-            for j in &picked {
-                let _ = ctx.wq.release(&j.taken).await;
-            }
             Vec::new()
         }
     }
@@ -116,15 +100,10 @@ pub async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -> Vec<P
 /// Items of the pop end looked at before reading deeper into a list.
 const PROBE: isize = 16;
 
-/// `LRANGE queue start stop` as raw bytes; `None` (logged) on an error.
-async fn lrange(ctx: &Ctx, queue: &str, start: isize, stop: isize) -> Option<Vec<Vec<u8>>> {
-    match redis::cmd("LRANGE")
-        .arg(queue)
-        .arg(start)
-        .arg(stop)
-        .query_async(&mut ctx.wq.conn())
-        .await
-    {
+/// `count` raw items of `queue`'s pop end after the first `skip`; `None`
+/// (logged) on an error.
+async fn peek(ctx: &Ctx, queue: &str, skip: isize, count: isize) -> Option<Vec<Vec<u8>>> {
+    match ctx.wq.peek(queue, skip as usize, count as usize).await {
         Ok(v) => Some(v),
         Err(e) => {
             tracing::debug!("cannot look for more messages of the same source: {e}");
@@ -135,7 +114,7 @@ async fn lrange(ctx: &Ctx, queue: &str, start: isize, stop: isize) -> Option<Vec
 
 /// The messages of `raw` (an LRANGE of the pop end, oldest last) that may
 /// join `first`'s batch, oldest first.
-pub fn pick(cfg: &ServerConfig, first: &PullJob, raw: Vec<Vec<u8>>) -> Vec<PullJob> {
+fn pick(cfg: &ServerConfig, first: &PullJob, raw: Vec<Vec<u8>>) -> Vec<PullJob> {
     let ip = first.msg.game_server_ip.trim();
     let mut total = first.size;
     let mut finals: HashSet<PathBuf> = HashSet::from([first.final_path()]);
@@ -180,7 +159,7 @@ pub fn pick(cfg: &ServerConfig, first: &PullJob, raw: Vec<Vec<u8>>) -> Vec<PullJ
 
 /// Pulls `jobs` (all of one source, all in this node's in-flight list) and
 /// acknowledges each with its own result; see the module doc.
-pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
+pub(super) async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
     let cfg = ctx.cfg();
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let admission = match ctx.disk.admit(total, cfg.reserve_bytes) {
@@ -192,10 +171,10 @@ pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
             let mut it = jobs.into_iter();
             let first = it.next();
             for j in it {
-                job::retry_redis(ctx, "give back", || ctx.wq.release(&j.taken)).await;
+                outcome::give_back(ctx, &j.taken).await;
             }
             if let Some(f) = first {
-                job::pull(ctx, f).await;
+                single::pull(ctx, f).await;
             }
             return;
         }
@@ -206,22 +185,7 @@ pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
         "pulling a batch of {} messages with one rsync",
         jobs.len()
     );
-
-    let mut pending = Vec::with_capacity(jobs.len());
-    let mut done = Vec::new();
-    for j in jobs {
-        match job::already_landed(&j).await {
-            Some(landed) => {
-                tracing::info!(parent: &job::msg_span(&j), "already landed and verified by an earlier run: not pulled again");
-                let r =
-                    job::success_result(&j, &cfg.myip, &cfg.node_id, &landed, 0, Duration::ZERO, 0);
-                done.push((j, r));
-            }
-            None => pending.push(j),
-        }
-    }
-    job::ack_many(ctx, &done).await;
-
+    let mut pending = skip_landed(ctx, &cfg, jobs).await;
     let mut alone: Vec<PullJob> = Vec::new();
     let mut last: Option<AttemptError> = None;
     let mut attempt = 0u32;
@@ -229,7 +193,7 @@ pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
         attempt += 1;
         let cfg = ctx.cfg();
         if let Some(err) = &last {
-            if let Err(why) = job::before_retry(ctx, err, attempt).await {
+            if let Err(why) = outcome::before_retry(ctx, err, attempt).await {
                 tracing::info!(
                     "batch abandoned ({why}); its messages stay in flight and are re-queued"
                 );
@@ -240,152 +204,14 @@ pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
                 break;
             }
         }
-        let n = pending.len();
-        let bytes: u64 = pending.iter().map(|j| j.size).sum();
-        let key = format!("b{}", pending[0].key);
-        let (dir, list) = match prepare_attempt(ctx, &key, attempt, &pending) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(attempt, "{e}");
-                last = Some(e);
-                if attempt >= cfg.retry {
-                    fail_all(ctx, &cfg, pending, last.as_ref(), attempt, started, "").await;
-                    return;
-                }
-                continue;
+        match one_attempt(ctx, &cfg, pending, attempt, started).await {
+            Step::Done => break,
+            Step::Retry { jobs, error } => {
+                pending = jobs;
+                last = Some(error);
             }
-        };
-        let (run, aborted) = {
-            let _transfer = CountGuard::new(&ctx.status.transfers);
-            let active = ctx
-                .status
-                .transfers
-                .load(std::sync::atomic::Ordering::SeqCst);
-            let bw = rsync::per_transfer_kbps(cfg.rsync_bwlimit, cfg.node_bwlimit, active);
-            let args = rsync::batch_args(&cfg, &pending[0].source, &list, &dir, bw);
-            // the single-file allowance, plus a little per file
-            let watchdog = rsync::watchdog(&cfg, bytes, bw) + Duration::from_millis(200) * n as u32;
-            tracing::debug!(
-                attempt,
-                files = n,
-                bwlimit_kbps = bw,
-                ?args,
-                "starting rsync"
-            );
-            rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
-        };
-        let _ = std::fs::remove_file(&list);
-        if aborted {
-            ctx.tmp.remove(&dir);
-            tracing::info!("batch abandoned (rsync killed at the end of the drain); its messages stay in flight and are re-queued");
-            return;
-        }
-        failpoint::hit("after_pull").await;
-
-        let checks = verify_all(&pending, &dir).await;
-        let held = held_flags(ctx, &pending).await;
-        let mut landed_now: Vec<(PullJob, Landed)> = Vec::new();
-        let mut left: Vec<(PullJob, AttemptError)> = Vec::new();
-        let mut dests: BTreeSet<PathBuf> = BTreeSet::new();
-        for ((j, check), held) in pending.into_iter().zip(checks).zip(held) {
-            if !held {
-                // a zombie must not land a copy of a message another node
-                // took over (see job.rs)
-                tracing::info!(parent: &job::msg_span(&j), "another node took the message over while this one was pulling: not landed");
-                continue;
-            }
-            let landed = check.and_then(|l| {
-                land::rename_path_into_place(&j, &dir.join(&j.remote_path), false).map(|()| l)
-            });
-            match landed {
-                Ok(l) => {
-                    dests.insert(j.dest_dir.clone());
-                    landed_now.push((j, l));
-                }
-                Err(e) => left.push((j, e)),
-            }
-        }
-        // the renames are durable before any ack says so
-        let _ =
-            tokio::task::spawn_blocking(move || dests.iter().for_each(|d| land::sync_dir(d))).await;
-        for _ in &landed_now {
-            failpoint::hit("after_land").await;
-        }
-        ctx.tmp.remove(&dir);
-
-        let elapsed = started.elapsed();
-        let bps = if run.elapsed.as_millis() > 0 {
-            (landed_now.iter().map(|(_, l)| l.bytes).sum::<u64>() as u128 * 1000
-                / run.elapsed.as_millis()) as u64
-        } else {
-            0
-        };
-        let results: Vec<(PullJob, ResultRecord)> = landed_now
-            .into_iter()
-            .map(|(j, l)| {
-                let r = job::success_result(&j, &cfg.myip, &cfg.node_id, &l, attempt, elapsed, bps);
-                (j, r)
-            })
-            .collect();
-        let landed_count = results.len();
-        if landed_count > 0 {
-            tracing::info!(
-                attempt,
-                landed = landed_count,
-                not_landed = left.len(),
-                "batch landed"
-            );
-        }
-        job::ack_many(ctx, &results).await;
-        if left.is_empty() {
-            break;
-        }
-
-        let rsync_err = run.result.err();
-        let whole_batch = landed_count == 0 && rsync_err.is_some();
-        match rsync_err.as_ref().map(AttemptError::retry) {
-            Some(Retry::Transient | Retry::AfterSpace) if whole_batch => {
-                let err = rsync_err.expect("matched");
-                tracing::warn!(attempt, max_attempts = cfg.retry, error = %err, rsync_stderr = %run.stderr_tail, "batch pull attempt failed");
-                pending = left.into_iter().map(|(j, _)| j).collect();
-                if attempt >= cfg.retry {
-                    fail_all(
-                        ctx,
-                        &cfg,
-                        pending,
-                        Some(&err),
-                        attempt,
-                        started,
-                        &run.stderr_tail,
-                    )
-                    .await;
-                    return;
-                }
-                last = Some(err);
-            }
-            Some(Retry::Never) if whole_batch => {
-                // auth or usage: the same for every file of the source
-                let err = rsync_err.expect("matched");
-                tracing::error!(error = %err, rsync_stderr = %run.stderr_tail, "batch pull failed and cannot be retried: pushing a failure result per message");
-                let pending = left.into_iter().map(|(j, _)| j).collect();
-                fail_all(
-                    ctx,
-                    &cfg,
-                    pending,
-                    Some(&err),
-                    attempt,
-                    started,
-                    &run.stderr_tail,
-                )
-                .await;
-                return;
-            }
-            _ => {
-                // a file failing in a batch must not fail its neighbours
-                for (j, e) in &left {
-                    tracing::info!(parent: &job::msg_span(j), error = %e, rsync_exit = ?rsync_err, "not landed by the batch: pulling it again alone");
-                }
-                alone = left.into_iter().map(|(j, _)| j).collect();
+            Step::Alone(jobs) => {
+                alone = jobs;
                 break;
             }
         }
@@ -393,11 +219,237 @@ pub async fn pull_batch(ctx: &Ctx, jobs: Vec<PullJob>) {
     drop(admission);
     for j in alone {
         if ctx.stop.is_triggered() {
-            tracing::info!(parent: &job::msg_span(&j), "shutting down: not pulled alone; the message stays in flight and is re-queued");
+            tracing::info!(parent: &msg_span(&j), "shutting down: not pulled alone; the message stays in flight and is re-queued");
             continue;
         }
-        job::pull(ctx, j).await;
+        single::pull(ctx, j).await;
     }
+}
+
+/// What follows one attempt of a batch.
+enum Step {
+    /// Every message has its result, or the batch was abandoned (its
+    /// messages stay in flight).
+    Done,
+    /// The whole batch failed in a way another attempt may fix.
+    Retry {
+        jobs: Vec<PullJob>,
+        error: AttemptError,
+    },
+    /// These did not land with the others: each is pulled again alone.
+    Alone(Vec<PullJob>),
+}
+
+/// Acknowledges the jobs an earlier run already landed and verified (see
+/// [`land::already_landed`]); returns the others.
+async fn skip_landed(ctx: &Ctx, cfg: &ServerConfig, jobs: Vec<PullJob>) -> Vec<PullJob> {
+    let mut pending = Vec::with_capacity(jobs.len());
+    let mut done = Vec::new();
+    for j in jobs {
+        match land::already_landed(&j).await {
+            Some(landed) => {
+                tracing::info!(parent: &msg_span(&j), "already landed and verified by an earlier run: not pulled again");
+                let r = outcome::success_result(
+                    &j,
+                    &cfg.myip,
+                    &cfg.node_id,
+                    &landed,
+                    0,
+                    Duration::ZERO,
+                    0,
+                );
+                done.push((j, r));
+            }
+            None => pending.push(j),
+        }
+    }
+    outcome::ack_many(ctx, &done).await;
+    pending
+}
+
+/// One rsync for every job of `pending`, then each landed file acknowledged
+/// with its result; what is left decides the next [`Step`].
+async fn one_attempt(
+    ctx: &Ctx,
+    cfg: &ServerConfig,
+    pending: Vec<PullJob>,
+    attempt: u32,
+    started: Instant,
+) -> Step {
+    let key = format!("b{}", pending[0].key);
+    let (dir, list) = match prepare_attempt(ctx, &key, attempt, &pending) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(attempt, "{e}");
+            if attempt >= cfg.retry {
+                outcome::fail_all(ctx, cfg, pending, Some(&e), attempt, started, "").await;
+                return Step::Done;
+            }
+            return Step::Retry {
+                jobs: pending,
+                error: e,
+            };
+        }
+    };
+    let (run, aborted) = run_rsync(ctx, cfg, &pending, &list, &dir, attempt).await;
+    let _ = std::fs::remove_file(&list);
+    if aborted {
+        ctx.tmp.remove(&dir);
+        tracing::info!("batch abandoned (rsync killed at the end of the drain); its messages stay in flight and are re-queued");
+        return Step::Done;
+    }
+    failpoint::hit("after_pull").await;
+
+    let (landed_now, left) = land_all(ctx, pending, &dir).await;
+    let elapsed = started.elapsed();
+    let bps = if run.elapsed.as_millis() > 0 {
+        (landed_now.iter().map(|(_, l)| l.bytes).sum::<u64>() as u128 * 1000
+            / run.elapsed.as_millis()) as u64
+    } else {
+        0
+    };
+    let results: Vec<(PullJob, ResultRecord)> = landed_now
+        .into_iter()
+        .map(|(j, l)| {
+            let r = outcome::success_result(&j, &cfg.myip, &cfg.node_id, &l, attempt, elapsed, bps);
+            (j, r)
+        })
+        .collect();
+    let landed_count = results.len();
+    if landed_count > 0 {
+        tracing::info!(
+            attempt,
+            landed = landed_count,
+            not_landed = left.len(),
+            "batch landed"
+        );
+    }
+    outcome::ack_many(ctx, &results).await;
+    if left.is_empty() {
+        return Step::Done;
+    }
+
+    let rsync_err = run.result.err();
+    let whole_batch = landed_count == 0 && rsync_err.is_some();
+    match rsync_err.as_ref().map(AttemptError::retry) {
+        Some(Retry::Transient | Retry::AfterSpace) if whole_batch => {
+            let err = rsync_err.expect("matched");
+            tracing::warn!(attempt, max_attempts = cfg.retry, error = %err, rsync_stderr = %run.stderr_tail, "batch pull attempt failed");
+            let pending: Vec<PullJob> = left.into_iter().map(|(j, _)| j).collect();
+            if attempt >= cfg.retry {
+                outcome::fail_all(
+                    ctx,
+                    cfg,
+                    pending,
+                    Some(&err),
+                    attempt,
+                    started,
+                    &run.stderr_tail,
+                )
+                .await;
+                return Step::Done;
+            }
+            Step::Retry {
+                jobs: pending,
+                error: err,
+            }
+        }
+        Some(Retry::Never) if whole_batch => {
+            // auth or usage: the same for every file of the source
+            let err = rsync_err.expect("matched");
+            tracing::error!(error = %err, rsync_stderr = %run.stderr_tail, "batch pull failed and cannot be retried: pushing a failure result per message");
+            let pending = left.into_iter().map(|(j, _)| j).collect();
+            outcome::fail_all(
+                ctx,
+                cfg,
+                pending,
+                Some(&err),
+                attempt,
+                started,
+                &run.stderr_tail,
+            )
+            .await;
+            Step::Done
+        }
+        _ => {
+            // a file failing in a batch must not fail its neighbours
+            for (j, e) in &left {
+                tracing::info!(parent: &msg_span(j), error = %e, rsync_exit = ?rsync_err, "not landed by the batch: pulling it again alone");
+            }
+            Step::Alone(left.into_iter().map(|(j, _)| j).collect())
+        }
+    }
+}
+
+/// The batch's rsync call: the bandwidth share, the watchdog (the
+/// single-file allowance, plus a little per file), counted as a transfer.
+async fn run_rsync(
+    ctx: &Ctx,
+    cfg: &ServerConfig,
+    pending: &[PullJob],
+    list: &Path,
+    dir: &Path,
+    attempt: u32,
+) -> (rsync::RsyncRun, bool) {
+    let n = pending.len();
+    let bytes: u64 = pending.iter().map(|j| j.size).sum();
+    let _transfer = CountGuard::new(&ctx.status.transfers);
+    let active = ctx
+        .status
+        .transfers
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let bw = rsync::per_transfer_kbps(cfg.rsync_bwlimit, cfg.node_bwlimit, active);
+    let args = args::batch(cfg, &pending[0].source, list, dir, bw);
+    let watchdog = args::watchdog(cfg, bytes, bw) + Duration::from_millis(200) * n as u32;
+    tracing::debug!(
+        attempt,
+        files = n,
+        bwlimit_kbps = bw,
+        ?args,
+        "starting rsync"
+    );
+    rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
+}
+
+/// Verifies every job's file in `dir` and renames the good ones into
+/// place (not one a zombie no longer holds), with their DEST directories
+/// flushed before anything is acknowledged; then empties `dir`. Returns
+/// the landed jobs and the others with why they did not land.
+async fn land_all(
+    ctx: &Ctx,
+    pending: Vec<PullJob>,
+    dir: &Path,
+) -> (Vec<(PullJob, Landed)>, Vec<(PullJob, AttemptError)>) {
+    let checks = verify_all(&pending, dir).await;
+    let held = held_flags(ctx, &pending).await;
+    let mut landed_now: Vec<(PullJob, Landed)> = Vec::new();
+    let mut left: Vec<(PullJob, AttemptError)> = Vec::new();
+    let mut dests: BTreeSet<PathBuf> = BTreeSet::new();
+    for ((j, check), held) in pending.into_iter().zip(checks).zip(held) {
+        if !held {
+            // a zombie must not land a copy of a message another node
+            // took over (see single.rs)
+            tracing::info!(parent: &msg_span(&j), "another node took the message over while this one was pulling: not landed");
+            continue;
+        }
+        let landed = check.and_then(|l| {
+            land::rename_path_into_place(&j, &dir.join(&j.remote_path), false).map(|()| l)
+        });
+        match landed {
+            Ok(l) => {
+                dests.insert(j.dest_dir.clone());
+                landed_now.push((j, l));
+            }
+            Err(e) => left.push((j, e)),
+        }
+    }
+    // the renames are durable before any ack says so
+    let _ = tokio::task::spawn_blocking(move || dests.iter().for_each(|d| land::sync_dir(d))).await;
+    for _ in &landed_now {
+        failpoint::hit("after_land").await;
+    }
+    ctx.tmp.remove(dir);
+    (landed_now, left)
 }
 
 /// A fresh attempt directory and the `--files-from` list (NUL separated
@@ -461,14 +513,9 @@ async fn verify_all(jobs: &[PullJob], dir: &Path) -> Vec<Result<Landed, AttemptE
 /// LPOS per job). On a Redis error, all are assumed held: the fenced ack
 /// still keeps a zombie's result out.
 async fn held_flags(ctx: &Ctx, jobs: &[PullJob]) -> Vec<bool> {
-    let mut p = redis::pipe();
-    for j in jobs {
-        p.cmd("LPOS")
-            .arg(ctx.wq.keys().inflight(ctx.wq.worker(), &j.taken.queue))
-            .arg(&j.taken.payload);
-    }
-    match p.query_async::<Vec<Option<i64>>>(&mut ctx.wq.conn()).await {
-        Ok(v) => v.iter().map(Option::is_some).collect(),
+    let taken: Vec<&Taken> = jobs.iter().map(|j| &j.taken).collect();
+    match ctx.wq.holds_each(&taken).await {
+        Ok(v) => v,
         Err(e) => {
             tracing::debug!("cannot check the in-flight list: {e}");
             vec![true; jobs.len()]
@@ -484,44 +531,11 @@ async fn still_held(ctx: &Ctx, jobs: Vec<PullJob>) -> Vec<PullJob> {
         .zip(held)
         .filter_map(|(j, h)| {
             if !h {
-                tracing::info!(parent: &job::msg_span(&j), "another node took the message over: no further attempt");
+                tracing::info!(parent: &msg_span(&j), "another node took the message over: no further attempt");
             }
             h.then_some(j)
         })
         .collect()
-}
-
-/// A failure result for every job (the batch used up its attempts, or
-/// failed in a way no retry can fix), acknowledged together.
-async fn fail_all(
-    ctx: &Ctx,
-    cfg: &ServerConfig,
-    jobs: Vec<PullJob>,
-    err: Option<&AttemptError>,
-    attempts: u32,
-    started: Instant,
-    stderr: &str,
-) {
-    let err = err
-        .cloned()
-        .unwrap_or_else(|| AttemptError::Local("no attempt made".into()));
-    let results: Vec<(PullJob, ResultRecord)> = jobs
-        .into_iter()
-        .map(|j| {
-            let r = job::failure_result(
-                &j,
-                &cfg.myip,
-                &cfg.node_id,
-                &err,
-                attempts,
-                started.elapsed(),
-                stderr,
-            );
-            (j, r)
-        })
-        .collect();
-    tracing::error!(attempts, %err, messages = results.len(), "batch pull failed: pushing a failure result per message");
-    job::ack_many(ctx, &results).await;
 }
 
 #[cfg(test)]

@@ -2,21 +2,20 @@
 //! group, a drained stderr, an outer watchdog, and a kill of the whole
 //! group when the watchdog or shutdown says so.
 //!
-//! A call pulls either one job ([`rsync_args`]: `MODULE/PATH` into the
-//! attempt directory, where it lands under its basename) or a batch of jobs
-//! from one [`RsyncSource`] ([`batch_args`]: `--files-from`, each file under
-//! its path in the module); landing and verification work per job either way.
+//! A call pulls either named files ([`pull_args`]: each URL into the
+//! destination directory, where it lands under its basename) or a list of
+//! paths from one module ([`files_from_args`]: `--files-from`, each file
+//! under its path in the module). The node's pulls and restore's pulls
+//! from the nodes use the same options, so both sides behave alike.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use ubackup_common::shutdown::Shutdown;
 
-use crate::config::ServerConfig;
-use crate::intake::{PullJob, RsyncSource};
 use crate::retry::AttemptError;
 use crate::tmp::{kill_rsync_group, TempArea};
 
@@ -26,6 +25,20 @@ pub const PARTIAL_DIR: &str = ".rsync-partial";
 
 /// How much of rsync's stderr is kept for logs and results.
 const STDERR_TAIL: usize = 2048;
+
+/// How every call talks to a daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsyncOptions {
+    /// `--contimeout`: connecting to the daemon.
+    pub contimeout: Duration,
+    /// `--timeout`: no I/O for this long.
+    pub timeout: Duration,
+    /// `--sockopts=TCP_NODELAY`.
+    pub nodelay: bool,
+    /// `--password-file`, for a module with `auth users` (the user is in
+    /// the URL, see [`crate::source::source_url`]).
+    pub password_file: Option<PathBuf>,
+}
 
 /// Per-transfer limit in KB/s: `rsync_bwlimit`, and `node_bwlimit` split
 /// evenly among the transfers running when this one starts (0 = none).
@@ -46,97 +59,86 @@ pub fn per_transfer_kbps(
     }
 }
 
-/// `rsync://[user@]host:port/module/path`.
-pub fn source_url(src: &RsyncSource, user: Option<&str>, remote_path: &str) -> String {
-    let host = match src.ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-    };
-    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
-    format!(
-        "rsync://{user}{host}:{}/{}/{remote_path}",
-        src.port, src.module
-    )
-}
-
-/// The argument vector for pulling `jobs` (all from one source) into
-/// `dest`. Options and why:
+/// The argument vector for pulling `urls` into `dest`, with `basis` (when
+/// given) as `--copy-dest`. Options and why:
 /// * `-s`: the remote path travels as data, not as a remote shell word;
 /// * `--no-links`, no `-r`/`-D`: a symlink, directory or device named by a
-///   message is skipped, never landed (we lstat afterwards to notice);
+///   message is skipped, never landed (the caller lstats afterwards);
 /// * `--times`: keeps the source mtime, so a re-pull can use the landed
 ///   file as its basis (`--copy-dest`) instead of the network;
 /// * `--partial-dir`: an interrupted attempt is resumed by the next one;
 /// * `--contimeout` and `--timeout` always, because `--contimeout` alone
 ///   hangs against a stopped daemon (CRATES.md); the caller adds a watchdog.
-pub fn rsync_args(
-    cfg: &ServerConfig,
-    jobs: &[&PullJob],
-    dest: &Path,
+pub fn pull_args(
+    opts: &RsyncOptions,
     bwlimit_kbps: u64,
+    basis: Option<&Path>,
+    urls: &[String],
+    dest: &Path,
 ) -> Vec<OsString> {
-    assert_eq!(jobs.len(), 1, "one job per call; a batch uses batch_args");
-    let job = jobs[0];
-    let mut a = common_args(cfg, bwlimit_kbps);
-    if job.dest_dir.is_dir() {
+    let mut a = common_args(opts, bwlimit_kbps);
+    if let Some(b) = basis {
         let mut o = OsString::from("--copy-dest=");
-        o.push(&job.dest_dir);
+        o.push(b);
         a.push(o);
     }
     a.push("--".into());
-    a.push(source_url(&job.source, cfg.rsync_user.as_deref(), &job.remote_path).into());
-    let mut d = dest.as_os_str().to_owned();
-    d.push("/");
-    a.push(d);
+    a.extend(urls.iter().map(OsString::from));
+    a.push(dir_arg(dest));
     a
 }
 
-/// The argument vector for a batch: every remote path listed (NUL
-/// separated) in `list`, pulled from `src` by one rsync into `dest`, each
-/// file at `dest/<remote path>` (`--files-from` implies `--relative`, so
-/// two messages naming the same basename in different directories do not
-/// collide). The same options as [`rsync_args`], without `--copy-dest`
-/// (its basis lookup uses the relative path, which is not where the
-/// original layout keeps a landed file).
-pub fn batch_args(
-    cfg: &ServerConfig,
-    src: &RsyncSource,
-    list: &Path,
-    dest: &Path,
+/// The argument vector for every remote path listed (NUL separated) in
+/// `list`, pulled from `module_url` (the module root) by one rsync into
+/// `dest`, each file at `dest/<remote path>` (`--files-from` implies
+/// `--relative`, so two files of the same basename in different
+/// directories do not collide). The same options as [`pull_args`], without
+/// `--copy-dest` (its basis lookup uses the relative path, which is not
+/// where the original layout keeps a landed file).
+pub fn files_from_args(
+    opts: &RsyncOptions,
     bwlimit_kbps: u64,
+    list: &Path,
+    module_url: &str,
+    dest: &Path,
 ) -> Vec<OsString> {
-    let mut a = common_args(cfg, bwlimit_kbps);
+    let mut a = common_args(opts, bwlimit_kbps);
     a.push("--from0".into());
     let mut o = OsString::from("--files-from=");
     o.push(list);
     a.push(o);
     a.push("--".into());
-    a.push(source_url(src, cfg.rsync_user.as_deref(), "").into());
-    let mut d = dest.as_os_str().to_owned();
-    d.push("/");
-    a.push(d);
+    a.push(module_url.into());
+    a.push(dir_arg(dest));
     a
 }
 
-/// The options every pull has (see [`rsync_args`]).
-fn common_args(cfg: &ServerConfig, bwlimit_kbps: u64) -> Vec<OsString> {
+/// `dest/`: rsync puts what it pulls inside the directory.
+fn dir_arg(dest: &Path) -> OsString {
+    let mut d = dest.as_os_str().to_owned();
+    d.push("/");
+    d
+}
+
+/// The options every pull has (see [`pull_args`]).
+fn common_args(opts: &RsyncOptions, bwlimit_kbps: u64) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "-s".into(),
         "--no-links".into(),
         "--times".into(),
         "--no-motd".into(),
-        format!("--contimeout={}", cfg.rsync_contimeout.as_secs()).into(),
-        format!("--timeout={}", cfg.rsync_timeout.as_secs()).into(),
+        format!("--contimeout={}", opts.contimeout.as_secs()).into(),
+        format!("--timeout={}", opts.timeout.as_secs()).into(),
         "--partial".into(),
         format!("--partial-dir={PARTIAL_DIR}").into(),
     ];
     if bwlimit_kbps > 0 {
         a.push(format!("--bwlimit={bwlimit_kbps}").into());
     }
-    if cfg.rsync_nodelay {
+    if opts.nodelay {
         a.push("--sockopts=TCP_NODELAY".into());
     }
-    if let Some(pf) = &cfg.rsync_password_file {
+    if let Some(pf) = &opts.password_file {
         let mut o = OsString::from("--password-file=");
         o.push(pf);
         a.push(o);
@@ -147,13 +149,13 @@ fn common_args(cfg: &ServerConfig, bwlimit_kbps: u64) -> Vec<OsString> {
 /// The outer watchdog: the connect and I/O timeouts, plus the transfer at a
 /// quarter of its rate limit (or 1 MiB/s when unlimited), plus slack. It
 /// only fires when rsync's own timeouts did not.
-pub fn watchdog(cfg: &ServerConfig, size: u64, bwlimit_kbps: u64) -> Duration {
+pub fn watchdog(opts: &RsyncOptions, size: u64, bwlimit_kbps: u64) -> Duration {
     let floor_rate = if bwlimit_kbps > 0 {
         (bwlimit_kbps * 1024 / 4).max(16 * 1024)
     } else {
         1024 * 1024
     };
-    cfg.rsync_contimeout + cfg.rsync_timeout * 2 + Duration::from_secs(size / floor_rate + 30)
+    opts.contimeout + opts.timeout * 2 + Duration::from_secs(size / floor_rate + 30)
 }
 
 /// A finished rsync run.
@@ -279,94 +281,14 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::{intake, Intake};
-    use ubackup_common::Taken;
 
-    fn cfg(extra: &str) -> ServerConfig {
-        ServerConfig::parse(
-            Path::new("/t.conf"),
-            &format!("[global]\nserver_root_path=/nonexistent-root/\nredis_host=127.0.0.1\nredis_queue=q\nmyip=10.9.9.9\nrsync_timeout=7\nrsync_contimeout=3\n{extra}"),
-        )
-        .unwrap()
-    }
-
-    fn job(c: &ServerConfig, filename: &str) -> PullJob {
-        let payload = serde_json::json!({"filename": filename, "last_all_filename": null, "size": 10, "log": "ok",
-            "create_time": 1, "success": true, "server_id": 7, "game_id": 1, "op_id": 1,
-            "game_server_ip": "10.1.2.3", "back_type": "mysql", "instance": 3306, "rsync_model": "backup/db 3306",
-            "last_all_time": 0, "interval": 3600, "rsync_port": 8873});
-        match intake(
-            &Taken {
-                queue: "q".into(),
-                payload: payload.to_string(),
-            },
-            c,
-        ) {
-            Intake::Pull(j) => *j,
-            other => panic!("{other:?}"),
+    fn opts() -> RsyncOptions {
+        RsyncOptions {
+            contimeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(7),
+            nodelay: true,
+            password_file: None,
         }
-    }
-
-    #[test]
-    fn argument_vector_keeps_names_as_single_arguments() {
-        let c = cfg("");
-        let j = job(&c, "x y #1.tar.gz");
-        let args: Vec<String> = rsync_args(&c, &[&j], Path::new("/tmp/a1"), 500)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        assert_eq!(&args[..3], ["-s", "--no-links", "--times"]);
-        assert!(args.contains(&"--contimeout=3".into()) && args.contains(&"--timeout=7".into()));
-        assert!(
-            args.contains(&"--bwlimit=500".into())
-                && args.contains(&"--sockopts=TCP_NODELAY".into())
-        );
-        assert_eq!(args[args.len() - 3], "--");
-        assert_eq!(
-            args[args.len() - 2],
-            "rsync://10.1.2.3:8873/backup/db 3306/x y #1.tar.gz"
-        );
-        assert_eq!(args[args.len() - 1], "/tmp/a1/");
-        assert!(!args.iter().any(|a| a == "-a" || a == "-r"));
-    }
-
-    #[test]
-    fn a_batch_lists_its_files_and_pulls_from_the_module_root() {
-        let c = cfg("rsync_nodelay = no");
-        let j = job(&c, "x y #1.tar.gz");
-        let args: Vec<String> = batch_args(
-            &c,
-            &j.source,
-            Path::new("/tmp/t/b1.1.files"),
-            Path::new("/tmp/a1"),
-            0,
-        )
-        .into_iter()
-        .map(|s| s.into_string().unwrap())
-        .collect();
-        assert_eq!(&args[..3], ["-s", "--no-links", "--times"]);
-        assert!(args.contains(&"--from0".into()));
-        assert!(args.contains(&"--files-from=/tmp/t/b1.1.files".into()));
-        assert!(!args.iter().any(|a| a.starts_with("--copy-dest")
-            || a.starts_with("--bwlimit")
-            || a.starts_with("--sockopts")));
-        assert_eq!(
-            &args[args.len() - 3..],
-            ["--", "rsync://10.1.2.3:8873/backup/", "/tmp/a1/"]
-        );
-    }
-
-    #[test]
-    fn user_and_ipv6_in_url() {
-        let src = RsyncSource {
-            ip: "::1".parse().unwrap(),
-            port: 873,
-            module: "m".into(),
-        };
-        assert_eq!(
-            source_url(&src, Some("ub"), "a/b"),
-            "rsync://ub@[::1]:873/m/a/b"
-        );
     }
 
     #[test]
@@ -380,11 +302,11 @@ mod tests {
 
     #[test]
     fn watchdog_covers_timeouts_and_a_slow_transfer() {
-        let c = cfg("");
-        assert_eq!(watchdog(&c, 0, 0), Duration::from_secs(3 + 14 + 30));
+        let o = opts();
+        assert_eq!(watchdog(&o, 0, 0), Duration::from_secs(3 + 14 + 30));
         // 100 MiB at 1000 KiB/s: expected ~102 s, the watchdog allows 4x that
         assert_eq!(
-            watchdog(&c, 100 << 20, 1000),
+            watchdog(&o, 100 << 20, 1000),
             Duration::from_secs(3 + 14 + 409 + 30)
         );
     }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// One `key = value` with the line it came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,6 @@
-//! The SQLite schema as numbered migrations.
+//! The SQLite schema as numbered migrations: every table and index of the
+//! catalog is defined here, the backups and the instance registry (1) and
+//! the reporter's disk/queue samples (2).
 //!
 //! `schema_version` holds the highest migration applied. At open, every
 //! later migration runs in its own transaction. To change the schema, append
@@ -11,7 +13,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// (version, SQL). Versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, crate::samples::MIGRATION_V2)];
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// The current schema version of this build.
 pub fn latest() -> u32 {
@@ -86,6 +88,39 @@ CREATE TABLE IF NOT EXISTS nodes (
     last_seen_ms  INTEGER NOT NULL,
     results       INTEGER NOT NULL DEFAULT 0
 );
+"#;
+
+/// The reporter's time series (see `crate::samples`).
+const V2: &str = r#"
+-- One row per `ubackup-reporter disk` run on a node. Bytes; unix ms.
+CREATE TABLE IF NOT EXISTS disk_samples (
+    node       TEXT    NOT NULL,
+    time_ms    INTEGER NOT NULL,
+    ip         TEXT    NOT NULL,
+    path       TEXT    NOT NULL,   -- server_root_path
+    total      INTEGER NOT NULL,
+    used       INTEGER NOT NULL,
+    free       INTEGER NOT NULL,   -- available to unprivileged writers (f_bavail)
+    mem_total  INTEGER,
+    mem_used   INTEGER,
+    load1      REAL,
+    cpus       INTEGER,
+    PRIMARY KEY (node, time_ms)
+);
+CREATE INDEX IF NOT EXISTS disk_samples_by_time ON disk_samples (time_ms);
+
+-- One row per list per `ubackup-reporter queue` run.
+CREATE TABLE IF NOT EXISTS queue_samples (
+    list          TEXT    NOT NULL,   -- the Redis key
+    time_ms       INTEGER NOT NULL,
+    kind          TEXT    NOT NULL,   -- priority / results / inflight / dead
+    queue         TEXT    NOT NULL,   -- the queue the list belongs to
+    worker        TEXT,               -- for in-flight lists
+    depth         INTEGER NOT NULL,
+    oldest_age_ms INTEGER,            -- age of the oldest element, when known
+    PRIMARY KEY (list, time_ms)
+);
+CREATE INDEX IF NOT EXISTS queue_samples_by_time ON queue_samples (time_ms);
 "#;
 
 /// Brings `conn` up to [`latest`]. Returns the version it found.

@@ -1,7 +1,10 @@
 //! What a failed attempt means for the next one: rsync's exit codes as
-//! observed with rsync 3.5.0 (shared/CRATES.md), plus our own checks.
+//! observed with rsync 3.5.0 (shared/CRATES.md), plus the receiving side's
+//! own checks, and how long to wait before the next attempt.
 
 use std::time::Duration;
+
+use ubackup_common::backoff::Backoff;
 
 /// How an attempt ended, before deciding on a retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,8 @@ impl AttemptError {
     }
 }
 
+impl std::error::Error for AttemptError {}
+
 impl std::fmt::Display for AttemptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -112,11 +117,13 @@ pub fn exit_meaning(code: i32) -> &'static str {
     }
 }
 
-/// Delay before attempt `next` (2-based): `base`, doubling, capped at 60 s.
+/// The longest wait between two attempts of one transfer.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Delay before attempt `next` (2-based): `base`, doubling, capped at
+/// [`BACKOFF_CAP`].
 pub fn backoff(base: Duration, next: u32) -> Duration {
-    let shift = next.saturating_sub(2).min(16);
-    base.saturating_mul(1u32 << shift)
-        .min(Duration::from_secs(60))
+    Backoff::new(base, BACKOFF_CAP).delay(next.saturating_sub(2))
 }
 
 #[cfg(test)]

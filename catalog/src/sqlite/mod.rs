@@ -6,6 +6,17 @@
 //! Every call runs on `spawn_blocking`; the two connections (one writer,
 //! one reader) sit behind `std::sync::Mutex`es that are never held across
 //! an `.await`.
+//!
+//! Layout: this module is the store and its [`Catalog`] queries;
+//! [`schema`] every table; `retention`, `reports`, `samples`, `web_stats`
+//! the other traits and the reporter's time series, each in SQL.
+
+pub mod schema;
+
+mod reports;
+mod retention;
+mod samples;
+mod web_stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,7 +31,7 @@ use ubackup_common::ResultRecord;
 use crate::record::{
     BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,
 };
-use crate::{schema, Catalog, CatalogError};
+use crate::{Catalog, CatalogError, ErrorSource};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -109,22 +120,21 @@ impl SqliteCatalog {
     /// `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
         let store = format!("sqlite {}", path.display());
-        let fatal = |what: &str, e: &dyn std::fmt::Display| CatalogError::Fatal {
-            store: store.clone(),
-            reason: format!("{what}: {e}"),
+        let fatal = |what: &str, e: ErrorSource| {
+            CatalogError::fatal(store.clone(), format!("{what}: {e}")).because(e)
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| fatal(&format!("cannot create {}", dir.display()), &e))?;
+                .map_err(|e| fatal(&format!("cannot create {}", dir.display()), e.into()))?;
         }
-        let mut writer = Connection::open(path).map_err(|e| fatal("cannot open", &e))?;
-        configure(&writer).map_err(|e| fatal("cannot configure", &e))?;
+        let mut writer = Connection::open(path).map_err(|e| fatal("cannot open", e.into()))?;
+        configure(&writer).map_err(|e| fatal("cannot configure", e.into()))?;
         let found =
-            schema::migrate(&mut writer).map_err(|e| fatal("schema migration failed", &e))?;
+            schema::migrate(&mut writer).map_err(|e| fatal("schema migration failed", e.into()))?;
         if found > schema::latest() {
-            return Err(fatal(
-                "unsupported schema",
-                &format!("database schema version {found} is newer than this build's {}; upgrade ubackup", schema::latest()),
+            return Err(CatalogError::fatal(
+                store,
+                format!("unsupported schema: database schema version {found} is newer than this build's {}; upgrade ubackup", schema::latest()),
             ));
         }
         let reader = Connection::open_with_flags(
@@ -133,10 +143,10 @@ impl SqliteCatalog {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )
-        .map_err(|e| fatal("cannot open a reader", &e))?;
+        .map_err(|e| fatal("cannot open a reader", e.into()))?;
         reader
             .busy_timeout(Duration::from_secs(5))
-            .map_err(|e| fatal("cannot configure", &e))?;
+            .map_err(|e| fatal("cannot configure", e.into()))?;
         Ok(SqliteCatalog {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),
@@ -170,7 +180,7 @@ impl SqliteCatalog {
             f(&mut c)
         })
         .await
-        .map_err(|e| self.fatal(format!("writer task failed: {e}")))?
+        .map_err(|e| self.fatal(format!("writer task failed: {e}")).because(e))?
         .map_err(|e| this.err(e))
     }
 
@@ -187,7 +197,7 @@ impl SqliteCatalog {
             f(&c)
         })
         .await
-        .map_err(|e| self.fatal(format!("reader task failed: {e}")))?
+        .map_err(|e| self.fatal(format!("reader task failed: {e}")).because(e))?
         .map_err(|e| this.err(e))
     }
 
@@ -206,10 +216,7 @@ impl SqliteCatalog {
     }
 
     fn fatal(&self, reason: String) -> CatalogError {
-        CatalogError::Fatal {
-            store: self.describe(),
-            reason,
-        }
+        CatalogError::fatal(self.describe(), reason)
     }
 
     /// Busy/locked/full/I-O errors may pass; anything else will not.
@@ -224,15 +231,9 @@ impl SqliteCatalog {
             )
         );
         if transient {
-            CatalogError::Unavailable {
-                store: self.describe(),
-                reason: e.to_string(),
-            }
+            CatalogError::unavailable(self.describe(), e.to_string()).because(e)
         } else {
-            CatalogError::Fatal {
-                store: self.describe(),
-                reason: e.to_string(),
-            }
+            CatalogError::fatal(self.describe(), e.to_string()).because(e)
         }
     }
 }

@@ -1,43 +1,16 @@
-//! Backoff for transient failures, and logging an outage once per state
-//! change rather than once per retry.
+//! Logging an outage once per state change rather than once per retry,
+//! and the backoff the retries between wait by.
 
 use std::time::{Duration, Instant};
 
-/// Capped exponential backoff. Only transient failures (a store or Redis
-/// that is down, 429/5xx items) go through it; a malformed result is
-/// dead-lettered at once and never makes anything wait.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    cap: Duration,
-    next: Duration,
-}
+use ubackup_common::backoff::Backoff;
 
-impl Backoff {
-    pub fn new(first: Duration, cap: Duration) -> Self {
-        Backoff {
-            first,
-            cap,
-            next: first,
-        }
-    }
-
-    /// The wait before the next attempt; doubles up to the cap.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.cap);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
-    }
+/// The wait between retries of a store or Redis call: 200 ms, doubling up
+/// to 30 s. Only transient failures (a store or Redis that is down,
+/// 429/5xx items) go through it; a malformed result is dead-lettered at
+/// once and never makes anything wait.
+pub fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
 }
 
 /// Tracks whether something (a sink, Redis) is failing, so that the log
@@ -99,15 +72,6 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
-        let seq: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
-    }
 
     #[test]
     fn outage_logs_once_per_state_change() {

@@ -1,0 +1,31 @@
+//! A client's push onto a priority list, at most once per message id
+//! (`lua/push_once.lua`): the message is LPUSHed and an expiring marker for
+//! its id is set in one atomic step, or nothing happens if the marker
+//! exists, so a resend of a push whose outcome was unknown is not queued
+//! twice.
+
+use redis::aio::ConnectionManager;
+
+use super::script;
+use crate::keys::Keys;
+
+/// Pushes `payload` (message `id`) onto `queue` unless a push of that id
+/// landed within `marker_ttl_secs`. `Ok(true)`: pushed now; `Ok(false)`: an
+/// earlier push had landed, nothing was pushed.
+pub async fn push_once(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    id: &str,
+    queue: &str,
+    payload: &str,
+    marker_ttl_secs: u64,
+) -> redis::RedisResult<bool> {
+    let n: i64 = redis::Script::new(script::PUSH_ONCE)
+        .key(keys.sent(id))
+        .key(queue)
+        .arg(payload)
+        .arg(marker_ttl_secs)
+        .invoke_async(conn)
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,36 @@
+//! What every pull shares with the dispatcher that started it: the config
+//! in force, the queue, where results go, the disk reserve, the temp area,
+//! the node's counters, and the two shutdown stages.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use ubackup_common::shutdown::Shutdown;
+use ubackup_common::WorkQueue;
+use ubackup_transport::TempArea;
+
+use crate::config::ServerConfig;
+use crate::disk::DiskReserve;
+use crate::node::NodeStatus;
+use crate::results::ResultSink;
+
+/// What every job shares.
+pub(crate) struct Ctx {
+    pub cfg: watch::Receiver<Arc<ServerConfig>>,
+    pub wq: WorkQueue,
+    pub sink: ResultSink,
+    pub disk: DiskReserve,
+    pub tmp: TempArea,
+    pub status: Arc<NodeStatus>,
+    /// Tripped by SIGTERM: stop popping, no new attempts.
+    pub stop: Shutdown,
+    /// Tripped when the drain deadline passes: kill running rsyncs.
+    pub abort: Shutdown,
+}
+
+impl Ctx {
+    /// The config in force now (SIGHUP replaces it).
+    pub fn cfg(&self) -> Arc<ServerConfig> {
+        self.cfg.borrow().clone()
+    }
+}
