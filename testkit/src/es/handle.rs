@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::http::base64;
 use super::router;
-use super::state::{ItemFault, ItemMatch, RequestFault, StandIn};
+use super::state::{ItemFault, ItemMatch, LoggedRequest, RequestFault, StandIn};
 
 /// A running stand-in. Dropping it stops the server and its thread.
 pub struct EsStandIn {
@@ -21,20 +21,6 @@ pub struct EsStandIn {
     shared: Arc<Mutex<StandIn>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// One request as the stand-in saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedRequest {
-    pub method: String,
-    /// Path without the query string.
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    /// Bulk requests: number of operations parsed (0 otherwise).
-    pub bulk_items: usize,
-    /// The request body, for bulk/mapping assertions.
-    pub body: String,
 }
 
 impl EsStandIn {
