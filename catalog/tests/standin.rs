@@ -3,39 +3,12 @@
 //! accepts every one of them. The stand-in's own tests sit next to it in
 //! `ubackup-testkit`.
 
-use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::transport::Transport;
 use elasticsearch::http::Method;
-use elasticsearch::Elasticsearch;
-use serde_json::{json, Value};
+use serde_json::json;
 use ubackup_catalog::es::mapping;
 use ubackup_catalog::{Catalog, EsCatalog, EsSettings};
+use ubackup_testkit::es::client::{client, raw};
 use ubackup_testkit::es::EsStandIn;
-
-fn client(es: &EsStandIn) -> Elasticsearch {
-    Elasticsearch::new(Transport::single_node(&es.url()).unwrap())
-}
-
-async fn raw(
-    c: &Elasticsearch,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> (u16, Value, HeaderMap) {
-    let resp = c
-        .send(method, path, HeaderMap::new(), None::<&()>, body, None)
-        .await
-        .unwrap();
-    let status = resp.status_code().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, v, headers)
-}
 
 #[tokio::test]
 async fn our_mapping_request_is_valid_es8_syntax() {

@@ -44,17 +44,7 @@ pub(crate) fn all_logs(w: &World) -> String {
     s
 }
 
-pub(crate) fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
+pub(crate) use ubackup_testkit::fixtures::file_names as files;
 
 /// A tiny deterministic PRNG (xorshift), seeded and printed for replays.
 pub(crate) struct Rng(pub(crate) u64);

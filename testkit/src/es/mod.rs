@@ -53,11 +53,15 @@
 //!   ([`LoggedRequest`]); `error`: ES-shaped errors;
 //! * `mapping` (with `mapping::fields`), `values`, `document`: mappings,
 //!   field values, and documents checked against their mapping;
+//! * `client` (feature `es-client`): the official client's raw requests,
+//!   for tests that talk to the stand-in directly;
 //! * endpoints: `indices`, `templates`, `get` (`_doc`, `_mget`), `bulk`
 //!   (with `bulk::parse`), `search` (with `search::{query, compile,
 //!   sort}`).
 
 mod bulk;
+#[cfg(any(test, feature = "es-client"))]
+pub mod client;
 mod document;
 mod error;
 mod get;

@@ -1,42 +1,16 @@
 //! Clients for the stand-in's own tests: the official Elasticsearch client's
-//! raw `send` (what the catalog and the indexer use), and a bare HTTP/1.1
-//! exchange for what no client sends (odd paths, methods and headers).
+//! raw `send` (from [`super::client`], shared with other crates' tests), and
+//! a bare HTTP/1.1 exchange for what no client sends (odd paths, methods and
+//! headers).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::transport::Transport;
-use elasticsearch::http::Method;
-use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use super::EsStandIn;
 
-pub(super) fn client(es: &EsStandIn) -> Elasticsearch {
-    Elasticsearch::new(Transport::single_node(&es.url()).unwrap())
-}
-
-pub(super) async fn raw(
-    c: &Elasticsearch,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> (u16, Value, HeaderMap) {
-    let resp = c
-        .send(method, path, HeaderMap::new(), None::<&()>, body, None)
-        .await
-        .unwrap();
-    let status = resp.status_code().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, v, headers)
-}
+pub(crate) use super::client::{client, raw};
 
 pub(super) fn json_body(v: Value) -> Option<String> {
     Some(v.to_string())
