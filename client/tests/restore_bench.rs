@@ -2,7 +2,7 @@
 //! (ignored: a measurement, not a test). Run with
 //!
 //! ```text
-//! cargo test --release -p ubackup-client --test restore_bench -- --ignored --nocapture
+//! cargo test --release -p ubackup-client --test tests -- restore_bench:: --ignored --nocapture
 //! ```
 //!
 //! `UBACKUP_BENCH_MB` sets the size of each of the 3 files of the chain

@@ -1,7 +1,7 @@
 //! The real binary against a real redis-server: concurrency, the message
 //! format, list selection, `check`, exit codes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

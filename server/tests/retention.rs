@@ -2,7 +2,7 @@
 //! catalog and real files under server_root_path; the periodic prune of a
 //! running node (real redis-server and rsync daemon).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
