@@ -466,10 +466,7 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
         .map(|i| {
             let create_time = now - 600_000 + i;
             ResultRecord {
-                interval: 3600,
                 server_id: 100000 + i / 20,
-                game_id: 31,
-                op_id: 1,
                 game_server_ip: format!(
                     "10.{}.{}.{}",
                     (i / 20) / 65536 % 256,
@@ -477,7 +474,6 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
                     (i / 20) % 256
                 ),
                 instance: 3300 + i % 20,
-                back_server_ip: "10.0.9.1".into(),
                 file_path: Some(format!(
                     "/data/mysql/10.0.{}/{}/",
                     (i / 20) / 256 % 256,
@@ -487,19 +483,10 @@ pub fn results(n: usize) -> Vec<ResultRecord> {
                 create_time,
                 rsync_time: create_time + 5000,
                 size: 4096,
-                last_all_filename: "None".into(),
-                last_all_time: 0,
-                succeed: 1,
-                log: "ok".into(),
-                back_type: "mysql".into(),
-                node_id: Some("n1".into()),
                 duration_ms: Some(25),
-                attempts: Some(1),
                 bytes_per_sec: Some(163840),
-                verify: Some("size+blake3".into()),
                 checksum: Some(format!("blake3:{:064x}", i)),
-                illegal: None,
-                run_id: None,
+                ..ubackup_testkit::fixtures::result(0, create_time)
             }
         })
         .collect()

@@ -126,33 +126,22 @@ mod tests {
 
     pub(crate) fn rec(name: &str, t: i64, full: Option<(&str, i64)>) -> CatalogRecord {
         let r = ResultRecord {
-            interval: 3600,
             server_id: 1,
             game_id: 1,
-            op_id: 1,
-            game_server_ip: "10.0.0.5".into(),
-            instance: 3306,
-            back_server_ip: "10.0.9.1".into(),
             file_path: Some("/b/mysql/10.0.0/5".into()),
             filename: Some(name.into()),
-            create_time: t,
             rsync_time: t + 1,
             size: 1,
             last_all_filename: full
                 .map(|f| f.0.to_string())
                 .unwrap_or_else(|| "None".into()),
             last_all_time: full.map(|f| f.1).unwrap_or(0),
-            succeed: 1,
-            log: "ok".into(),
-            back_type: "mysql".into(),
-            node_id: Some("n1".into()),
             duration_ms: None,
             attempts: None,
             bytes_per_sec: None,
             verify: None,
             checksum: None,
-            illegal: None,
-            run_id: None,
+            ..ubackup_testkit::fixtures::result(3306, t)
         };
         CatalogRecord::new(r, "g")
     }

@@ -371,35 +371,22 @@ mod tests {
 
     pub(crate) fn result(instance: i64, create_time: i64, succeed: u8) -> ResultRecord {
         ResultRecord {
-            interval: 3600,
-            server_id: 111111,
-            game_id: 31,
-            op_id: 1,
-            game_server_ip: "10.0.0.5".into(),
             instance,
-            back_server_ip: "10.0.9.1".into(),
-            file_path: Some("/data/mysql/10.0.0/5".into()),
             filename: Some(format!("db_{instance}_{create_time}.tar.gz")),
             create_time,
             rsync_time: create_time + 5000,
-            size: 1024,
-            last_all_filename: "None".into(),
-            last_all_time: 0,
             succeed,
             log: if succeed == 1 {
                 "ok".into()
             } else {
                 "rsync failed: code 10".into()
             },
-            back_type: "mysql".into(),
-            node_id: Some("n1".into()),
             duration_ms: None,
             attempts: None,
             bytes_per_sec: None,
             verify: None,
             checksum: None,
-            illegal: None,
-            run_id: None,
+            ..ubackup_testkit::fixtures::result(instance, create_time)
         }
     }
 

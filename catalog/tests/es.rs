@@ -1,6 +1,6 @@
 //! The Elasticsearch catalog against the ES 8 stand-in.
 
-mod common;
+use crate::common;
 
 use common::{failed, rec, result};
 use serde_json::json;

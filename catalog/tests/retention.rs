@@ -1,7 +1,7 @@
 //! Pins, deletion marks, verification results and full scans, the same on
 //! SQLite and on the Elasticsearch stand-in.
 
-mod common;
+use crate::common;
 
 use common::{rec, result};
 use ubackup_catalog::retention::VERIFY_ILLEGAL_PREFIX;

@@ -1,6 +1,6 @@
 //! The SQLite catalog against a real database file.
 
-mod common;
+use crate::common;
 
 use common::{failed, rec, result};
 use ubackup_catalog::{BackupQuery, Catalog, InstanceKey, SqliteCatalog, StoreOutcome};

@@ -2,7 +2,7 @@
 //! incremental on top of it, a forced full; and a full-only instance on its
 //! own list.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! `success: false` and a `log` an operator can act on; plus timeouts and
 //! the per-instance lock.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

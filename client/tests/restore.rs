@@ -77,33 +77,23 @@ impl Env {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(&orig, dir.join(name)).unwrap();
         let r = ResultRecord {
-            interval: 3600,
             server_id,
-            game_id: 31,
-            op_id: 1,
-            game_server_ip: "10.0.0.5".into(),
             instance,
             back_server_ip: "127.0.0.1".into(),
             file_path: Some(dir.display().to_string()),
             filename: Some(name.into()),
-            create_time: t,
             rsync_time: t + 5000,
             size: len as i64,
             last_all_filename: full
                 .map(|f| f.0.to_string())
                 .unwrap_or_else(|| "None".into()),
             last_all_time: full.map(|f| f.1).unwrap_or(0),
-            succeed: 1,
-            log: "ok".into(),
             back_type: ty.into(),
             node_id: Some("node-a".into()),
             duration_ms: Some(100),
-            attempts: Some(1),
             bytes_per_sec: None,
-            verify: Some("size+blake3".into()),
             checksum: Some(ubackup_common::fsutil::blake3_file(&orig).unwrap()),
-            illegal: None,
-            run_id: None,
+            ..ubackup_testkit::fixtures::result(instance, t)
         };
         let rec = CatalogRecord::new(r, "g");
         self.cat().store(std::slice::from_ref(&rec)).await.unwrap();

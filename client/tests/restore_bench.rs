@@ -2,7 +2,7 @@
 //! (ignored: a measurement, not a test). Run with
 //!
 //! ```text
-//! cargo test --release -p ubackup-client --test restore_bench -- --ignored --nocapture
+//! cargo test --release -p ubackup-client --test tests -- restore_bench:: --ignored --nocapture
 //! ```
 //!
 //! `UBACKUP_BENCH_MB` sets the size of each of the 3 files of the chain
@@ -49,12 +49,6 @@ async fn restore_throughput_vs_raw_rsync() {
         write_file(&p, mb << 20, i as u64 + 1);
         total += (mb << 20) as u64;
         let r = ResultRecord {
-            interval: 3600,
-            server_id: 111111,
-            game_id: 31,
-            op_id: 1,
-            game_server_ip: "10.0.0.5".into(),
-            instance: 3306,
             back_server_ip: "127.0.0.1".into(),
             file_path: Some(dir.display().to_string()),
             filename: Some(n.to_string()),
@@ -67,17 +61,11 @@ async fn restore_throughput_vs_raw_rsync() {
                 "full.xb".into()
             },
             last_all_time: if i == 0 { 0 } else { t0 },
-            succeed: 1,
-            log: "ok".into(),
-            back_type: "mysql".into(),
-            node_id: Some("n1".into()),
             duration_ms: None,
             attempts: None,
             bytes_per_sec: None,
-            verify: Some("size+blake3".into()),
             checksum: Some(ubackup_common::fsutil::blake3_file(&p).unwrap()),
-            illegal: None,
-            run_id: None,
+            ..ubackup_testkit::fixtures::result(3306, 0)
         };
         cat.store(&[CatalogRecord::new(r, "g")]).await.unwrap();
     }

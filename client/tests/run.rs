@@ -1,7 +1,7 @@
 //! The real binary against a real redis-server: concurrency, the message
 //! format, list selection, `check`, exit codes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -70,23 +70,7 @@ fn message_fields_and_json_types_match_the_original() {
     let msgs = fx.messages(&fx.queue);
     assert_eq!(msgs.len(), 2);
     let (full, incr) = (&msgs[0], &msgs[1]);
-    let original = [
-        "filename",
-        "last_all_filename",
-        "size",
-        "log",
-        "create_time",
-        "success",
-        "server_id",
-        "game_id",
-        "op_id",
-        "game_server_ip",
-        "back_type",
-        "instance",
-        "rsync_model",
-        "last_all_time",
-        "interval",
-    ];
+    let original = ubackup_testkit::fixtures::ORIGINAL_MESSAGE_FIELDS;
     assert_ne!(
         full["run_id"], incr["run_id"],
         "each run has its own run_id"

@@ -1,7 +1,7 @@
 //! Redis down: messages go to the spool, the next run sends them oldest
 //! first, exactly once, also across a crash between push and unlink.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

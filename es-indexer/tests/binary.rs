@@ -1,7 +1,7 @@
 //! The real `ubackup-indexer` binary: kill -9 mid-batch, SIGTERM, an
 //! Elasticsearch outage, config errors and exit codes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

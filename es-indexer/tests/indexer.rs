@@ -1,7 +1,7 @@
 //! The indexer in-process against a real redis-server, the ES stand-in and
 //! a real SQLite file.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

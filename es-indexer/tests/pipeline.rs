@@ -4,7 +4,7 @@
 //! next write. What must not change: a result leaves Redis only once every
 //! store has it, nothing is lost, and an outage holds a bounded amount.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

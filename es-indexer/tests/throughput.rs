@@ -1,9 +1,9 @@
 //! Throughput measurement, not a test: `cargo test -p ubackup-indexer
-//! --test throughput -- --ignored --nocapture`. Pushes 20,000 results,
+//! --test tests -- throughput:: --ignored --nocapture`. Pushes 20,000 results,
 //! then times the indexer draining them into SQLite only, into the ES
 //! stand-in only, and into both; three runs each, prints the medians.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

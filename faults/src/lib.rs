@@ -1,7 +1,7 @@
 //! The fault-injection harness: a whole ubackup cluster on loopback, a
 //! producer that keeps a ledger of every acknowledged LPUSH, and the
 //! invariant check "nothing lost, nothing twice, nothing outside its
-//! directory" (issue 8). The cases themselves are in `tests/faults.rs`.
+//! directory" (issue 8). The cases themselves are in `tests/faults/`.
 //!
 //! Layout:
 //! * [`world`]: one case's cluster, on the workspace's cluster builder

@@ -1,7 +1,7 @@
 //! Every alert type raised and then resolved, against a real redis-server
 //! and a real SQLite catalog; Nagios exit codes of the real binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ubackup_common::keys::state;

@@ -3,7 +3,7 @@
 //! in-flight items would be stranded: the reaper finds them through the
 //! state hash that forgetting deletes).
 
-mod common;
+use crate::common;
 
 use common::{p, Bench};
 use redis::Commands;

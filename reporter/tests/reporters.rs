@@ -2,7 +2,7 @@
 //! the indexer host get every sample into the catalog through Redis;
 //! Elasticsearch gets them too when configured.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ubackup_catalog::{QueueKind, SampleQuery};

@@ -1,7 +1,7 @@
 //! `serve`: `/metrics` parses as Prometheus text, `/api/alerts` and
 //! `/api/status` are the same JSON as the CLI's.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! `status` shows a paused node and a down node, the queues, the last 24 h
 //! and the instance counts; text and `--json` carry the same data.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ubackup_common::keys::state;

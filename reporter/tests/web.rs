@@ -2,7 +2,7 @@
 //! hostile names, 400/404 pages, token enforcement, node controls changing
 //! the control hash, and dead letters requeued (atomically) or dropped.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

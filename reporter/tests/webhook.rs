@@ -2,7 +2,7 @@
 //! across repeated runs of the real binary; a failing webhook is retried on
 //! the next run and nothing is lost or sent twice.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! acknowledged on its own; a bad file does not fail its neighbours; a
 //! crash mid-batch still gives each message exactly one file and one result.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The pull node as a process: real redis-server, real rsync daemon, the
 //! real `ubackup-server` binary.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

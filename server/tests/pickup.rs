@@ -1,7 +1,7 @@
 //! Pickup from every list is immediate (`server/src/listwatch.rs`): the
 //! `queue_wait_ms` poll is only the fallback.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! catalog and real files under server_root_path; the periodic prune of a
 //! running node (real redis-server and rsync daemon).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -62,16 +62,9 @@ impl Store {
         let checksum = with_file.then(|| ubackup_common::fsutil::blake3_file(&path).unwrap());
         let t = self.now - (b.days_ago * DAY_MS as f64) as i64;
         let r = ResultRecord {
-            interval: 3600,
-            server_id: 111111,
-            game_id: 31,
-            op_id: 1,
-            game_server_ip: "10.0.0.5".into(),
-            instance: b.instance,
             back_server_ip: "127.0.0.1".into(),
             file_path: Some(dir.display().to_string()),
             filename: Some(b.name.into()),
-            create_time: t,
             rsync_time: t + 1000,
             size: len as i64,
             last_all_filename: b
@@ -82,17 +75,12 @@ impl Store {
                 .full
                 .map(|f| self.now - (f.1 * DAY_MS as f64) as i64)
                 .unwrap_or(0),
-            succeed: 1,
-            log: "ok".into(),
             back_type: b.ty.into(),
             node_id: Some(b.node.into()),
             duration_ms: Some(10),
-            attempts: Some(1),
             bytes_per_sec: None,
-            verify: Some("size+blake3".into()),
             checksum,
-            illegal: None,
-            run_id: None,
+            ..ubackup_testkit::fixtures::result(b.instance, t)
         };
         CatalogRecord::new(r, "g")
     }

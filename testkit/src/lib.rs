@@ -9,10 +9,13 @@
 //! `RsyncDaemon`, `Proc`, the TLS helpers) and the waits; [`cluster`]
 //! builds a whole cluster from them (the server's process tests, the e2e
 //! test, the fault suite and `ubackup-quickstart` all start theirs there);
-//! [`es`] is the Elasticsearch stand-in.
+//! [`es`] is the Elasticsearch stand-in; [`fixtures`] the sample data
+//! (a backup result, the original message's fields) several crates' tests
+//! share.
 
 pub mod cluster;
 pub mod es;
+pub mod fixtures;
 #[cfg(feature = "props")]
 pub mod props;
 

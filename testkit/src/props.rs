@@ -6,6 +6,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use crate::fixtures::ORIGINAL_MESSAGE_FIELDS;
+
 /// Names built from the pieces an attacker would use.
 pub fn hostile_name() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
@@ -50,22 +52,18 @@ pub fn any_json() -> impl Strategy<Value = Value> {
     ]
 }
 
-pub const FIELDS: &[&str] = &[
-    "filename",
-    "last_all_filename",
-    "size",
-    "log",
-    "create_time",
-    "success",
-    "server_id",
-    "game_id",
-    "op_id",
-    "game_server_ip",
-    "back_type",
-    "instance",
-    "rsync_model",
-    "last_all_time",
-    "interval",
-    "rsync_port",
-    "checksum",
-];
+/// The backup message's fields: the original client's, then the two a
+/// ubackup client may add.
+pub const FIELDS: &[&str] = &with_new_fields(ORIGINAL_MESSAGE_FIELDS);
+
+const fn with_new_fields(original: [&'static str; 15]) -> [&'static str; 17] {
+    let mut out = [""; 17];
+    let mut i = 0;
+    while i < original.len() {
+        out[i] = original[i];
+        i += 1;
+    }
+    out[15] = "rsync_port";
+    out[16] = "checksum";
+    out
+}

@@ -187,31 +187,12 @@ impl World {
 pub fn result(instance: i64, n: i64) -> ResultRecord {
     let create_time = ubackup_common::message::now_ms() - 60_000 + n;
     ResultRecord {
-        interval: 3600,
-        server_id: 111111,
-        game_id: 31,
-        op_id: 1,
-        game_server_ip: "10.0.0.5".into(),
-        instance,
-        back_server_ip: "10.0.9.1".into(),
-        file_path: Some("/data/mysql/10.0.0/5".into()),
         filename: Some(format!("db_{instance}_{n}.tar.gz")),
-        create_time,
-        rsync_time: create_time + 5000,
         size: 1024 + n,
-        last_all_filename: "None".into(),
-        last_all_time: 0,
-        succeed: 1,
-        log: "ok".into(),
-        back_type: "mysql".into(),
-        node_id: Some("n1".into()),
-        duration_ms: Some(120),
-        attempts: Some(1),
         bytes_per_sec: None,
         verify: Some("size".into()),
         checksum: None,
-        illegal: None,
-        run_id: None,
+        ..ubackup_testkit::fixtures::result(instance, create_time)
     }
 }
 

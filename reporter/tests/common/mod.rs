@@ -200,30 +200,14 @@ pub fn ok(instance: i64, age_s: i64, interval: i64) -> ResultRecord {
     let t = now_ms() - age_s * 1000;
     ResultRecord {
         interval,
-        server_id: 111111,
-        game_id: 31,
-        op_id: 1,
-        game_server_ip: "10.0.0.5".into(),
-        instance,
         back_server_ip: "10.20.0.5".into(),
         file_path: Some("/backup/mysql/10.0.0/5/".into()),
-        filename: Some(format!("db_{instance}_{t}.tar.gz")),
-        create_time: t,
         rsync_time: t + 3000,
         size: 50 << 20,
-        last_all_filename: "None".into(),
-        last_all_time: 0,
-        succeed: 1,
-        log: "ok".into(),
-        back_type: "mysql".into(),
-        node_id: Some("n1".into()),
         duration_ms: Some(2500),
-        attempts: Some(1),
         bytes_per_sec: Some(20 << 20),
-        verify: Some("size+blake3".into()),
         checksum: Some("blake3:00".into()),
-        illegal: None,
-        run_id: None,
+        ..ubackup_testkit::fixtures::result(instance, t)
     }
 }
 

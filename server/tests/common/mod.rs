@@ -287,15 +287,7 @@ impl Cluster {
 
 /// Regular files directly in `dir`, sorted by name.
 pub fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    ubackup_testkit::fixtures::file_names(dir)
 }
 
 /// rsync processes in process group `pgid` (from /proc).

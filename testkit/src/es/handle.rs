@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::http::base64;
 use super::router;
-use super::state::{ItemFault, ItemMatch, RequestFault, StandIn};
+use super::state::{ItemFault, ItemMatch, LoggedRequest, RequestFault, StandIn};
 
 /// A running stand-in. Dropping it stops the server and its thread.
 pub struct EsStandIn {
@@ -21,20 +21,6 @@ pub struct EsStandIn {
     shared: Arc<Mutex<StandIn>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// One request as the stand-in saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedRequest {
-    pub method: String,
-    /// Path without the query string.
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    /// Bulk requests: number of operations parsed (0 otherwise).
-    pub bulk_items: usize,
-    /// The request body, for bulk/mapping assertions.
-    pub body: String,
 }
 
 impl EsStandIn {
@@ -242,5 +228,53 @@ impl Drop for EsStandIn {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+
+    use crate::es::test_client::{client, raw};
+    use crate::es::EsStandIn;
+
+    #[tokio::test]
+    async fn injected_faults_and_delays() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        es.fail_requests(503, 2);
+        for _ in 0..2 {
+            let (s, v, _) = raw(&c, Method::Get, "/", None).await;
+            assert_eq!((s, v["status"].as_u64()), (503, Some(503)));
+        }
+        assert_eq!(raw(&c, Method::Get, "/", None).await.0, 200);
+        es.fail_item_id("x", 429, 1);
+        es.fail_nth_item(1, 400);
+        let body = "{\"index\":{\"_index\":\"f\",\"_id\":\"x\"}}\n{}\n{\"index\":{\"_index\":\"f\",\"_id\":\"y\"}}\n{}\n";
+        let (_, v, _) = raw(&c, Method::Post, "/_bulk", Some(body.into())).await;
+        assert_eq!(v["items"][0]["index"]["status"], 429);
+        assert_eq!(
+            v["items"][0]["index"]["error"]["type"],
+            "es_rejected_execution_exception"
+        );
+        assert_eq!(v["items"][1]["index"]["status"], 400);
+        let (_, v, _) = raw(&c, Method::Post, "/_bulk", Some(body.into())).await;
+        assert_eq!(
+            v["errors"], false,
+            "each fault fired its number of times: {v}"
+        );
+        es.set_delay(std::time::Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        raw(&c, Method::Get, "/", None).await;
+        assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+        es.set_delay(std::time::Duration::ZERO);
+        es.set_down(true);
+        assert_eq!(
+            raw(&c, Method::Post, "/_bulk", Some(body.into())).await.0,
+            503
+        );
+        es.set_down(false);
+        assert_eq!(raw(&c, Method::Get, "/", None).await.0, 200);
+        assert_eq!(es.request_count("POST", "/_bulk"), 3);
     }
 }

@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::error::EsErr;
-use super::handle::LoggedRequest;
-use super::state::StandIn;
+use super::state::{LoggedRequest, StandIn};
 
 pub(super) type Shared = Arc<Mutex<StandIn>>;
 

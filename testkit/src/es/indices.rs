@@ -204,3 +204,39 @@ pub(super) fn resolve_indices(st: &StandIn, list: &str) -> Result<Vec<String>, E
     out.dedup();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+    use serde_json::json;
+
+    use crate::es::test_client::{client, json_body, raw};
+    use crate::es::EsStandIn;
+
+    #[tokio::test]
+    async fn creating_an_existing_index_is_resource_already_exists() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        assert_eq!(
+            raw(&c, Method::Put, "/idx", json_body(json!({"mappings": {}})))
+                .await
+                .0,
+            200
+        );
+        let (s, v, _) = raw(&c, Method::Put, "/idx", json_body(json!({"mappings": {}}))).await;
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["type"], "resource_already_exists_exception");
+        assert_eq!(v["error"]["index"], "idx");
+        assert!(v["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("index [idx/"));
+        let (s, v, _) = raw(&c, Method::Put, "/Upper", None).await;
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (400, Some("invalid_index_name_exception"))
+        );
+        assert_eq!(raw(&c, Method::Head, "/idx", None).await.0, 200);
+        assert_eq!(raw(&c, Method::Head, "/nope", None).await.0, 404);
+    }
+}

@@ -40,22 +40,28 @@
 //! [`EsStandIn::set_delay`] (slow replies). Inspection: documents, versions,
 //! mappings, templates and a log of every request.
 //!
-//! Layout, one job per module:
+//! Layout, one job per module, each importing only those below it (the
+//! handle starts the router, the router calls the endpoints, the endpoints
+//! use `http` and `state`; nothing reaches back up):
 //! * `handle`: the public [`EsStandIn`] (start, faults, inspection);
 //! * `router`: axum routes from path and method to endpoint, and where ES
 //!   routes differently from axum's defaults (path reading, "no handler
 //!   found", `HEAD`, body limit, the product header);
 //! * `http`: what every request shares (faults, credentials, Content-Type,
 //!   query parameters, the log, JSON replies);
-//! * `state`: indices, documents, templates, faults; `error`: ES-shaped
-//!   errors;
+//! * `state`: indices, documents, templates, faults and the request log
+//!   ([`LoggedRequest`]); `error`: ES-shaped errors;
 //! * `mapping` (with `mapping::fields`), `values`, `document`: mappings,
 //!   field values, and documents checked against their mapping;
+//! * `client` (feature `es-client`): the official client's raw requests,
+//!   for tests that talk to the stand-in directly;
 //! * endpoints: `indices`, `templates`, `get` (`_doc`, `_mget`), `bulk`
 //!   (with `bulk::parse`), `search` (with `search::{query, compile,
 //!   sort}`).
 
 mod bulk;
+#[cfg(any(test, feature = "es-client"))]
+pub mod client;
 mod document;
 mod error;
 mod get;
@@ -67,9 +73,12 @@ mod router;
 mod search;
 mod state;
 mod templates;
+#[cfg(test)]
+mod test_client;
 mod values;
 
-pub use handle::{EsStandIn, LoggedRequest};
+pub use handle::EsStandIn;
+pub use state::LoggedRequest;
 
 /// The version the stand-in claims to be.
 pub const VERSION: &str = "8.17.0";

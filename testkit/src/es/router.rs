@@ -214,3 +214,214 @@ fn product_header(mut resp: Response) -> Response {
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+    use serde_json::json;
+
+    use crate::es::test_client::{client, exchange, raw};
+    use crate::es::EsStandIn;
+
+    const NDJSON: &[(&str, &str)] = &[("Content-Type", "application/x-ndjson")];
+    const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
+    #[tokio::test]
+    async fn root_answers_as_es8_with_the_product_header() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        let (status, v, h) = raw(&c, Method::Get, "/", None).await;
+        assert_eq!(status, 200);
+        assert!(v["version"]["number"].as_str().unwrap().starts_with("8."));
+        assert_eq!(v["tagline"], "You Know, for Search");
+        assert_eq!(h.get("x-elastic-product").unwrap(), "Elasticsearch");
+        // every response carries it, errors included
+        let (status, _, h) = raw(&c, Method::Get, "/missing/_doc/1", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(h.get("x-elastic-product").unwrap(), "Elasticsearch");
+    }
+
+    #[test]
+    fn paths_and_methods_without_an_api_are_no_handler_found() {
+        let es = EsStandIn::start();
+        for (method, path) in [
+            ("GET", "/_bulk"),
+            ("DELETE", "/_bulk"),
+            ("PATCH", "/idx"),
+            ("OPTIONS", "/"),
+            ("FOO", "/idx"),
+            ("POST", "/"),
+            ("GET", "/a/b/c/d"),
+            ("GET", "/_foo"),
+            ("PUT", "/_refresh"),
+            ("GET", "/idx/_doc/"),
+        ] {
+            let a = exchange(&es, method, path, &[], b"");
+            assert_eq!(a.status, 400, "{method} {path}");
+            assert_eq!(
+                a.json(),
+                json!({"error": format!("no handler found for uri [{path}] and method [{method}]"), "status": 400}),
+                "{method} {path}"
+            );
+            assert_eq!(a.header("x-elastic-product"), ["Elasticsearch"]);
+            assert_eq!(a.header("content-type"), ["application/json"]);
+            assert!(a.header("allow").is_empty(), "{method} {path}");
+        }
+        // HEAD is answered only where ES lists it, not wherever GET is
+        let a = exchange(&es, "HEAD", "/idx/_count", &[], b"");
+        assert_eq!((a.status, a.body.as_str()), (400, ""));
+        assert_eq!(a.header("content-length"), ["0"]);
+        let a = exchange(&es, "HEAD", "/", &[], b"");
+        assert_eq!((a.status, a.body.as_str()), (200, ""));
+        assert_eq!(a.header("content-type"), ["application/json"]);
+        assert_eq!(a.header("x-elastic-product"), ["Elasticsearch"]);
+    }
+
+    #[test]
+    fn paths_are_read_as_es_reads_them() {
+        let es = EsStandIn::start();
+        // empty segments and trailing slashes do not count
+        let a = exchange(&es, "PUT", "//idx2//", JSON, br#"{"mappings":{}}"#);
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.json()["index"], "idx2");
+        assert_eq!(
+            exchange(&es, "GET", "/idx2/_mapping/", &[], b"").status,
+            200
+        );
+        // segments are percent-decoded before they are matched
+        let a = exchange(
+            &es,
+            "POST",
+            "/%5Fbulk",
+            NDJSON,
+            b"{\"index\":{\"_index\":\"idx2\",\"_id\":\"z\"}}\n{}\n",
+        );
+        assert_eq!((a.status, &a.json()["errors"]), (200, &json!(false)));
+        let a = exchange(&es, "GET", "/idx2/_doc/a%2Fb", &[], b"");
+        assert_eq!(
+            (a.status, a.json()),
+            (404, json!({"_index": "idx2", "_id": "a/b", "found": false}))
+        );
+        // the log and the messages keep the path as sent
+        let a = exchange(&es, "GET", "/%5Fbulk/", &[], b"");
+        assert_eq!(
+            a.json()["error"],
+            "no handler found for uri [/%5Fbulk/] and method [GET]"
+        );
+        let paths: Vec<String> = es.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "//idx2//",
+                "/idx2/_mapping/",
+                "/%5Fbulk",
+                "/idx2/_doc/a%2Fb",
+                "/%5Fbulk/"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_index_api_under_index_template_is_the_index_api() {
+        let es = EsStandIn::start();
+        // `/_index_template/_search` searches an index named `_index_template`
+        let a = exchange(&es, "GET", "/_index_template/_search", &[], b"");
+        assert_eq!(a.status, 404);
+        assert_eq!(a.json()["error"]["type"], "index_not_found_exception");
+        assert_eq!(a.json()["error"]["index"], "_index_template");
+        // other methods on that path are still the template API
+        let a = exchange(&es, "DELETE", "/_index_template/_search", &[], b"");
+        assert_eq!(a.status, 404);
+        assert_eq!(
+            a.json()["error"]["reason"],
+            "index_template [_search] missing"
+        );
+        let a = exchange(&es, "HEAD", "/_index_template/_search", &[], b"");
+        assert_eq!((a.status, a.body.as_str()), (404, ""));
+        // `_mapping` comes after the templates: a template named `_mapping`
+        let a = exchange(&es, "GET", "/_index_template/_mapping", &[], b"");
+        assert_eq!(a.json()["error"]["type"], "resource_not_found_exception");
+        let a = exchange(
+            &es,
+            "PUT",
+            "/_index_template/_bulk",
+            NDJSON,
+            b"{\"index\":{\"_id\":\"1\"}}\n{}\n",
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+
+    #[test]
+    fn bodies_and_content_types_are_taken_as_es_takes_them() {
+        let es = EsStandIn::start();
+        let one = b"{\"index\":{\"_index\":\"b\",\"_id\":\"1\"}}\n{}\n";
+        for ct in [
+            "application/x-ndjson",
+            "application/json",
+            "application/json; charset=UTF-8",
+            "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
+        ] {
+            let a = exchange(&es, "POST", "/_bulk", &[("Content-Type", ct)], one);
+            assert_eq!(a.status, 200, "{ct}: {}", a.body);
+        }
+        let a = exchange(&es, "POST", "/_bulk", &[], one);
+        assert_eq!(
+            (a.status, a.json()),
+            (
+                406,
+                json!({"error": "Content-Type header is missing", "status": 406})
+            )
+        );
+        let a = exchange(
+            &es,
+            "POST",
+            "/_bulk",
+            &[("Content-Type", "text/plain")],
+            one,
+        );
+        assert_eq!(
+            (a.status, a.json()),
+            (
+                406,
+                json!({"error": "Content-Type header [text/plain] is not supported", "status": 406})
+            )
+        );
+        // far past axum's default 2 MB limit
+        let mut big = String::new();
+        let mut i = 0;
+        while big.len() < 3 * 1024 * 1024 {
+            big.push_str(&format!(
+                "{{\"index\":{{\"_id\":\"big{i}\"}}}}\n{{\"k\":\"{}\"}}\n",
+                "y".repeat(200)
+            ));
+            i += 1;
+        }
+        let a = exchange(&es, "POST", "/big/_bulk", NDJSON, big.as_bytes());
+        assert_eq!((a.status, &a.json()["errors"]), (200, &json!(false)));
+        assert_eq!(es.doc_count("big"), i);
+    }
+
+    #[test]
+    fn refused_credentials_name_both_schemes() {
+        let es = EsStandIn::start();
+        es.require_basic_auth("elastic", "changeme");
+        let a = exchange(&es, "GET", "/nope/", &[], b"");
+        assert_eq!(a.status, 401);
+        assert_eq!(
+            a.json()["error"]["reason"],
+            "missing authentication credentials for REST request [/nope/]"
+        );
+        assert_eq!(
+            a.header("www-authenticate"),
+            ["Basic realm=\"security\", charset=\"UTF-8\"", "ApiKey"]
+        );
+        let a = exchange(
+            &es,
+            "GET",
+            "/",
+            &[("Authorization", "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==")],
+            b"",
+        );
+        assert_eq!(a.status, 200);
+    }
+}

@@ -9,8 +9,23 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::error::EsErr;
-use super::handle::LoggedRequest;
 use super::mapping::Mapping;
+
+/// One request as the stand-in saw it (the log lives here, with
+/// everything else a request changes, so that `http` can write it without
+/// reaching back into the public handle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    /// Bulk requests: number of operations parsed (0 otherwise).
+    pub bulk_items: usize,
+    /// The request body, for bulk/mapping assertions.
+    pub body: String,
+}
 
 #[derive(Default)]
 pub(super) struct StandIn {

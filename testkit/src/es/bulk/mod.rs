@@ -302,3 +302,167 @@ fn deep_merge(into: &mut Value, from: &Value) {
         (a, b) => *a = b.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+    use serde_json::json;
+
+    use crate::es::test_client::{client, json_body, raw};
+    use crate::es::EsStandIn;
+
+    #[tokio::test]
+    async fn malformed_bulk_bodies_are_refused_like_es() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        let cases: &[(&str, &str, &str)] = &[
+            ("{\"index\":{\"_index\":\"i\"}}\n{\"a\":1}", "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]"),
+            ("{\"index\":{\"_index\":\"i\"}\n{\"a\":1}\n", "x_content_parse_exception", ""),
+            ("[\"index\"]\n{}\n", "illegal_argument_exception", "Malformed action/metadata line [1], expected START_OBJECT but found [START_ARRAY]"),
+            ("{\"upsert\":{\"_index\":\"i\"}}\n{}\n", "illegal_argument_exception", "Malformed action/metadata line [1], expected field [create], [delete], [index] or [update] but found [upsert]"),
+            ("{\"index\":{\"_index\":\"i\",\"_type\":\"doc\"}}\n{}\n", "illegal_argument_exception", "Action/metadata line [1] contains an unknown parameter [_type]"),
+            ("{\"index\":{}}\n{}\n", "action_request_validation_exception", "Validation Failed: 1: index is missing;"),
+            ("\n", "action_request_validation_exception", "Validation Failed: 1: no requests added;"),
+        ];
+        for (body, ty, reason) in cases {
+            let (s, v, _) = raw(&c, Method::Post, "/_bulk", Some(body.to_string())).await;
+            assert_eq!(s, 400, "{body:?}: {v}");
+            assert_eq!(v["error"]["type"], *ty, "{body:?}: {v}");
+            if !reason.is_empty() {
+                assert_eq!(v["error"]["reason"], *reason, "{body:?}");
+            }
+        }
+        let (s, v, _) = raw(
+            &c,
+            Method::Post,
+            "/_bulk?refresh=sometimes",
+            Some("{\"index\":{\"_index\":\"i\"}}\n{}\n".into()),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["reason"].as_str()),
+            (400, Some("Unknown value for refresh: [sometimes]."))
+        );
+        let (s, v, _) = raw(
+            &c,
+            Method::Post,
+            "/_bulk?bogus=1",
+            Some("{\"index\":{\"_index\":\"i\"}}\n{}\n".into()),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["reason"].as_str()),
+            (
+                400,
+                Some("request [/_bulk] contains unrecognized parameter: [bogus]")
+            )
+        );
+        assert!(
+            es.index_names().is_empty(),
+            "a refused request stores nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn bulk_items_have_es_shapes_and_documents_are_checked_against_the_mapping() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        let m = json!({"mappings": {"properties": {"ip": {"type": "ip"}, "t": {"type": "date", "format": "epoch_millis"}, "n": {"type": "integer"}, "k": {"type": "keyword"}}}});
+        assert_eq!(raw(&c, Method::Put, "/i", json_body(m)).await.0, 200);
+        let body = concat!(
+            "{\"index\":{\"_id\":\"a\"}}\n{\"ip\":\"10.0.0.1\",\"t\":1763800000000,\"n\":5,\"k\":111111}\n",
+            "{\"index\":{\"_id\":\"b\"}}\n{\"ip\":\"not-an-ip\"}\n",
+            "{\"index\":{\"_id\":\"c\"}}\n{\"t\":\"yesterday\"}\n",
+            "{\"index\":{\"_id\":\"d\"}}\n{\"n\":3000000000}\n",
+            "{\"index\":{\"_id\":\"e\"}}\n{\"k\":{\"nested\":1}}\n",
+            "{\"index\":{\"_id\":\"f\"}}\n{\"_id\":\"x\"}\n",
+            "{\"index\":{\"_id\":\"g\"}}\n{not json}\n",
+            "{\"index\":{\"_id\":\"a\"}}\n{\"ip\":\"::1\"}\n",
+        );
+        let (s, v, _) = raw(&c, Method::Post, "/i/_bulk", Some(body.into())).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["errors"], true);
+        assert!(v["took"].is_u64());
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items.len(), 8);
+        let a = &items[0]["index"];
+        assert_eq!(
+            (
+                a["status"].as_u64(),
+                a["result"].as_str(),
+                a["_version"].as_i64()
+            ),
+            (Some(201), Some("created"), Some(1))
+        );
+        assert_eq!(
+            a["_shards"],
+            json!({"total": 2, "successful": 1, "failed": 0})
+        );
+        let b = &items[1]["index"];
+        assert_eq!(b["status"], 400);
+        assert_eq!(b["error"]["type"], "document_parsing_exception");
+        assert!(
+            b["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("failed to parse field [ip] of type [ip] in document with id 'b'"),
+            "{b}"
+        );
+        assert_eq!(
+            b["error"]["caused_by"]["reason"],
+            "'not-an-ip' is not an IP string literal."
+        );
+        assert_eq!(b["error"]["index"], "i");
+        for (i, cause) in [
+            (
+                2,
+                "failed to parse date field [yesterday] with format [epoch_millis]",
+            ),
+            (3, "Value [3000000000] is out of range for an integer"),
+        ] {
+            let it = &items[i]["index"];
+            assert_eq!(it["status"], 400, "{it}");
+            assert_eq!(it["error"]["caused_by"]["reason"], cause, "{it}");
+        }
+        assert_eq!(
+            items[4]["index"]["error"]["type"],
+            "document_parsing_exception"
+        );
+        assert!(items[5]["index"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Field [_id] is a metadata field"));
+        assert_eq!(
+            items[6]["index"]["error"]["type"],
+            "document_parsing_exception"
+        );
+        let again = &items[7]["index"];
+        assert_eq!(
+            (
+                again["status"].as_u64(),
+                again["result"].as_str(),
+                again["_version"].as_i64()
+            ),
+            (Some(200), Some("updated"), Some(2))
+        );
+        assert_eq!(es.doc_count("i"), 1);
+        assert_eq!(es.doc("i", "a").unwrap(), json!({"ip": "::1"}));
+        assert_eq!(es.doc_version("i", "a"), Some(2));
+        // a long keyword without ignore_above is an immense term
+        let long = "x".repeat(40_000);
+        let (_, v, _) = raw(
+            &c,
+            Method::Post,
+            "/i/_bulk",
+            Some(format!(
+                "{{\"index\":{{\"_id\":\"l\"}}}}\n{{\"k\":\"{long}\"}}\n"
+            )),
+        )
+        .await;
+        assert_eq!(v["items"][0]["index"]["status"], 400);
+        assert!(v["items"][0]["index"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("immense term"));
+    }
+}

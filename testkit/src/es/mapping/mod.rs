@@ -199,3 +199,92 @@ pub(super) fn type_name(t: &FieldType) -> String {
         FieldType::Other(s) => s.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+    use serde_json::json;
+
+    use crate::es::test_client::{client, json_body, raw};
+    use crate::es::EsStandIn;
+
+    #[tokio::test]
+    async fn old_mapping_syntax_is_refused_like_es8() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        let (s, v, _) = raw(
+            &c,
+            Method::Put,
+            "/old1",
+            json_body(json!({"mappings": {"properties": {"f": {"type": "string"}}}})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["type"], "mapper_parsing_exception");
+        assert_eq!(
+            v["error"]["root_cause"][0]["reason"],
+            "No handler for type [string] declared on field [f]"
+        );
+        assert_eq!(v["status"], 400);
+
+        let (s, v, _) = raw(
+            &c,
+            Method::Put,
+            "/old2",
+            json_body(json!({"mappings": {"properties": {"f": {"type": "keyword", "index": "not_analyzed"}}}})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["type"], "mapper_parsing_exception");
+        assert_eq!(
+            v["error"]["reason"],
+            "Failed to parse mapping: Could not convert [f.index] to boolean"
+        );
+        assert_eq!(
+            v["error"]["caused_by"]["caused_by"]["reason"],
+            "Failed to parse value [not_analyzed] as only [true] or [false] are allowed."
+        );
+
+        // ES 8 has no mapping types
+        let (s, v, _) = raw(
+            &c,
+            Method::Put,
+            "/old3",
+            json_body(json!({"mappings": {"doc": {"properties": {"f": {"type": "keyword"}}}}})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert!(
+            v["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("Root mapping definition has unsupported parameters"),
+            "{v}"
+        );
+
+        // a template is checked the same way
+        let (s, v, _) = raw(
+            &c,
+            Method::Put,
+            "/_index_template/old",
+            json_body(json!({"index_patterns": ["old*"], "template": {"mappings": {"properties": {"f": {"type": "string"}}}}})),
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["type"], "mapper_parsing_exception");
+        // unknown parameters are refused too
+        let (s, v, _) = raw(
+            &c,
+            Method::Put,
+            "/old4",
+            json_body(json!({"mappings": {"properties": {"f": {"type": "date", "boost": 2}}}})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert_eq!(
+            v["error"]["root_cause"][0]["reason"],
+            "unknown parameter [boost] on mapper [f] of type [date]"
+        );
+        assert!(es.index_names().is_empty(), "nothing was created");
+    }
+}

@@ -313,3 +313,99 @@ pub(super) fn count(st: &mut StandIn, c: &Call) -> Result<Reply, EsErr> {
         json!({"count": total, "_shards": {"total": n, "successful": n, "skipped": 0, "failed": 0}}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use elasticsearch::http::Method;
+    use serde_json::json;
+
+    use crate::es::test_client::{client, json_body, raw};
+    use crate::es::EsStandIn;
+
+    #[tokio::test]
+    async fn search_sees_refreshed_documents_with_filters_sort_and_paging() {
+        let es = EsStandIn::start();
+        let c = client(&es);
+        let m = json!({"mappings": {"properties": {"k": {"type": "keyword"}, "t": {"type": "date", "format": "epoch_millis"}, "n": {"type": "integer"}, "msg": {"type": "text"}}}});
+        raw(&c, Method::Put, "/s", json_body(m)).await;
+        let mut body = String::new();
+        for i in 0..6 {
+            body.push_str(&format!(
+                "{{\"index\":{{\"_id\":\"d{i}\"}}}}\n{{\"k\":\"{}\",\"t\":{},\"n\":{i}}}\n",
+                if i % 2 == 0 { "even" } else { "odd" },
+                1000 + i
+            ));
+        }
+        raw(&c, Method::Post, "/s/_bulk", Some(body)).await;
+        // not refreshed yet: a search right after indexing sees nothing, as in ES
+        let (_, v, _) = raw(
+            &c,
+            Method::Post,
+            "/s/_count",
+            json_body(json!({"query": {"match_all": {}}})),
+        )
+        .await;
+        assert_eq!(v["count"], 0);
+        assert_eq!(raw(&c, Method::Post, "/s/_refresh", None).await.0, 200);
+        let q = json!({
+            "query": {"bool": {"filter": [{"term": {"k": "even"}}, {"range": {"t": {"gte": 1001, "lte": 1005}}}], "must_not": [{"term": {"n": 4}}]}},
+            "sort": [{"t": {"order": "desc"}}], "size": 10
+        });
+        let (s, v, _) = raw(&c, Method::Post, "/s/_search", json_body(q)).await;
+        assert_eq!(s, 200, "{v}");
+        let ids: Vec<&str> = v["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["d2"]);
+        assert_eq!(v["hits"]["hits"][0]["sort"], json!([1002]));
+        assert_eq!(v["hits"]["total"], json!({"value": 1, "relation": "eq"}));
+        let q = json!({"query": {"terms": {"n": [1, 3, 5]}}, "sort": [{"n": "asc"}], "size": 2, "from": 1});
+        let (_, v, _) = raw(&c, Method::Post, "/s/_search", json_body(q)).await;
+        let ids: Vec<&str> = v["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["d3", "d5"]);
+        let q = json!({"query": {"match_all": {}}, "sort": [{"n": "asc"}], "size": 2, "search_after": [3]});
+        let (_, v, _) = raw(&c, Method::Post, "/s/_search", json_body(q)).await;
+        assert_eq!(v["hits"]["hits"][0]["_id"], "d4");
+        // what ES 8 refuses
+        for (q, ty) in [
+            (
+                json!({"query": {"match_all": {}}, "sort": ["_id"]}),
+                "search_phase_execution_exception",
+            ),
+            (
+                json!({"query": {"match_all": {}}, "sort": ["msg"]}),
+                "search_phase_execution_exception",
+            ),
+            (
+                json!({"query": {"match_all": {}}, "sort": ["nope"]}),
+                "search_phase_execution_exception",
+            ),
+            (json!({"query": {"fuzzy_thing": {}}}), "parsing_exception"),
+            (
+                json!({"query": {"match_all": {}}, "size": 20000}),
+                "search_phase_execution_exception",
+            ),
+            (json!({"qeury": {}}), "parsing_exception"),
+        ] {
+            let (s, v, _) = raw(&c, Method::Post, "/s/_search", json_body(q.clone())).await;
+            assert_eq!(
+                (s, v["error"]["type"].as_str()),
+                (400, Some(ty)),
+                "{q}: {v}"
+            );
+        }
+        let (s, v, _) = raw(&c, Method::Post, "/missing/_search", json_body(json!({}))).await;
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (404, Some("index_not_found_exception"))
+        );
+    }
+}
