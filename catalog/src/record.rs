@@ -6,7 +6,7 @@ use serde_json::Value;
 use ubackup_common::message::NO_FULL;
 use ubackup_common::ResultRecord;
 
-use crate::copies::CopyRecord;
+use crate::copies::{state as copy_state, CopyRecord};
 
 /// One backup result as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +190,89 @@ impl CatalogRecord {
             result,
             meta,
         })
+    }
+}
+
+/// `illegal` of a record whose stored file failed verification starts so
+/// (see `crate::retention`).
+pub const VERIFY_ILLEGAL_PREFIX: &str = "verify: ";
+
+/// The copies of a record (see `crate::copies`).
+impl CatalogRecord {
+    /// The first copy as the result describes it, `None` for a result that
+    /// stored no file.
+    pub fn first_copy(&self) -> Option<CopyRecord> {
+        let r = &self.result;
+        if !self.is_pulled() {
+            return None;
+        }
+        let dir = r.file_path.as_deref()?;
+        let name = r.filename.as_deref()?;
+        let state = if self.meta.deleted_at.is_some() {
+            copy_state::DELETED
+        } else {
+            match self.meta.verify_state.as_deref() {
+                Some("missing") => copy_state::MISSING,
+                Some("corrupt") => copy_state::CORRUPT,
+                _ => copy_state::OK,
+            }
+        };
+        Some(CopyRecord {
+            node: self.node().to_string(),
+            ip: r.back_server_ip.trim().to_string(),
+            zone: String::new(),
+            file_path: format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                name.rsplit('/').next().unwrap_or(name)
+            ),
+            state: state.to_string(),
+            recorded_at: r.rsync_time,
+            verified_at: self.meta.verified_at,
+        })
+    }
+
+    /// Every copy, the first one first: the first copy unless a copy record
+    /// of its node overrides it, then the others in node order.
+    pub fn copies(&self) -> Vec<CopyRecord> {
+        let mut out = Vec::with_capacity(1 + self.meta.copies.len());
+        if let Some(first) = self.first_copy() {
+            match self.meta.copies.iter().find(|c| c.node == first.node) {
+                Some(over) => out.push(over.clone()),
+                None => out.push(first),
+            }
+        }
+        let first_node = out.first().map(|c| c.node.clone());
+        let mut rest: Vec<CopyRecord> = self
+            .meta
+            .copies
+            .iter()
+            .filter(|c| Some(&c.node) != first_node.as_ref())
+            .cloned()
+            .collect();
+        rest.sort_by(|a, b| a.node.cmp(&b.node));
+        out.extend(rest);
+        out
+    }
+
+    /// The copies restore may use and repair may copy from.
+    pub fn good_copies(&self) -> Vec<CopyRecord> {
+        self.copies()
+            .into_iter()
+            .filter(CopyRecord::is_good)
+            .collect()
+    }
+
+    /// Whether the node pulled a file for this result (successful, not
+    /// illegal for a reason other than a verification of its first copy).
+    fn is_pulled(&self) -> bool {
+        let r = &self.result;
+        r.succeed == 1
+            && r.filename.as_deref().is_some_and(|f| !f.is_empty())
+            && r.file_path.as_deref().is_some_and(|p| !p.is_empty())
+            && r.illegal
+                .as_deref()
+                .is_none_or(|i| i.starts_with(VERIFY_ILLEGAL_PREFIX))
     }
 }
 
@@ -466,5 +549,71 @@ mod tests {
         assert_eq!(back.result.server_id, 111111);
         assert_eq!(back.result.last_all_filename, "None");
         assert_eq!(back.result.interval, 0);
+    }
+}
+
+#[cfg(test)]
+mod copies_tests {
+    use super::*;
+    use crate::copies::state;
+
+    fn record() -> CatalogRecord {
+        let r: ResultRecord = serde_json::from_value(serde_json::json!({
+            "interval": 3600, "server_id": 1, "game_id": 2, "op_id": 3,
+            "game_server_ip": "10.0.0.5", "instance": 3306, "back_server_ip": "10.20.0.7",
+            "file_path": "/backup/mysql/10.0.0/5/", "filename": "full_1.xb",
+            "create_time": 1000, "rsync_time": 2000, "size": 10, "last_all_filename": "None",
+            "last_all_time": 0, "succeed": 1, "log": "ok", "type": "mysql", "node_id": "n1"
+        }))
+        .unwrap();
+        CatalogRecord::new(r, "g")
+    }
+
+    fn copy(node: &str, state: &str) -> CopyRecord {
+        CopyRecord {
+            node: node.into(),
+            ip: "10.20.0.8".into(),
+            zone: "b".into(),
+            file_path: "/store/mysql/10.0.0/5/full_1.xb".into(),
+            state: state.into(),
+            recorded_at: 3000,
+            verified_at: None,
+        }
+    }
+
+    #[test]
+    fn the_first_copy_comes_from_the_result_and_a_copy_row_overrides_it() {
+        let mut r = record();
+        let c = r.copies();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].node, "n1");
+        assert_eq!(c[0].file_path, "/backup/mysql/10.0.0/5/full_1.xb");
+        assert!(c[0].is_good());
+
+        r.meta.copies = vec![
+            copy("n3", state::OK),
+            copy("n1", state::LOST),
+            copy("n2", state::OK),
+        ];
+        let c = r.copies();
+        let nodes: Vec<&str> = c.iter().map(|c| c.node.as_str()).collect();
+        assert_eq!(nodes, ["n1", "n2", "n3"]);
+        assert_eq!(c[0].state, state::LOST);
+        let good: Vec<String> = r.good_copies().into_iter().map(|c| c.node).collect();
+        assert_eq!(good, ["n2", "n3"]);
+    }
+
+    #[test]
+    fn failed_and_pruned_results_have_no_good_first_copy() {
+        let mut r = record();
+        r.result.succeed = 0;
+        assert!(r.copies().is_empty());
+        let mut r = record();
+        r.meta.deleted_at = Some(5);
+        assert_eq!(r.copies()[0].state, state::DELETED);
+        let mut r = record();
+        r.meta.verify_state = Some("corrupt".into());
+        r.result.illegal = Some("verify: corrupt: size".into());
+        assert_eq!(r.copies()[0].state, state::CORRUPT);
     }
 }

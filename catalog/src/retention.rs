@@ -23,8 +23,7 @@ use crate::copies::CopyRecord;
 use crate::record::{BackupQuery, CatalogRecord, InstanceKey};
 use crate::{Catalog, CatalogError};
 
-/// `illegal` of a record whose stored file failed verification starts so.
-pub const VERIFY_ILLEGAL_PREFIX: &str = "verify: ";
+pub use crate::record::VERIFY_ILLEGAL_PREFIX;
 
 /// Records one page of a scan reads.
 const SCAN_PAGE: usize = 1000;

@@ -2,7 +2,7 @@
 //! Elasticsearch stand-in: recorded next to the record, read back with
 //! it, kept through a replayed result, and found by node.
 
-mod common;
+use crate::common;
 
 use common::{rec, result};
 use ubackup_catalog::copies::state;

@@ -1,5 +1,5 @@
 //! The catalog's integration tests, one binary: the SQLite and Elasticsearch
-//! catalogs, retention, reports, and its requests against the ES stand-in.
+//! catalogs, copies, retention, reports, and its requests against the ES stand-in.
 //!
 //! One binary per crate (`autotests = false` in Cargo.toml): the crate's
 //! test code is linked once, not once per file. Each former test file is
@@ -7,6 +7,7 @@
 //! tests -- es::`.
 
 mod common;
+mod copies;
 mod es;
 mod reports;
 mod retention;

@@ -239,7 +239,10 @@ fn wait_logged(what: &str, deadline: Duration, dirs: &[PathBuf], mut cond: impl 
     let mut logs = String::new();
     for d in dirs {
         let text = std::fs::read_to_string(d.join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("DEBUG") && !l.contains("repair sweep")).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("DEBUG") && !l.contains("repair sweep"))
+            .collect();
         logs.push_str(&format!(
             "\n== {}\n{}",
             d.display(),
@@ -407,7 +410,9 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
     // are paused first (the operator's control hash), so the backups stay
     // short of copies until the alert has been seen
     for n in ["n1", "n2"] {
-        let _: () = rc.hset(format!("{}control:{n}", names.prefix), "paused", "1").unwrap();
+        let _: () = rc
+            .hset(format!("{}control:{n}", names.prefix), "paused", "1")
+            .unwrap();
     }
     nodes[2].kill9_group();
     modules[2].proc.kill9_group();
@@ -438,8 +443,8 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
             &["alerts", "--json", "-c", iconf_path.to_str().unwrap()],
             Duration::from_secs(30),
         );
-        let v: serde_json::Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("alerts --json: {e}: {out}{err}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("alerts --json: {e}: {out}{err}"));
         v["alerts"]
             .as_array()
             .unwrap()

@@ -1,5 +1,5 @@
-//! The end-to-end tests, one binary: the whole pipeline, the deployment
-//! files, and the workspace's layout rules.
+//! The end-to-end tests, one binary: the whole pipeline, replication
+//! over three nodes, the deployment files, and the workspace's layout rules.
 //!
 //! One binary per crate (`autotests = false` in Cargo.toml): the crate's
 //! test code is linked once, not once per file. Each former test file is
@@ -9,3 +9,4 @@
 mod deploy;
 mod layout;
 mod pipeline;
+mod replication;

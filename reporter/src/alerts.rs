@@ -539,7 +539,10 @@ fn under_replicated(snap: &Snapshot) -> Option<Alert> {
         return None;
     }
     let oldest = if r.oldest_ms > 0 {
-        format!("; the oldest taken {} ago", duration_ms(snap.now_ms - r.oldest_ms))
+        format!(
+            "; the oldest taken {} ago",
+            duration_ms(snap.now_ms - r.oldest_ms)
+        )
     } else {
         String::new()
     };

@@ -85,10 +85,26 @@ fn replication(o: &mut Out, snap: &Snapshot) {
         return;
     };
     let gauges: [(&str, &str, f64); 4] = [
-        ("ubackup_replication_checked_backups", "Stored backups that want more than one copy, at the last repair sweep.", r.checked as f64),
-        ("ubackup_under_replicated_backups", "Backups with fewer good copies than `copies` asks for, at the last repair sweep.", r.under_replicated as f64),
-        ("ubackup_repair_backlog", "Replication tasks waiting in the nodes' replication lists.", r.backlog as f64),
-        ("ubackup_repair_sweep_age_seconds", "Seconds since the last repair sweep ended.", ((snap.now_ms - r.sweep_ms).max(0) / 1000) as f64),
+        (
+            "ubackup_replication_checked_backups",
+            "Stored backups that want more than one copy, at the last repair sweep.",
+            r.checked as f64,
+        ),
+        (
+            "ubackup_under_replicated_backups",
+            "Backups with fewer good copies than `copies` asks for, at the last repair sweep.",
+            r.under_replicated as f64,
+        ),
+        (
+            "ubackup_repair_backlog",
+            "Replication tasks waiting in the nodes' replication lists.",
+            r.backlog as f64,
+        ),
+        (
+            "ubackup_repair_sweep_age_seconds",
+            "Seconds since the last repair sweep ended.",
+            ((snap.now_ms - r.sweep_ms).max(0) / 1000) as f64,
+        ),
     ];
     for (name, help, v) in gauges {
         o.family(name, help);

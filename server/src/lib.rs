@@ -10,7 +10,8 @@
 //! * [`intake`]: raw list element → validated [`intake::PullJob`] or the
 //!   reason it is illegal;
 //! * `worker`: the dispatcher (popping, pause, worker count, drain); it
-//!   hands each taken message to `pull`;
+//!   hands each taken message to `pull`, and each replication task to
+//!   `replica::copy`;
 //! * `listwatch`: wakes the dispatcher when any of its lists gets an item;
 //! * `pull`: one message start to finish, alone (`pull::single`) or
 //!   batched with messages of the same rsync source (`pull::batch`), ending

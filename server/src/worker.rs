@@ -161,16 +161,21 @@ pub(crate) async fn dispatch(
                 for t in items {
                     // the replication slot is counted from the take on, so
                     // the next turn of this loop already sees it busy
-                    let slot = ctx
-                        .replica
-                        .as_ref()
-                        .filter(|r| r.list == t.queue)
-                        .map(|r| Express::new(&r.running));
+                    let rep = ctx.replica.clone().filter(|r| r.list == t.queue);
                     let c = ctx.clone();
-                    jobs.spawn(async move {
-                        let _slot = slot;
-                        pull::process(c, t).await
-                    });
+                    match rep {
+                        // a replication task, not a backup message
+                        Some(rep) => {
+                            let slot = Express::new(&rep.running);
+                            jobs.spawn(async move {
+                                let _slot = slot;
+                                crate::replica::copy::run(&c, &rep, t).await
+                            });
+                        }
+                        None => {
+                            jobs.spawn(pull::process(c, t));
+                        }
+                    }
                 }
             }
             Err(e) => {

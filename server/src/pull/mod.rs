@@ -17,7 +17,7 @@
 //! * `ctx`: what every pull shares with the dispatcher.
 //!
 //! A replication task (from the node's replication list) is not a pull of
-//! a backup message: [`process`] hands it to `crate::replica::copy`.
+//! a backup message: the dispatcher hands it to `crate::replica::copy`.
 
 mod args;
 mod batch;
@@ -40,10 +40,6 @@ use crate::node::CountGuard;
 /// Runs one taken message to its end (see the module doc), then the
 /// original's `interval` pause, holding the worker slot.
 pub(crate) async fn process(ctx: Arc<Ctx>, taken: Taken) {
-    if let Some(rep) = ctx.replica.as_ref().filter(|r| r.list == taken.queue) {
-        crate::replica::copy::run(&ctx, rep, taken).await;
-        return;
-    }
     let _active = CountGuard::new(&ctx.status.active);
     let span = tracing::info_span!("job", queue = %taken.queue);
     async {

@@ -124,7 +124,7 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
     };
     let counted = good
         .iter()
-        .filter(|c| counts(c, &peers, &cfg.replica))
+        .filter(|c| counts(c, &record, &peers, &cfg.replica))
         .count();
     if counted >= wanted {
         return Ending::Nothing(format!("{counted} good copies already, {wanted} wanted"));
@@ -149,7 +149,7 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
 
     let mut problems = Vec::new();
     for src in sources {
-        let Some(from) = source_of(src, &peers, &cfg.replica) else {
+        let Some(from) = source_of(src, &record, &peers, &cfg.replica) else {
             problems.push(format!("{}: node is not up", src.node));
             continue;
         };
@@ -210,20 +210,25 @@ async fn wait_for_record(
     }
 }
 
-/// Whether a good copy counts toward `copies`: its node is up or has not
-/// been down for `repair_after_secs`. A node that never registered (an
-/// original node's first copy) counts: nothing says it is gone.
-pub(crate) fn counts(c: &CopyRecord, peers: &[Peer], rc: &super::config::ReplicaConfig) -> bool {
+/// Whether a good copy of `r` counts toward `copies`: its node is up or
+/// has not been down for `repair_after_secs`. A node that is not
+/// registered counts only as the first copy of an original node's result
+/// (no `node_id`): original nodes never register, and nothing says it is
+/// gone. One of ours that is not registered was forgotten.
+pub(crate) fn counts(
+    c: &CopyRecord,
+    r: &CatalogRecord,
+    peers: &[Peer],
+    rc: &super::config::ReplicaConfig,
+) -> bool {
     match peers.iter().find(|p| p.node == c.node) {
         Some(p) => p.holds_copies(rc.repair_after),
-        None => !looks_registered(c),
+        None => is_original_first(c, r),
     }
 }
 
-/// A copy whose node id is not an address was made by one of our nodes,
-/// which always register; an unregistered one was forgotten.
-fn looks_registered(c: &CopyRecord) -> bool {
-    c.node.parse::<std::net::IpAddr>().is_err()
+fn is_original_first(c: &CopyRecord, r: &CatalogRecord) -> bool {
+    r.result.node_id.is_none() && c.node == r.node()
 }
 
 /// The module to pull a copy from: the one its node publishes, or (an
@@ -231,6 +236,7 @@ fn looks_registered(c: &CopyRecord) -> bool {
 /// at the copy's address.
 fn source_of(
     c: &CopyRecord,
+    r: &CatalogRecord,
     peers: &[Peer],
     rc: &super::config::ReplicaConfig,
 ) -> Option<RsyncSource> {
@@ -241,7 +247,7 @@ fn source_of(
             module: p.module.clone(),
         }),
         Some(_) => None,
-        None if !looks_registered(c) => Some(RsyncSource {
+        None if is_original_first(c, r) => Some(RsyncSource {
             ip: c.ip.parse().ok()?,
             port: rc.module_port,
             module: rc.module.clone(),

@@ -117,7 +117,7 @@ pub(crate) async fn sweep(
         let good: Vec<_> = r
             .good_copies()
             .into_iter()
-            .filter(|c| counts(c, &peers, &cfg.replica))
+            .filter(|c| counts(c, r, &peers, &cfg.replica))
             .collect();
         if good.len() >= wanted {
             continue;
