@@ -79,7 +79,7 @@ async fn exercise(cat: &dyn Retention, es: Option<&EsCatalog>) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(on_n3, [id.clone()]);
+    assert_eq!(on_n3, std::slice::from_ref(id));
     assert!(cat
         .record_copy(id, &copy("n3", state::DELETED))
         .await

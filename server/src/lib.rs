@@ -178,8 +178,9 @@ pub async fn run(
         wq.clone(),
         status.clone(),
         disk.clone(),
-        cfg.myip.clone(),
-        replica::advertised(&cfg, replica.is_some()),
+        std::iter::once((state::IP, cfg.myip.clone()))
+            .chain(replica::advertised(&cfg, replica.is_some()))
+            .collect(),
         cfg.heartbeat,
         control_tx,
         hb_stop.clone(),

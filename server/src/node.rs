@@ -77,8 +77,8 @@ pub async fn heartbeat_loop(
     wq: WorkQueue,
     status: Arc<NodeStatus>,
     disk: DiskReserve,
-    ip: String,
-    advertised: Vec<(&'static str, String)>,
+    // fixed fields of the state hash: the address, the zone, the module
+    published: Vec<(&'static str, String)>,
     heartbeat: Duration,
     control_tx: watch::Sender<Control>,
     mut stop: Shutdown,
@@ -109,7 +109,7 @@ pub async fn heartbeat_loop(
             Err(e) => tracing::debug!("cannot read {control_key}: {e}"),
         }
         if publish_now || last_beat.is_none_or(|t| t.elapsed() >= refresh) {
-            match beat(&wq, &status, &disk, &ip, &advertised, heartbeat).await {
+            match beat(&wq, &status, &disk, &published, heartbeat).await {
                 Ok(()) => {
                     failures = 0;
                     last_beat = Some(tokio::time::Instant::now());
@@ -134,8 +134,7 @@ async fn beat(
     wq: &WorkQueue,
     status: &NodeStatus,
     disk: &DiskReserve,
-    ip: &str,
-    advertised: &[(&'static str, String)],
+    published: &[(&'static str, String)],
     ttl: Duration,
 ) -> redis::RedisResult<()> {
     let space = disk.space().ok();
@@ -145,7 +144,6 @@ async fn beat(
     let reason = status.pause_reason.lock().expect("status lock").clone();
     let mut fields: Vec<(&str, String)> = vec![
         (state::KIND, "node".into()),
-        (state::IP, ip.into()),
         (
             state::PAUSED,
             if reason.is_some() { "1" } else { "0" }.into(),
@@ -170,7 +168,7 @@ async fn beat(
         (state::VERSION, env!("CARGO_PKG_VERSION").into()),
         (state::STARTED_MS, status.started_ms.to_string()),
     ];
-    fields.extend(advertised.iter().cloned());
+    fields.extend(published.iter().cloned());
     wq.heartbeat(ttl, &fields).await
 }
 

@@ -306,7 +306,7 @@ async fn pull_from(
                 (n, 0) => n,
                 (n, r) => n.min(r),
             };
-            let args = rsync::pull_args(&opts, bw, None, &[url.clone()], &dir);
+            let args = rsync::pull_args(&opts, bw, None, std::slice::from_ref(&url), &dir);
             let watchdog = rsync::watchdog(&opts, size, bw);
             tracing::debug!(
                 attempt,
