@@ -104,6 +104,12 @@ impl Keys {
         format!("{}replica:{node}", self.prefix)
     }
 
+    /// Expiring lock: the one node copying backup `id` now, so two tasks
+    /// for one backup (a repair racing a late task) never make a third copy.
+    pub fn replica_lock(&self, id: &str) -> String {
+        format!("{}replica:lock:{id}", self.prefix)
+    }
+
     /// Expiring lock: the one node whose repair sweep runs now.
     pub fn repair_lock(&self) -> String {
         format!("{}repair:lock", self.prefix)

@@ -9,6 +9,7 @@
 //! * [`queue`]: every queue operation and Lua script (push, take, claim,
 //!   fenced ack, re-queue, dead letters, outbox forwarding), in one module;
 //! * [`validate`]: names from messages checked before they reach a path;
+//! * [`lock`]: expiring Redis locks with an owner (one node at a time);
 //! * [`backoff`]: capped exponential backoff, the one every retry loop uses;
 //! * [`deadlines`]: how long a clean stop of each program may take;
 //! * [`fsutil`]: atomic writes and checksums;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod deadlines;
 pub mod fsutil;
 pub mod keys;
+pub mod lock;
 pub mod logging;
 pub mod message;
 pub mod queue;

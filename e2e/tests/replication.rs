@@ -27,7 +27,7 @@ use redis::Commands;
 use serde_json::json;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_e2e::{render_rsyncd, repo_file, run_bin, start_listening};
-use ubackup_testkit::cluster::{ClusterBuilder, Conf, TEST_NODE};
+use ubackup_testkit::cluster::{Cluster, ClusterBuilder, Conf, TEST_NODE};
 use ubackup_testkit::Proc;
 
 const SERVER_ID: i64 = 940001;
@@ -227,6 +227,108 @@ fn message(m: &Made, rsync_port: u16) -> String {
     .to_string()
 }
 
+/// The pull nodes of a test: one directory each (store, module config,
+/// server config, log), an address each (127.0.0.k), and their read-only
+/// modules on one common port.
+struct Rig {
+    ids: Vec<String>,
+    dirs: Vec<PathBuf>,
+    modules: Vec<ubackup_e2e::Daemon>,
+    module_port: u16,
+}
+
+impl Rig {
+    fn start(cluster: &Cluster, root: &Path, ids: &[&str], catalog: &Path) -> Rig {
+        let ips: Vec<IpAddr> = (1..=ids.len() as u8)
+            .map(|k| IpAddr::from([127, 0, 0, k]))
+            .collect();
+        let mut dirs = Vec::new();
+        for id in ids {
+            let d = root.join(id);
+            std::fs::create_dir_all(d.join("store")).unwrap();
+            let conf = render_rsyncd(
+                &repo_file("deploy/rsyncd/node-rsyncd.conf"),
+                &d,
+                &d.join("store"),
+                "127.0.0.0/8",
+            );
+            std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
+            dirs.push(d);
+        }
+        let modules = start_listening("rsync --daemon (node)", &ips, |addr, port| {
+            let k = ips.iter().position(|a| *a == addr).unwrap();
+            let mut c = Command::new("rsync");
+            c.arg("--daemon")
+                .arg("--no-detach")
+                .arg(format!(
+                    "--config={}",
+                    dirs[k].join("rsyncd.conf").display()
+                ))
+                .arg(format!("--port={port}"))
+                .arg(format!("--address={addr}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            c
+        })
+        .unwrap();
+        let module_port = modules[0].port;
+        for (k, id) in ids.iter().enumerate() {
+            let d = &dirs[k];
+            cluster
+                .node_conf(
+                    Conf::generated("the replication test").apply(TEST_NODE),
+                    id,
+                    &format!("{}/", d.join("store").display()),
+                    &d.join("server.log"),
+                    &ips[k].to_string(),
+                )
+                .apply(&[
+                    ("allow_sources", "127.0.0.1/32".to_string()),
+                    ("queue_wait_ms", "100".into()),
+                    ("drain_secs", "5".into()),
+                    ("copies", "2".into()),
+                    ("zone", zone(id).into()),
+                    ("catalog", catalog.display().to_string()),
+                    ("node_rsync_port", module_port.to_string()),
+                    ("repair_after_secs", "3".into()),
+                    ("repair_interval_secs", "1".into()),
+                ])
+                .write(&d.join("server.conf"))
+                .unwrap();
+        }
+        Rig {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            dirs,
+            modules,
+            module_port,
+        }
+    }
+
+    /// Starts node `k`, with `UBACKUP_FAILPOINT` set when given.
+    fn spawn(&self, cluster: &Cluster, k: usize, failpoint: Option<&str>) -> Proc {
+        let mut cmd = cluster.command("ubackup-server", &self.dirs[k].join("server.conf"));
+        if let Some(fp) = failpoint {
+            cmd.env("UBACKUP_FAILPOINT", fp);
+        }
+        Proc::spawn(&format!("node {}", self.ids[k]), cmd).unwrap()
+    }
+}
+
+/// The indexer, writing `catalog`; its config is `root/indexer.conf`.
+fn start_indexer(cluster: &Cluster, root: &Path, catalog: &Path) -> Proc {
+    let path = root.join("indexer.conf");
+    cluster
+        .indexer_conf(
+            Conf::from_text(repo_file("deploy/examples/indexer.conf")).del("es_urls"),
+            "idx1",
+            catalog,
+            &root.join("indexer.log"),
+        )
+        .write(&path)
+        .unwrap();
+    Proc::spawn("indexer", cluster.command("ubackup-indexer", &path)).unwrap()
+}
+
 /// [`wait_until`], but a timeout shows the end of every node's log.
 fn wait_logged(what: &str, deadline: Duration, dirs: &[PathBuf], mut cond: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + deadline;
@@ -275,81 +377,11 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
     // ---- three nodes, each with its read-only module on one common port
     let catalog = root.join("catalog.db");
     let node_ids = ["n1", "n2", "n3"];
-    let ips: Vec<IpAddr> = (1..=3u8).map(|k| IpAddr::from([127, 0, 0, k])).collect();
-    let mut node_dirs = Vec::new();
-    for id in node_ids {
-        let d = root.join(id);
-        std::fs::create_dir_all(d.join("store")).unwrap();
-        std::fs::write(
-            d.join("rsyncd.conf"),
-            render_rsyncd(
-                &repo_file("deploy/rsyncd/node-rsyncd.conf"),
-                &d,
-                &d.join("store"),
-                "127.0.0.0/8",
-            ),
-        )
-        .unwrap();
-        node_dirs.push(d);
-    }
-    let mut modules = start_listening("rsync --daemon (node)", &ips, |addr, port| {
-        let k = ips.iter().position(|a| *a == addr).unwrap();
-        let mut c = Command::new("rsync");
-        c.arg("--daemon")
-            .arg("--no-detach")
-            .arg(format!(
-                "--config={}",
-                node_dirs[k].join("rsyncd.conf").display()
-            ))
-            .arg(format!("--port={port}"))
-            .arg(format!("--address={addr}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        c
-    })
-    .unwrap();
-    let module_port = modules[0].port;
-    let mut nodes: Vec<Proc> = Vec::new();
-    for (k, id) in node_ids.iter().enumerate() {
-        let d = &node_dirs[k];
-        let conf = cluster
-            .node_conf(
-                Conf::generated("the replication test").apply(TEST_NODE),
-                id,
-                &format!("{}/", d.join("store").display()),
-                &d.join("server.log"),
-                &ips[k].to_string(),
-            )
-            .apply(&[
-                ("allow_sources", "127.0.0.1/32".to_string()),
-                ("queue_wait_ms", "100".into()),
-                ("drain_secs", "5".into()),
-                ("copies", "2".into()),
-                ("zone", zone(id).into()),
-                ("catalog", catalog.display().to_string()),
-                ("node_rsync_port", module_port.to_string()),
-                ("repair_after_secs", "3".into()),
-                ("repair_interval_secs", "1".into()),
-            ]);
-        let path = d.join("server.conf");
-        conf.write(&path).unwrap();
-        nodes.push(
-            Proc::spawn(
-                &format!("node {id}"),
-                cluster.command("ubackup-server", &path),
-            )
-            .unwrap(),
-        );
-    }
-    let iconf = cluster.indexer_conf(
-        Conf::from_text(repo_file("deploy/examples/indexer.conf")).del("es_urls"),
-        "idx1",
-        &catalog,
-        &root.join("indexer.log"),
-    );
+    let mut rig = Rig::start(&cluster, &root, &node_ids, &catalog);
+    let (node_dirs, module_port) = (rig.dirs.clone(), rig.module_port);
+    let mut nodes: Vec<Proc> = (0..3).map(|k| rig.spawn(&cluster, k, None)).collect();
     let iconf_path = root.join("indexer.conf");
-    iconf.write(&iconf_path).unwrap();
-    let _indexer = Proc::spawn("indexer", cluster.command("ubackup-indexer", &iconf_path)).unwrap();
+    let _indexer = start_indexer(&cluster, &root, &catalog);
     for id in node_ids {
         cluster
             .wait_alive(id, &format!("node {id} heartbeat"), Duration::from_secs(20))
@@ -406,6 +438,15 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         "every backup twice on disk, nothing else"
     );
 
+    // the sweeps agree: nothing short (they may have counted backups whose
+    // second copy was still on its way)
+    wait_logged(
+        "the sweep finds every backup with its copies",
+        Duration::from_secs(30),
+        &node_dirs,
+        || rc_hget(&cluster, &names.prefix, "under_replicated") == Some(0),
+    );
+
     // ---- lose n3: the process, its module, its whole store. n1 and n2
     // are paused first (the operator's control hash), so the backups stay
     // short of copies until the alert has been seen
@@ -415,7 +456,7 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
             .unwrap();
     }
     nodes[2].kill9_group();
-    modules[2].proc.kill9_group();
+    rig.modules[2].proc.kill9_group();
     std::fs::remove_dir_all(node_dirs[2].join("store")).unwrap();
     let on_n3 = cat
         .good_copies()
@@ -673,7 +714,7 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
     }
 }
 
-fn rc_hget(cluster: &ubackup_testkit::cluster::Cluster, prefix: &str, field: &str) -> Option<i64> {
+fn rc_hget(cluster: &Cluster, prefix: &str, field: &str) -> Option<i64> {
     let mut c = cluster.conn();
     c.hget(format!("{prefix}replication"), field).ok()
 }
@@ -695,6 +736,131 @@ fn count_files(root: &Path) -> usize {
             if ft.is_dir() {
                 stack.push(e.path());
             } else if ft.is_file() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// kill -9 of the replicating node after its rsync finished (the temp file
+/// is there, nothing landed) and after it landed a copy but before it
+/// recorded it, and kill -9 of the source node while copies are pulled
+/// from it: after restarts, every backup has exactly two good copies,
+/// each one on disk and byte-identical, nothing is left in the temp areas,
+/// and no node holds a file twice.
+#[test]
+fn kill9_mid_copy_and_of_the_source_loses_nothing_and_makes_no_third_copy() {
+    let cluster = ClusterBuilder::new("replcrash").start().unwrap();
+    let root = cluster.dir.path().to_path_buf();
+    let names = cluster.names.clone();
+    let mut rc = cluster.conn();
+    let host = root.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let made: Vec<Made> = make_files(&host).into_iter().take(20).collect();
+    let dbhost = cluster.test_dbhost(&host, false, "").unwrap();
+    let catalog = root.join("catalog.db");
+    // n3 is zone b: a backup pulled by n1 or n2 gets its copy on n3 while
+    // n3 is up
+    let rig = Rig::start(&cluster, &root, &["n1", "n2", "n3"], &catalog);
+    let _indexer = start_indexer(&cluster, &root, &catalog);
+    let mut nodes: Vec<Proc> = vec![
+        rig.spawn(&cluster, 0, None),
+        rig.spawn(&cluster, 1, None),
+        // the replicating node dies once mid-copy, then once between
+        // landing and recording
+        rig.spawn(&cluster, 2, Some("replica_pulled=exit")),
+    ];
+    for id in ["n1", "n2", "n3"] {
+        cluster
+            .wait_alive(id, &format!("node {id} heartbeat"), Duration::from_secs(20))
+            .unwrap();
+    }
+    for m in &made {
+        let _: () = rc.lpush(&names.lo, message(m, dbhost.port)).unwrap();
+    }
+    let dirs = rig.dirs.clone();
+    wait_logged("n3 dies mid-copy", Duration::from_secs(60), &dirs, || {
+        nodes[2].wait_exit(Duration::from_millis(20)).is_some()
+    });
+    nodes[2] = rig.spawn(&cluster, 2, Some("before_record_copy=exit"));
+    wait_logged(
+        "n3 dies before recording a copy",
+        Duration::from_secs(60),
+        &dirs,
+        || nodes[2].wait_exit(Duration::from_millis(20)).is_some(),
+    );
+    // the source side: n1 dies while n3 may be pulling from it
+    nodes[2] = rig.spawn(&cluster, 2, None);
+    std::thread::sleep(Duration::from_millis(300));
+    nodes[0].kill9_group();
+    nodes[0] = rig.spawn(&cluster, 0, None);
+
+    let cat = Catalog(catalog.clone());
+    let total = made.len();
+    wait_logged(
+        "every backup with two good copies after the crashes",
+        Duration::from_secs(120),
+        &dirs,
+        || {
+            let g = cat.good_copies();
+            g.len() == total && g.values().all(|c| c.len() == 2)
+        },
+    );
+    let backups = cat.backups();
+    for (id, copies) in cat.good_copies() {
+        let name = &backups[&id].0;
+        // (a repair while n3 was down may have put a copy in zone a: the
+        // rule is another zone when one is up)
+        assert_ne!(copies[0].0, copies[1].0, "{name}: two copies on one node");
+        for (node, path) in &copies {
+            assert!(
+                same_bytes(Path::new(path), &host.join(name)),
+                "{name}: the copy recorded on {node} is not the file"
+            );
+        }
+    }
+    // the copy landed before the second crash was recorded by the restart,
+    // not pulled again
+    let n3_log = std::fs::read_to_string(dirs[2].join("server.log")).unwrap();
+    assert!(
+        n3_log.contains("(landed by an earlier run)"),
+        "n3 did not record the copy it had landed before the crash"
+    );
+    // no copy row beyond the one per backup, none in another state
+    let rows: usize = cat.copies().values().map(Vec::len).sum();
+    assert_eq!(rows, total, "one copy row per backup");
+    let stored: usize = dirs.iter().map(|d| count_files(&d.join("store"))).sum();
+    assert_eq!(stored, 2 * total, "no third copy, no stray file");
+    // the temp areas are emptied by the restarts and the finished copies
+    wait_logged(
+        "the temp areas are empty",
+        Duration::from_secs(30),
+        &dirs,
+        || {
+            dirs.iter()
+                .all(|d| temp_files(&d.join("store").join(".ubackup-tmp")) == 0)
+        },
+    );
+    for n in nodes.iter_mut() {
+        n.signal(libc::SIGTERM);
+        assert_eq!(n.wait_exit(Duration::from_secs(20)), Some(Some(0)));
+    }
+}
+
+/// Regular files in a temp area, its process-group records left out.
+fn temp_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() && e.file_name() != "pgid" {
+                stack.push(e.path());
+            } else if ft.is_file() && d.file_name().is_some_and(|f| f != "pgid") {
                 n += 1;
             }
         }

@@ -5,7 +5,9 @@
 //! Points: `after_take` (the message is in flight, nothing done yet),
 //! `after_pull` (rsync exited, nothing landed), `after_land` (the file is in
 //! its final place, no result yet), `before_ack` (the result is built),
-//! `after_ack` (result pushed). Actions: `exit` (the process kills itself
+//! `after_ack` (result pushed); for copies (`crate::replica::copy`),
+//! `replica_pulled` (rsync of a copy exited, nothing landed) and
+//! `before_record_copy` (the copy is in place, not yet recorded). Actions: `exit` (the process kills itself
 //! with SIGKILL, like a crash: no cleanup, no drain), `panic`, `sleep:SECS`.
 //!
 //! Compiled in only for debug builds or with the `failpoints` feature: a

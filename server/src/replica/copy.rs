@@ -58,9 +58,34 @@ pub(crate) async fn run(ctx: &Ctx, rep: &Replication, taken: Taken) {
     let span =
         tracing::info_span!("replica", id = %task.id, file = %task.rel_path, from = %task.from);
     async {
-        let ended = copy(ctx, rep, &taken, &task).await;
+        let me = ctx.cfg().node_id.clone();
+        let lock = ctx.wq.keys().replica_lock(&task.id);
+        // held while the copy runs, refreshed every heartbeat: a node that
+        // dies mid-copy frees it within a few heartbeats
+        let ttl = ctx.cfg().heartbeat * 3;
+        let ended = match ubackup_common::lock::take(&mut ctx.wq.conn(), &lock, &me, ttl).await {
+            Ok(true) => {
+                let keep = tokio::spawn({
+                    let (mut conn, lock, me) = (ctx.wq.conn(), lock.clone(), me.clone());
+                    let every = ctx.cfg().heartbeat;
+                    async move {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            if let Ok(false) = ubackup_common::lock::refresh(&mut conn, &lock, &me, ttl).await {
+                                return;
+                            }
+                        }
+                    }
+                });
+                let ended = copy(ctx, rep, &taken, &task).await;
+                keep.abort();
+                let _ = ubackup_common::lock::release(&mut ctx.wq.conn(), &lock, &me).await;
+                ended
+            }
+            Ok(false) => Ending::Later("another node is copying this backup now".into()),
+            Err(e) => Ending::Later(format!("cannot take the copy lock: {e}")),
+        };
         if !matches!(ended, Ending::Abandoned(_) | Ending::Later(_)) {
-            let me = ctx.cfg().node_id.clone();
             if let Err(e) = super::task::clear_marker(&mut ctx.wq.conn(), ctx.wq.keys(), &task.id, &me).await {
                 tracing::debug!("cannot clear the push marker: {e}");
             }
@@ -321,6 +346,9 @@ async fn pull_from(
             return Err(PullError::Stopped);
         }
         let got = dir.join(&name);
+        if run.result.is_ok() {
+            crate::failpoint::hit("replica_pulled").await;
+        }
         let outcome = match run.result {
             Ok(()) => match check_file(&got, size, checksum).await {
                 Ok(()) => land(&got, final_path).map_err(|e| (e, false)),

@@ -80,16 +80,10 @@ pub(crate) async fn sweep_loop(
 /// The sweep lock, held for most of one interval: another node's sweep
 /// may start only when this one's interval is nearly over.
 async fn take_lock(wq: &WorkQueue, node: &str, every: Duration) -> redis::RedisResult<bool> {
-    let ttl = (every.as_millis() as u64).saturating_sub(500).max(500);
-    let got: Option<String> = redis::cmd("SET")
-        .arg(wq.keys().repair_lock())
-        .arg(node)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl)
-        .query_async(&mut wq.conn())
-        .await?;
-    Ok(got.is_some())
+    let ttl = every
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(500));
+    ubackup_common::lock::take(&mut wq.conn(), &wq.keys().repair_lock(), node, ttl).await
 }
 
 /// One sweep over the catalog.
