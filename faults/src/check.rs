@@ -75,6 +75,9 @@ pub struct Verdict {
     /// Files a node set aside because they failed their checksum
     /// (`server_root_path/.ubackup-quarantine/<node>/`): never final.
     pub quarantined: Vec<PathBuf>,
+    /// Copies beyond the first (`copies` > 1) found on their running
+    /// node's disk, in its destination tree, matching the record.
+    pub copies_verified: usize,
     pub landed: usize,
     pub failure_results: usize,
     pub waited: Duration,
@@ -152,6 +155,7 @@ impl Verdict {
             dead_with_reason: self.dead_with_reason as u64,
             outside: self.outside.len() as u64,
             unrecorded_copies: self.unrecorded_copies.len() as u64,
+            copies_verified: self.copies_verified as u64,
             ..Default::default()
         });
         self.assert_clean(allow_unrecorded);
@@ -178,7 +182,7 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "messages: {}, landed: {}, failure results: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, files outside: {}, unrecorded copies: {}, quiet after {:.1} s",
+            "messages: {}, landed: {}, failure results: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, files outside: {}, unrecorded copies: {}, copies verified: {}, quiet after {:.1} s",
             self.messages,
             self.landed,
             self.failure_results,
@@ -187,6 +191,7 @@ impl std::fmt::Display for Verdict {
             self.dead_with_reason,
             self.outside.len(),
             self.unrecorded_copies.len(),
+            self.copies_verified,
             self.waited.as_secs_f64()
         )
     }
@@ -479,7 +484,10 @@ impl World {
             .map(|id| (id.clone(), self.dest(id)))
             .collect();
         let mut recorded: BTreeSet<PathBuf> = BTreeSet::new();
-        for r in rows.iter().filter(|r| r.succeed == 1) {
+        for r in rows
+            .iter()
+            .filter(|r| r.succeed == 1 && !self.lost.contains(&r.node))
+        {
             let (Some(dir), Some(name)) = (&r.file_path, &r.filename) else {
                 v.bad_files.push(format!(
                     "{}: success record without file_path/filename",
@@ -529,6 +537,7 @@ impl World {
             }
             recorded.insert(path);
         }
+        self.check_copies(rows, &dests, &mut recorded, v);
         // every entry of the world directory
         let base = self.cluster.dir.path().to_path_buf();
         let mut stack = vec![base.clone()];
@@ -584,6 +593,70 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// The copies the nodes recorded (`copies` table), on nodes that are
+    /// running: each must be in its node's destination tree, a regular
+    /// file of the recorded size and checksum. A copy on a node that is
+    /// not running (a node the case lost on purpose) is not checked.
+    fn check_copies(
+        &self,
+        rows: &[Row],
+        dests: &BTreeMap<String, PathBuf>,
+        recorded: &mut BTreeSet<PathBuf>,
+        v: &mut Verdict,
+    ) {
+        let Ok(c) = rusqlite::Connection::open_with_flags(
+            self.catalog_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return;
+        };
+        let Ok(mut st) =
+            c.prepare("SELECT backup_id, node, file_path FROM copies WHERE state = 'ok'")
+        else {
+            return; // a catalog from before copies existed
+        };
+        let copies: Vec<(String, String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map(|it| it.flatten().collect())
+            .unwrap_or_default();
+        for (id, node, file) in copies {
+            let running = self
+                .nodes
+                .get(&node)
+                .and_then(|n| n.proc.as_ref())
+                .is_some_and(|p| crate::sig::alive(p.pid()));
+            if !running {
+                continue;
+            }
+            let path = PathBuf::from(&file);
+            let Some(r) = rows.iter().find(|r| r.id == id) else {
+                v.bad_files
+                    .push(format!("copy {file} on {node}: no record {id}"));
+                continue;
+            };
+            if dests
+                .get(&node)
+                .is_none_or(|d| path.parent() != Some(d.as_path()))
+            {
+                v.bad_files.push(format!(
+                    "copy {file} is not in node {node}'s destination tree"
+                ));
+                continue;
+            }
+            let ok = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.file_type().is_file() && m.len() as i64 == r.size)
+                && ubackup_common::fsutil::blake3_file(&path).ok() == r.checksum;
+            if ok {
+                v.copies_verified += 1;
+            } else {
+                v.bad_files.push(format!(
+                    "copy {file} on {node} is missing or differs from record {id}"
+                ));
+            }
+            recorded.insert(path);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The suite's totals, summed over every case, for the one summary line:
 //! `faults injected: N, messages: M, lost: 0, duplicated: 0, dead-lettered
-//! with reason: K, bad inputs tried: B, files outside destination: 0`.
+//! with reason: K, bad inputs tried: B, files outside destination: 0,
+//! copies verified: C, backups lost with a node: 0`.
 
 use std::sync::Mutex;
 
@@ -17,6 +18,11 @@ pub struct Tally {
     /// dead after landing); inside the node's tree and verified, but
     /// reported because they take space.
     pub unrecorded_copies: u64,
+    /// Copies beyond the first found on disk and matching their record.
+    pub copies_verified: u64,
+    /// Backups that had no good copy left after a node and its disk were
+    /// lost on purpose (with `copies` = 2 this must stay 0).
+    pub lost_with_node: u64,
 }
 
 static TALLY: Mutex<Tally> = Mutex::new(Tally {
@@ -28,6 +34,8 @@ static TALLY: Mutex<Tally> = Mutex::new(Tally {
     bad_inputs: 0,
     outside: 0,
     unrecorded_copies: 0,
+    copies_verified: 0,
+    lost_with_node: 0,
 });
 
 fn with<T>(f: impl FnOnce(&mut Tally) -> T) -> T {
@@ -37,6 +45,11 @@ fn with<T>(f: impl FnOnce(&mut Tally) -> T) -> T {
 /// One injected fault (a kill, a stop, an outage, a scripted ES answer…).
 pub fn fault(n: u64) {
     with(|t| t.faults += n);
+}
+
+/// Backups a case found without any good copy after losing a node.
+pub fn lost_with_node(n: u64) {
+    with(|t| t.lost_with_node += n);
 }
 
 pub fn bad_inputs(n: u64) {
@@ -52,6 +65,7 @@ pub fn add(v: &Tally) {
         t.dead_with_reason += v.dead_with_reason;
         t.outside += v.outside;
         t.unrecorded_copies += v.unrecorded_copies;
+        t.copies_verified += v.copies_verified;
     });
 }
 
@@ -63,8 +77,8 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "faults injected: {}, messages: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, bad inputs tried: {}, files outside destination: {}",
-            self.faults, self.messages, self.lost, self.duplicated, self.dead_with_reason, self.bad_inputs, self.outside
+            "faults injected: {}, messages: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, bad inputs tried: {}, files outside destination: {}, copies verified: {}, backups lost with a node: {}",
+            self.faults, self.messages, self.lost, self.duplicated, self.dead_with_reason, self.bad_inputs, self.outside, self.copies_verified, self.lost_with_node
         )
     }
 }

@@ -91,6 +91,9 @@ pub struct World {
     pub indexer_id: String,
     indexer_starts: u32,
     pub ledger: Ledger,
+    /// Nodes lost with their disk on purpose ([`World::lose_node`]): the
+    /// check no longer expects their files.
+    pub lost: std::collections::BTreeSet<String>,
     /// The Redis (`cluster.redis`) and the directory (`cluster.dir`, the
     /// `base` above); last, so it goes after what lives in it.
     pub cluster: Cluster,
@@ -144,6 +147,7 @@ impl World {
             nodes: BTreeMap::new(),
             indexer: None,
             ledger: Ledger::default(),
+            lost: Default::default(),
         }
     }
 
@@ -179,7 +183,7 @@ impl World {
 
     // ---- nodes ----
 
-    fn node_root(&self, id: &str) -> PathBuf {
+    pub fn node_root(&self, id: &str) -> PathBuf {
         self.path(&format!("nodes/{id}/root"))
     }
 
@@ -249,6 +253,15 @@ impl World {
         let spec = spec.unwrap_or_else(|| self.nodes[id].spec.clone());
         self.spawn_node(id, spec);
         self.wait_node_log_of_start(id, "started", Duration::from_secs(20));
+    }
+
+    /// A node and its disk gone for good: kill -9, then its
+    /// `server_root_path` deleted. The check skips the records and copies
+    /// that named it; what matters is what the other nodes still hold.
+    pub fn lose_node(&mut self, id: &str) {
+        self.kill9_node(id);
+        let _ = std::fs::remove_dir_all(self.node_root(id));
+        self.lost.insert(id.to_string());
     }
 
     /// kill -9 of the node process only: its rsync (in a group of its own)

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use ubackup_faults::{tally, WaitQuiet};
 
+mod copies;
 mod disk;
 mod es;
 mod helpers;
@@ -119,6 +120,10 @@ fn main() {
         (
             "es_reset_mid_response_and_indexer_kill9_around_the_es_write",
             es::es_wire,
+        ),
+        (
+            "node_and_its_disk_lost_with_two_copies",
+            copies::node_lost_with_copies,
         ),
         ("soak_random_kill9_of_nodes", soak::soak_case),
     ];
