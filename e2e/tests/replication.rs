@@ -619,6 +619,36 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         !kinds.iter().any(|k| k == "under_replicated"),
         "resolved after the repair: {kinds:?}"
     );
+    // retiring n3 for good: its copies are marked lost in the catalog
+    let (code, out, err) = run_bin(
+        &reporter,
+        &["forget-node", "-c", iconf_path.to_str().unwrap(), "n3"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "forget-node n3: {out}{err}");
+    wait_logged(
+        "the copies of the forgotten n3 are marked lost",
+        Duration::from_secs(30),
+        &node_dirs,
+        || {
+            let copies = cat.copies();
+            let rows_on_n3: Vec<&CopyRow> = copies
+                .values()
+                .flatten()
+                .filter(|(n, _, _)| n == "n3")
+                .collect();
+            let first_on_n3 = backups.values().filter(|(_, n, _)| n == "n3").count();
+            rows_on_n3.iter().all(|(_, _, st)| st == "lost")
+                && rows_on_n3.len() >= first_on_n3
+                && !rows_on_n3.is_empty()
+        },
+    );
+    assert!(
+        cat.good_copies()
+            .values()
+            .all(|c| c.len() == 2 && c.iter().all(|(n, _)| n != "n3")),
+        "after forget-node, every backup has its two good copies on n1 and n2"
+    );
     let stored: usize = node_dirs[..2]
         .iter()
         .map(|d| count_files(&d.join("store")))

@@ -252,6 +252,12 @@ pub(crate) fn counts(
     }
 }
 
+/// A copy on one of our nodes that is no longer registered: it was
+/// forgotten (`ubackup-reporter forget-node`), its copies are gone.
+pub(crate) fn forgotten(c: &CopyRecord, r: &CatalogRecord, peers: &[Peer]) -> bool {
+    !peers.iter().any(|p| p.node == c.node) && !is_original_first(c, r)
+}
+
 fn is_original_first(c: &CopyRecord, r: &CatalogRecord) -> bool {
     r.result.node_id.is_none() && c.node == r.node()
 }

@@ -12,13 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ubackup_catalog::BackupQuery;
+use ubackup_catalog::{BackupQuery, CopyRecord};
 use ubackup_common::keys::replication as field;
 use ubackup_common::message::now_ms;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::WorkQueue;
 
-use super::copy::counts;
+use super::copy::{counts, forgotten};
 use super::peers::choose_target;
 use super::task::{push, rel_path, ReplicaTask};
 use super::Replication;
@@ -108,6 +108,21 @@ pub(crate) async fn sweep(
             continue;
         }
         s.checked += 1;
+        // the copies of a forgotten node are marked lost, so restore and
+        // list no longer offer them
+        for c in r
+            .copies()
+            .into_iter()
+            .filter(|c| c.is_good() && forgotten(c, r, &peers))
+        {
+            let lost = CopyRecord {
+                state: ubackup_catalog::copies::state::LOST.into(),
+                ..c
+            };
+            if let Err(e) = rep.catalog.record_copy(&r.id, &lost).await {
+                tracing::warn!(id = %r.id, node = %lost.node, "cannot mark the copy of a forgotten node lost: {e}");
+            }
+        }
         let good: Vec<_> = r
             .good_copies()
             .into_iter()
