@@ -619,6 +619,17 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
         !kinds.iter().any(|k| k == "under_replicated"),
         "resolved after the repair: {kinds:?}"
     );
+    let (_, out, err) = run_bin(
+        &reporter,
+        &["status", "-c", iconf_path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.contains(&format!(
+            "COPIES\n  {total} backup(s) want more than one copy; 0 under-replicated"
+        )),
+        "status shows the copies: {out}{err}"
+    );
     // retiring n3 for good: its copies are marked lost in the catalog
     let (code, out, err) = run_bin(
         &reporter,

@@ -324,7 +324,7 @@ mod tests {
 
 /// The nodes' repair sweep as it last published itself
 /// (`ubackup_common::keys::replication`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicationView {
     pub under_replicated: u64,
     pub oldest_ms: i64,

@@ -49,6 +49,9 @@ pub struct ClusterStatus {
     /// The worst alert severity (as `alerts` would exit).
     pub health: crate::alerts::Severity,
     pub alert_count: usize,
+    /// The nodes' last repair sweep (`copies` > 1), when there is one.
+    #[serde(default)]
+    pub replication: Option<crate::cluster::ReplicationView>,
 }
 
 impl ClusterStatus {
@@ -109,6 +112,7 @@ impl ClusterStatus {
             }),
             health: alerts.status,
             alert_count: alerts.alerts.len(),
+            replication: snap.replication.clone(),
         }
     }
 
@@ -129,7 +133,23 @@ impl ClusterStatus {
         self.queues_text(&mut s);
         self.last_24h_text(&mut s);
         self.instances_text(&mut s);
+        self.replication_text(&mut s);
         s
+    }
+
+    /// COPIES: what the last repair sweep found, with `copies` > 1.
+    fn replication_text(&self, s: &mut String) {
+        let Some(r) = &self.replication else {
+            return;
+        };
+        s.push_str(&format!(
+            "\nCOPIES\n  {} backup(s) want more than one copy; {} under-replicated; {} repair task(s) queued; last sweep by {} {} ago\n",
+            r.checked,
+            r.under_replicated,
+            r.backlog,
+            r.sweep_node,
+            crate::format::duration_ms(self.generated_ms - r.sweep_ms)
+        ));
     }
 
     /// When, where, and the alert summary.

@@ -104,6 +104,10 @@ fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
                 div.kpi { div.l { "Shipped, last 24 h" } div.v { (bytes(d.stats.bytes as i64)) } }
             }
             div.kpi { div.l { "Waiting / in flight / dead" } div.v { (waiting) " / " (inflight) " / " (dead) } }
+            @if let Some(r) = &st.replication {
+                div.kpi { div.l { "Under-replicated / with copies" } div.v class=[(r.under_replicated > 0).then_some("warn")] { (r.under_replicated) " / " (r.checked) } }
+                div.kpi { div.l { "Repair backlog" } div.v { (r.backlog) } }
+            }
         }
 
         h2 { "Nodes" }
