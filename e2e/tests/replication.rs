@@ -28,6 +28,7 @@ use serde_json::json;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_e2e::{render_rsyncd, repo_file, run_bin, start_listening};
 use ubackup_testkit::cluster::{Cluster, ClusterBuilder, Conf, TEST_NODE};
+use ubackup_testkit::es::EsStandIn;
 use ubackup_testkit::Proc;
 
 const SERVER_ID: i64 = 940001;
@@ -238,7 +239,14 @@ struct Rig {
 }
 
 impl Rig {
-    fn start(cluster: &Cluster, root: &Path, ids: &[&str], catalog: &Path) -> Rig {
+    /// `es`: the URL of an Elasticsearch the nodes mirror copies into.
+    fn start(
+        cluster: &Cluster,
+        root: &Path,
+        ids: &[&str],
+        catalog: &Path,
+        es: Option<&str>,
+    ) -> Rig {
         let ips: Vec<IpAddr> = (1..=ids.len() as u8)
             .map(|k| IpAddr::from([127, 0, 0, k]))
             .collect();
@@ -293,6 +301,7 @@ impl Rig {
                     ("repair_after_secs", "3".into()),
                     ("repair_interval_secs", "1".into()),
                 ])
+                .apply(&es.map(|u| [("es_urls", u.to_string())]).unwrap_or_default())
                 .write(&d.join("server.conf"))
                 .unwrap();
         }
@@ -314,8 +323,9 @@ impl Rig {
     }
 }
 
-/// The indexer, writing `catalog`; its config is `root/indexer.conf`.
-fn start_indexer(cluster: &Cluster, root: &Path, catalog: &Path) -> Proc {
+/// The indexer, writing `catalog` (and the ES at `es`, when given); its
+/// config is `root/indexer.conf`.
+fn start_indexer(cluster: &Cluster, root: &Path, catalog: &Path, es: Option<&str>) -> Proc {
     let path = root.join("indexer.conf");
     cluster
         .indexer_conf(
@@ -324,6 +334,7 @@ fn start_indexer(cluster: &Cluster, root: &Path, catalog: &Path) -> Proc {
             catalog,
             &root.join("indexer.log"),
         )
+        .apply(&es.map(|u| [("es_urls", u.to_string())]).unwrap_or_default())
         .write(&path)
         .unwrap();
     Proc::spawn("indexer", cluster.command("ubackup-indexer", &path)).unwrap()
@@ -377,11 +388,12 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
     // ---- three nodes, each with its read-only module on one common port
     let catalog = root.join("catalog.db");
     let node_ids = ["n1", "n2", "n3"];
-    let mut rig = Rig::start(&cluster, &root, &node_ids, &catalog);
+    let es = EsStandIn::start();
+    let mut rig = Rig::start(&cluster, &root, &node_ids, &catalog, Some(&es.url()));
     let (node_dirs, module_port) = (rig.dirs.clone(), rig.module_port);
     let mut nodes: Vec<Proc> = (0..3).map(|k| rig.spawn(&cluster, k, None)).collect();
     let iconf_path = root.join("indexer.conf");
-    let _indexer = start_indexer(&cluster, &root, &catalog);
+    let _indexer = start_indexer(&cluster, &root, &catalog, Some(&es.url()));
     for id in node_ids {
         cluster
             .wait_alive(id, &format!("node {id} heartbeat"), Duration::from_secs(20))
@@ -403,6 +415,45 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
             g.len() == total && g.values().all(|c| c.len() == 2)
         },
     );
+
+    // the ES documents carry the same copies as SQLite (the nodes mirror
+    // them), beside the original fields
+    wait_logged(
+        "ES and SQLite agree on the copies",
+        Duration::from_secs(30),
+        &node_dirs,
+        || {
+            let docs = es.docs("uuzubackup");
+            let sqlite = cat.copies();
+            docs.len() == total
+                && sqlite.iter().all(|(id, rows)| {
+                    let in_es: Vec<String> = docs[id]["copies"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter(|(_, c)| c["state"] == "ok")
+                                .map(|(n, _)| n.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let mut in_sql: Vec<String> = rows
+                        .iter()
+                        .filter(|r| r.2 == "ok")
+                        .map(|r| r.0.clone())
+                        .collect();
+                    in_sql.sort();
+                    in_es == in_sql
+                })
+        },
+    );
+    for doc in es.docs("uuzubackup").values() {
+        assert!(
+            doc["filename"].is_string()
+                && doc["back_server_ip"].is_string()
+                && doc["type"].is_string(),
+            "{doc}"
+        );
+    }
 
     // two zones, byte-identical, one copy per node
     let by_name: BTreeMap<&str, &Made> = made.iter().map(|m| (m.name.as_str(), m)).collect();
@@ -803,8 +854,8 @@ fn kill9_mid_copy_and_of_the_source_loses_nothing_and_makes_no_third_copy() {
     let catalog = root.join("catalog.db");
     // n3 is zone b: a backup pulled by n1 or n2 gets its copy on n3 while
     // n3 is up
-    let rig = Rig::start(&cluster, &root, &["n1", "n2", "n3"], &catalog);
-    let _indexer = start_indexer(&cluster, &root, &catalog);
+    let rig = Rig::start(&cluster, &root, &["n1", "n2", "n3"], &catalog, None);
+    let _indexer = start_indexer(&cluster, &root, &catalog, None);
     let mut nodes: Vec<Proc> = vec![
         rig.spawn(&cluster, 0, None),
         rig.spawn(&cluster, 1, None),

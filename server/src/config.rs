@@ -164,6 +164,9 @@ pub struct ServerConfig {
     pub replica: crate::replica::config::ReplicaConfig,
     /// The catalog prune and verify read and mark (`catalog` or `es_urls`).
     pub catalog: Option<ubackup_catalog::CatalogLocation>,
+    /// With both `catalog` and `es_urls`: Elasticsearch, where copies are
+    /// recorded too (SQLite is the one read), so Kibana sees them.
+    pub catalog_mirror: Option<ubackup_catalog::CatalogLocation>,
     /// Run prune inside the server this often (`prune_interval`, seconds).
     pub prune_interval: Option<Duration>,
     /// prune removes a quarantined file this many days after it was put
@@ -367,6 +370,7 @@ impl ServerConfig {
             keep_days: keep_days(&g)?,
             replica,
             catalog: ubackup_catalog::CatalogLocation::from_section(&g)?,
+            catalog_mirror: catalog_mirror(&g)?,
             prune_interval: prune_interval(&g)?,
             quarantine_days: quarantine_days(&g)?,
             unknown_keys: g
@@ -422,6 +426,19 @@ impl ServerConfig {
             out.push("log/error_log");
         }
         out
+    }
+}
+
+/// Elasticsearch as well as SQLite: the second is where copies are
+/// mirrored (see [`ServerConfig::catalog_mirror`]).
+fn catalog_mirror(
+    g: &SectionReader,
+) -> Result<Option<ubackup_catalog::CatalogLocation>, ConfigError> {
+    match ubackup_catalog::CatalogLocation::from_section(g)? {
+        Some(ubackup_catalog::CatalogLocation::Sqlite(_)) => Ok(
+            ubackup_catalog::location::es_settings(g)?.map(ubackup_catalog::CatalogLocation::Es),
+        ),
+        _ => Ok(None),
     }
 }
 

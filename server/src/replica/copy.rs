@@ -439,7 +439,7 @@ async fn record_copy(
     let mut stop = ctx.abort.clone();
     loop {
         match rep.catalog.record_copy(id, &copy).await {
-            Ok(_) => return Some(()),
+            Ok(_) => break,
             Err(e) => {
                 let d = backoff.next_delay();
                 tracing::warn!("cannot record the copy yet, retrying in {d:?}: {e}");
@@ -447,6 +447,38 @@ async fn record_copy(
                     return None;
                 }
             }
+        }
+    }
+    for m in &rep.mirrors {
+        mirror_copy(m.as_ref(), id, &copy, &mut stop).await?;
+    }
+    Some(())
+}
+
+/// Records the copy in a mirror (Elasticsearch next to SQLite), waiting a
+/// while for the indexer to have written the document there.
+async fn mirror_copy(
+    m: &dyn ubackup_catalog::Retention,
+    id: &str,
+    copy: &CopyRecord,
+    stop: &mut ubackup_common::shutdown::Shutdown,
+) -> Option<()> {
+    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        match m.record_copy(id, copy).await {
+            Ok(true) => return Some(()),
+            Ok(false) if tokio::time::Instant::now() >= deadline => {
+                tracing::warn!(mirror = %m.describe(), "the mirror has no document {id} after {RECORD_WAIT:?}; the copy is recorded in the main catalog only");
+                return Some(());
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(mirror = %m.describe(), "cannot record the copy in the mirror yet: {e}")
+            }
+        }
+        if stop.sleep(backoff.next_delay()).await {
+            return None;
         }
     }
 }

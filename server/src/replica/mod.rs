@@ -47,16 +47,23 @@ pub(crate) struct Replication {
     /// This node's replication list (its lowest-priority list).
     pub list: String,
     pub catalog: Arc<dyn Retention>,
+    /// Where copies are recorded too (Elasticsearch next to SQLite).
+    pub mirrors: Vec<Arc<dyn Retention>>,
     /// Replication tasks running now (at most one).
     pub running: Arc<AtomicUsize>,
     peers: Mutex<Option<(Instant, Vec<Peer>)>>,
 }
 
 impl Replication {
-    pub fn new(list: String, catalog: Arc<dyn Retention>) -> Self {
+    pub fn new(
+        list: String,
+        catalog: Arc<dyn Retention>,
+        mirrors: Vec<Arc<dyn Retention>>,
+    ) -> Self {
         Replication {
             list,
             catalog,
+            mirrors,
             running: Arc::new(AtomicUsize::new(0)),
             peers: Mutex::new(None),
         }
@@ -92,13 +99,15 @@ pub(crate) async fn open(
         .expect("the config requires a catalog with copies");
     let mut failures = 0u32;
     loop {
-        match loc.open().await {
-            Ok(c) => {
-                tracing::info!(copies = cfg.replica.copies, per_type = ?cfg.replica.per_type, zone = %cfg.replica.zone, catalog = %loc, "replication on");
-                return Some(Some(Arc::new(Replication::new(
-                    keys.replica(&cfg.node_id),
-                    c,
-                ))));
+        let mirror = match &cfg.catalog_mirror {
+            Some(m) => m.open().await.map(Some),
+            None => Ok(None),
+        };
+        match loc.open().await.and_then(|c| mirror.map(|m| (c, m))) {
+            Ok((c, m)) => {
+                tracing::info!(copies = cfg.replica.copies, per_type = ?cfg.replica.per_type, zone = %cfg.replica.zone, catalog = %loc, mirror = ?cfg.catalog_mirror.as_ref().map(|m| m.to_string()), "replication on");
+                let rep = Replication::new(keys.replica(&cfg.node_id), c, m.into_iter().collect());
+                return Some(Some(Arc::new(rep)));
             }
             Err(e) => {
                 failures += 1;

@@ -119,8 +119,10 @@ pub(crate) async fn sweep(
                 state: ubackup_catalog::copies::state::LOST.into(),
                 ..c
             };
-            if let Err(e) = rep.catalog.record_copy(&r.id, &lost).await {
-                tracing::warn!(id = %r.id, node = %lost.node, "cannot mark the copy of a forgotten node lost: {e}");
+            for cat in std::iter::once(&rep.catalog).chain(&rep.mirrors) {
+                if let Err(e) = cat.record_copy(&r.id, &lost).await {
+                    tracing::warn!(id = %r.id, node = %lost.node, catalog = %cat.describe(), "cannot mark the copy of a forgotten node lost: {e}");
+                }
             }
         }
         let good: Vec<_> = r
