@@ -498,22 +498,30 @@ fn keep_days(g: &SectionReader) -> Result<BTreeMap<String, u32>, ConfigError> {
         }
     }
     // keeptime.<type> wins over the original keys
-    let typed: Vec<String> = g
-        .keys()
-        .map(|(k, _)| k.clone())
-        .filter(|k| k.starts_with("keeptime."))
-        .collect();
-    for key in typed {
-        let ty = &key["keeptime.".len()..];
-        if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
-            return Err(g.error(
-                &key,
-                "expected keeptime.<type> = DAYS, such as keeptime.ssdb = 7",
-            ));
-        }
+    for (key, ty) in typed_keys(g, "keeptime", "DAYS, such as keeptime.ssdb = 7")? {
         if let Some(d) = keep_time(g, &key)? {
-            out.insert(ty.to_string(), d);
+            out.insert(ty, d);
         }
+    }
+    Ok(out)
+}
+
+/// The `<prefix>.<type>` keys of `[global]` as (key, type), each type a
+/// plain name (no `/`, no spaces); else "expected <prefix>.<type> =
+/// `example`". One rule for `keeptime.<type>` and `copies.<type>`.
+pub(crate) fn typed_keys(
+    g: &SectionReader,
+    prefix: &str,
+    example: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let dotted = format!("{prefix}.");
+    let mut out = Vec::new();
+    for (key, _) in g.keys().filter(|(k, _)| k.starts_with(&dotted)) {
+        let ty = &key[dotted.len()..];
+        if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
+            return Err(g.error(key, format!("expected {dotted}<type> = {example}")));
+        }
+        out.push((key.clone(), ty.to_string()));
     }
     Ok(out)
 }

@@ -47,17 +47,8 @@ impl ReplicaConfig {
     pub fn from_section(g: &SectionReader, node_id: &str) -> Result<Self, ConfigError> {
         let copies = count(g, "copies", 1)?;
         let mut per_type = BTreeMap::new();
-        let typed: Vec<String> = g
-            .keys()
-            .map(|(k, _)| k.clone())
-            .filter(|k| k.starts_with("copies."))
-            .collect();
-        for key in typed {
-            let ty = &key["copies.".len()..];
-            if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
-                return Err(g.error(&key, "expected copies.<type> = N, such as copies.mysql = 2"));
-            }
-            per_type.insert(ty.to_string(), count(g, &key, copies)?);
+        for (key, ty) in crate::config::typed_keys(g, "copies", "N, such as copies.mysql = 2")? {
+            per_type.insert(ty, count(g, &key, copies)?);
         }
         let zone = g.opt_str("zone").unwrap_or_else(|| node_id.to_string());
         if zone.chars().any(char::is_whitespace) {
