@@ -252,6 +252,26 @@ impl<'a> SectionReader<'a> {
     pub fn keys(&self) -> impl Iterator<Item = (&String, &String)> {
         self.section.entries.iter().map(|(k, e)| (k, &e.value))
     }
+
+    /// The `<prefix>.<type>` keys as (key, type), each type a plain name
+    /// (no `/`, no spaces); else "expected <prefix>.<type> = `example`".
+    /// One rule for every per-type key (`keeptime.<type>`, `copies.<type>`).
+    pub fn typed_keys(
+        &self,
+        prefix: &str,
+        example: &str,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let dotted = format!("{prefix}.");
+        let mut out = Vec::new();
+        for (key, _) in self.keys().filter(|(k, _)| k.starts_with(&dotted)) {
+            let ty = &key[dotted.len()..];
+            if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
+                return Err(self.error(key, format!("expected {dotted}<type> = {example}")));
+            }
+            out.push((key.clone(), ty.to_string()));
+        }
+        Ok(out)
+    }
 }
 
 /// The keys of `groups`, in order, as one array (see [`key_list!`](crate::key_list)).

@@ -498,30 +498,10 @@ fn keep_days(g: &SectionReader) -> Result<BTreeMap<String, u32>, ConfigError> {
         }
     }
     // keeptime.<type> wins over the original keys
-    for (key, ty) in typed_keys(g, "keeptime", "DAYS, such as keeptime.ssdb = 7")? {
+    for (key, ty) in g.typed_keys("keeptime", "DAYS, such as keeptime.ssdb = 7")? {
         if let Some(d) = keep_time(g, &key)? {
             out.insert(ty, d);
         }
-    }
-    Ok(out)
-}
-
-/// The `<prefix>.<type>` keys of `[global]` as (key, type), each type a
-/// plain name (no `/`, no spaces); else "expected <prefix>.<type> =
-/// `example`". One rule for `keeptime.<type>` and `copies.<type>`.
-pub(crate) fn typed_keys(
-    g: &SectionReader,
-    prefix: &str,
-    example: &str,
-) -> Result<Vec<(String, String)>, ConfigError> {
-    let dotted = format!("{prefix}.");
-    let mut out = Vec::new();
-    for (key, _) in g.keys().filter(|(k, _)| k.starts_with(&dotted)) {
-        let ty = &key[dotted.len()..];
-        if ty.is_empty() || ty.contains('/') || ty.chars().any(char::is_whitespace) {
-            return Err(g.error(key, format!("expected {dotted}<type> = {example}")));
-        }
-        out.push((key.clone(), ty.to_string()));
     }
     Ok(out)
 }

@@ -47,7 +47,7 @@ impl ReplicaConfig {
     pub fn from_section(g: &SectionReader, node_id: &str) -> Result<Self, ConfigError> {
         let copies = count(g, "copies", 1)?;
         let mut per_type = BTreeMap::new();
-        for (key, ty) in crate::config::typed_keys(g, "copies", "N, such as copies.mysql = 2")? {
+        for (key, ty) in g.typed_keys("copies", "N, such as copies.mysql = 2")? {
             per_type.insert(ty, count(g, &key, copies)?);
         }
         let zone = g.opt_str("zone").unwrap_or_else(|| node_id.to_string());
