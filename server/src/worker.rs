@@ -14,6 +14,11 @@
 //! instead of waiting for a worker to finish (a batch of small files can
 //! take a while), so at most `workers + 1` pulls run, the extra one always
 //! from the top list.
+//!
+//! With `copies` > 1 a replication task (the node's lowest-priority list)
+//! runs in a slot of its own, one at a time: it is taken only when no
+//! backup message waits and a worker is free, and once running it does
+//! not count against the workers, so at most `workers + 2` jobs run.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,7 +91,15 @@ pub(crate) async fn dispatch(
             *ctx.status.pause_reason.lock().expect("status lock") = reason.clone();
         }
 
-        let normal = jobs.len().saturating_sub(express.load(Ordering::SeqCst));
+        // the express slot and the replication slot are extra: a running
+        // copy never takes a worker from backup messages
+        let replicating = ctx
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.running.load(Ordering::SeqCst));
+        let normal = jobs
+            .len()
+            .saturating_sub(express.load(Ordering::SeqCst) + replicating);
         if reason.is_some() || normal >= desired {
             let may_express =
                 reason.is_none() && cfg.queues.len() > 1 && express.load(Ordering::SeqCst) == 0;
