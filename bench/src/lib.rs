@@ -15,11 +15,14 @@
 //! * [`raw`]: the raw rsync counterparts;
 //! * [`stats`]: medians, percentiles and the named samples of a run;
 //! * [`workloads`]: one function per workload;
+//! * [`replication`]: the copies-on-other-nodes workload (three nodes,
+//!   two zones, a node lost and repaired);
 //! * [`report`]: the markdown written into BENCHMARKS.md.
 
 pub mod data;
 pub mod procs;
 pub mod raw;
+pub mod replication;
 pub mod report;
 pub mod stats;
 pub mod workloads;

@@ -217,6 +217,11 @@ impl ServerSetup {
         Ok(s)
     }
 
+    /// The key prefix of this node's lists (shared with its siblings).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Number of results pushed so far.
     pub fn result_count(&self, c: &mut redis::Connection) -> usize {
         c.llen(&self.results).unwrap_or(0)
@@ -293,6 +298,12 @@ impl Server {
         rss_kib(self.pid())
             .map(|(h, _)| h as f64 / 1024.0)
             .unwrap_or(f64::NAN)
+    }
+
+    /// SIGKILL to the node's process group: a lost node (no drain, no
+    /// deregistration). Its store is the caller's to delete.
+    pub fn kill9(mut self) {
+        self.proc.kill9_group();
     }
 
     /// SIGTERM, wait for a clean exit, then delete the node's root.

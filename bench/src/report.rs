@@ -347,6 +347,94 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
             met: None,
         });
     }
+    if let (Some(c1), Some(c2)) = (m("repl.c1.p50"), m("repl.c2.p50")) {
+        let (c1p95, c2p95) = (m("repl.c1.p95"), m("repl.c2.p95"));
+        let kib = o.repl_size / 1024;
+        let r50 = ratio(Some(c2), Some(c1));
+        out.push(Row {
+            workload: format!(
+                "first copy with copies = 2: {} × {kib} KiB pushed one at a time 10-40 ms apart to 3 nodes (2 zones, 2 workers each), push → result",
+                o.repl_n
+            ),
+            ubackup: format!(
+                "p50 {} / p95 {} (second copies already made when the last first copy was acked: {}; the rest {} later)",
+                f(Some(c2), 1, " ms"),
+                f(c2p95, 1, " ms"),
+                f(m("repl.c2.during_pct"), 0, " %"),
+                f(m("repl.c2.rest_secs"), 2, " s"),
+            ),
+            counterpart: format!(
+                "the same cluster with copies = 1: p50 {} / p95 {}",
+                f(Some(c1), 1, " ms"),
+                f(c1p95, 1, " ms")
+            ),
+            ratio: format!(
+                "{} (p50), {} (p95)",
+                f(r50, 2, "×"),
+                f(ratio(c2p95, c1p95), 2, "×")
+            ),
+            target: "first copies not delayed: p50 ≤ 1.1× copies = 1".into(),
+            met: r50.map(|r| r <= 1.1),
+        });
+    }
+    if let Some(el) = m("repl.repair.secs") {
+        let seq = m("repl.raw.seq");
+        let nd = m("repl.raw.seq_nodelay");
+        out.push(Row {
+            workload: format!(
+                "re-replication: the zone-b node of 3 killed (-9) with its module and its store deleted, copies = 2, repair_after_secs = 1, repair_interval_secs = 1, heartbeat 1 s; until every backup has 2 good copies on the 2 nodes left ({} × {} KiB)",
+                o.repl_n,
+                o.repl_size / 1024
+            ),
+            ubackup: format!(
+                "{} backups in {} ({} MB/s; the first new copy after {}: heartbeat expiry + repair_after_secs + the sweep)",
+                f(m("repl.repair.n"), 0, ""),
+                f(Some(el), 2, " s"),
+                f(m("repl.repair.mbps"), 2, ""),
+                f(m("repl.repair.first_secs"), 2, " s"),
+            ),
+            counterpart: format!(
+                "raw rsync of the same files from the same node modules, one file per call, sequentially (a node runs one replication task at a time): {} ({} MB/s), with TCP_NODELAY: {} ({} MB/s); one `--files-from` rsync per source node: {} ({} MB/s)",
+                f(seq, 2, " s"),
+                f(m("repl.raw.seq.mbps"), 2, ""),
+                f(nd, 2, " s"),
+                f(m("repl.raw.seq_nodelay.mbps"), 2, ""),
+                f(m("repl.raw.list"), 2, " s"),
+                f(m("repl.raw.list.mbps"), 1, "")
+            ),
+            ratio: format!(
+                "{} the sequential raw time ({} with NODELAY); from the first new copy on, {} the NODELAY time",
+                f(ratio(Some(el), seq), 2, "×"),
+                f(ratio(Some(el), nd), 2, "×"),
+                f(
+                    ratio(m("repl.repair.secs").zip(m("repl.repair.first_secs")).map(|(a, b)| a - b), nd),
+                    2,
+                    "×"
+                )
+            ),
+            target: "–".into(),
+            met: None,
+        });
+        out.push(Row {
+            workload: "bytes written by replication (sum of the sizes of the copies made)".into(),
+            ubackup: format!(
+                "initial second copies: {} of the data set; repair: {} of the lost copies",
+                f(m("repl.bytes.copies_ratio"), 3, "×"),
+                f(m("repl.repair.bytes_ratio"), 3, "×")
+            ),
+            counterpart: format!(
+                "data set: {} × {} KiB = {} MB",
+                o.repl_n,
+                o.repl_size / 1024,
+                f(Some((o.repl_n * o.repl_size) as f64 / 1e6), 1, "")
+            ),
+            ratio: "".into(),
+            target: "1.000× (no copy made twice)".into(),
+            met: m("repl.bytes.copies_ratio")
+                .zip(m("repl.repair.bytes_ratio"))
+                .map(|(a, b)| (a - 1.0).abs() < 1e-9 && (b - 1.0).abs() < 1e-9),
+        });
+    }
     for (key, what, limit) in [
         (
             "rss.server.idle",

@@ -38,15 +38,17 @@ pub struct Opts {
     pub indexer_n: usize,
     pub burst_hosts: usize,
     pub burst_per_host: usize,
+    pub repl_n: usize,
+    pub repl_size: usize,
 }
 
-const LONG: Duration = Duration::from_secs(900);
+pub(crate) const LONG: Duration = Duration::from_secs(900);
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn remove(p: &Path) {
+pub(crate) fn remove(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
 }
 
@@ -282,7 +284,7 @@ pub fn bwlimit(env: &Env, set: &LargeSet, o: &Opts, s: &mut Samples) -> Result<(
 
 /// A small deterministic jitter (10-40 ms) between latency samples, so
 /// they do not line up with the node's poll periods.
-fn gap(k: usize) -> Duration {
+pub(crate) fn gap(k: usize) -> Duration {
     Duration::from_millis(10 + ((k * 7919) % 31) as u64)
 }
 

@@ -18,8 +18,17 @@ use ubackup_bench::workloads::{self, Opts};
 use ubackup_testkit::RedisServer;
 
 const ALL: &[&str] = &[
-    "small", "backlog", "large", "bwlimit", "latency", "level1", "client", "indexer", "burst",
+    "small",
+    "backlog",
+    "large",
+    "bwlimit",
+    "latency",
+    "level1",
+    "client",
+    "indexer",
+    "burst",
     "rss",
+    "replication",
 ];
 
 #[derive(Parser, Debug)]
@@ -36,7 +45,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Comma-separated workloads (small, backlog, large, bwlimit, latency,
-    /// level1, client, indexer, burst, rss); default all.
+    /// level1, client, indexer, burst, rss, replication); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Scratch directory (sources, node roots); a temp dir inside it is
@@ -76,6 +85,11 @@ struct Args {
     burst_hosts: usize,
     #[arg(long, default_value_t = 20)]
     burst_per_host: usize,
+    /// Replication: how many files, and their size in bytes.
+    #[arg(long, default_value_t = 200)]
+    repl_n: usize,
+    #[arg(long, default_value_t = 65536)]
+    repl_size: usize,
     /// A line added under the title (e.g. "binaries of commit X, before batching").
     #[arg(long, default_value = "")]
     note: String,
@@ -128,6 +142,8 @@ fn run(a: Args) -> Result<()> {
         indexer_n: a.indexer_n,
         burst_hosts: a.burst_hosts,
         burst_per_host: a.burst_per_host,
+        repl_n: a.repl_n.max(1),
+        repl_size: a.repl_size,
     };
     let scratch = tempfile::Builder::new()
         .prefix("ubackup-bench-")
@@ -198,6 +214,16 @@ fn run(a: Args) -> Result<()> {
         workloads::burst(&env, &set, &o, &mut s)?;
         drop(set);
         let _ = std::fs::remove_dir_all(env.work.join("b"));
+    }
+    if want("replication") {
+        eprintln!(
+            "creating {} files of {} bytes for replication",
+            o.repl_n, o.repl_size
+        );
+        let set = SmallSet::create(&env.work.join("r"), o.repl_n, o.repl_size)?;
+        ubackup_bench::replication::replication(&env, &set, &o, &mut s)?;
+        drop(set);
+        let _ = std::fs::remove_dir_all(env.work.join("r"));
     }
     if want("rss") {
         eprintln!("  idle RSS");
