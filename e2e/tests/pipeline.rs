@@ -394,6 +394,7 @@ fn assert_rebuilds(dest: &Path, chain: &[String], data: &Path, scratch: &Path) {
 
 #[test]
 fn fifty_plus_backups_through_two_hosts_two_nodes_sqlite_and_es() {
+    let _one = crate::one_cluster();
     let t0 = Instant::now();
     let cluster = ClusterBuilder::new("e2e")
         .names(Names {

@@ -374,6 +374,7 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 
 #[test]
 fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
+    let _one = crate::one_cluster();
     let cluster = ClusterBuilder::new("replica").start().unwrap();
     let root = cluster.dir.path().to_path_buf();
     let names = cluster.names.clone();
@@ -850,6 +851,7 @@ fn count_files(root: &Path) -> usize {
 /// and no node holds a file twice.
 #[test]
 fn kill9_mid_copy_and_of_the_source_loses_nothing_and_makes_no_third_copy() {
+    let _one = crate::one_cluster();
     let cluster = ClusterBuilder::new("replcrash").start().unwrap();
     let root = cluster.dir.path().to_path_buf();
     let names = cluster.names.clone();
