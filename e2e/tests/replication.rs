@@ -943,6 +943,19 @@ fn kill9_mid_copy_and_of_the_source_loses_nothing_and_makes_no_third_copy() {
                 .all(|d| temp_files(&d.join("store").join(".ubackup-tmp")) == 0)
         },
     );
+    // a SIGTERM before a restarted node has installed its handler would
+    // kill it by signal: wait for each start's "started" line first
+    wait_logged(
+        "every node's last start is up",
+        Duration::from_secs(20),
+        &dirs,
+        || {
+            [(0, 2), (1, 1), (2, 3)].iter().all(|&(k, starts)| {
+                let log = std::fs::read_to_string(dirs[k].join("server.log")).unwrap_or_default();
+                log.matches(" started node=").count() >= starts
+            })
+        },
+    );
     for n in nodes.iter_mut() {
         n.signal(libc::SIGTERM);
         assert_eq!(n.wait_exit(Duration::from_secs(20)), Some(Some(0)));
