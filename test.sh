@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs the system packages the tests run for real
-# (redis-server, rsync, and chromium for the web-page test) if they are
+# (redis-server, rsync, stunnel4 and openssl, and chromium for the web-page test) if they are
 # missing, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+# pulls over TLS are tested through a real stunnel
+command -v stunnel4 >/dev/null 2>&1 || need+=(stunnel4)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # the web-page test drives a real headless Chromium
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 if [ ${#need[@]} -gt 0 ]; then

@@ -65,6 +65,7 @@ pub const GLOBAL_KEYS: &[&str] = ubackup_common::key_list!(
         "node_rsync_timeout",
         "node_rsync_contimeout",
     ],
+    &ubackup_transport::tls_config::NODE_RSYNC_TLS.all(),
     catalog::KEYS,
 );
 
@@ -159,6 +160,8 @@ pub struct GlobalConfig {
     /// rsync `--timeout` / `--contimeout` of restore pulls.
     pub node_rsync_timeout: Duration,
     pub node_rsync_contimeout: Duration,
+    /// Restore pulls through TLS (`node_rsync_tls*`); `None` = plain.
+    pub node_rsync_tls: Option<ubackup_transport::tls_config::TlsPolicy>,
 }
 
 /// One instance section.
@@ -365,6 +368,10 @@ impl GlobalConfig {
             )?,
             node_rsync_timeout: positive_secs(g, "node_rsync_timeout", 120)?,
             node_rsync_contimeout: positive_secs(g, "node_rsync_contimeout", 20)?,
+            node_rsync_tls: ubackup_transport::tls_config::read(
+                g,
+                &ubackup_transport::tls_config::NODE_RSYNC_TLS,
+            )?,
             dedup_ttl: g
                 .parse_or::<u64>(
                     "dedup_ttl",

@@ -820,3 +820,98 @@ async fn sigterm_during_a_pull_stops_it_and_leaves_dest_untouched() {
     assert!(!d.exists());
     assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_over_mutual_tls_from_the_node_and_a_refused_certificate_says_so() {
+    use ubackup_testkit::cluster::localhost;
+    use ubackup_testkit::cluster::tls::{start_stunnel, Backend, Leaf, Pki, StunnelConf};
+    let env = Env::new();
+    chain_of_three(&env).await;
+    let pki = Pki::new("ubackup test CA").unwrap();
+    let node_cert = pki
+        .issue(&Leaf {
+            name: "node",
+            sans: &["127.0.0.1"],
+            client: false,
+            expired: false,
+        })
+        .unwrap();
+    let host_cert = pki
+        .issue(&Leaf {
+            name: "dbhost",
+            sans: &["db1.example"],
+            client: true,
+            expired: false,
+        })
+        .unwrap();
+    // the node's stunnel in front of its module, clients need our CA's certificate
+    let st_dir = env.work.path().join("stunnel");
+    std::fs::create_dir_all(&st_dir).unwrap();
+    let st = start_stunnel(
+        &st_dir,
+        localhost(),
+        &StunnelConf {
+            cert: &node_cert.0,
+            key: &node_cert.1,
+            require_client_ca: Some(&pki.ca),
+            backend: Backend::Connect(localhost(), env.rsyncd.port),
+        },
+    )
+    .unwrap();
+    let tls = |client: bool| {
+        let mut s = format!(
+            "catalog = {}\nnode_rsync_tls = yes\nnode_rsync_tls_port = {}\nnode_rsync_tls_ca = {}\n",
+            env.catalog.display(),
+            st.port,
+            pki.ca.display()
+        );
+        if client {
+            s.push_str(&format!(
+                "node_rsync_tls_cert = {}\nnode_rsync_tls_key = {}\n",
+                host_cert.0.display(),
+                host_cert.1.display()
+            ));
+        }
+        env.config(&s, None)
+    };
+    let restore = |conf: &Path, dest: &Path| {
+        client(
+            conf,
+            &[
+                "restore",
+                "--type",
+                "mysql",
+                "--instance",
+                "3306",
+                "--dest",
+                dest.to_str().unwrap(),
+            ],
+        )
+    };
+    let dest = env.dest("over-tls");
+    let o = restore(&tls(true), &dest);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&dest), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
+    for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {
+        assert!(
+            std::fs::read(dest.join(n)).unwrap() == env.original(111111, n),
+            "{n} differs"
+        );
+    }
+    let st_log = std::fs::read_to_string(st_dir.join(format!("stunnel-{}.log", st.port))).unwrap();
+    assert!(
+        st_log.contains("accepted connection"),
+        "the pulls went through stunnel: {st_log}"
+    );
+    // without a client certificate the node's stunnel refuses us: one clear
+    // error naming the certificate, nothing in --dest
+    let dest = env.dest("no-cert");
+    let o = restore(&tls(false), &dest);
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(!dest.exists());
+    assert!(
+        text(&o).contains("TLS authentication failed") && text(&o).contains("node_rsync_tls_cert"),
+        "{}",
+        text(&o)
+    );
+}

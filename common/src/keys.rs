@@ -187,6 +187,8 @@ pub mod state {
     /// Its read-only rsync module and port, that other nodes replicate from.
     pub const MODULE: &str = "module";
     pub const MODULE_PORT: &str = "module_port";
+    /// The TLS port in front of that module (nodes with `rsync_tls`).
+    pub const MODULE_TLS_PORT: &str = "module_tls_port";
     // Written by `ubackup-reporter disk` (the node's cron), not by the node:
     /// Used bytes of the filesystem of `server_root_path` (total - free).
     pub const DISK_USED: &str = "disk_used";

@@ -24,6 +24,7 @@ pub const KNOWN_KEYS: &[&str] = ubackup_common::key_list!(
     logs::KEYS,
     &[cluster::KEY_PREFIX, cluster::MESSAGE_QUEUE],
     crate::replica::config::KEYS,
+    &ubackup_transport::tls_config::RSYNC_TLS.all(),
 );
 
 /// The keys only the server reads.
@@ -139,6 +140,9 @@ pub struct ServerConfig {
     pub allow_sources: Vec<IpNet>,
     pub rsync_user: Option<String>,
     pub rsync_password_file: Option<PathBuf>,
+    /// Pulls through TLS (`rsync_tls*`): from the sources it names, and
+    /// from the other nodes it names (replication). `None` = plain.
+    pub rsync_tls: Option<ubackup_transport::tls_config::TlsPolicy>,
     pub key_prefix: String,
     /// TTL of the node's heartbeat; a node silent this long is dead and its
     /// in-flight messages are re-queued by any live node.
@@ -359,6 +363,10 @@ impl ServerConfig {
             allow_sources,
             rsync_user,
             rsync_password_file,
+            rsync_tls: ubackup_transport::tls_config::read(
+                &g,
+                &ubackup_transport::tls_config::RSYNC_TLS,
+            )?,
             key_prefix,
             heartbeat,
             drain,

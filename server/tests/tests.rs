@@ -14,3 +14,4 @@ mod node;
 mod pickup;
 mod props;
 mod retention;
+mod tls;

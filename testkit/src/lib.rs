@@ -39,6 +39,27 @@ pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
     panic!("timed out after {deadline:?} waiting for: {what}");
 }
 
+/// [`wait_until`], and on timeout the panic also shows `context()` (a
+/// log, a state dump), so a failure explains itself.
+pub fn wait_until_or(
+    what: &str,
+    deadline: Duration,
+    mut cond: impl FnMut() -> bool,
+    context: impl FnOnce() -> String,
+) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "timed out after {deadline:?} waiting for: {what}\n{}",
+        context()
+    );
+}
+
 /// Async flavour of [`wait_until`].
 pub async fn wait_until_async<F, Fut>(what: &str, deadline: Duration, mut cond: F)
 where

@@ -10,15 +10,22 @@
 //!   decisions, and the backoff between attempts;
 //! * [`tmp`]: the temp area attempts land in, and the rsync process groups
 //!   a killed run left behind;
+//! * [`tls`]: rsync over TLS through our connector, and what its failures
+//!   mean; [`connect`] is the connector itself (`ubackup-tls-connect`);
+//!   [`tls_config`] reads the `rsync_tls*` / `node_rsync_tls*` keys;
 //! * [`source`]: a daemon module ([`source::RsyncSource`]), its URLs, and
 //!   the storage layout `root/TYPE/A.B.C/D` ([`source::dest_dir`]).
 
+pub mod connect;
 pub mod retry;
 pub mod rsync;
 pub mod source;
+pub mod tls;
+pub mod tls_config;
 pub mod tmp;
 
 pub use retry::{AttemptError, Retry};
 pub use rsync::RsyncOptions;
 pub use source::RsyncSource;
+pub use tls::TlsOptions;
 pub use tmp::TempArea;

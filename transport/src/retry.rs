@@ -23,6 +23,11 @@ pub enum AttemptError {
     Verify(String),
     /// Landing (fsync/rename) failed on our side.
     Local(String),
+    /// The TLS peer's certificate was refused (unknown CA, expired, wrong
+    /// name) or it refused ours: the same certificates fail the same way.
+    TlsAuth(String),
+    /// The TLS port could not be reached, or the handshake timed out.
+    TlsConnect(String),
 }
 
 /// What to do after an error.
@@ -62,6 +67,8 @@ impl AttemptError {
             AttemptError::NotRegular(_) => Retry::Never,
             AttemptError::Verify(_) => Retry::Bounded,
             AttemptError::Local(_) => Retry::Transient,
+            AttemptError::TlsAuth(_) => Retry::Never,
+            AttemptError::TlsConnect(_) => Retry::Transient,
         }
     }
 
@@ -89,6 +96,8 @@ impl std::fmt::Display for AttemptError {
             AttemptError::NotRegular(e) => write!(f, "{e}"),
             AttemptError::Verify(e) => write!(f, "verification failed: {e}"),
             AttemptError::Local(e) => write!(f, "landing failed: {e}"),
+            AttemptError::TlsAuth(e) => write!(f, "TLS authentication failed: {e}"),
+            AttemptError::TlsConnect(e) => write!(f, "TLS connection failed: {e}"),
         }
     }
 }

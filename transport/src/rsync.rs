@@ -17,6 +17,7 @@ use tokio::io::AsyncReadExt;
 use ubackup_common::shutdown::Shutdown;
 
 use crate::retry::AttemptError;
+use crate::tls::TlsOptions;
 use crate::tmp::{kill_rsync_group, TempArea};
 
 /// The partial directory inside an attempt directory: rsync keeps an
@@ -38,6 +39,9 @@ pub struct RsyncOptions {
     /// `--password-file`, for a module with `auth users` (the user is in
     /// the URL, see [`crate::source::source_url`]).
     pub password_file: Option<PathBuf>,
+    /// Reach the daemon through TLS ([`crate::tls`]); `None` is the plain
+    /// daemon protocol on the URL's port.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Per-transfer limit in KB/s: `rsync_bwlimit`, and `node_bwlimit` split
@@ -67,7 +71,8 @@ pub fn per_transfer_kbps(
 /// * `--times`: keeps the source mtime, so a re-pull can use the landed
 ///   file as its basis (`--copy-dest`) instead of the network;
 /// * `--partial-dir`: an interrupted attempt is resumed by the next one;
-/// * `--contimeout` and `--timeout` always, because `--contimeout` alone
+/// * `--contimeout` (not over TLS, see [`crate::tls`]) and `--timeout`
+///   always, because `--contimeout` alone
 ///   hangs against a stopped daemon (CRATES.md); the caller adds a watchdog.
 pub fn pull_args(
     opts: &RsyncOptions,
@@ -127,21 +132,34 @@ fn common_args(opts: &RsyncOptions, bwlimit_kbps: u64) -> Vec<OsString> {
         "--no-links".into(),
         "--times".into(),
         "--no-motd".into(),
-        format!("--contimeout={}", opts.contimeout.as_secs()).into(),
         format!("--timeout={}", opts.timeout.as_secs()).into(),
         "--partial".into(),
         format!("--partial-dir={PARTIAL_DIR}").into(),
     ];
+    if opts.tls.is_none() {
+        // rsync refuses --contimeout without a socket of its own; over
+        // TLS the connector's --timeout bounds connecting
+        a.insert(
+            4,
+            format!("--contimeout={}", opts.contimeout.as_secs()).into(),
+        );
+    }
     if bwlimit_kbps > 0 {
         a.push(format!("--bwlimit={bwlimit_kbps}").into());
     }
-    if opts.nodelay {
+    if opts.nodelay && opts.tls.is_none() {
         a.push("--sockopts=TCP_NODELAY".into());
     }
     if let Some(pf) = &opts.password_file {
         let mut o = OsString::from("--password-file=");
         o.push(pf);
         a.push(o);
+    }
+    if let Some(tls) = &opts.tls {
+        // rsync execs the connector itself (no shell) and ignores the
+        // URL's port: the connector dials `tls.port`
+        a.push("-e".into());
+        a.push(tls.rsh(opts.contimeout));
     }
     a
 }
@@ -268,6 +286,15 @@ pub async fn run(
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
+    // over TLS rsync only sees a closed connection; the connector's own
+    // line says whether it was a certificate or the network
+    let result = match result {
+        Err(AttemptError::Exit(_)) => match crate::tls::classify(&stderr_tail) {
+            Some(e) => Err(e),
+            None => result,
+        },
+        other => other,
+    };
     (
         RsyncRun {
             result,
@@ -288,7 +315,53 @@ mod tests {
             timeout: Duration::from_secs(7),
             nodelay: true,
             password_file: None,
+            tls: None,
         }
+    }
+
+    #[test]
+    fn over_tls_the_connector_replaces_the_socket_options() {
+        let plain = pull_args(
+            &opts(),
+            0,
+            None,
+            &["rsync://h:873/m/f".into()],
+            Path::new("/d"),
+        );
+        assert!(plain.iter().any(|a| a == "--contimeout=3") && !plain.iter().any(|a| a == "-e"));
+        let tls = RsyncOptions {
+            tls: Some(TlsOptions {
+                port: 874,
+                ca: "/ca.pem".into(),
+                client: None,
+                connector: "/bin/ubackup-tls-connect".into(),
+            }),
+            ..opts()
+        };
+        let a = pull_args(
+            &tls,
+            0,
+            None,
+            &["rsync://h:873/m/f".into()],
+            Path::new("/d"),
+        );
+        // rsync refuses --contimeout when a program makes the connection
+        assert!(
+            !a.iter()
+                .any(|x| x.to_string_lossy().starts_with("--contimeout")),
+            "{a:?}"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| x.to_string_lossy().starts_with("--sockopts")),
+            "{a:?}"
+        );
+        let e = a.iter().position(|x| x == "-e").unwrap();
+        assert_eq!(
+            a[e + 1],
+            "/bin/ubackup-tls-connect --port 874 --timeout 3 --ca /ca.pem"
+        );
+        assert!(a.iter().any(|x| x == "--timeout=7"));
     }
 
     #[test]

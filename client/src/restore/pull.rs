@@ -46,6 +46,8 @@ pub struct NodeAccess {
     pub attempts: u32,
     /// The module's `auth users` entry: user and password file.
     pub auth: Option<(String, PathBuf)>,
+    /// `node_rsync_tls*`: which nodes are reached through TLS, and how.
+    pub tls: Option<ubackup_transport::tls_config::TlsPolicy>,
 }
 
 impl NodeAccess {
@@ -57,6 +59,7 @@ impl NodeAccess {
             timeout: cfg.global.node_rsync_timeout,
             attempts: 3,
             auth: cfg.global.node_rsync_auth.clone(),
+            tls: cfg.global.node_rsync_tls.clone(),
         }
     }
 }
@@ -216,13 +219,15 @@ impl Drop for Scratch {
 
 impl NodeAccess {
     /// The rsync options of every pull from a node: its timeouts, the
-    /// password file, TCP_NODELAY.
-    fn rsync_options(&self) -> RsyncOptions {
+    /// password file, TCP_NODELAY, TLS for the nodes `node_rsync_tls`
+    /// names.
+    fn rsync_options(&self, node: IpAddr) -> RsyncOptions {
         RsyncOptions {
             contimeout: self.contimeout,
             timeout: self.timeout,
             nodelay: true,
             password_file: self.auth.as_ref().map(|(_, pw)| pw.clone()),
+            tls: self.tls.as_ref().and_then(|p| p.for_source(node)).cloned(),
         }
     }
 }
@@ -230,8 +235,13 @@ impl NodeAccess {
 /// The argument vector of one pull. As the node's: `-s`, no `-a`/`-r`
 /// and `--no-links` (only regular files land), both timeouts,
 /// `--partial-dir` so a retry resumes, TCP_NODELAY; no bandwidth limit.
-pub fn restore_args(access: &NodeAccess, urls: &[String], into: &Path) -> Vec<OsString> {
-    rsync::pull_args(&access.rsync_options(), 0, None, urls, into)
+pub fn restore_args(
+    access: &NodeAccess,
+    node: IpAddr,
+    urls: &[String],
+    into: &Path,
+) -> Vec<OsString> {
+    rsync::pull_args(&access.rsync_options(node), 0, None, urls, into)
 }
 
 /// Pulls `wanted` and renames the verified set to `dest`. Returns bytes.
@@ -417,9 +427,9 @@ async fn pull_group(
     let node = group[0].node.clone();
     let attempts = if failover { 1 } else { access.attempts };
     // as the node's: both rsync timeouts, plus the transfer at 1 MiB/s, plus slack
-    let watchdog = rsync::watchdog(&access.rsync_options(), size, 0);
+    let watchdog = rsync::watchdog(&access.rsync_options(group[0].ip), size, 0);
     for attempt in 1..=attempts {
-        let args = restore_args(access, &urls, into);
+        let args = restore_args(access, group[0].ip, &urls, into);
         tracing::debug!(?args, "rsync");
         let mut abort = shutdown.clone();
         let (run, aborted) = rsync::run(tmp, args, watchdog, &mut abort).await;
@@ -451,6 +461,8 @@ async fn pull_group(
                 AttemptError::Exit(23 | 24) => "; the file is not on the node (pruned, or lost: run `ubackup-server verify` there)",
                 AttemptError::Exit(5) => "; the node's module refused us (hosts allow / auth in its rsyncd.conf)",
                 AttemptError::Exit(10 | 35) => "; is the node's rsync daemon running and node_rsync_port right?",
+                AttemptError::TlsAuth(_) => "; check node_rsync_tls_ca (the CA of the nodes' certificates) and node_rsync_tls_cert/_key",
+                AttemptError::TlsConnect(_) => "; is the node's TLS terminator (stunnel) running and node_rsync_tls_port right?",
                 _ => "",
             };
             return Err(ToolError::Transfer(format!(
@@ -609,6 +621,7 @@ mod tests {
             timeout: Duration::from_secs(7),
             attempts: 1,
             auth: None,
+            tls: None,
         };
         let w = wanted(std::slice::from_ref(&r), &access).unwrap();
         assert_eq!(
@@ -616,7 +629,7 @@ mod tests {
             "rsync://10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb"
         );
         assert_eq!(w[0].local, "db 1.xb");
-        let args = restore_args(&access, &[w[0].url.clone()], Path::new("/s/files"));
+        let args = restore_args(&access, w[0].ip, &[w[0].url.clone()], Path::new("/s/files"));
         let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
         assert!(args.contains(&"--no-links".into()) && args.contains(&"--timeout=7".into()));
         assert_eq!(
@@ -637,10 +650,11 @@ mod tests {
             w2[0].url,
             "rsync://restorer@10.9.0.1:8873/ubackup/mysql/10.1.2/3/db 1.xb"
         );
-        let args: Vec<String> = restore_args(&authed, &[w2[0].url.clone()], Path::new("/s"))
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect();
+        let args: Vec<String> =
+            restore_args(&authed, w2[0].ip, &[w2[0].url.clone()], Path::new("/s"))
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect();
         assert!(
             args.contains(&"--password-file=/etc/ubackup/node.secret".into()),
             "{args:?}"

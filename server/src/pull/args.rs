@@ -13,13 +13,26 @@ use crate::config::ServerConfig;
 use crate::intake::PullJob;
 
 /// `rsync_contimeout`, `rsync_timeout`, `rsync_nodelay`,
-/// `rsync_password_file`.
-pub(super) fn options(cfg: &ServerConfig) -> RsyncOptions {
+/// `rsync_password_file`, and `rsync_tls*` for a pull from `src`.
+pub(super) fn options(cfg: &ServerConfig, src: &RsyncSource) -> RsyncOptions {
+    RsyncOptions {
+        tls: cfg
+            .rsync_tls
+            .as_ref()
+            .and_then(|p| p.for_source(src.ip))
+            .cloned(),
+        ..base(cfg)
+    }
+}
+
+/// The options that do not depend on the source (the deadlines).
+fn base(cfg: &ServerConfig) -> RsyncOptions {
     RsyncOptions {
         contimeout: cfg.rsync_contimeout,
         timeout: cfg.rsync_timeout,
         nodelay: cfg.rsync_nodelay,
         password_file: cfg.rsync_password_file.clone(),
+        tls: None,
     }
 }
 
@@ -34,7 +47,13 @@ pub(super) fn single(
 ) -> Vec<OsString> {
     let basis = job.dest_dir.is_dir().then_some(job.dest_dir.as_path());
     let url = source_url(&job.source, cfg.rsync_user.as_deref(), &job.remote_path);
-    rsync::pull_args(&options(cfg), bwlimit_kbps, basis, &[url], dest)
+    rsync::pull_args(
+        &options(cfg, &job.source),
+        bwlimit_kbps,
+        basis,
+        &[url],
+        dest,
+    )
 }
 
 /// A batch: the remote paths listed in `list`, all from `src`, each at
@@ -47,12 +66,12 @@ pub(super) fn batch(
     bwlimit_kbps: u64,
 ) -> Vec<OsString> {
     let url = source_url(src, cfg.rsync_user.as_deref(), "");
-    rsync::files_from_args(&options(cfg), bwlimit_kbps, list, &url, dest)
+    rsync::files_from_args(&options(cfg, src), bwlimit_kbps, list, &url, dest)
 }
 
 /// The outer watchdog of a transfer of `size` bytes.
 pub(super) fn watchdog(cfg: &ServerConfig, size: u64, bwlimit_kbps: u64) -> Duration {
-    rsync::watchdog(&options(cfg), size, bwlimit_kbps)
+    rsync::watchdog(&base(cfg), size, bwlimit_kbps)
 }
 
 #[cfg(test)]
@@ -107,6 +126,39 @@ mod tests {
         );
         assert_eq!(args[args.len() - 1], "/tmp/a1/");
         assert!(!args.iter().any(|a| a == "-a" || a == "-r"));
+    }
+
+    #[test]
+    fn tls_goes_through_the_connector_for_the_sources_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let c = cfg(&format!(
+            "rsync_tls = 10.1.0.0/16\nrsync_tls_port = 9874\nrsync_tls_ca = {}\n",
+            ca.display()
+        ));
+        let j = job(&c, "a.tar.gz");
+        let args: Vec<String> = single(&c, &j, Path::new("/tmp/a1"), 0)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let e = args
+            .iter()
+            .position(|a| a == "-e")
+            .expect("-e for 10.1.2.3");
+        assert!(
+            args[e + 1].contains("ubackup-tls-connect --port 9874 --timeout 3 --ca ")
+                && args[e + 1].ends_with("ca.pem"),
+            "{}",
+            args[e + 1]
+        );
+        let mut other = j.clone();
+        other.source.ip = "192.0.2.9".parse().unwrap();
+        let plain = single(&c, &other, Path::new("/tmp/a1"), 0);
+        assert!(
+            !plain.iter().any(|a| a == "-e"),
+            "192.0.2.9 is not in rsync_tls"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub const KEYS: &[&str] = &[
     "repair_interval_secs",
     "node_rsync_module",
     "node_rsync_port",
+    "node_rsync_tls_port",
 ];
 
 /// At most this many copies of one backup.
@@ -41,6 +42,9 @@ pub struct ReplicaConfig {
     /// node publishes it in its state hash.
     pub module: String,
     pub module_port: u16,
+    /// The TLS terminator in front of that module (`node_rsync_tls_port`,
+    /// default 874), published for the nodes that pull with `rsync_tls`.
+    pub module_tls_port: u16,
 }
 
 impl ReplicaConfig {
@@ -86,6 +90,13 @@ impl ReplicaConfig {
             1..=65535,
             "1-65535",
         )?;
+        let module_tls_port = g.parse_in(
+            "node_rsync_tls_port",
+            "the TLS port in front of this node's rsync daemon, 1-65535",
+            ubackup_transport::tls::DEFAULT_TLS_PORT,
+            1..=65535,
+            "1-65535",
+        )?;
         Ok(ReplicaConfig {
             copies,
             per_type,
@@ -95,6 +106,7 @@ impl ReplicaConfig {
             repair_interval,
             module,
             module_port,
+            module_tls_port,
         })
     }
 

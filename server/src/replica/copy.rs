@@ -270,19 +270,25 @@ fn source_of(
     r: &CatalogRecord,
     peers: &[Peer],
     rc: &super::config::ReplicaConfig,
-) -> Option<RsyncSource> {
+) -> Option<(RsyncSource, u16)> {
     match peers.iter().find(|p| p.node == c.node) {
-        Some(p) if p.alive && p.replicates => Some(RsyncSource {
-            ip: p.ip.parse().ok()?,
-            port: p.module_port,
-            module: p.module.clone(),
-        }),
+        Some(p) if p.alive && p.replicates => Some((
+            RsyncSource {
+                ip: p.ip.parse().ok()?,
+                port: p.module_port,
+                module: p.module.clone(),
+            },
+            p.module_tls_port,
+        )),
         Some(_) => None,
-        None if is_original_first(c, r) => Some(RsyncSource {
-            ip: c.ip.parse().ok()?,
-            port: rc.module_port,
-            module: rc.module.clone(),
-        }),
+        None if is_original_first(c, r) => Some((
+            RsyncSource {
+                ip: c.ip.parse().ok()?,
+                port: rc.module_port,
+                module: rc.module.clone(),
+            },
+            rc.module_tls_port,
+        )),
         None => None,
     }
 }
@@ -298,16 +304,27 @@ async fn pull_from(
     ctx: &Ctx,
     cfg: &crate::config::ServerConfig,
     task: &ReplicaTask,
-    from: &RsyncSource,
+    (from, tls_port): &(RsyncSource, u16),
     final_path: &Path,
     size: u64,
     checksum: Option<&str>,
 ) -> Result<(), PullError> {
+    // `rsync_tls` covers the other nodes too: a peer it names is reached
+    // through its published TLS port, never in plain
+    let tls = cfg
+        .rsync_tls
+        .as_ref()
+        .and_then(|p| p.for_source(from.ip))
+        .map(|o| ubackup_transport::TlsOptions {
+            port: *tls_port,
+            ..o.clone()
+        });
     let opts = RsyncOptions {
         contimeout: cfg.rsync_contimeout,
         timeout: cfg.rsync_timeout,
         nodelay: cfg.rsync_nodelay,
         password_file: None,
+        tls,
     };
     let key = format!("replica.{}", &task.id[..task.id.len().min(16)]);
     let name = final_path

@@ -132,6 +132,10 @@ pub(crate) fn advertised(cfg: &ServerConfig, replicates: bool) -> Vec<(&'static 
     if replicates {
         v.push((state::MODULE, cfg.replica.module.clone()));
         v.push((state::MODULE_PORT, cfg.replica.module_port.to_string()));
+        v.push((
+            state::MODULE_TLS_PORT,
+            cfg.replica.module_tls_port.to_string(),
+        ));
     }
     v
 }

@@ -17,6 +17,8 @@ pub struct Peer {
     pub zone: String,
     pub module: String,
     pub module_port: u16,
+    /// The TLS port in front of the module (874 when not published).
+    pub module_tls_port: u16,
     /// Its heartbeat key exists.
     pub alive: bool,
     /// Unix ms of its last heartbeat (0 when never seen).
@@ -59,6 +61,9 @@ pub async fn nodes(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisRes
             zone: h.get(state::ZONE).cloned().unwrap_or_else(|| w.clone()),
             module: get(state::MODULE),
             module_port: get(state::MODULE_PORT).parse().unwrap_or(873),
+            module_tls_port: get(state::MODULE_TLS_PORT)
+                .parse()
+                .unwrap_or(ubackup_transport::tls::DEFAULT_TLS_PORT),
             alive,
             heartbeat_ms: get(state::HEARTBEAT_MS).parse().unwrap_or(0),
             replicates: h.contains_key(state::MODULE),
@@ -100,6 +105,7 @@ mod tests {
             zone: zone.into(),
             module: "ubackup".into(),
             module_port: 873,
+            module_tls_port: 874,
             alive,
             heartbeat_ms: 0,
             replicates: true,

@@ -14,10 +14,13 @@
 //!   addresses sharing a port), retried when a port was taken meanwhile;
 //! * [`procs`]: the started processes, stopped newest first by PID, and a
 //!   bounded run of a binary.
+//! * [`tls`]: a throwaway CA and `stunnel4` in front of an rsync daemon,
+//!   for pulls over TLS.
 
 pub mod daemon;
 pub mod ini;
 pub mod procs;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
