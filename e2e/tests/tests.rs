@@ -7,6 +7,7 @@
 //! tests -- deploy::`.
 
 mod deploy;
+mod deploy_tls;
 mod layout;
 mod pipeline;
 mod replication;

@@ -98,10 +98,21 @@ pub struct StunnelConf<'a> {
 /// `stunnel4` in the foreground on `addr` (a free port), its config and log
 /// in `dir`. The returned daemon is owned by PID.
 pub fn start_stunnel(dir: &Path, addr: IpAddr, conf: &StunnelConf) -> Result<Daemon> {
+    start_stunnel_with(dir, addr, |port| render(dir, addr, port, conf))
+}
+
+/// `stunnel4` from the config `text(port)` (e.g. a shipped file with its
+/// paths and `accept` replaced), on `addr` and a free port. The config must
+/// keep it in the foreground (`foreground = yes`).
+pub fn start_stunnel_with(
+    dir: &Path,
+    addr: IpAddr,
+    text: impl Fn(u16) -> String,
+) -> Result<Daemon> {
     let stunnel = which_stunnel();
-    let mut ds = start_listening("stunnel", &[addr], |addr, port| {
+    let mut ds = start_listening("stunnel", &[addr], |_, port| {
         let path = dir.join(format!("stunnel-{port}.conf"));
-        std::fs::write(&path, render(dir, addr, port, conf)).expect("write the stunnel config");
+        std::fs::write(&path, text(port)).expect("write the stunnel config");
         let mut c = Command::new(&stunnel);
         c.arg(&path)
             .stdin(Stdio::null())
