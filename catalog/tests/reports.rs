@@ -88,6 +88,7 @@ fn result(
         checksum: None,
         illegal: None,
         run_id: None,
+        encryption: None,
     }
 }
 

@@ -120,6 +120,10 @@ pub struct RestoreArgs {
     /// Print the files and where they come from; pull nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// age identity file to decrypt backups the nodes stored encrypted
+    /// (`encrypt_to`); overrides the config's `age_identity`.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// `pin` / `unpin`: an ID from `list`, or the backup restore would pick.

@@ -66,6 +66,7 @@ pub const GLOBAL_KEYS: &[&str] = ubackup_common::key_list!(
         "node_rsync_contimeout",
     ],
     &ubackup_transport::tls_config::NODE_RSYNC_TLS.all(),
+    &["age_identity"],
     catalog::KEYS,
 );
 
@@ -162,6 +163,8 @@ pub struct GlobalConfig {
     pub node_rsync_contimeout: Duration,
     /// Restore pulls through TLS (`node_rsync_tls*`); `None` = plain.
     pub node_rsync_tls: Option<ubackup_transport::tls_config::TlsPolicy>,
+    /// age identity file for backups stored encrypted (`age_identity`).
+    pub age_identity: Option<PathBuf>,
 }
 
 /// One instance section.
@@ -372,6 +375,7 @@ impl GlobalConfig {
                 g,
                 &ubackup_transport::tls_config::NODE_RSYNC_TLS,
             )?,
+            age_identity: g.opt_path("age_identity"),
             dedup_ttl: g
                 .parse_or::<u64>(
                     "dedup_ttl",

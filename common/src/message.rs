@@ -101,6 +101,36 @@ pub struct ResultRecord {
     /// The message's `run_id`, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Set when the node stored the file encrypted (`encrypt_to`):
+    /// `checksum`/`size` stay the plaintext's, this holds the ciphertext's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+impl ResultRecord {
+    /// The size and checksum of the file as it is stored on a node: the
+    /// ciphertext's when the node encrypted it at rest, else the
+    /// plaintext's. What verify and replication compare a stored file with.
+    pub fn stored(&self) -> (i64, Option<&str>) {
+        match &self.encryption {
+            Some(e) => (e.size as i64, Some(e.checksum.as_str())),
+            None => (self.size, self.checksum.as_deref()),
+        }
+    }
+}
+
+/// How a node stored a file encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// `age`.
+    pub format: String,
+    /// Fingerprints of the recipients (first 16 hex digits of the blake3 of
+    /// each `age1…` key).
+    pub recipients: Vec<String>,
+    /// Bytes of the ciphertext on disk.
+    pub size: u64,
+    /// `blake3:<hex>` of the ciphertext on disk.
+    pub checksum: String,
 }
 
 /// The text the original puts in `last_all_filename` when there is none.
@@ -177,6 +207,7 @@ impl ResultRecord {
             checksum: msg.checksum.clone(),
             illegal: None,
             run_id: msg.run_id.clone(),
+            encryption: None,
         }
     }
 

@@ -271,6 +271,7 @@ fn result(
         checksum: Some(format!("blake3:{}", "ab".repeat(32))),
         illegal: None,
         run_id: None,
+        encryption: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub const KNOWN_KEYS: &[&str] = ubackup_common::key_list!(
     &[cluster::KEY_PREFIX, cluster::MESSAGE_QUEUE],
     crate::replica::config::KEYS,
     &ubackup_transport::tls_config::RSYNC_TLS.all(),
+    &["encrypt_to"],
 );
 
 /// The keys only the server reads.
@@ -143,6 +144,9 @@ pub struct ServerConfig {
     /// Pulls through TLS (`rsync_tls*`): from the sources it names, and
     /// from the other nodes it names (replication). `None` = plain.
     pub rsync_tls: Option<ubackup_transport::tls_config::TlsPolicy>,
+    /// Store landed files encrypted to these age recipients (`encrypt_to`);
+    /// `None` = in plain, as before.
+    pub encrypt_to: Option<ubackup_transport::at_rest::Recipients>,
     pub key_prefix: String,
     /// TTL of the node's heartbeat; a node silent this long is dead and its
     /// in-flight messages are re-queued by any live node.
@@ -367,6 +371,13 @@ impl ServerConfig {
                 &g,
                 &ubackup_transport::tls_config::RSYNC_TLS,
             )?,
+            encrypt_to: match g.opt_str("encrypt_to") {
+                None => None,
+                Some(v) => Some(
+                    ubackup_transport::at_rest::Recipients::parse(&v)
+                        .map_err(|e| g.error("encrypt_to", e))?,
+                ),
+            },
             key_prefix,
             heartbeat,
             drain,

@@ -10,6 +10,8 @@
 use std::path::Path;
 
 use ubackup_common::fsutil::blake3_file;
+use ubackup_common::message::Encryption;
+use ubackup_transport::at_rest::{self, Recipients};
 
 use ubackup_transport::AttemptError;
 
@@ -25,9 +27,11 @@ const PARALLEL_FLUSH_BYTES: u64 = 16 << 20;
 pub struct Landed {
     /// `size` or `size+blake3`.
     pub verify: String,
-    /// `blake3:<hex>` of the landed file.
+    /// `blake3:<hex>` of the file as pulled (the plaintext).
     pub checksum: String,
     pub bytes: u64,
+    /// Stored encrypted (`encrypt_to`): the ciphertext's size and hash.
+    pub encryption: Option<Encryption>,
 }
 
 /// A file landed by an earlier run (crash between landing and the ack) is
@@ -48,6 +52,7 @@ pub(crate) async fn already_landed(job: &PullJob) -> Option<Landed> {
             verify: "size+blake3".into(),
             checksum: sum,
             bytes: size,
+            encryption: None,
         })
     })
     .await
@@ -57,18 +62,57 @@ pub(crate) async fn already_landed(job: &PullJob) -> Option<Landed> {
 
 /// Checks the file rsync left in `attempt_dir`; blocking (hashes the file,
 /// unless `followed` already hashed this very inode during the transfer).
+/// With `encrypt` the verified plaintext is then replaced, at the same
+/// path, by its age ciphertext ([`encrypt_in_place`]).
 pub fn verify(
     job: &PullJob,
     attempt_dir: &Path,
     followed: Option<&Followed>,
+    encrypt: Option<&Recipients>,
 ) -> Result<Landed, AttemptError> {
-    verify_at(job, &attempt_dir.join(&job.file_name), followed)
+    let p = attempt_dir.join(&job.file_name);
+    let landed = verify_at(job, &p, followed)?;
+    encrypt_in_place(landed, &p, encrypt)
 }
 
 /// Checks the file rsync left at `p` (a batched pull lands each file under
 /// its path in the module, not its basename); blocking.
-pub fn verify_path(job: &PullJob, p: &Path) -> Result<Landed, AttemptError> {
-    verify_at(job, p, None)
+pub fn verify_path(
+    job: &PullJob,
+    p: &Path,
+    encrypt: Option<&Recipients>,
+) -> Result<Landed, AttemptError> {
+    let landed = verify_at(job, p, None)?;
+    encrypt_in_place(landed, p, encrypt)
+}
+
+/// At-rest encryption, after the plaintext passed its checks: the age
+/// file is written next to it (streamed, flushed), then renamed over it,
+/// so what is renamed into the final name is only ever the complete
+/// ciphertext. The plaintext never reaches the destination tree.
+fn encrypt_in_place(
+    mut landed: Landed,
+    p: &Path,
+    encrypt: Option<&Recipients>,
+) -> Result<Landed, AttemptError> {
+    let Some(to) = encrypt else {
+        return Ok(landed);
+    };
+    let name = p.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = p.with_file_name(format!(".{name}.ubackup-age"));
+    let enc = at_rest::encrypt_file(to, p, &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        AttemptError::Local(format!("encrypting {} (encrypt_to): {e}", p.display()))
+    })?;
+    std::fs::rename(&tmp, p).map_err(|e| {
+        AttemptError::Local(format!(
+            "rename {} over {}: {e}",
+            tmp.display(),
+            p.display()
+        ))
+    })?;
+    landed.encryption = Some(enc);
+    Ok(landed)
 }
 
 fn verify_at(job: &PullJob, p: &Path, followed: Option<&Followed>) -> Result<Landed, AttemptError> {
@@ -139,6 +183,7 @@ fn verify_at(job: &PullJob, p: &Path, followed: Option<&Followed>) -> Result<Lan
         verify: verify.into(),
         checksum: sum,
         bytes: meta.len(),
+        encryption: None,
     })
 }
 

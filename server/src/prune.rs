@@ -635,6 +635,7 @@ mod tests {
             checksum: None,
             illegal: None,
             run_id: None,
+            encryption: None,
         };
         CatalogRecord::new(r, "g")
     }

@@ -6,6 +6,7 @@
 //! a module; run one with a filter, e.g. `cargo test -p <crate> --test
 //! tests -- batch::`.
 
+mod at_rest;
 mod batch;
 mod common;
 mod config;

@@ -36,6 +36,7 @@ pub fn result(instance: i64, create_time: i64) -> ResultRecord {
         checksum: Some("blake3:00ff".into()),
         illegal: None,
         run_id: None,
+        encryption: None,
     }
 }
 

@@ -13,9 +13,12 @@
 //! * [`tls`]: rsync over TLS through our connector, and what its failures
 //!   mean; [`connect`] is the connector itself (`ubackup-tls-connect`);
 //!   [`tls_config`] reads the `rsync_tls*` / `node_rsync_tls*` keys;
+//! * [`at_rest`]: age encryption of landed files and their decryption on
+//!   restore;
 //! * [`source`]: a daemon module ([`source::RsyncSource`]), its URLs, and
 //!   the storage layout `root/TYPE/A.B.C/D` ([`source::dest_dir`]).
 
+pub mod at_rest;
 pub mod connect;
 pub mod retry;
 pub mod rsync;

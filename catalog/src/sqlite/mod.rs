@@ -70,6 +70,7 @@ const RECORD_COLUMNS: &[&str] = &[
     "verify",
     "checksum",
     "illegal",
+    "encryption",
 ];
 
 /// Columns read back into a [`CatalogRecord`], in `row_to_record` order.
@@ -77,7 +78,7 @@ pub(crate) const SELECT_COLUMNS: &str =
     "id, server_id, type, instance, game_id, game_name, op_id, interval, \
      game_server_ip, back_server_ip, node_id, file_path, filename, create_time, rsync_time, size, \
      last_all_filename, last_all_time, succeed, log, duration_ms, attempts, bytes_per_sec, verify, \
-     checksum, illegal, indexed_at, deleted_at, pinned, verified_at, verify_state";
+     checksum, illegal, indexed_at, deleted_at, pinned, verified_at, verify_state, encryption";
 
 /// The record's copies as one JSON column, read after [`SELECT_COLUMNS`]
 /// (by `row_to_record` when the row has it). A separate constant because
@@ -295,6 +296,9 @@ fn store_batch(conn: &mut Connection, batch: &[CatalogRecord]) -> rusqlite::Resu
                 r.verify,
                 r.checksum,
                 r.illegal,
+                r.encryption
+                    .as_ref()
+                    .and_then(|e| serde_json::to_string(e).ok()),
                 rec.meta.indexed_at.unwrap_or(now),
             ])?;
         }
@@ -413,6 +417,9 @@ pub(crate) fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
         checksum: r.get(24)?,
         illegal: r.get(25)?,
         run_id: None,
+        encryption: r
+            .get::<_, Option<String>>(31)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     };
     Ok(CatalogRecord {
         id: r.get(0)?,
@@ -424,8 +431,8 @@ pub(crate) fn row_to_record(r: &Row) -> rusqlite::Result<CatalogRecord> {
             pinned: r.get::<_, i64>(28)? != 0,
             verified_at: r.get(29)?,
             verify_state: r.get(30)?,
-            copies: if r.as_ref().column_count() > 31 {
-                copies_of_json(r.get::<_, Option<String>>(31)?.as_deref())
+            copies: if r.as_ref().column_count() > 32 {
+                copies_of_json(r.get::<_, Option<String>>(32)?.as_deref())
             } else {
                 Vec::new()
             },

@@ -14,7 +14,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// (version, SQL). Versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The current schema version of this build.
 pub fn latest() -> u32 {
@@ -140,6 +140,13 @@ CREATE TABLE IF NOT EXISTS copies (
     PRIMARY KEY (backup_id, node)
 );
 CREATE INDEX IF NOT EXISTS copies_by_node ON copies (node, state);
+"#;
+
+/// A file the node stored encrypted at rest (`encrypt_to`): the JSON of
+/// `ubackup_common::message::Encryption` (format, recipients'
+/// fingerprints, ciphertext size and blake3); NULL = stored in plain.
+const V4: &str = r#"
+ALTER TABLE backups ADD COLUMN encryption TEXT;
 "#;
 
 /// Brings `conn` up to [`latest`]. Returns the version it found.

@@ -112,6 +112,7 @@ mod tests {
             checksum: None,
             illegal: (i % 11 == 0).then(|| "size mismatch".to_string()),
             run_id: None,
+            encryption: None,
         };
         CatalogRecord::new(r, game)
     }

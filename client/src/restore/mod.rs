@@ -112,7 +112,12 @@ pub async fn restore(
         false => None,
     };
     let chain = select::chain(cat.as_ref(), &target).await?;
-    let wanted = pull::wanted(&chain, &pull::NodeAccess::from_config(cfg))?;
+    let mut access = pull::NodeAccess::from_config(cfg);
+    if let Some(id) = &args.identity {
+        access.identity = Some(id.clone());
+    }
+    let wanted = pull::wanted(&chain, &access)?;
+    check_identity(&wanted, &access)?;
     let dest = absolute(&args.dest.clone().unwrap_or_else(|| default_dest(&target)));
     writeln!(out, "{}", select::plan_text(&target, &wanted, &dest)).ok();
     if args.dry_run {
@@ -126,13 +131,7 @@ pub async fn restore(
         });
     }
     pull::check_dest(&dest)?;
-    let bytes = pull::fetch(
-        &wanted,
-        &dest,
-        &pull::NodeAccess::from_config(cfg),
-        shutdown.clone(),
-    )
-    .await?;
+    let bytes = pull::fetch(&wanted, &dest, &access, shutdown.clone()).await?;
     let files: Vec<PathBuf> = wanted.iter().map(|w| dest.join(&w.local)).collect();
     let elapsed = started.elapsed();
     let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-3);
@@ -158,6 +157,32 @@ pub async fn restore(
         elapsed,
         hook_code,
     })
+}
+
+/// Files stored encrypted need the identity: without one (or with one
+/// that cannot be read) the restore stops here, before anything is pulled.
+fn check_identity(wanted: &[pull::Wanted], access: &pull::NodeAccess) -> Result<(), ToolError> {
+    let encrypted: Vec<&str> = wanted
+        .iter()
+        .filter(|w| w.plain.is_some())
+        .map(|w| w.local.as_str())
+        .collect();
+    if encrypted.is_empty() {
+        return Ok(());
+    }
+    let Some(id) = &access.identity else {
+        return Err(ToolError::Config(format!(
+            "{} stored encrypted on the nodes (encrypt_to); give the age identity with --identity FILE or the client key age_identity; nothing was pulled",
+            encrypted.join(", ")
+        )));
+    };
+    ubackup_transport::at_rest::Identities::load(id)
+        .map(|_| ())
+        .map_err(|e| {
+            ToolError::Config(format!(
+                "--identity / age_identity: {e}; nothing was pulled"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub struct NodeAccess {
     pub auth: Option<(String, PathBuf)>,
     /// `node_rsync_tls*`: which nodes are reached through TLS, and how.
     pub tls: Option<ubackup_transport::tls_config::TlsPolicy>,
+    /// The age identity file that decrypts files stored encrypted
+    /// (`--identity`, else `age_identity`).
+    pub identity: Option<PathBuf>,
 }
 
 impl NodeAccess {
@@ -60,6 +63,7 @@ impl NodeAccess {
             attempts: 3,
             auth: cfg.global.node_rsync_auth.clone(),
             tls: cfg.global.node_rsync_tls.clone(),
+            identity: cfg.global.age_identity.clone(),
         }
     }
 }
@@ -78,8 +82,13 @@ pub struct Wanted {
     pub others: Vec<Located>,
     /// The name in `--dest`.
     pub local: String,
+    /// What arrives from the node: the stored file's size and checksum
+    /// (the ciphertext's when it was stored encrypted).
     pub size: u64,
     pub checksum: Option<String>,
+    /// Stored encrypted: the plaintext's size and checksum, checked after
+    /// decrypting.
+    pub plain: Option<(u64, Option<String>)>,
 }
 
 /// A copy of a file in one node's module.
@@ -180,8 +189,12 @@ pub fn wanted(chain: &[CatalogRecord], access: &NodeAccess) -> Result<Vec<Wanted
             url: first.url,
             others: copies,
             local: name.to_string(),
-            size: res.size.max(0) as u64,
-            checksum: res.checksum.clone(),
+            size: res.stored().0.max(0) as u64,
+            checksum: res.stored().1.map(str::to_string),
+            plain: res
+                .encryption
+                .is_some()
+                .then(|| (res.size.max(0) as u64, res.checksum.clone())),
         });
     }
     Ok(out)
@@ -304,7 +317,7 @@ pub async fn fetch(
                 }
                 Ok(()) => {
                     progress.verifying();
-                    let checked = check_group(&group, &files).await;
+                    let checked = check_group(&group, &files, access.identity.as_deref()).await;
                     idx.iter()
                         .zip(checked)
                         .filter_map(|(&i, c)| c.err().map(|e| (i, e)))
@@ -481,13 +494,21 @@ async fn pull_group(
 }
 
 /// Checks each file of a group in `dir`, one answer per file.
-async fn check_group(group: &[&Wanted], dir: &Path) -> Vec<Result<(), String>> {
+async fn check_group(
+    group: &[&Wanted],
+    dir: &Path,
+    identity: Option<&Path>,
+) -> Vec<Result<(), String>> {
     let checks: Vec<_> = group
         .iter()
         .map(|w| {
             let w = (*w).clone();
             let p = dir.join(&w.local);
-            tokio::task::spawn_blocking(move || check_one(&w, &p))
+            let id = identity.map(Path::to_path_buf);
+            tokio::task::spawn_blocking(move || {
+                check_one(&w, &p)?;
+                decrypt_one(&w, &p, id.as_deref())
+            })
         })
         .collect();
     let mut out = Vec::new();
@@ -525,6 +546,44 @@ fn check_one(w: &Wanted, p: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A file stored encrypted: decrypted next to itself (streamed), the
+/// plaintext checked against the catalog's size and checksum, then renamed
+/// over the ciphertext, all inside the scratch directory: `--dest` only
+/// ever receives checked plaintext.
+fn decrypt_one(w: &Wanted, p: &Path, identity: Option<&Path>) -> Result<(), String> {
+    let Some((size, checksum)) = &w.plain else {
+        return Ok(());
+    };
+    let id = identity
+        .ok_or_else(|| format!("{} is stored encrypted and no identity was given", w.local))?;
+    let ids = ubackup_transport::at_rest::Identities::load(id)?;
+    let out = p.with_file_name(format!(".{}.plain", w.local));
+    let decrypted = ubackup_transport::at_rest::decrypt_file(&ids, p, &out);
+    let (n, sum) = decrypted.map_err(|e| {
+        let _ = std::fs::remove_file(&out);
+        format!("{}: {e}", w.local)
+    })?;
+    let bad = if n != *size {
+        Some(format!(
+            "{}: {n} bytes after decrypting, the catalog says {size}",
+            w.local
+        ))
+    } else {
+        match checksum {
+            Some(want) if *want != sum => Some(format!(
+                "{}: checksum {sum} after decrypting, the catalog says {want}",
+                w.local
+            )),
+            _ => None,
+        }
+    };
+    if let Some(bad) = bad {
+        let _ = std::fs::remove_file(&out);
+        return Err(bad);
+    }
+    std::fs::rename(&out, p).map_err(|e| format!("{}: {e}", w.local))
 }
 
 /// The progress bar: bytes in the scratch dir (rsync's temp files
@@ -622,6 +681,7 @@ mod tests {
             attempts: 1,
             auth: None,
             tls: None,
+            identity: None,
         };
         let w = wanted(std::slice::from_ref(&r), &access).unwrap();
         assert_eq!(

@@ -294,6 +294,7 @@ mod tests {
             checksum: None,
             illegal: None,
             run_id: None,
+            encryption: None,
         };
         let r = CatalogRecord::new(r, "g");
         assert_eq!(

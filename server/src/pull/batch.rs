@@ -47,6 +47,7 @@ use crate::failpoint;
 use crate::intake::{intake, Intake, PullJob};
 use crate::land::{self, Landed};
 use crate::node::CountGuard;
+use ubackup_transport::at_rest::Recipients;
 
 /// How many files are verified at once (lstat, fsync, blake3): enough for
 /// concurrent fsyncs to share journal commits, few enough threads.
@@ -420,7 +421,7 @@ async fn land_all(
     pending: Vec<PullJob>,
     dir: &Path,
 ) -> (Vec<(PullJob, Landed)>, Vec<(PullJob, AttemptError)>) {
-    let checks = verify_all(&pending, dir).await;
+    let checks = verify_all(&pending, dir, ctx.cfg().encrypt_to.as_ref()).await;
     let held = held_flags(ctx, &pending).await;
     let mut landed_now: Vec<(PullJob, Landed)> = Vec::new();
     let mut left: Vec<(PullJob, AttemptError)> = Vec::new();
@@ -479,7 +480,11 @@ fn prepare_attempt(
 
 /// [`land::verify_path`] for every job's file in `dir`, on a few blocking
 /// threads at once; one result per job, in order.
-async fn verify_all(jobs: &[PullJob], dir: &Path) -> Vec<Result<Landed, AttemptError>> {
+async fn verify_all(
+    jobs: &[PullJob],
+    dir: &Path,
+    encrypt: Option<&Recipients>,
+) -> Vec<Result<Landed, AttemptError>> {
     let mut set = tokio::task::JoinSet::new();
     let threads = VERIFY_THREADS.min(jobs.len()).max(1);
     for t in 0..threads {
@@ -490,9 +495,15 @@ async fn verify_all(jobs: &[PullJob], dir: &Path) -> Vec<Result<Landed, AttemptE
             .map(|(i, j)| (i, j.clone()))
             .collect();
         let dir = dir.to_path_buf();
+        let to = encrypt.cloned();
         set.spawn_blocking(move || {
             mine.into_iter()
-                .map(|(i, j)| (i, land::verify_path(&j, &dir.join(&j.remote_path))))
+                .map(|(i, j)| {
+                    (
+                        i,
+                        land::verify_path(&j, &dir.join(&j.remote_path), to.as_ref()),
+                    )
+                })
                 .collect::<Vec<_>>()
         });
     }

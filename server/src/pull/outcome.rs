@@ -85,6 +85,7 @@ pub(super) fn success_result(
     r.bytes_per_sec = Some(bytes_per_sec);
     r.verify = Some(landed.verify.clone());
     r.checksum = Some(landed.checksum.clone());
+    r.encryption = landed.encryption.clone();
     r
 }
 

@@ -169,13 +169,12 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Ending {
         failpoint::hit("after_pull").await;
         let error = match run.result {
             Ok(()) => {
-                let (j, d) = (job.clone(), dir.clone());
-                let verified =
-                    tokio::task::spawn_blocking(move || land::verify(&j, &d, followed.as_ref()))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(AttemptError::Local(format!("verification task: {e}")))
-                        });
+                let (j, d, to) = (job.clone(), dir.clone(), cfg.encrypt_to.clone());
+                let verified = tokio::task::spawn_blocking(move || {
+                    land::verify(&j, &d, followed.as_ref(), to.as_ref())
+                })
+                .await
+                .unwrap_or_else(|e| Err(AttemptError::Local(format!("verification task: {e}"))));
                 // A node stopped past its heartbeat (a zombie) can wake up
                 // here with a finished rsync after its message was re-queued
                 // and done elsewhere: landing now would leave a second copy

@@ -158,8 +158,9 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
     let mut sources: Vec<&CopyRecord> = good.iter().collect();
     sources.sort_by_key(|c| c.node != task.from);
     let final_path = cfg.server_root_path.join(&task.rel_path);
-    let size = record.result.size.max(0) as u64;
-    let checksum = record.result.checksum.clone();
+    // a copy of an encrypted file is the same ciphertext, checked as such
+    let (size, checksum) = record.result.stored();
+    let (size, checksum) = (size.max(0) as u64, checksum.map(str::to_string));
 
     // a copy landed by a run that died before recording it
     if let Ok(()) = check_file(&final_path, size, checksum.as_deref()).await {
