@@ -263,3 +263,32 @@ async fn https_with_a_private_ca_and_without_verification() {
         vec![StoreOutcome::Stored]
     );
 }
+
+#[tokio::test]
+async fn an_encrypted_copy_is_an_object_of_the_mapping_and_reads_back() {
+    let es = EsStandIn::start();
+    let cat = catalog(&es);
+    cat.prepare().await.unwrap();
+    let mut r = result(3306, 1_763_800_000_000);
+    r.encryption = Some(ubackup_common::message::Encryption {
+        format: "age".into(),
+        recipients: vec!["0123456789abcdef".into(), "fedcba9876543210".into()],
+        size: 1234,
+        checksum: "blake3:aa55".into(),
+    });
+    let r = rec(r);
+    cat.store(std::slice::from_ref(&r)).await.unwrap();
+    let doc = es.doc("uuzubackup", &r.id).unwrap();
+    assert_eq!(
+        doc["encryption"],
+        json!({"format": "age", "recipients": ["0123456789abcdef", "fedcba9876543210"], "size": 1234, "checksum": "blake3:aa55"})
+    );
+    // the original fields are untouched, and nothing was mapped dynamically
+    assert_eq!(doc["size"], 1024);
+    assert_eq!(doc["checksum"], "blake3:00ff");
+    assert_eq!(
+        es.mapping("uuzubackup").unwrap(),
+        ubackup_catalog::es::mapping::backup_mappings()
+    );
+    assert_eq!(cat.get(&r.id).await.unwrap().unwrap().result, r.result);
+}

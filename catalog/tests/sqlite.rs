@@ -275,3 +275,23 @@ fn a_newer_schema_is_refused_with_a_clear_error() {
         .to_string();
     assert!(err.contains("schema version 999 is newer"), "{err}");
 }
+
+#[tokio::test]
+async fn an_encrypted_copy_keeps_the_ciphertext_figures_next_to_the_plaintext_ones() {
+    let (_d, cat) = open();
+    let mut r = result(3306, 7_000);
+    r.encryption = Some(ubackup_common::message::Encryption {
+        format: "age".into(),
+        recipients: vec!["0123456789abcdef".into()],
+        size: 1024 + 210,
+        checksum: "blake3:aa55".into(),
+    });
+    let batch = vec![rec(r.clone()), rec(result(3306, 8_000))];
+    cat.store(&batch).await.unwrap();
+    let got = cat.get(&batch[0].id).await.unwrap().unwrap();
+    assert_eq!(got.result, r, "encryption survives the round trip");
+    assert_eq!(got.result.stored(), (1234, Some("blake3:aa55")));
+    let plain = cat.get(&batch[1].id).await.unwrap().unwrap();
+    assert_eq!(plain.result.encryption, None);
+    assert_eq!(plain.result.stored(), (1024, Some("blake3:00ff")));
+}

@@ -915,3 +915,87 @@ async fn restore_over_mutual_tls_from_the_node_and_a_refused_certificate_says_so
         text(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_chain_restores_with_the_identity_and_without_it_nothing_is_pulled() {
+    use age::secrecy::ExposeSecret;
+    let env = Env::new();
+    let chain = chain_of_three(&env).await;
+    let id = age::x25519::Identity::generate();
+    let to = ubackup_transport::at_rest::Recipients::parse(&id.to_public().to_string()).unwrap();
+    // as a node with encrypt_to stored them: ciphertext on disk, its size
+    // and hash in the record next to the plaintext's
+    let mut recs = Vec::new();
+    for mut r in chain {
+        let p = Path::new(r.result.file_path.as_deref().unwrap())
+            .join(r.result.filename.as_deref().unwrap());
+        let tmp = p.with_extension("age");
+        let enc = ubackup_transport::at_rest::encrypt_file(&to, &p, &tmp).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        r.result.encryption = Some(enc);
+        recs.push(r);
+    }
+    env.cat().store(&recs).await.unwrap();
+    let conf = env.default_config();
+    let restore = |dest: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            "--type",
+            "mysql",
+            "--instance",
+            "3306",
+            "--dest",
+            dest.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        client(&conf, &a)
+    };
+    let served = || env.rsyncd.log().matches("] rsync on ").count();
+
+    // no identity: exit 2, a clear message, nothing pulled
+    let before = served();
+    let dest = env.dest("no-identity");
+    let o = restore(&dest, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("--identity") && text(&o).contains("nothing was pulled"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dest.exists());
+    assert_eq!(served(), before, "nothing was pulled");
+
+    // the identity: byte-identical plaintext
+    let idf = env.work.path().join("identity.txt");
+    std::fs::write(
+        &idf,
+        format!("# restore key\n{}\n", id.to_string().expose_secret()),
+    )
+    .unwrap();
+    let dest = env.dest("with-identity");
+    let o = restore(&dest, &["--identity", idf.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(names_in(&dest), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
+    for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {
+        assert!(
+            std::fs::read(dest.join(n)).unwrap() == env.original(111111, n),
+            "{n} differs"
+        );
+    }
+
+    // another identity cannot decrypt: a failure, --dest untouched
+    let other = env.work.path().join("other.txt");
+    std::fs::write(
+        &other,
+        age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret(),
+    )
+    .unwrap();
+    let dest = env.dest("wrong-identity");
+    let o = restore(&dest, &["--identity", other.to_str().unwrap()]);
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("cannot decrypt"), "{}", text(&o));
+    assert!(!dest.exists());
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
+}

@@ -48,6 +48,13 @@ pub fn backup_properties() -> Value {
         "checksum": {"type": "keyword"},
         "illegal": {"type": "keyword", "ignore_above": LOG_IGNORE_ABOVE},
         "run_id": {"type": "keyword"},
+        // stored encrypted at rest (`encrypt_to`): the ciphertext's figures
+        "encryption": {"properties": {
+            "format": {"type": "keyword"},
+            "recipients": {"type": "keyword"},
+            "size": {"type": "long"},
+            "checksum": {"type": "keyword"}
+        }},
         // catalog-owned fields
         "indexed_at": epoch_millis(),
         "deleted_at": epoch_millis(),
