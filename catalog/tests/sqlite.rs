@@ -260,6 +260,38 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     assert_eq!(versions, 1);
 }
 
+/// Every node and the indexer open one fresh catalog at the same moment on
+/// a cluster's first start: all of them must come up (a race between the
+/// version check and `ALTER TABLE` once failed the later openers with
+/// "duplicate column name").
+#[test]
+fn openers_racing_on_a_fresh_file_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteCatalog::open(&path).map(drop).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Err(e) = h.join().unwrap() {
+                panic!("round {round}: an opener failed: {e}");
+            }
+        }
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let rows: i64 = c
+            .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "round {round}");
+    }
+}
+
 #[test]
 fn a_newer_schema_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -156,6 +156,14 @@ fn client(conf: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `restore --type TY --instance INST [EXTRA...] --dest DEST`.
+fn restore(conf: &Path, ty: &str, inst: &str, dest: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["restore", "--type", ty, "--instance", inst];
+    args.extend_from_slice(extra);
+    args.extend(["--dest", dest.to_str().unwrap()]);
+    client(conf, &args)
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
@@ -219,18 +227,7 @@ async fn restores_a_full_and_a_chain_of_three_byte_identical() {
 
     // the chain: newest is inc_2, which needs the full and inc_1
     let dest = env.dest("mysql-restore");
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            dest.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &dest, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&dest), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
     for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {
@@ -259,54 +256,20 @@ async fn restores_a_full_and_a_chain_of_three_byte_identical() {
         .join(format!(".redis-restore.ubackup-restore.{dead_pid}"));
     std::fs::create_dir_all(stale.join("files")).unwrap();
     std::fs::write(stale.join("files/dump.rdb"), b"half").unwrap();
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "redis",
-            "--instance",
-            "6379",
-            "--dest",
-            dest.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "redis", "6379", &dest, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&dest), ["dump.rdb"]);
     assert!(std::fs::read(dest.join("dump.rdb")).unwrap() == env.original(111111, "dump.rdb"));
     assert!(!stale.exists(), "the stale scratch dir was removed");
 
     // an existing, non-empty --dest is refused before anything is pulled
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "redis",
-            "--instance",
-            "6379",
-            "--dest",
-            dest.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "redis", "6379", &dest, &[]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("exists and is not empty"), "{}", text(&o));
 
     // --dry-run names every file and its node URL, and pulls nothing
     let dest = env.dest("dry");
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dry-run",
-            "--dest",
-            dest.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &dest, &["--dry-run"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -387,18 +350,7 @@ async fn at_picks_the_right_point_and_pruned_backups_are_not_offered() {
     // prune marked inc_2 deleted: the newest offered is inc_1
     env.cat().mark_deleted(&i2.id, T0).await.unwrap();
     let d = env.dest("after-prune");
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb"]);
 }
@@ -427,18 +379,7 @@ async fn restore_from_a_node_module_behind_auth_users() {
             None,
         );
         let d = env.dest(dest);
-        let o = client(
-            &conf,
-            &[
-                "restore",
-                "--type",
-                "redis",
-                "--instance",
-                "6379",
-                "--dest",
-                d.to_str().unwrap(),
-            ],
-        );
+        let o = restore(&conf, "redis", "6379", &d, &[]);
         (o, d)
     };
     let (o, d) = restore("right-pw\n", "with-auth");
@@ -460,18 +401,7 @@ async fn a_missing_or_corrupt_file_fails_and_leaves_dest_untouched() {
 
     // --dest does not exist: it still does not
     let d = env.dest("new-dir");
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &[]);
     assert_eq!(code(&o), 7, "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -484,18 +414,7 @@ async fn a_missing_or_corrupt_file_fails_and_leaves_dest_untouched() {
     // --dest is an existing empty directory: it stays, empty
     let d = env.dest("empty-dir");
     std::fs::create_dir(&d).unwrap();
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &[]);
     assert_eq!(code(&o), 7, "{}", text(&o));
     assert!(names_in(&d).is_empty());
     assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
@@ -632,18 +551,7 @@ async fn migrate_another_hosts_backup_with_server_id() {
     let conf = env.default_config();
     let d = env.dest("migrated");
     // this host (111111) has none: the error points at the other host
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &[]);
     assert_eq!(code(&o), 5, "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -651,20 +559,7 @@ async fn migrate_another_hosts_backup_with_server_id() {
             && err.contains("server(s) 222222: pass --server-id"),
         "{err}"
     );
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--server-id",
-            "222222",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &["--server-id", "222222"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(
         std::fs::read(d.join("other_full.xb")).unwrap() == env.original(222222, "other_full.xb")
@@ -751,18 +646,7 @@ async fn list_restore_and_pin_through_elasticsearch() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rows.len(), 3);
     let d = env.dest("from-es");
-    let o = client(
-        &conf,
-        &[
-            "restore",
-            "--type",
-            "mysql",
-            "--instance",
-            "3306",
-            "--dest",
-            d.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&conf, "mysql", "3306", &d, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(names_in(&d), ["full_1.xb", "inc_1.xb", "inc_2.xb"]);
     for n in ["full_1.xb", "inc_1.xb", "inc_2.xb"] {

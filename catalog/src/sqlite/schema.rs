@@ -150,9 +150,17 @@ ALTER TABLE backups ADD COLUMN encryption TEXT;
 "#;
 
 /// Brings `conn` up to [`latest`]. Returns the version it found.
+///
+/// Several processes (every node, the indexer) open one catalog at once on
+/// a fresh start, so the version is read and every step applied inside one
+/// `BEGIN IMMEDIATE` transaction: the write lock is taken before the read,
+/// and a second opener waits (busy timeout), then finds the schema current.
+/// Without it two openers both saw version 3 and the second `ALTER TABLE
+/// ... ADD COLUMN` failed with "duplicate column name".
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
-    let found: u32 = conn
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
+    let found: u32 = tx
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| {
             r.get::<_, Option<u32>>(0)
         })
@@ -160,11 +168,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
         .flatten()
         .unwrap_or(0);
     for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute("DELETE FROM schema_version", [])?;
         tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [v])?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(found)
 }
