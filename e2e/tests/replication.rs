@@ -710,14 +710,15 @@ fn two_copies_in_two_zones_survive_a_lost_node_and_are_repaired() {
             // every first copy on n3 has its own `lost` row: counting rows
             // is not enough, n3 also held replicas of n1's and n2's backups,
             // and the sweep marks them one by one
-            let first_copies_marked = backups
-                .iter()
-                .filter(|(_, (_, n, _))| n == "n3")
-                .all(|(id, _)| {
-                    copies
-                        .get(id)
-                        .is_some_and(|rows| rows.iter().any(|(n, _, st)| n == "n3" && st == "lost"))
-                });
+            let first_copies_marked =
+                backups
+                    .iter()
+                    .filter(|(_, (_, n, _))| n == "n3")
+                    .all(|(id, _)| {
+                        copies.get(id).is_some_and(|rows| {
+                            rows.iter().any(|(n, _, st)| n == "n3" && st == "lost")
+                        })
+                    });
             rows_on_n3.iter().all(|(_, _, st)| st == "lost")
                 && first_copies_marked
                 && !rows_on_n3.is_empty()

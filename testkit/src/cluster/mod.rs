@@ -13,11 +13,14 @@
 //! * [`daemon`]: daemons from shipped config files (rsyncd on one or several
 //!   addresses sharing a port), retried when a port was taken meanwhile;
 //! * [`procs`]: the started processes, stopped newest first by PID, and a
-//!   bounded run of a binary.
+//!   bounded run of a binary;
+//! * [`sentinel`]: a master, replicas and three sentinels for failover
+//!   tests ([`SentinelSetup`]).
 
 pub mod daemon;
 pub mod ini;
 pub mod procs;
+pub mod sentinel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,6 +35,7 @@ pub use daemon::{
 };
 pub use ini::{ini_del, ini_set, Conf};
 pub use procs::{run_bin, Killed, Procs};
+pub use sentinel::{SentinelOpts, SentinelSetup};
 
 use crate::{unique, workspace_bin, RedisOpts, RedisServer, RsyncDaemon, RsyncModule};
 
