@@ -76,46 +76,81 @@ impl Drop for Sentinel {
 pub struct SentinelSetup {
     // (drop order: the sentinels, then the servers, then the directory)
     pub sentinels: Vec<Sentinel>,
-    /// `servers[0]` started as the master, the others as its replicas;
-    /// which one is master now is [`SentinelSetup::master_port`]'s answer.
+    /// The servers started here: with [`SentinelSetup::start`] the first
+    /// master and its replicas, with [`SentinelSetup::around`] the replicas
+    /// only. Which one is master now is [`SentinelSetup::master_port`]'s
+    /// answer.
     pub servers: Vec<RedisServer>,
     pub opts: SentinelOpts,
     pub dir: tempfile::TempDir,
+    /// The port of the master the sentinels were started to monitor.
+    first_master: u16,
+}
+
+/// The sentinels' addresses and passwords, to ask for the master from
+/// another thread (Send, Clone).
+#[derive(Debug, Clone)]
+pub struct MasterLocator {
+    pub sentinels: Vec<u16>,
+    pub master_name: String,
+    pub password: Option<String>,
+    pub sentinel_password: Option<String>,
+}
+
+impl MasterLocator {
+    /// The master's port as the first answering sentinel names it.
+    pub fn master_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|port| {
+            let mut c = sync_conn(&url(*port, self.sentinel_password.as_ref()))?;
+            let a: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.master_name)
+                .query(&mut c)
+                .ok()?;
+            a.map(|(_, p)| p)
+        })
+    }
+
+    /// `redis://[:pw@]127.0.0.1:<master>/`, if a sentinel answers.
+    pub fn master_url(&self) -> Option<String> {
+        Some(url(self.master_port()?, self.password.as_ref()))
+    }
 }
 
 impl SentinelSetup {
+    /// A new master, `opts.replicas` replicas and the sentinels.
     pub fn start(opts: SentinelOpts) -> Result<SentinelSetup> {
+        let master = RedisServer::start_with(&refs(&auth_args(&opts)))?;
+        let mut s = Self::around(&master, opts)?;
+        s.servers.insert(0, master);
+        Ok(s)
+    }
+
+    /// Replicas and sentinels for a master the caller started and keeps
+    /// (`servers` then holds the replicas only). Such a master needs
+    /// `--masterauth` as well as `--requirepass` to rejoin as a replica.
+    pub fn around(master: &RedisServer, opts: SentinelOpts) -> Result<SentinelSetup> {
         let dir = tempfile::Builder::new()
             .prefix("ubackup-sentinel-")
             .tempdir()?;
-        let auth: Vec<String> = match &opts.password {
-            Some(pw) => vec![
-                "--requirepass".into(),
-                pw.clone(),
-                "--masterauth".into(),
-                pw.clone(),
-            ],
-            None => Vec::new(),
-        };
-        let args =
-            |extra: &[String]| -> Vec<String> { auth.iter().chain(extra).cloned().collect() };
-        let master = RedisServer::start_with(&refs(&args(&[])))?;
-        let mut servers = vec![master];
+        let mut servers = Vec::new();
         for _ in 0..opts.replicas {
-            let of = [
+            let mut args = auth_args(&opts);
+            args.extend([
                 "--replicaof".to_string(),
                 "127.0.0.1".into(),
-                servers[0].port.to_string(),
-            ];
-            servers.push(RedisServer::start_with(&refs(&args(&of)))?);
+                master.port.to_string(),
+            ]);
+            servers.push(RedisServer::start_with(&refs(&args))?);
         }
         let mut s = SentinelSetup {
             sentinels: Vec::new(),
             servers,
             opts,
             dir,
+            first_master: master.port,
         };
-        for i in 1..s.servers.len() {
+        for i in 0..s.servers.len() {
             let port = s.servers[i].port;
             wait_for(
                 "the replica's link to its master",
@@ -131,8 +166,8 @@ impl SentinelSetup {
             let sentinel = s.spawn_sentinel(i, &ports)?;
             s.sentinels.push(sentinel);
         }
-        // failover needs every sentinel to know the replicas and the other
-        // sentinels (learnt from the master's hello channel every 2 s)
+        // a failover needs every sentinel to know the replicas and the
+        // other sentinels
         let want = s.opts.sentinels - 1;
         for i in 0..s.sentinels.len() {
             let port = s.sentinels[i].port;
@@ -146,6 +181,16 @@ impl SentinelSetup {
             )?;
         }
         Ok(s)
+    }
+
+    /// What another thread needs to find the master of now.
+    pub fn locator(&self) -> MasterLocator {
+        MasterLocator {
+            sentinels: self.sentinels.iter().map(|s| s.port).collect(),
+            master_name: self.opts.master_name.clone(),
+            password: self.opts.password.clone(),
+            sentinel_password: self.opts.sentinel_password.clone(),
+        }
     }
 
     /// Sentinel `i` on `ports[i]`; `ports` are the ports of all of them.
@@ -163,7 +208,7 @@ impl SentinelSetup {
                  sentinel parallel-syncs {n} 1\n",
                 d = sdir.display(),
                 n = o.master_name,
-                mp = self.servers[0].port,
+                mp = self.first_master,
                 da = o.down_after_ms,
                 ft = o.failover_timeout_ms,
             );
@@ -171,7 +216,7 @@ impl SentinelSetup {
             // master's INFO every 10 s, sentinels from hello messages), so
             // the set-up is ready in a second
             text.push_str(&format!("sentinel myid {}\n", sentinel_id(i)));
-            for r in &self.servers[1..] {
+            for r in self.servers.iter().filter(|r| r.port != self.first_master) {
                 text.push_str(&format!(
                     "sentinel known-replica {} 127.0.0.1 {}\n",
                     o.master_name, r.port
@@ -257,32 +302,18 @@ impl SentinelSetup {
         v
     }
 
-    fn url(&self, port: u16, pw: Option<&String>) -> String {
-        match pw {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}/"),
-            None => format!("redis://127.0.0.1:{port}/"),
-        }
-    }
-
-    fn sync_conn(url: &str) -> Option<redis::Connection> {
-        redis::Client::open(url)
-            .ok()?
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()
-    }
-
     fn info(&self, port: u16, section: &str) -> Option<String> {
-        let mut c = Self::sync_conn(&self.url(port, self.opts.password.as_ref()))?;
+        let mut c = sync_conn(&url(port, self.opts.password.as_ref()))?;
         redis::cmd("INFO").arg(section).query(&mut c).ok()
     }
 
     fn sentinel_info(&self, port: u16) -> Option<String> {
-        let mut c = Self::sync_conn(&self.url(port, self.opts.sentinel_password.as_ref()))?;
+        let mut c = sync_conn(&url(port, self.opts.sentinel_password.as_ref()))?;
         redis::cmd("INFO").arg("server").query(&mut c).ok()
     }
 
     fn sentinel_count(&self, port: u16, what: &str) -> Option<usize> {
-        let mut c = Self::sync_conn(&self.url(port, self.opts.sentinel_password.as_ref()))?;
+        let mut c = sync_conn(&url(port, self.opts.sentinel_password.as_ref()))?;
         let v: Vec<redis::Value> = redis::cmd("SENTINEL")
             .arg(what)
             .arg(&self.opts.master_name)
@@ -293,19 +324,7 @@ impl SentinelSetup {
 
     /// The master's port as the first answering sentinel names it.
     pub fn master_port(&self) -> Option<u16> {
-        self.sentinels
-            .iter()
-            .filter(|s| s.child.is_some())
-            .find_map(|s| {
-                let mut c =
-                    Self::sync_conn(&self.url(s.port, self.opts.sentinel_password.as_ref()))?;
-                let a: Option<(String, u16)> = redis::cmd("SENTINEL")
-                    .arg("get-master-addr-by-name")
-                    .arg(&self.opts.master_name)
-                    .query(&mut c)
-                    .ok()?;
-                a.map(|(_, p)| p)
-            })
+        self.locator().master_port()
     }
 
     /// True when the server on `port` answers `ROLE` with `master`.
@@ -322,12 +341,23 @@ impl SentinelSetup {
     /// A synchronous connection to the master of now (authenticated).
     pub fn master_conn(&self) -> Option<redis::Connection> {
         let port = self.master_port()?;
-        Self::sync_conn(&self.url(port, self.opts.password.as_ref()))
+        sync_conn(&url(port, self.opts.password.as_ref()))
     }
 
     /// A connection to any one server (for reads on a replica).
     pub fn conn_to(&self, port: u16) -> Option<redis::Connection> {
-        Self::sync_conn(&self.url(port, self.opts.password.as_ref()))
+        sync_conn(&url(port, self.opts.password.as_ref()))
+    }
+
+    /// Leaves every process running and the directory in place.
+    pub fn detach(mut self) {
+        for s in &mut self.sentinels {
+            s.child = None;
+        }
+        for r in std::mem::take(&mut self.servers) {
+            r.detach();
+        }
+        let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
     }
 
     /// kill -9 the current master; returns its index in `servers`.
@@ -362,6 +392,32 @@ impl SentinelSetup {
 /// A fixed, distinct run id per sentinel (40 hex digits, as Redis wants).
 fn sentinel_id(i: usize) -> String {
     format!("{:040x}", 0x5e471e1u64 * 1000 + i as u64)
+}
+
+fn auth_args(o: &SentinelOpts) -> Vec<String> {
+    match &o.password {
+        Some(pw) => vec![
+            "--requirepass".into(),
+            pw.clone(),
+            "--masterauth".into(),
+            pw.clone(),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn url(port: u16, pw: Option<&String>) -> String {
+    match pw {
+        Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    }
+}
+
+fn sync_conn(url: &str) -> Option<redis::Connection> {
+    redis::Client::open(url)
+        .ok()?
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
