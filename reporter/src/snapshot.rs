@@ -145,7 +145,12 @@ impl Sources {
             slowest: Vec::new(),
             verify_failures: Vec::new(),
             replication: None,
+            redis_view: None,
         };
+        // shown, not required: a Redis whose ACL forbids INFO still works
+        snap.redis_view = crate::redis_view::read(&mut self.redis, &self.redis_target)
+            .await
+            .ok();
         snap.replication = cluster::read_replication(&mut self.redis, &self.cfg.keys)
             .await
             .map_err(|e| ReporterError::Redis {
@@ -235,4 +240,6 @@ pub struct Snapshot {
     /// What the nodes' last repair sweep found (`copies` > 1); `None`
     /// when no node replicates.
     pub replication: Option<cluster::ReplicationView>,
+    /// The master, its replicas and the sentinels (None: INFO refused).
+    pub redis_view: Option<crate::redis_view::RedisView>,
 }

@@ -76,7 +76,7 @@ impl SentinelSet {
     }
 
     /// What one sentinel says: `None` when it monitors no such master.
-    async fn ask(&self, host: &str, port: u16) -> RedisResult<Option<(String, u16)>> {
+    pub async fn ask(&self, host: &str, port: u16) -> RedisResult<Option<(String, u16)>> {
         let mut info = (host, port).into_connection_info()?;
         if let Some(pw) = &self.sentinel_password {
             let s = info.redis_settings().clone().set_password(pw);
