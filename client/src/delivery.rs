@@ -20,10 +20,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redis::aio::ConnectionManager;
 use tracing::{error, info, warn};
 use ubackup_common::queue::push::push_once;
 use ubackup_common::shutdown::Shutdown;
+use ubackup_common::RedisConn;
 use ubackup_common::{Keys, RedisTarget};
 
 use crate::lock::{try_lock, LockError};
@@ -41,7 +41,7 @@ pub struct Sender {
 
 enum Conn {
     Untried,
-    Up(ConnectionManager),
+    Up(RedisConn),
     Down(String),
 }
 
@@ -55,7 +55,7 @@ impl Sender {
         }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
+    async fn connection(&self) -> Result<RedisConn, String> {
         // Held across the connect on purpose: the first caller connects,
         // the others wait for its result instead of connecting too.
         let mut g = self.conn.lock().await;

@@ -255,3 +255,41 @@ fn an_unanswered_push_that_landed_later_is_not_queued_twice() {
     assert_eq!(slow_copies, 1, "exactly one copy of the stalled message");
     assert!(fx.spooled().is_empty());
 }
+
+/// Redis through Sentinel, and no sentinel answers: the same as Redis
+/// down (spooled, exit 3), with a reason that says what was tried.
+#[test]
+fn no_sentinel_reachable_spools_like_redis_down() {
+    let fx = Fx::new();
+    let conf = conf(&fx);
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let mut out = String::new();
+    for l in text.lines() {
+        if l.starts_with("redis_host") || l.starts_with("redis_port") {
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+        if l == "[global]" {
+            out.push_str(&format!(
+                "redis_sentinels = 127.0.0.1:{},127.0.0.1:{}\nredis_master_name = ubackup\n",
+                ubackup_testkit::free_port(),
+                ubackup_testkit::free_port()
+            ));
+        }
+    }
+    assert!(out.contains("redis_sentinels"), "{out}");
+    std::fs::write(&conf, out).unwrap();
+    let (run, _) = fx.run(&conf, &[]);
+    assert_eq!(code(&run), 3, "{}", stderr(&run));
+    assert_eq!(fx.spooled().len(), 2);
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&fx.spooled()[0]).unwrap()).unwrap();
+    assert!(
+        env["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no sentinel named a reachable master"),
+        "{env}"
+    );
+}

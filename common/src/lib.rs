@@ -37,4 +37,4 @@ pub use ini::IniDoc;
 pub use keys::Keys;
 pub use message::{BackupMessage, ResultRecord};
 pub use queue::{DeadLetter, Requeue, Taken, WorkQueue};
-pub use redis_conn::RedisTarget;
+pub use redis_conn::{RedisConn, RedisTarget};

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 async fn call(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     owner: &str,
     mode: &str,
@@ -26,7 +26,7 @@ async fn call(
 
 /// Takes `key` for `owner` when it is free or already `owner`'s.
 pub async fn take(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     owner: &str,
     ttl: Duration,
@@ -36,7 +36,7 @@ pub async fn take(
 
 /// Extends `owner`'s lock to `ttl` from now. `Ok(false)`: no longer its own.
 pub async fn refresh(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     owner: &str,
     ttl: Duration,
@@ -45,10 +45,6 @@ pub async fn refresh(
 }
 
 /// Releases `key` if `owner` still holds it.
-pub async fn release(
-    conn: &mut ConnectionManager,
-    key: &str,
-    owner: &str,
-) -> redis::RedisResult<bool> {
+pub async fn release(conn: &mut RedisConn, key: &str, owner: &str) -> redis::RedisResult<bool> {
     call(conn, key, owner, "release", Duration::from_millis(1)).await
 }

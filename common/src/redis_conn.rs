@@ -1,69 +1,95 @@
-//! Where a Redis lives, read from config keys, and how to connect to it.
+//! Where a Redis lives and how to connect to it: one fixed server (the
+//! original `redis_host`/`redis_port`, or a `redis_url`), or the master of
+//! a Redis Sentinel set-up, followed across failovers.
+//!
+//! Layout: this file holds [`RedisTarget`] (the parsed location, read by
+//! `config::redis`); [`sentinel`] asks the sentinels which server is the
+//! master and checks the answer with `ROLE`; [`failover`] holds
+//! [`RedisConn`], the reconnecting handle for ordinary commands and
+//! scripts, which asks the sentinels again when the master moved (redis-rs's
+//! own `ConnectionManager` reconnects to one fixed address only).
 
+pub mod failover;
+pub mod sentinel;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 
-use crate::config::{ConfigError, SectionReader};
+pub use failover::RedisConn;
+pub use sentinel::SentinelSet;
 
-/// One Redis server: from `<p>_host`/`<p>_port` (the original keys) or from
-/// `<p>_url` (`redis://` / `rediss://`), plus `<p>_password`.
+#[derive(Clone, Debug)]
+enum Locator {
+    /// One server, always the same address.
+    Fixed(redis::ConnectionInfo),
+    /// Whichever server the sentinels name as master right now.
+    Sentinel(Arc<SentinelSet>),
+}
+
+/// One Redis as the config names it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RedisTarget {
-    info: redis::ConnectionInfo,
+    locator: Locator,
     /// Printable form, password never included.
     display: String,
 }
 
+fn fixed_display(info: &redis::ConnectionInfo) -> String {
+    format!("{} db {}", info.addr(), info.redis_settings().db())
+}
+
 impl RedisTarget {
-    /// Reads `{host_key}`, `{port_key}`, `redis_url`, `redis_password`.
-    /// `url_key`/`password_key` let the server read `message_redis_*` too.
-    pub fn from_section(
-        r: &SectionReader,
-        host_key: &str,
-        port_key: &str,
-        url_key: &str,
-        password_key: &str,
-        db: i64,
-    ) -> Result<Self, ConfigError> {
-        let mut info = if let Some(url) = r.opt_str(url_key) {
-            url.as_str().into_connection_info().map_err(|e| {
-                r.error(url_key, format!("`{url}` is not a Redis URL ({e}); expected redis://host:port/db or rediss://…"))
-            })?
-        } else {
-            let host = r.str(host_key, "the Redis host name or address")?;
-            let port: u16 = r.parse_or(port_key, "a TCP port 1-65535", 6379)?;
-            let info = (host.as_str(), port)
-                .into_connection_info()
-                .map_err(|e| r.error(host_key, format!("`{host}`: {e}")))?;
-            let settings = info.redis_settings().clone().set_db(db);
-            info.set_redis_settings(settings)
-        };
-        if let Some(pw) = r.opt_str(password_key) {
-            let settings = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(settings);
+    /// A fixed server.
+    pub fn fixed(info: redis::ConnectionInfo) -> Self {
+        let display = fixed_display(&info);
+        RedisTarget {
+            locator: Locator::Fixed(info),
+            display,
         }
-        let display = format!("{} db {}", info.addr(), info.redis_settings().db());
-        Ok(RedisTarget { info, display })
+    }
+
+    /// The master of `set`, asked for on every (re)connect.
+    pub fn sentinel(set: SentinelSet) -> Self {
+        let display = set.to_string();
+        RedisTarget {
+            locator: Locator::Sentinel(Arc::new(set)),
+            display,
+        }
     }
 
     /// For tests and tools: a plain `redis://` URL.
     pub fn from_url(url: &str) -> anyhow::Result<Self> {
-        let info = url.into_connection_info()?;
-        let display = format!("{} db {}", info.addr(), info.redis_settings().db());
-        Ok(RedisTarget { info, display })
+        Ok(Self::fixed(url.into_connection_info()?))
     }
 
-    /// The same server and database, with the database switched.
+    /// The same server (or master), with the database switched.
     pub fn with_db(&self, db: i64) -> Self {
-        let settings = self.info.redis_settings().clone().set_db(db);
-        let info = self.info.clone().set_redis_settings(settings);
-        let display = format!("{} db {}", info.addr(), db);
-        RedisTarget { info, display }
+        match &self.locator {
+            Locator::Fixed(info) => {
+                let settings = info.redis_settings().clone().set_db(db);
+                Self::fixed(info.clone().set_redis_settings(settings))
+            }
+            Locator::Sentinel(set) => Self::sentinel(set.with_db(db)),
+        }
     }
 
-    pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.info.clone())
+    /// The sentinels, when this target is found through them.
+    pub fn sentinels(&self) -> Option<&SentinelSet> {
+        match &self.locator {
+            Locator::Sentinel(s) => Some(s),
+            Locator::Fixed(_) => None,
+        }
+    }
+
+    /// Where to connect now: the fixed server, or the master the sentinels
+    /// name (confirmed by its own `ROLE`).
+    pub async fn current(&self) -> redis::RedisResult<redis::ConnectionInfo> {
+        match &self.locator {
+            Locator::Fixed(info) => Ok(info.clone()),
+            Locator::Sentinel(set) => set.master().await,
+        }
     }
 
     /// True when both name the same server and database, so one Lua script
@@ -72,28 +98,39 @@ impl RedisTarget {
         self.display == other.display
     }
 
-    /// A reconnecting handle for ordinary commands and scripts.
-    pub async fn manager(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(2);
-        self.client()?.get_connection_manager_with_config(cfg).await
+    /// A reconnecting handle for ordinary commands and scripts; with
+    /// sentinels it follows the master across failovers.
+    pub async fn manager(&self) -> redis::RedisResult<RedisConn> {
+        RedisConn::connect(self.clone()).await
     }
 
     /// A connection for blocking commands (BLMOVE): no client-side reply
     /// timeout, because the crate's default 500 ms would cut every block
-    /// short (CRATES.md). Callers race it against shutdown instead.
+    /// short. Callers race it against shutdown instead, and connect again
+    /// (which asks the sentinels again) after any error.
     pub async fn blocking_connection(
         &self,
     ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(None);
-        self.client()?
+        redis::Client::open(self.current().await?)?
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
     }
+}
+
+/// The plain redis-rs manager for one address, as [`RedisConn`] uses it.
+pub(crate) async fn manager_at(
+    info: redis::ConnectionInfo,
+) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_number_of_retries(2);
+    redis::Client::open(info)?
+        .get_connection_manager_with_config(cfg)
+        .await
 }
 
 impl std::fmt::Display for RedisTarget {

@@ -1,5 +1,6 @@
 //! The end-to-end tests, one binary: the whole pipeline, replication
-//! over three nodes, the deployment files, and the workspace's layout rules.
+//! over three nodes, the deployment files (the Redis Sentinel ones in
+//! `deploy_sentinel`), and the workspace's layout rules.
 //!
 //! One binary per crate (`autotests = false` in Cargo.toml): the crate's
 //! test code is linked once, not once per file. Each former test file is
@@ -7,6 +8,7 @@
 //! tests -- deploy::`.
 
 mod deploy;
+mod deploy_sentinel;
 mod deploy_tls;
 mod layout;
 mod pipeline;

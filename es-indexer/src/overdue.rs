@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use ubackup_catalog::CatalogRecord;
 use ubackup_common::message::now_secs;
+use ubackup_common::RedisConn;
 use ubackup_common::{Keys, RedisTarget};
 
 pub struct OverdueKeys {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     grace: Duration,
     target: String,

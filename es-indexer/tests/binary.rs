@@ -164,6 +164,19 @@ fn config_errors_exit_2_and_name_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    // the Redis named both ways: one error naming both keys
+    let cfg = w.write_config("redis_sentinels = 127.0.0.1:26379\nredis_master_name = ubackup");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ubackup-indexer"))
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[global] redis_sentinels: given together with redis_url"),
+        "{err}"
+    );
 }
 
 #[test]

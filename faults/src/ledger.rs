@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use ubackup_testkit::cluster::MasterLocator;
 
 pub const SERVER_ID: i64 = 111111;
 pub const GAME_ID: i64 = 31;
@@ -122,6 +123,11 @@ pub struct Producer {
     client: redis::Client,
     conn: Option<redis::Connection>,
     ledger: Ledger,
+    /// With sentinels: the master of the moment, asked on every reconnect.
+    follow: Option<MasterLocator>,
+    /// A push counts as acknowledged only once `WAIT n` confirmed it on
+    /// this many replicas (0: the master's reply is enough).
+    wait_replicas: i64,
 }
 
 impl Producer {
@@ -130,7 +136,23 @@ impl Producer {
             client: redis::Client::open(url).expect("redis url"),
             conn: None,
             ledger,
+            follow: None,
+            wait_replicas: 0,
         }
+    }
+
+    /// A producer for a Sentinel set-up: it reconnects to whichever server
+    /// the sentinels name, and records a push only after `WAIT` confirmed
+    /// it on `wait_replicas` replicas, so "acknowledged" means "survives a
+    /// failover" (what `redis_min_replicas` would promise a client).
+    pub fn following(locator: MasterLocator, wait_replicas: i64, ledger: Ledger) -> Producer {
+        let url = locator
+            .master_url()
+            .unwrap_or_else(|| "redis://127.0.0.1:1/".into());
+        let mut p = Producer::new(&url, ledger);
+        p.follow = Some(locator);
+        p.wait_replicas = wait_replicas;
+        p
     }
 
     /// LPUSH `payload` onto `queue`; on an acknowledged push the message is
@@ -145,6 +167,9 @@ impl Producer {
         expect: Expect,
     ) -> redis::RedisResult<()> {
         if self.conn.is_none() {
+            if let Some(url) = self.follow.as_ref().and_then(MasterLocator::master_url) {
+                self.client = redis::Client::open(url)?;
+            }
             let c = self
                 .client
                 .get_connection_with_timeout(std::time::Duration::from_secs(2))?;
@@ -152,7 +177,24 @@ impl Producer {
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected");
-        let r: redis::RedisResult<i64> = redis::cmd("LPUSH").arg(queue).arg(payload).query(conn);
+        let mut r: redis::RedisResult<i64> =
+            redis::cmd("LPUSH").arg(queue).arg(payload).query(conn);
+        if r.is_ok() && self.wait_replicas > 0 {
+            r = redis::cmd("WAIT")
+                .arg(self.wait_replicas)
+                .arg(1000)
+                .query::<i64>(conn)
+                .and_then(|n| {
+                    if n >= self.wait_replicas {
+                        Ok(n)
+                    } else {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "push not confirmed on enough replicas",
+                        )))
+                    }
+                });
+        }
         match r {
             Ok(_) => {
                 self.ledger.record(Entry {

@@ -1,7 +1,8 @@
 //! The suite's totals, summed over every case, for the one summary line:
 //! `faults injected: N, messages: M, lost: 0, duplicated: 0, dead-lettered
 //! with reason: K, bad inputs tried: B, files outside destination: 0,
-//! copies verified: C, backups lost with a node: 0`.
+//! copies verified: C, backups lost with a node: 0, redis failovers: F,
+//! acknowledged lost: 0`.
 
 use std::sync::Mutex;
 
@@ -23,6 +24,11 @@ pub struct Tally {
     /// Backups that had no good copy left after a node and its disk were
     /// lost on purpose (with `copies` = 2 this must stay 0).
     pub lost_with_node: u64,
+    /// Redis master failovers the sentinels carried out during a case.
+    pub failovers: u64,
+    /// Messages whose push was acknowledged (confirmed on a replica) and
+    /// that were lost across a failover: must stay 0.
+    pub failover_lost: u64,
 }
 
 static TALLY: Mutex<Tally> = Mutex::new(Tally {
@@ -36,6 +42,8 @@ static TALLY: Mutex<Tally> = Mutex::new(Tally {
     unrecorded_copies: 0,
     copies_verified: 0,
     lost_with_node: 0,
+    failovers: 0,
+    failover_lost: 0,
 });
 
 fn with<T>(f: impl FnOnce(&mut Tally) -> T) -> T {
@@ -50,6 +58,14 @@ pub fn fault(n: u64) {
 /// Backups a case found without any good copy after losing a node.
 pub fn lost_with_node(n: u64) {
     with(|t| t.lost_with_node += n);
+}
+
+/// One failover, and the acknowledged messages lost across it.
+pub fn failover(lost: u64) {
+    with(|t| {
+        t.failovers += 1;
+        t.failover_lost += lost;
+    });
 }
 
 pub fn bad_inputs(n: u64) {
@@ -77,8 +93,8 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "faults injected: {}, messages: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, bad inputs tried: {}, files outside destination: {}, copies verified: {}, backups lost with a node: {}",
-            self.faults, self.messages, self.lost, self.duplicated, self.dead_with_reason, self.bad_inputs, self.outside, self.copies_verified, self.lost_with_node
+            "faults injected: {}, messages: {}, lost: {}, duplicated: {}, dead-lettered with reason: {}, bad inputs tried: {}, files outside destination: {}, copies verified: {}, backups lost with a node: {}, redis failovers: {}, acknowledged lost: {}",
+            self.faults, self.messages, self.lost, self.duplicated, self.dead_with_reason, self.bad_inputs, self.outside, self.copies_verified, self.lost_with_node, self.failovers, self.failover_lost
         )
     }
 }

@@ -40,6 +40,9 @@ pub struct WorldOpts {
     pub no_chroot: bool,
     /// `appendfsync always` instead of testkit's `everysec`.
     pub fsync_always: bool,
+    /// A replica and three sentinels around the Redis; every process
+    /// names the sentinels, and the producer waits for one replica.
+    pub sentinel: bool,
 }
 
 /// How to start a node: config overrides (`key`, `value`; empty value
@@ -117,6 +120,9 @@ impl World {
         if opts.fsync_always {
             b = b.redis_args(&["--appendfsync", "always"]);
         }
+        if opts.sentinel {
+            b = b.sentinel(ubackup_testkit::cluster::SentinelOpts::default());
+        }
         let cluster = b.start().expect("redis-server");
         for d in ["src/db", "nodes", "etc", "logs", "attack"] {
             std::fs::create_dir_all(cluster.path(d)).expect("world dirs");
@@ -160,7 +166,10 @@ impl World {
     }
 
     pub fn producer(&self) -> Producer {
-        Producer::new(&self.cluster.redis_url(), self.ledger.clone())
+        match &self.cluster.sentinel {
+            Some(s) => Producer::following(s.locator(), 1, self.ledger.clone()),
+            None => Producer::new(&self.cluster.redis_url(), self.ledger.clone()),
+        }
     }
 
     /// The source files directory (module `backup`, subdir `db`).

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ubackup_catalog::QueueKind;
 use ubackup_common::keys::{control, state};
+use ubackup_common::RedisConn;
 use ubackup_common::{DeadLetter, Keys};
 
 /// One worker (pull node or indexer) as it published itself.
@@ -108,7 +108,7 @@ impl NodeView {
 
 /// Every registered worker, sorted by id.
 pub async fn read_nodes(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     now_ms: i64,
 ) -> redis::RedisResult<Vec<NodeView>> {
@@ -172,12 +172,12 @@ pub struct QueueSources<'a> {
     pub configured: &'a [String],
     pub message_queue: &'a str,
     /// Set when `message_queue` lives on another Redis than the cluster's.
-    pub message_conn: Option<&'a mut ConnectionManager>,
+    pub message_conn: Option<&'a mut RedisConn>,
 }
 
 /// Reads every list's depth (and the oldest element's age).
 pub async fn read_queues(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     nodes: &[NodeView],
     src: QueueSources<'_>,
@@ -231,7 +231,7 @@ pub async fn read_queues(
 }
 
 async fn depths(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     lists: &[(String, QueueKind, String, Option<String>)],
     now_ms: i64,
 ) -> redis::RedisResult<Vec<ListDepth>> {
@@ -337,7 +337,7 @@ pub struct ReplicationView {
 
 /// `None` when no sweep ever ran (no node asks for copies).
 pub async fn read_replication(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
 ) -> redis::RedisResult<Option<ReplicationView>> {
     use ubackup_common::keys::replication as f;

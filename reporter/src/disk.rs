@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use redis::aio::ConnectionManager;
 use ubackup_catalog::DiskSample;
 use ubackup_common::keys::state;
 use ubackup_common::message::now_ms;
 use ubackup_common::Keys;
+use ubackup_common::RedisConn;
 
 /// Measures the filesystem holding `root` and the machine.
 pub fn measure(root: &Path, node: &str, ip: &str) -> std::io::Result<DiskSample> {
@@ -55,11 +55,7 @@ pub fn measure(root: &Path, node: &str, ip: &str) -> std::io::Result<DiskSample>
 /// Writes the sample into the node's state hash (the same `disk_free` /
 /// `disk_total` fields the node's heartbeat refreshes, plus the
 /// reporter's own), leaving the heartbeat alone.
-pub async fn publish(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    d: &DiskSample,
-) -> redis::RedisResult<()> {
+pub async fn publish(conn: &mut RedisConn, keys: &Keys, d: &DiskSample) -> redis::RedisResult<()> {
     let mut fields: Vec<(&str, String)> = vec![
         (state::DISK_TOTAL, d.total.to_string()),
         (state::DISK_FREE, d.free.to_string()),

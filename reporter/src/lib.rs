@@ -13,6 +13,8 @@
 //! * [`alerts`]: the health rules → [`alerts::AlertReport`];
 //!   [`webhook`]: notify only new/resolved alerts, tracked in a state file;
 //! * [`status`]: the one-screen view → [`status::ClusterStatus`];
+//! * [`redis_view`]: the Redis master, its replicas and the sentinels, for
+//!   `status`;
 //! * [`metrics`], [`serve`]: Prometheus text and the HTTP endpoint (its
 //!   handlers share `shared::App`);
 //!   [`web`]: its HTML pages (overview, statistics, alerts, instance
@@ -36,6 +38,7 @@ pub mod format;
 pub mod metrics;
 pub mod queue;
 pub mod record;
+pub mod redis_view;
 pub mod serve;
 mod shared;
 pub mod snapshot;

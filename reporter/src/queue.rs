@@ -1,9 +1,9 @@
 //! `queue`: the depth of every list as samples, and the latest depths in
 //! the hash `Keys::queue_depths` (list → depth, plus `time_ms`).
 
-use redis::aio::ConnectionManager;
 use ubackup_catalog::{QueueSample, Sample};
 use ubackup_common::Keys;
+use ubackup_common::RedisConn;
 
 use crate::cluster::QueueView;
 
@@ -26,7 +26,7 @@ pub fn samples(view: &QueueView, time_ms: i64) -> Vec<Sample> {
 
 /// Replaces the hash of latest depths in one atomic step.
 pub async fn publish(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     view: &QueueView,
     time_ms: i64,

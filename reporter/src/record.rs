@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
 use ubackup_catalog::{Reports, Sample};
 use ubackup_common::Keys;
+use ubackup_common::RedisConn;
 
 /// Samples kept pending at most (about a week of 5-minute samples of 100
 /// nodes and lists); the oldest are dropped beyond it.
@@ -36,7 +36,7 @@ pub struct RecordOutcome {
 
 /// Pushes `samples` onto the pending list, then drains it into `stores`.
 pub async fn record(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     samples: &[Sample],
     stores: &[Arc<dyn Reports>],
@@ -59,7 +59,7 @@ pub async fn record(
 
 /// Moves pending samples into every store.
 pub async fn drain(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     stores: &[Arc<dyn Reports>],
 ) -> redis::RedisResult<RecordOutcome> {

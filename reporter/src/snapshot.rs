@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use ubackup_catalog::{
     CatalogRecord, EsCatalog, InstanceEntry, Reports, SqliteCatalog, WindowStats,
 };
 use ubackup_common::message::now_ms;
+use ubackup_common::RedisConn;
 use ubackup_common::RedisTarget;
 
 use crate::cluster::{self, NodeView, QueueSources, QueueView};
@@ -27,9 +27,9 @@ pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 pub struct Sources {
     pub cfg: ReporterConfig,
     pub redis_target: RedisTarget,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// Only when `message_queue` is on another Redis.
-    pub message_redis: Option<ConnectionManager>,
+    pub message_redis: Option<RedisConn>,
     /// Every configured store (samples go to all of them).
     pub stores: Vec<Arc<dyn Reports>>,
     /// The SQLite store again, for what only it does (pruning samples).
@@ -145,7 +145,12 @@ impl Sources {
             slowest: Vec::new(),
             verify_failures: Vec::new(),
             replication: None,
+            redis_view: None,
         };
+        // shown, not required: a Redis whose ACL forbids INFO still works
+        snap.redis_view = crate::redis_view::read(&mut self.redis, &self.redis_target)
+            .await
+            .ok();
         snap.replication = cluster::read_replication(&mut self.redis, &self.cfg.keys)
             .await
             .map_err(|e| ReporterError::Redis {
@@ -193,7 +198,7 @@ impl Sources {
     }
 }
 
-async fn connect(t: &RedisTarget) -> Result<ConnectionManager, ReporterError> {
+async fn connect(t: &RedisTarget) -> Result<RedisConn, ReporterError> {
     let conn = t.manager().await.map_err(|e| ReporterError::Redis {
         target: t.to_string(),
         source: e,
@@ -235,4 +240,6 @@ pub struct Snapshot {
     /// What the nodes' last repair sweep found (`copies` > 1); `None`
     /// when no node replicates.
     pub replication: Option<cluster::ReplicationView>,
+    /// The master, its replicas and the sentinels (None: INFO refused).
+    pub redis_view: Option<crate::redis_view::RedisView>,
 }

@@ -52,6 +52,9 @@ pub struct ClusterStatus {
     /// The nodes' last repair sweep (`copies` > 1), when there is one.
     #[serde(default)]
     pub replication: Option<crate::cluster::ReplicationView>,
+    /// The Redis master, its replicas and, with Sentinel, the sentinels.
+    #[serde(default)]
+    pub redis_view: Option<crate::redis_view::RedisView>,
 }
 
 impl ClusterStatus {
@@ -96,6 +99,7 @@ impl ClusterStatus {
         ClusterStatus {
             generated_ms: snap.now_ms,
             redis: snap.redis.clone(),
+            redis_view: snap.redis_view.clone(),
             catalog: snap.catalog.clone(),
             catalog_error: snap.catalog_error.clone(),
             nodes: snap.nodes.clone(),
@@ -157,12 +161,16 @@ impl ClusterStatus {
         let now = self.generated_ms;
         s.push_str(&format!("ubackup status at {}\n", utc(now)));
         s.push_str(&format!(
-            "redis {}, catalog {}; health {} ({} alert(s): ubackup-reporter alerts)\n\n",
+            "redis {}, catalog {}; health {} ({} alert(s): ubackup-reporter alerts)\n",
             self.redis,
             self.catalog.as_deref().unwrap_or("-"),
             self.health.label(),
             self.alert_count
         ));
+        if let Some(v) = &self.redis_view {
+            s.push_str(&v.text());
+        }
+        s.push('\n');
     }
 
     /// NODES: one row per node or indexer.

@@ -127,3 +127,53 @@ async fn status_shows_paused_and_down_nodes_queues_and_last_day() {
     assert_eq!(v["queues"]["lists"][0]["list"], b.q1.as_str());
     assert_eq!(v["queues"]["lists"][0]["depth"], 3);
 }
+
+/// With Sentinel (issue 17): `status` names the master commands go to, its
+/// replica as the master reports it, and what each sentinel answers; a
+/// sentinel that is down shows as not answering.
+#[test]
+fn status_shows_the_redis_master_its_replicas_and_the_sentinels() {
+    use ubackup_testkit::cluster::{SentinelOpts, SentinelSetup};
+    let mut s = SentinelSetup::start(SentinelOpts::default()).expect("sentinel set-up");
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.db");
+    ubackup_catalog::SqliteCatalog::open(&catalog).unwrap();
+    let conf = dir.path().join("reporter.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nredis_sentinels = {}\nredis_master_name = ubackup\nredis_queue = q1\nmessage_queue = mq\nkey_prefix = {}\ncatalog = {}\n",
+            s.sentinel_list(),
+            ubackup_testkit::unique("rs:"),
+            catalog.display()
+        ),
+    )
+    .unwrap();
+    s.sentinels[2].kill9();
+    let master = s.master_port().unwrap();
+    let (_, text, err) = run_bin(&["status", "-c", p(&conf)]);
+    assert!(
+        text.contains(&format!(
+            "redis master 127.0.0.1:{master}, replicas: 127.0.0.1:{} (online",
+            s.servers[1].port
+        )),
+        "{text}{err}"
+    );
+    assert!(
+        text.contains(&format!(
+            "127.0.0.1:{} names 127.0.0.1:{master}",
+            s.sentinels[0].port
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("127.0.0.1:{} NOT ANSWERING", s.sentinels[2].port)),
+        "{text}"
+    );
+    let (_, json, err) = run_bin(&["status", "--json", "-c", p(&conf)]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}{err}"));
+    assert_eq!(v["redis_view"]["master"], format!("127.0.0.1:{master}"));
+    assert_eq!(v["redis_view"]["replicas"].as_array().unwrap().len(), 1);
+    assert_eq!(v["redis_view"]["sentinels"].as_array().unwrap().len(), 3);
+}

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use ubackup_common::queue::outbox::forward_once;
 use ubackup_common::shutdown::Shutdown;
+use ubackup_common::RedisConn;
 use ubackup_common::{Keys, RedisTarget};
 
 #[derive(Clone)]
@@ -68,11 +68,11 @@ impl ResultSink {
 
     /// Runs until shutdown, moving this node's outbox to the message Redis;
     /// a final round runs after shutdown. Returns at once without an outbox.
-    pub async fn forward_own(&self, queue: ConnectionManager, mut stop: Shutdown) {
+    pub async fn forward_own(&self, queue: RedisConn, mut stop: Shutdown) {
         let Some(f) = self.forward.clone() else {
             return;
         };
-        let mut target: Option<ConnectionManager> = None;
+        let mut target: Option<RedisConn> = None;
         let mut failures = 0u32;
         loop {
             match forward_once(
@@ -109,11 +109,7 @@ impl ResultSink {
 
     /// Forwards another node's outbox (a node that died with results not yet
     /// sent). Returns how many results moved.
-    pub async fn forward_other(
-        &self,
-        queue: &ConnectionManager,
-        outbox: &str,
-    ) -> redis::RedisResult<u64> {
+    pub async fn forward_other(&self, queue: &RedisConn, outbox: &str) -> redis::RedisResult<u64> {
         let Some(f) = self.forward.clone() else {
             return Ok(0);
         };

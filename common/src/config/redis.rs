@@ -1,13 +1,26 @@
-//! A Redis server named by config keys: `<p>_host` / `<p>_port` (the
-//! original keys, port 6379 by default) or `<p>_url` (`redis://` or, for
-//! TLS, `rediss://`, with its database), plus `<p>_password`.
+//! A Redis server named by config keys, one of two ways:
+//! * fixed: `<p>_host` / `<p>_port` (the original keys, port 6379 by
+//!   default) or `<p>_url` (`redis://` or, for TLS, `rediss://`, with its
+//!   database);
+//! * through Redis Sentinel: `<p>_sentinels = host:port,host:port,…` (port
+//!   26379 by default), `<p>_master_name` (the name in `sentinel monitor`)
+//!   and, when the sentinels have a `requirepass`, `<p>_sentinel_password`.
+//!
+//! `<p>_password` is the master's (and replicas') password either way. The
+//! two ways exclude each other: a section naming both is an error that
+//! names both keys.
 //!
 //! Two groups exist: the queue Redis (`redis_*`, read by every binary) and
 //! the server's separate results Redis (`message_redis_*`, read by the
 //! server and the reporter), which defaults to the queue Redis.
 
+use redis::IntoConnectionInfo;
+
 use super::{ConfigError, SectionReader};
-use crate::redis_conn::RedisTarget;
+use crate::redis_conn::{RedisTarget, SentinelSet};
+
+/// The sentinels' own default port.
+pub const SENTINEL_PORT: u16 = 26379;
 
 /// The keys of one Redis server.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +29,9 @@ pub struct RedisKeys {
     pub port: &'static str,
     pub url: &'static str,
     pub password: &'static str,
+    pub sentinels: &'static str,
+    pub master_name: &'static str,
+    pub sentinel_password: &'static str,
 }
 
 /// The cluster's queue Redis.
@@ -24,6 +40,9 @@ pub const QUEUE_REDIS: RedisKeys = RedisKeys {
     port: "redis_port",
     url: "redis_url",
     password: "redis_password",
+    sentinels: "redis_sentinels",
+    master_name: "redis_master_name",
+    sentinel_password: "redis_sentinel_password",
 };
 
 /// The Redis holding `message_queue` when it is not the queue Redis.
@@ -32,30 +51,52 @@ pub const MESSAGE_REDIS: RedisKeys = RedisKeys {
     port: "message_redis_port",
     url: "message_redis_url",
     password: "message_redis_password",
+    sentinels: "message_redis_sentinels",
+    master_name: "message_redis_master_name",
+    sentinel_password: "message_redis_sentinel_password",
 };
 
 pub const QUEUE_REDIS_KEYS: &[&str] = &QUEUE_REDIS.list();
 pub const MESSAGE_REDIS_KEYS: &[&str] = &MESSAGE_REDIS.list();
 
 impl RedisKeys {
-    pub const fn list(&self) -> [&'static str; 4] {
-        [self.host, self.port, self.url, self.password]
+    pub const fn list(&self) -> [&'static str; 7] {
+        [
+            self.host,
+            self.port,
+            self.url,
+            self.password,
+            self.sentinels,
+            self.master_name,
+            self.sentinel_password,
+        ]
     }
 
-    /// The keys that say where the server is (either one names it).
-    pub const fn locators(&self) -> [&'static str; 2] {
-        [self.host, self.url]
+    /// The keys that say where the server is (any one names it).
+    pub const fn locators(&self) -> [&'static str; 3] {
+        [self.host, self.url, self.sentinels]
     }
 
-    /// Whether `r` names this server (the host or the URL key is present).
+    /// Whether `r` names this server (a host, URL or sentinels key is present).
     pub fn is_set(&self, r: &SectionReader) -> bool {
-        r.has(self.host) || r.has(self.url)
+        self.locators().iter().any(|k| r.has(k))
     }
 
     /// The server, database 0 unless the URL names another. Errors name
-    /// the host key when neither is set.
+    /// the host key when nothing names it.
     pub fn read(&self, r: &SectionReader) -> Result<RedisTarget, ConfigError> {
-        RedisTarget::from_section(r, self.host, self.port, self.url, self.password, 0)
+        if r.has(self.sentinels) {
+            return self.read_sentinel(r);
+        }
+        for k in [self.master_name, self.sentinel_password] {
+            if r.has(k) {
+                return Err(r.error(
+                    k,
+                    format!("needs {} (host:port,host:port,… of the sentinels); without it {} is not used", self.sentinels, k),
+                ));
+            }
+        }
+        self.read_fixed(r)
     }
 
     /// This server if `r` names it, else `fallback`.
@@ -69,5 +110,172 @@ impl RedisKeys {
         } else {
             Ok(fallback.clone())
         }
+    }
+
+    fn read_fixed(&self, r: &SectionReader) -> Result<RedisTarget, ConfigError> {
+        let mut info = if let Some(url) = r.opt_str(self.url) {
+            url.as_str().into_connection_info().map_err(|e| {
+                r.error(self.url, format!("`{url}` is not a Redis URL ({e}); expected redis://host:port/db or rediss://…"))
+            })?
+        } else {
+            let host = r.str(self.host, "the Redis host name or address")?;
+            let port: u16 = r.parse_or(self.port, "a TCP port 1-65535", 6379)?;
+            (host.as_str(), port)
+                .into_connection_info()
+                .map_err(|e| r.error(self.host, format!("`{host}`: {e}")))?
+        };
+        if let Some(pw) = r.opt_str(self.password) {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        Ok(RedisTarget::fixed(info))
+    }
+
+    fn read_sentinel(&self, r: &SectionReader) -> Result<RedisTarget, ConfigError> {
+        if let Some(other) = [self.host, self.port, self.url]
+            .into_iter()
+            .find(|k| r.has(k))
+        {
+            return Err(r.error(
+                self.sentinels,
+                format!(
+                    "given together with {other}; name the Redis either by {} + {} (Sentinel) or by {}/{} or {}, not both",
+                    self.sentinels, self.master_name, self.host, self.port, self.url
+                ),
+            ));
+        }
+        let list = r.str(self.sentinels, "host:port,host:port,… of the sentinels")?;
+        let sentinels = parse_sentinels(&list).map_err(|bad| {
+            r.error(
+                self.sentinels,
+                format!("`{bad}` is not valid; expected host:port,host:port,… (port 1-65535, {SENTINEL_PORT} when left out)"),
+            )
+        })?;
+        let master_name = r.str(
+            self.master_name,
+            "the master's name as the sentinels monitor it (`sentinel monitor NAME …`)",
+        )?;
+        if master_name.chars().any(char::is_whitespace) {
+            return Err(r.error(
+                self.master_name,
+                format!("`{master_name}` is not valid; expected a name without spaces"),
+            ));
+        }
+        let mut data = redis::RedisConnectionInfo::default();
+        if let Some(pw) = r.opt_str(self.password) {
+            data = data.set_password(pw);
+        }
+        Ok(RedisTarget::sentinel(SentinelSet {
+            sentinels,
+            master_name,
+            sentinel_password: r.opt_str(self.sentinel_password),
+            data,
+        }))
+    }
+}
+
+/// `host:port,host:port,…` (spaces around commas allowed; `[v6]:port` for
+/// IPv6). Err: the entry that is not valid.
+pub fn parse_sentinels(list: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let (host, port) = if let Some(rest) = item.strip_prefix('[') {
+            let (h, tail) = rest.split_once(']').ok_or_else(|| item.to_string())?;
+            match tail.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if tail.is_empty() => (h, None),
+                None => return Err(item.to_string()),
+            }
+        } else {
+            match item.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (item, None),
+            }
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(item.to_string());
+        }
+        let port = match port {
+            None => SENTINEL_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(item.to_string()),
+            },
+        };
+        out.push((host.to_string(), port));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ini::IniDoc;
+    use std::path::Path;
+
+    fn read(text: &str) -> Result<RedisTarget, String> {
+        let doc = IniDoc::parse(Path::new("/etc/ubackup/x.conf"), text).unwrap();
+        let g = SectionReader::required(&doc, "global").unwrap();
+        QUEUE_REDIS.read(&g).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_original_keys_still_name_a_fixed_server() {
+        let t = read("[global]\nredis_host = 10.0.0.5\nredis_port = 6380\n").unwrap();
+        assert!(t.sentinels().is_none());
+        assert_eq!(t.to_string(), "10.0.0.5:6380 db 0");
+    }
+
+    #[test]
+    fn sentinel_keys_name_the_master_of_a_sentinel_set() {
+        let t = read(
+            "[global]\nredis_sentinels = 10.0.0.1:26379, 10.0.0.2 ,[::1]:26380\nredis_master_name = ubackup\nredis_sentinel_password = s3\nredis_password = p\n",
+        )
+        .unwrap();
+        let s = t.sentinels().expect("sentinel target");
+        assert_eq!(
+            s.sentinels,
+            vec![
+                ("10.0.0.1".to_string(), 26379),
+                ("10.0.0.2".to_string(), SENTINEL_PORT),
+                ("::1".to_string(), 26380)
+            ]
+        );
+        assert_eq!(s.master_name, "ubackup");
+        assert_eq!(s.sentinel_password.as_deref(), Some("s3"));
+        assert_eq!(s.data.password(), Some("p"));
+    }
+
+    #[test]
+    fn sentinels_and_a_host_together_is_an_error_naming_both_keys() {
+        let e =
+            read("[global]\nredis_host = a\nredis_sentinels = b:26379\nredis_master_name = m\n")
+                .unwrap_err();
+        assert_eq!(
+            e,
+            "/etc/ubackup/x.conf:3: [global] redis_sentinels: given together with redis_host; name the Redis either by redis_sentinels + redis_master_name (Sentinel) or by redis_host/redis_port or redis_url, not both"
+        );
+    }
+
+    #[test]
+    fn bad_sentinel_keys_say_what_is_valid() {
+        let e = read("[global]\nredis_sentinels = a:1,b:notaport\nredis_master_name = m\n")
+            .unwrap_err();
+        assert!(
+            e.ends_with("redis_sentinels: `b:notaport` is not valid; expected host:port,host:port,… (port 1-65535, 26379 when left out)"),
+            "{e}"
+        );
+        let e = read("[global]\nredis_sentinels = a:1,,b:2\nredis_master_name = m\n").unwrap_err();
+        assert!(e.contains("`` is not valid"), "{e}");
+        let e = read("[global]\nredis_sentinels = a:1\n").unwrap_err();
+        assert!(
+            e.contains("[global] redis_master_name: missing; expected the master's name"),
+            "{e}"
+        );
+        let e = read("[global]\nredis_host = a\nredis_master_name = m\n").unwrap_err();
+        assert!(
+            e.contains("[global] redis_master_name: needs redis_sentinels"),
+            "{e}"
+        );
     }
 }

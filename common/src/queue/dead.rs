@@ -3,13 +3,13 @@
 //! the exact element, so an entry that moved or went meanwhile is simply
 //! not found, and nothing is lost or pushed twice.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use super::script;
 
 /// The length of `list` and its first `count` elements (newest first).
 pub async fn page(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     list: &str,
     count: usize,
 ) -> redis::RedisResult<(u64, Vec<Vec<u8>>)> {
@@ -21,7 +21,7 @@ pub async fn page(
 }
 
 /// Every element of `list`, newest first.
-pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<Vec<Vec<u8>>> {
+pub async fn all(conn: &mut RedisConn, list: &str) -> redis::RedisResult<Vec<Vec<u8>>> {
     redis::cmd("LRANGE")
         .arg(list)
         .arg(0)
@@ -34,7 +34,7 @@ pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult
 /// `payload` (the original message), in one step (`lua/requeue_dead.lua`).
 /// False: it was no longer there; nothing was pushed.
 pub async fn requeue(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     list: &str,
     queue: &str,
     raw: &[u8],
@@ -51,11 +51,7 @@ pub async fn requeue(
 }
 
 /// Removes the element `raw` from `list`. False: it was no longer there.
-pub async fn drop(
-    conn: &mut ConnectionManager,
-    list: &str,
-    raw: &[u8],
-) -> redis::RedisResult<bool> {
+pub async fn drop(conn: &mut RedisConn, list: &str, raw: &[u8]) -> redis::RedisResult<bool> {
     let n: i64 = redis::cmd("LREM")
         .arg(list)
         .arg(1)

@@ -1,6 +1,6 @@
 //! Forgetting a worker that is gone for good (`lua/forget.lua`).
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use super::script;
 use crate::keys::Keys;
@@ -26,7 +26,7 @@ pub enum Forget {
 /// lists are found by SCAN (`<prefix>inflight:<worker>:*`), so lists of
 /// queues it no longer names in its state hash count too.
 pub async fn forget_worker(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     worker: &str,
 ) -> redis::RedisResult<Forget> {

@@ -4,7 +4,7 @@
 //! sends a result twice, which is harmless because the indexer stores it
 //! under a deterministic record id; a result is never lost.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use crate::redis_conn::RedisTarget;
 
@@ -16,8 +16,8 @@ pub const BATCH: isize = 200;
 /// `target` to `message` when it is not connected yet. Returns how many
 /// results moved (0: the outbox was empty).
 pub async fn forward_once(
-    queue: &ConnectionManager,
-    target: &mut Option<ConnectionManager>,
+    queue: &RedisConn,
+    target: &mut Option<RedisConn>,
     message: &RedisTarget,
     outbox: &str,
     message_queue: &str,

@@ -4,7 +4,7 @@
 //! exists, so a resend of a push whose outcome was unknown is not queued
 //! twice.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use super::script;
 use crate::keys::Keys;
@@ -13,7 +13,7 @@ use crate::keys::Keys;
 /// landed within `marker_ttl_secs`. `Ok(true)`: pushed now; `Ok(false)`: an
 /// earlier push had landed, nothing was pushed.
 pub async fn push_once(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     id: &str,
     queue: &str,

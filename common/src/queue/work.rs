@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
+
+use crate::redis_conn::RedisConn;
 use serde::{Deserialize, Serialize};
 
 use super::script;
@@ -70,7 +72,7 @@ pub struct WorkQueue {
     worker: String,
     queues: Vec<String>,
     target: RedisTarget,
-    conn: ConnectionManager,
+    conn: RedisConn,
     max_interruptions: u32,
     pop: redis::Script,
     ack: redis::Script,
@@ -135,7 +137,7 @@ impl WorkQueue {
     pub fn queues(&self) -> &[String] {
         &self.queues
     }
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
     pub fn target(&self) -> &RedisTarget {

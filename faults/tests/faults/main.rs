@@ -20,7 +20,7 @@
 //!
 //! Layout: this file holds the runner and the list of cases, in the order
 //! they run; the cases live with their kind of fault (`inputs`, `nodes`,
-//! `disk`, `outage`, `es`, `soak`), and what several of them read back
+//! `disk`, `outage`, `failover`, `es`, `soak`), and what several of them read back
 //! from a `World` is in `helpers`.
 
 use std::panic::AssertUnwindSafe;
@@ -31,6 +31,7 @@ use ubackup_faults::{tally, WaitQuiet};
 mod copies;
 mod disk;
 mod es;
+mod failover;
 mod helpers;
 mod inputs;
 mod nodes;
@@ -113,6 +114,10 @@ fn main() {
         ),
         ("redis_kill9_and_restart_on_same_aof", outage::redis_kill9),
         ("redis_and_rsync_daemon_outage_by_sigstop", outage::outages),
+        (
+            "redis_sentinel_failover_kill9_master_mid_drain",
+            failover::redis_failover,
+        ),
         (
             "es_bulk_item_statuses_and_whole_request_503",
             es::es_statuses,

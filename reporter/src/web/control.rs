@@ -11,9 +11,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
-use redis::aio::ConnectionManager;
 use ubackup_catalog::QueueKind;
 use ubackup_common::keys::control;
+use ubackup_common::RedisConn;
 
 use super::auth::Peer;
 use super::dead::{self, DeadEntry};
@@ -58,7 +58,7 @@ pub(crate) async fn page(
 }
 
 /// The Redis holding `queue` (and its dead letters).
-fn conn_for(h: &Handles, message_queue: &str, queue: &str) -> ConnectionManager {
+fn conn_for(h: &Handles, message_queue: &str, queue: &str) -> RedisConn {
     if queue == message_queue {
         h.message_redis.clone()
     } else {

@@ -7,9 +7,9 @@
 //! the exact element, so nothing is lost or pushed twice, even when two
 //! operators act at once.
 
-use redis::aio::ConnectionManager;
 use ubackup_common::queue::dead as dead_lists;
 use ubackup_common::DeadLetter;
+use ubackup_common::RedisConn;
 
 /// One element of a dead-letter list.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ impl DeadEntry {
 
 /// The length of `list` and its first `count` entries (newest first).
 pub(crate) async fn page(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     list: &str,
     count: usize,
 ) -> redis::RedisResult<(u64, Vec<DeadEntry>)> {
@@ -62,7 +62,7 @@ pub(crate) async fn page(
 }
 
 /// Every entry of `list`, newest first.
-pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult<Vec<DeadEntry>> {
+pub async fn all(conn: &mut RedisConn, list: &str) -> redis::RedisResult<Vec<DeadEntry>> {
     Ok(dead_lists::all(conn, list)
         .await?
         .into_iter()
@@ -72,7 +72,7 @@ pub async fn all(conn: &mut ConnectionManager, list: &str) -> redis::RedisResult
 
 /// The entry named `id`, if it is still in `list`.
 pub async fn find(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     list: &str,
     id: &str,
 ) -> redis::RedisResult<Option<DeadEntry>> {
@@ -82,7 +82,7 @@ pub async fn find(
 /// Moves `entry` from `list` back onto `queue`. False: it was no longer
 /// there (another request moved or dropped it); nothing was pushed.
 pub async fn requeue(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     list: &str,
     queue: &str,
     entry: &DeadEntry,
@@ -95,10 +95,6 @@ pub async fn requeue(
 }
 
 /// Removes `entry` from `list`. False: it was no longer there.
-pub async fn drop(
-    conn: &mut ConnectionManager,
-    list: &str,
-    entry: &DeadEntry,
-) -> redis::RedisResult<bool> {
+pub async fn drop(conn: &mut RedisConn, list: &str, entry: &DeadEntry) -> redis::RedisResult<bool> {
     dead_lists::drop(conn, list, &entry.raw).await
 }

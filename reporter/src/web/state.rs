@@ -5,9 +5,9 @@ use super::auth::Auth;
 use super::error::WebError;
 use crate::shared::App;
 use crate::snapshot::Sources;
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use ubackup_catalog::{Reports, SqliteCatalog};
+use ubackup_common::RedisConn;
 
 /// What the page handlers share.
 pub(crate) struct Web {
@@ -21,9 +21,9 @@ pub(crate) type WebState = Arc<Web>;
 /// the lock while it queries.
 #[derive(Clone)]
 pub(crate) struct Handles {
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// The Redis holding `message_queue` (and its dead letters).
-    pub message_redis: ConnectionManager,
+    pub message_redis: RedisConn,
     pub redis_target: String,
     pub store: Option<Arc<dyn Reports>>,
     pub sqlite: Option<SqliteCatalog>,

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use ubackup_common::keys::state;
 use ubackup_common::message::now_ms;
 use ubackup_common::Keys;
+use ubackup_common::RedisConn;
 
 /// A pull node (state hash `kind` = `node`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl Peer {
 }
 
 /// Every registered node, in node order.
-pub async fn nodes(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<Vec<Peer>> {
+pub async fn nodes(conn: &mut RedisConn, keys: &Keys) -> redis::RedisResult<Vec<Peer>> {
     let mut workers: Vec<String> = redis::cmd("SMEMBERS")
         .arg(keys.workers())
         .query_async(conn)

@@ -4,10 +4,10 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use ubackup_common::message::now_ms;
 use ubackup_common::queue::push::push_once;
+use ubackup_common::RedisConn;
 use ubackup_common::{Keys, ResultRecord};
 use ubackup_transport::source::dest_dir;
 
@@ -68,7 +68,7 @@ pub fn marker_id(id: &str, node: &str) -> String {
 /// failed, or the target judged with other information) queues it again at
 /// once rather than after [`PUSH_MARKER_SECS`].
 pub async fn clear_marker(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     id: &str,
     node: &str,
@@ -82,7 +82,7 @@ pub async fn clear_marker(
 /// Pushes `task` onto `node`'s list, at most once per
 /// [`PUSH_MARKER_SECS`] for one (backup, node). `Ok(false)`: already queued.
 pub async fn push(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     node: &str,
     task: &ReplicaTask,

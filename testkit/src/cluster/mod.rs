@@ -13,13 +13,16 @@
 //! * [`daemon`]: daemons from shipped config files (rsyncd on one or several
 //!   addresses sharing a port), retried when a port was taken meanwhile;
 //! * [`procs`]: the started processes, stopped newest first by PID, and a
-//!   bounded run of a binary.
+//!   bounded run of a binary;
+//! * [`sentinel`]: a master, replicas and three sentinels for failover
+//!   tests ([`SentinelSetup`]);
 //! * [`tls`]: a throwaway CA and `stunnel4` in front of an rsync daemon,
 //!   for pulls over TLS.
 
 pub mod daemon;
 pub mod ini;
 pub mod procs;
+pub mod sentinel;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ pub use daemon::{
 };
 pub use ini::{ini_del, ini_set, Conf};
 pub use procs::{run_bin, Killed, Procs};
+pub use sentinel::{MasterLocator, SentinelOpts, SentinelSetup};
 
 use crate::{unique, workspace_bin, RedisOpts, RedisServer, RsyncDaemon, RsyncModule};
 
@@ -149,6 +153,7 @@ pub struct ClusterBuilder {
     redis_log: Option<String>,
     redis_dir: Option<String>,
     redis_server: Option<RedisServer>,
+    sentinel: Option<SentinelOpts>,
     bin_dir: Option<PathBuf>,
 }
 
@@ -164,6 +169,7 @@ impl ClusterBuilder {
             redis_log: None,
             redis_dir: None,
             redis_server: None,
+            sentinel: None,
             bin_dir: None,
         }
     }
@@ -219,6 +225,15 @@ impl ClusterBuilder {
         self
     }
 
+    /// Replicas and sentinels around the cluster's Redis (see
+    /// [`SentinelSetup::around`]); every config then names the sentinels
+    /// (`redis_sentinels`, `redis_master_name`) instead of the host, and
+    /// [`Cluster::conn`] goes to the master of the moment.
+    pub fn sentinel(mut self, opts: SentinelOpts) -> Self {
+        self.sentinel = Some(opts);
+        self
+    }
+
     /// Where the ubackup binaries are (default: this build's target dir).
     pub fn bin_dir(mut self, dir: &Path) -> Self {
         self.bin_dir = Some(dir.into());
@@ -241,6 +256,10 @@ impl ClusterBuilder {
                 let mut opts = self.redis;
                 if let Some(pw) = &self.password {
                     opts.args.extend(["--requirepass".into(), pw.clone()]);
+                    if self.sentinel.is_some() {
+                        // to rejoin as a replica after a failover
+                        opts.args.extend(["--masterauth".into(), pw.clone()]);
+                    }
                 }
                 let data = self.redis_dir.as_ref().map(|rel| dir.path().join(rel));
                 if let Some(rel) = &self.redis_log {
@@ -256,7 +275,15 @@ impl ClusterBuilder {
                 RedisServer::start_opts(&opts)?
             }
         };
+        let sentinel = match self.sentinel {
+            Some(mut o) => {
+                o.password = self.password.clone();
+                Some(SentinelSetup::around(&redis, o)?)
+            }
+            None => None,
+        };
         Ok(Cluster {
+            sentinel,
             keys: names.keys(),
             names,
             password: self.password,
@@ -276,6 +303,10 @@ pub struct Cluster {
     /// Daemons, nodes and the indexer started through [`Cluster::spawn`]
     /// (callers that drive a process themselves keep its `Proc`).
     pub procs: Procs,
+    /// With [`ClusterBuilder::sentinel`]: the replicas and the sentinels
+    /// (stopped before `redis`, so they do not fail over during teardown).
+    pub sentinel: Option<SentinelSetup>,
+    /// The Redis the cluster started with (the first master with sentinels).
     pub redis: RedisServer,
     /// Everything of this cluster lives below this directory.
     pub dir: tempfile::TempDir,
@@ -298,12 +329,34 @@ impl Cluster {
         }
     }
 
-    /// `redis://[:password@]127.0.0.1:<port>/`.
+    /// `redis://[:password@]127.0.0.1:<port>/` of the master of the moment.
     pub fn redis_url(&self) -> String {
+        let port = self
+            .sentinel
+            .as_ref()
+            .and_then(|s| s.master_port())
+            .unwrap_or(self.redis.port);
         match &self.password {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.redis.port),
-            None => self.redis.url(),
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}/"),
+            None => format!("redis://127.0.0.1:{port}/"),
         }
+    }
+
+    /// kill -9 the master of the moment (the cluster's first Redis or one
+    /// of the sentinel set-up's replicas, promoted); returns its port.
+    pub fn kill9_master(&mut self) -> Result<u16> {
+        let s = self
+            .sentinel
+            .as_mut()
+            .context("a cluster without sentinels")?;
+        let port = s.master_port().context("no sentinel names a master")?;
+        if port == self.redis.port {
+            self.redis.kill9();
+        } else {
+            let i = s.server_on(port).context("the master is not one of ours")?;
+            s.servers[i].kill9();
+        }
+        Ok(port)
     }
 
     /// A synchronous connection (authenticated).
@@ -313,32 +366,33 @@ impl Cluster {
             .expect("connect to the cluster's redis")
     }
 
-    /// `redis_host`, `redis_port` (and `redis_password`) of this Redis.
-    pub fn redis_settings(&self) -> Vec<(&'static str, String)> {
-        self.redis_keys("redis_host", "redis_port", "redis_password")
+    /// `redis_host`, `redis_port` (and `redis_password`) of this Redis;
+    /// with sentinels `redis_sentinels` and `redis_master_name` instead
+    /// (and the host keys removed).
+    pub fn redis_settings(&self) -> Vec<(String, String)> {
+        self.redis_keys("redis")
     }
 
     /// The same Redis as the nodes' result Redis (`message_redis_*`).
-    pub fn message_redis_settings(&self) -> Vec<(&'static str, String)> {
-        self.redis_keys(
-            "message_redis_host",
-            "message_redis_port",
-            "message_redis_password",
-        )
+    pub fn message_redis_settings(&self) -> Vec<(String, String)> {
+        self.redis_keys("message_redis")
     }
 
-    fn redis_keys(
-        &self,
-        host: &'static str,
-        port: &'static str,
-        pw: &'static str,
-    ) -> Vec<(&'static str, String)> {
+    fn redis_keys(&self, p: &str) -> Vec<(String, String)> {
+        if let Some(s) = &self.sentinel {
+            let mut v = vec![
+                (format!("{p}_host"), String::new()),
+                (format!("{p}_port"), String::new()),
+            ];
+            v.extend(s.settings(p));
+            return v;
+        }
         let mut v = vec![
-            (host, "127.0.0.1".to_string()),
-            (port, self.redis.port.to_string()),
+            (format!("{p}_host"), "127.0.0.1".to_string()),
+            (format!("{p}_port"), self.redis.port.to_string()),
         ];
-        if let Some(p) = &self.password {
-            v.push((pw, p.clone()));
+        if let Some(pw) = &self.password {
+            v.push((format!("{p}_password"), pw.clone()));
         }
         v
     }
@@ -484,6 +538,9 @@ impl Cluster {
     /// `grace`), then redis-server. Returns what needed SIGKILL.
     pub fn stop_all(&mut self, grace: Duration) -> Vec<Killed> {
         let mut killed = self.procs.stop_all(grace);
+        // sentinels and replicas first (kill -9 by PID), so that stopping
+        // the master does not start a failover
+        self.sentinel = None;
         if !self.redis.stop(grace) {
             killed.push(Killed {
                 name: "redis-server".into(),
@@ -497,9 +554,16 @@ impl Cluster {
     /// directory.
     pub fn keep(self) -> PathBuf {
         let Cluster {
-            dir, redis, procs, ..
+            dir,
+            redis,
+            procs,
+            sentinel,
+            ..
         } = self;
         procs.detach();
+        if let Some(s) = sentinel {
+            s.detach();
+        }
         redis.detach();
         dir.keep()
     }
