@@ -41,6 +41,7 @@ const THRESHOLD_KEYS: &[&str] = &[
     "slowest_pulls",
     "samples_keep_days",
     "serve_token",
+    "api_tokens_file",
 ];
 
 /// Alert thresholds, all with defaults.
@@ -312,6 +313,25 @@ impl ReporterConfig {
             ));
         }
         Ok(Some(t))
+    }
+
+    /// `serve`: the catalog API's tokens (`api_tokens_file`, see
+    /// [`crate::api::tokens`]). None: the API is off.
+    pub fn api_tokens(&self) -> Result<Option<crate::api::tokens::ApiTokens>, ConfigError> {
+        let Some(r) = self.reader("api_tokens_file") else {
+            return Ok(None);
+        };
+        let Some(p) = r.opt_path("api_tokens_file") else {
+            return Ok(None);
+        };
+        crate::api::tokens::ApiTokens::load(&p)
+            .map(Some)
+            .map_err(|e| {
+                r.error(
+                    "api_tokens_file",
+                    format!("{e}; expected lines `TOKEN SERVER_IDS [pin]`"),
+                )
+            })
     }
 
     pub fn log_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {

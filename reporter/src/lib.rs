@@ -27,6 +27,7 @@
 //! unknown: bad config, Redis unreachable, catalog unreadable.
 
 pub mod alerts;
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -150,6 +151,7 @@ pub async fn run(
             cfg.message_redis()?;
             cfg.require_catalog()?;
             cfg.serve_token()?;
+            cfg.api_tokens()?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;

@@ -1,5 +1,6 @@
 //! `serve --listen ADDR`: `/api/alerts` (and the original's `/api/alert`),
-//! `/api/status`, `/metrics`, and the HTML pages of [`crate::web`]. Each
+//! `/api/status`, `/metrics`, the catalog API of [`crate::api`] (with
+//! `api_tokens_file`), and the HTML pages of [`crate::web`]. Each
 //! request reads a fresh snapshot; Redis and the catalog are (re)connected
 //! on demand, so the endpoint starts and answers (503 / `ubackup_redis_up
 //! 0`) while Redis is down.
@@ -81,7 +82,9 @@ pub fn router(cfg: ReporterConfig) -> Router {
                 r
             },
         ));
-    api.merge(crate::web::routes(app.clone())).with_state(app)
+    api.merge(crate::api::routes(app.cfg.clone()))
+        .merge(crate::web::routes(app.clone()))
+        .with_state(app)
 }
 
 /// Serves until `shutdown`.
