@@ -9,6 +9,7 @@
 mod deploy;
 mod layout;
 mod pipeline;
+mod recipes;
 mod replication;
 
 /// Held by each test that starts a whole cluster (the pipeline and the
