@@ -42,6 +42,8 @@ const THRESHOLD_KEYS: &[&str] = &[
     "samples_keep_days",
     "serve_token",
     "api_tokens_file",
+    "serve_tls_cert",
+    "serve_tls_key",
 ];
 
 /// Alert thresholds, all with defaults.
@@ -332,6 +334,31 @@ impl ReporterConfig {
                     format!("{e}; expected lines `TOKEN SERVER_IDS [pin]`"),
                 )
             })
+    }
+
+    /// `serve`: HTTPS with `serve_tls_cert` (a PEM chain) and
+    /// `serve_tls_key` (its PEM key), both or neither. None: plain HTTP.
+    pub fn serve_tls(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, ConfigError> {
+        let cert = self
+            .reader("serve_tls_cert")
+            .and_then(|r| r.opt_path("serve_tls_cert").map(|p| (r, p)));
+        let key = self
+            .reader("serve_tls_key")
+            .and_then(|r| r.opt_path("serve_tls_key").map(|p| (r, p)));
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some((r, _)), None) => Err(r.error(
+                "serve_tls_key",
+                "missing: serve_tls_cert needs serve_tls_key (the PEM private key of the certificate)",
+            )),
+            (None, Some((r, _))) => Err(r.error(
+                "serve_tls_cert",
+                "missing: serve_tls_key needs serve_tls_cert (the PEM certificate chain)",
+            )),
+            (Some((r, cert)), Some((_, key))) => crate::tls::acceptor(&cert, &key)
+                .map(Some)
+                .map_err(|e| r.error("serve_tls_cert", e)),
+        }
     }
 
     pub fn log_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {

@@ -41,6 +41,7 @@ pub mod serve;
 mod shared;
 pub mod snapshot;
 pub mod status;
+pub mod tls;
 pub mod web;
 pub mod webhook;
 
@@ -152,6 +153,7 @@ pub async fn run(
             cfg.require_catalog()?;
             cfg.serve_token()?;
             cfg.api_tokens()?;
+            cfg.serve_tls()?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;
