@@ -258,6 +258,46 @@ mod tests {
     }
 
     #[test]
+    fn catalog_url_needs_its_token_file_and_takes_the_token_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let tok = d.path().join("t");
+        std::fs::write(&tok, "  abcdefghijklmnopqrstuvwx\n").unwrap();
+        let conf = |extra: &str| format!("[global]\ncatalog_url = https://10.0.0.9:9187\n{extra}");
+        match loc(&conf(&format!("catalog_token_file = {}\n", tok.display()))).unwrap() {
+            Some(CatalogLocation::Http(h)) => {
+                assert_eq!(h.token, "abcdefghijklmnopqrstuvwx");
+                assert_eq!(h.url.as_str(), "https://10.0.0.9:9187/");
+                assert!(
+                    !format!("{h:?}").contains("abcdefgh"),
+                    "Debug shows the token"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = loc(&conf("")).unwrap_err().to_string();
+        assert!(e.contains("[global] catalog_token_file: missing"), "{e}");
+        let e = loc("[global]\ncatalog_url = 10.0.0.9:9187\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[global] catalog_url: `10.0.0.9:9187` is not a URL"),
+            "{e}"
+        );
+        std::fs::write(&tok, "two words\n").unwrap();
+        let e = loc(&conf(&format!("catalog_token_file = {}\n", tok.display())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must hold the token alone"), "{e}");
+        let e = loc(&format!("[global]\ncatalog_ca = {}\n", tok.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[global] catalog_ca: is set but catalog_url is not"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn sqlite_es_and_errors_name_the_key() {
         assert!(matches!(
             loc("[global]\ncatalog = /var/lib/c.sqlite\n").unwrap(),

@@ -14,9 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use ubackup_e2e::{
-    localhost, render_rsyncd, repo_file, repo_root, run_bin, start_listening, start_rsyncd, Daemon,
-};
+use ubackup_e2e::{localhost, repo_file, repo_root, run_bin, start_listening, Daemon};
 use ubackup_testkit::cluster::{ini_del, ini_set, wait_for, Cluster, ClusterBuilder, Conf, Names};
 use ubackup_testkit::{unique, Proc};
 
@@ -43,7 +41,7 @@ pub struct Rig {
 
 impl Rig {
     pub fn start() -> Rig {
-        let cluster = ClusterBuilder::new("recipes")
+        let mut cluster = ClusterBuilder::new("recipes")
             .names(Names {
                 prefix: unique("rcp:"),
                 hi: unique("level1-"),
@@ -63,32 +61,16 @@ impl Rig {
         let nd = root.join("node1");
         let store = nd.join("store");
         std::fs::create_dir_all(&store).unwrap();
-        let rsyncd = nd.join("rsyncd.conf");
-        std::fs::write(
-            &rsyncd,
-            render_rsyncd(
+        let ip: IpAddr = localhost();
+        let (_, node_port) = cluster
+            .dbhost_rsyncd(
+                "rsync --daemon (node)",
                 &repo_file("deploy/rsyncd/node-rsyncd.conf"),
                 &nd,
                 &store,
                 "127.0.0.0/8",
-            ),
-        )
-        .unwrap();
-        let ip: IpAddr = localhost();
-        let node_rsyncd = start_listening("rsync --daemon (node)", &[ip], |addr, port| {
-            let mut c = Command::new("rsync");
-            c.arg("--daemon")
-                .arg("--no-detach")
-                .arg(format!("--config={}", rsyncd.display()))
-                .arg(format!("--port={port}"))
-                .arg(format!("--address={addr}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            c
-        })
-        .unwrap();
-        let node_port = node_rsyncd[0].port;
-        daemons.extend(node_rsyncd);
+            )
+            .unwrap();
         let node_conf = nd.join("server.conf");
         cluster
             .node_conf(
@@ -171,20 +153,15 @@ impl Rig {
         for sub in ["backup", "log", "spool"] {
             std::fs::create_dir_all(host.join(sub)).unwrap();
         }
-        let hconf = host.join("rsyncd.conf");
-        std::fs::write(
-            &hconf,
-            render_rsyncd(
+        let (_, rsync_port) = cluster
+            .dbhost_rsyncd(
+                "rsync --daemon (host)",
                 &repo_file("deploy/rsyncd/dbhost-rsyncd.conf"),
                 &host,
                 &host.join("backup"),
                 "127.0.0.1",
-            ),
-        )
-        .unwrap();
-        let d = start_rsyncd(&hconf, &[ip]).unwrap();
-        let rsync_port = d[0].port;
-        daemons.extend(d);
+            )
+            .unwrap();
 
         let token_file = host.join("catalog.token");
         std::fs::write(&token_file, format!("{HOST_TOKEN}\n")).unwrap();
