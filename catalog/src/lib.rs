@@ -16,6 +16,9 @@
 //! * [`sqlite`]: the embedded SQLite store (the default), writes off the
 //!   async runtime; [`sqlite::schema`] holds every table definition as
 //!   numbered migrations; its submodules implement the traits above;
+//! * [`api`]: a backup as JSON (`list --json`, the catalog API) and the
+//!   API's query string; [`http`]: the catalog API as a store
+//!   (`catalog_url`); [`time`]: local times as operators read and type them;
 //! * [`es`]: Elasticsearch (the official crate): [`es::mapping`] has every
 //!   index mapping/template, [`es::bulk`] builds `_bulk` bodies and sorts
 //!   the per-item answers into stored / retry / rejected; its submodules
@@ -24,21 +27,25 @@
 //! The indexer writes through [`Catalog::store`]; restore, list, status and
 //! alerts read through the other methods, whichever store is configured.
 
+pub mod api;
 pub mod chain;
 pub mod copies;
 pub mod es;
+pub mod http;
 pub mod location;
 pub mod record;
 pub mod reports;
 pub mod retention;
 pub mod samples;
 pub mod sqlite;
+pub mod time;
 pub mod web_stats;
 
 use async_trait::async_trait;
 
 pub use copies::CopyRecord;
 pub use es::{EsCatalog, EsSettings};
+pub use http::{HttpCatalog, HttpSettings};
 pub use location::CatalogLocation;
 pub use record::{
     BackupQuery, CatalogRecord, InstanceEntry, InstanceKey, RecordMeta, StoreOutcome,

@@ -30,9 +30,9 @@ pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/ubackup";
 pub const DEFAULT_INTERVAL: i64 = 3600;
 /// Default `node_rsync_module`: the nodes' read-only export of
 /// server_root_path (deploy/rsyncd/node-rsyncd.conf).
-pub const DEFAULT_NODE_RSYNC_MODULE: &str = "ubackup";
+pub const DEFAULT_NODE_RSYNC_MODULE: &str = ubackup_transport::source::DEFAULT_NODE_MODULE;
 /// Default `node_rsync_port`.
-pub const DEFAULT_NODE_RSYNC_PORT: u16 = 873;
+pub const DEFAULT_NODE_RSYNC_PORT: u16 = ubackup_transport::source::DEFAULT_NODE_PORT;
 /// Default `dedup_ttl`: how long Redis remembers that a message id was
 /// pushed. It must outlast the time a message can wait in a spool after an
 /// unclear push (normally one cron interval).

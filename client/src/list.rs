@@ -1,7 +1,7 @@
 //! `ubackup-client list`: the backups of this host (or `--server-id`),
 //! newest first, from the catalog.
 
-use serde_json::json;
+use ubackup_catalog::api::{path, rows_text, status};
 use ubackup_catalog::chain::is_full;
 use ubackup_catalog::{BackupQuery, CatalogRecord, Retention};
 
@@ -11,35 +11,12 @@ use crate::config::ClientConfig;
 use crate::lookup::open_catalog;
 use crate::tool::ToolError;
 
-/// `ok`, `failed` or `illegal`.
-fn status(r: &CatalogRecord) -> &'static str {
-    if r.result.illegal.is_some() {
-        "illegal"
-    } else if r.result.succeed == 1 {
-        "ok"
-    } else {
-        "failed"
-    }
-}
-
 /// `full`, or `incr of <full>`.
 fn kind(r: &CatalogRecord) -> String {
     if is_full(r) {
         "full".into()
     } else {
         format!("incr of {}", r.result.last_all_filename)
-    }
-}
-
-fn path(r: &CatalogRecord) -> String {
-    match (&r.result.file_path, &r.result.filename) {
-        (Some(d), Some(f)) => format!(
-            "{}/{}",
-            d.trim_end_matches('/'),
-            ubackup_catalog::chain::basename(f)
-        ),
-        (None, Some(f)) => format!("(not stored) {f}"),
-        _ => "-".into(),
     }
 }
 
@@ -98,36 +75,7 @@ pub async fn list(
     };
     let recs = cat.list_backups(&q).await?;
     if args.json {
-        let rows: Vec<_> = recs
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "time": show(r.result.create_time),
-                    "create_time": r.result.create_time,
-                    "server_id": r.result.server_id,
-                    "type": r.result.back_type,
-                    "instance": r.result.instance,
-                    "kind": if is_full(r) { "full" } else { "incremental" },
-                    "full": if is_full(r) { None } else { Some(&r.result.last_all_filename) },
-                    "filename": r.result.filename,
-                    "size": r.result.size,
-                    "node": r.node(),
-                    "node_ip": r.result.back_server_ip,
-                    "path": path(r),
-                    "status": status(r),
-                    "log": r.result.log,
-                    "illegal": r.result.illegal,
-                    "checksum": r.result.checksum,
-                    "verify": r.result.verify,
-                    "verify_state": r.meta.verify_state,
-                    "verified_at": r.meta.verified_at,
-                    "pinned": r.meta.pinned,
-                    "copies": r.copies(),
-                })
-            })
-            .collect();
-        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
+        return Ok(rows_text(&recs));
     }
     if recs.is_empty() {
         return Ok(format!(

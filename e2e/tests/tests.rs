@@ -12,6 +12,7 @@ mod deploy_sentinel;
 mod deploy_tls;
 mod layout;
 mod pipeline;
+mod recipes;
 mod replication;
 
 /// Held by each test that starts a whole cluster (the pipeline and the

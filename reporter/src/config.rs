@@ -41,6 +41,9 @@ const THRESHOLD_KEYS: &[&str] = &[
     "slowest_pulls",
     "samples_keep_days",
     "serve_token",
+    "api_tokens_file",
+    "serve_tls_cert",
+    "serve_tls_key",
 ];
 
 /// Alert thresholds, all with defaults.
@@ -312,6 +315,50 @@ impl ReporterConfig {
             ));
         }
         Ok(Some(t))
+    }
+
+    /// `serve`: the catalog API's tokens (`api_tokens_file`, see
+    /// [`crate::api::tokens`]). None: the API is off.
+    pub fn api_tokens(&self) -> Result<Option<crate::api::tokens::ApiTokens>, ConfigError> {
+        let Some(r) = self.reader("api_tokens_file") else {
+            return Ok(None);
+        };
+        let Some(p) = r.opt_path("api_tokens_file") else {
+            return Ok(None);
+        };
+        crate::api::tokens::ApiTokens::load(&p)
+            .map(Some)
+            .map_err(|e| {
+                r.error(
+                    "api_tokens_file",
+                    format!("{e}; expected lines `TOKEN SERVER_IDS [pin]`"),
+                )
+            })
+    }
+
+    /// `serve`: HTTPS with `serve_tls_cert` (a PEM chain) and
+    /// `serve_tls_key` (its PEM key), both or neither. None: plain HTTP.
+    pub fn serve_tls(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, ConfigError> {
+        let cert = self
+            .reader("serve_tls_cert")
+            .and_then(|r| r.opt_path("serve_tls_cert").map(|p| (r, p)));
+        let key = self
+            .reader("serve_tls_key")
+            .and_then(|r| r.opt_path("serve_tls_key").map(|p| (r, p)));
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some((r, _)), None) => Err(r.error(
+                "serve_tls_key",
+                "missing: serve_tls_cert needs serve_tls_key (the PEM private key of the certificate)",
+            )),
+            (None, Some((r, _))) => Err(r.error(
+                "serve_tls_cert",
+                "missing: serve_tls_key needs serve_tls_cert (the PEM certificate chain)",
+            )),
+            (Some((r, cert)), Some((_, key))) => crate::tls::acceptor(&cert, &key)
+                .map(Some)
+                .map_err(|e| r.error("serve_tls_cert", e)),
+        }
     }
 
     pub fn log_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {

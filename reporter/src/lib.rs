@@ -29,6 +29,7 @@
 //! unknown: bad config, Redis unreachable, catalog unreadable.
 
 pub mod alerts;
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod serve;
 mod shared;
 pub mod snapshot;
 pub mod status;
+pub mod tls;
 pub mod web;
 pub mod webhook;
 
@@ -153,6 +155,8 @@ pub async fn run(
             cfg.message_redis()?;
             cfg.require_catalog()?;
             cfg.serve_token()?;
+            cfg.api_tokens()?;
+            cfg.serve_tls()?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| ReporterError::Other(format!("cannot listen on {listen}: {e}")))?;

@@ -1,5 +1,6 @@
 //! `serve --listen ADDR`: `/api/alerts` (and the original's `/api/alert`),
-//! `/api/status`, `/metrics`, and the HTML pages of [`crate::web`]. Each
+//! `/api/status`, `/metrics`, the catalog API of [`crate::api`] (with
+//! `api_tokens_file`), and the HTML pages of [`crate::web`]. Each
 //! request reads a fresh snapshot; Redis and the catalog are (re)connected
 //! on demand, so the endpoint starts and answers (503 / `ubackup_redis_up
 //! 0`) while Redis is down.
@@ -11,6 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -81,21 +83,36 @@ pub fn router(cfg: ReporterConfig) -> Router {
                 r
             },
         ));
-    api.merge(crate::web::routes(app.clone())).with_state(app)
+    api.merge(crate::api::routes(app.cfg.clone()))
+        .merge(crate::web::routes(app.clone()))
+        .with_state(app)
 }
 
-/// Serves until `shutdown`.
+/// Serves until `shutdown`: HTTPS with `serve_tls_cert`/`serve_tls_key`,
+/// else plain HTTP.
 pub async fn serve(
     cfg: ReporterConfig,
     listener: tokio::net::TcpListener,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "serving /api/alerts, /api/status, /metrics and the web pages at /");
+    let tls = cfg
+        .serve_tls()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %listener.local_addr()?, "serving {scheme}: /api/alerts, /api/status, /metrics, the catalog API and the web pages at /");
     // the peer address goes into the log line of every write action
-    axum::serve(
-        listener,
-        router(cfg).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await
+    let app = router(cfg).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = async move { shutdown.wait().await };
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => {
+            // tap_io: axum gives the peer address to listeners it wraps so
+            let tls = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+            axum::serve(tls, app).with_graceful_shutdown(stop).await
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! tests -- alerts::`.
 
 mod alerts;
+mod api;
 mod browser;
 mod common;
 mod forget;

@@ -5,6 +5,12 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The nodes' read-only export of server_root_path
+/// (deploy/rsyncd/node-rsyncd.conf), which restore pulls from: the
+/// default module name and port.
+pub const DEFAULT_NODE_MODULE: &str = "ubackup";
+pub const DEFAULT_NODE_PORT: u16 = 873;
+
 /// One rsync daemon module: the unit batched pulls group by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RsyncSource {

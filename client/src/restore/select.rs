@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use ubackup_catalog::chain::{self, is_full};
+use ubackup_catalog::api::{chain_of, ChainLookupError};
+use ubackup_catalog::chain::is_full;
 use ubackup_catalog::{BackupQuery, CatalogRecord, Retention};
 
 use super::pull::Wanted;
@@ -16,26 +17,13 @@ pub async fn chain(
     cat: &dyn Retention,
     target: &CatalogRecord,
 ) -> Result<Vec<CatalogRecord>, ToolError> {
-    if is_full(target) {
-        return Ok(vec![target.clone()]);
-    }
-    let q = BackupQuery {
-        until_ms: Some(target.result.create_time),
-        succeeded: Some(true),
-        ..BackupQuery::for_instance(&target.key())
-    };
-    let candidates: Vec<CatalogRecord> = cat
-        .scan_backups(&q)
-        .await?
-        .into_iter()
-        .filter(|r| r.is_success())
-        .collect();
-    let members = chain::resolve(target, &candidates).map_err(|e| {
-        ToolError::NotFound(format!(
+    let members = chain_of(cat, target).await.map_err(|e| match e {
+        ChainLookupError::Catalog(e) => ToolError::from(e),
+        ChainLookupError::Chain(e) => ToolError::NotFound(format!(
             "cannot restore {} of {}: {e}",
             target.result.filename.as_deref().unwrap_or("-"),
             describe(&target.key())
-        ))
+        )),
     })?;
     // an incremental whose pull failed breaks what follows it; say so
     let failed = cat

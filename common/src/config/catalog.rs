@@ -18,6 +18,9 @@ pub const KEYS: &[&str] = &[
     "es_ca_cert",
     "es_tls_verify",
     "es_timeout",
+    "catalog_url",
+    "catalog_token_file",
+    "catalog_ca",
 ];
 
 /// Where the indexer keeps the SQLite catalog unless `catalog` says
