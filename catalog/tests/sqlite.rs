@@ -275,7 +275,9 @@ fn openers_racing_on_a_fresh_file_all_succeed() {
                 let (path, start) = (path.clone(), start.clone());
                 std::thread::spawn(move || {
                     start.wait();
-                    SqliteCatalog::open(&path).map(drop).map_err(|e| e.to_string())
+                    SqliteCatalog::open(&path)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
                 })
             })
             .collect();
