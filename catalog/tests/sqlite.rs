@@ -266,7 +266,7 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
 /// "duplicate column name").
 #[test]
 fn openers_racing_on_a_fresh_file_all_succeed() {
-    for round in 0..5 {
+    for round in 0..10 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let start = std::sync::Arc::new(std::sync::Barrier::new(8));

@@ -250,7 +250,22 @@ impl SqliteCatalog {
 fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.busy_timeout(Duration::from_secs(5))?;
     // journal_mode answers with a row; read it rather than execute().
-    let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // Switching a fresh file to WAL takes an exclusive lock, and SQLite
+    // answers BUSY there without calling the busy handler when another
+    // process is switching it at the same moment (every node and the
+    // indexer on a cluster's first start): retry for up to the busy timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mode: String = loop {
+        match c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::InvalidParameterName(format!(
             "journal_mode stayed {mode}, WAL expected"
