@@ -6,7 +6,7 @@
 #   bench/run.sh --large-mib 128      # scale the large files down (disk or time short)
 #   bench/run.sh --only small,indexer --out /tmp/b.md   # a subset, elsewhere
 #
-# Needs: redis-server, rsync (3.x), about 4.5 GB free in --work-dir (/tmp) for
+# Needs: redis-server, rsync (3.x), stunnel4 and openssl (the security costs), about 4.5 GB free in --work-dir (/tmp) for
 # the 4 × 512 MiB files and their copies. Every process it starts (one
 # redis-server, rsync daemons, the release binaries) listens on 127.0.0.1
 # ephemeral ports and is stopped by PID. Extra arguments go to
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null || { echo "run.sh: redis-server is not installed" >&2; exit 2; }
 command -v rsync >/dev/null || { echo "run.sh: rsync is not installed" >&2; exit 2; }
-cargo build --release -p ubackup-server -p ubackup-indexer -p ubackup-client -p ubackup-bench
+cargo build --release -p ubackup-server -p ubackup-indexer -p ubackup-client -p ubackup-transport -p ubackup-bench
 target="${CARGO_TARGET_DIR:-target}"
 out=BENCHMARKS.md
 for a in "$@"; do [ "$a" = "--out" ] && out=""; done

@@ -17,6 +17,8 @@
 //! * [`workloads`]: one function per workload;
 //! * [`replication`]: the copies-on-other-nodes workload (three nodes,
 //!   two zones, a node lost and repaired);
+//! * [`security`]: what TLS in transit and age at rest cost, against
+//!   plain ubackup and raw rsync through a TLS client;
 //! * [`report`]: the markdown written into BENCHMARKS.md.
 
 pub mod data;
@@ -24,5 +26,6 @@ pub mod procs;
 pub mod raw;
 pub mod replication;
 pub mod report;
+pub mod security;
 pub mod stats;
 pub mod workloads;

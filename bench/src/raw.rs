@@ -18,8 +18,15 @@ pub enum Sock {
     NoDelay,
 }
 
-fn command(src: &str, dest: &Path, sock: Sock, extra: &[String]) -> Command {
+fn command(
+    src: &str,
+    dest: &Path,
+    sock: Sock,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Command {
     let mut c = Command::new("rsync");
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     c.arg("-a");
     if sock == Sock::NoDelay {
         c.arg("--sockopts=TCP_NODELAY");
@@ -35,8 +42,19 @@ fn command(src: &str, dest: &Path, sock: Sock, extra: &[String]) -> Command {
 
 /// One rsync; Err if it fails.
 pub fn one(src: &str, dest: &Path, sock: Sock, extra: &[String]) -> Result<Duration> {
+    one_env(src, dest, sock, extra, &[])
+}
+
+/// [`one`] with environment variables for rsync (e.g. `RSYNC_CONNECT_PROG`).
+pub fn one_env(
+    src: &str,
+    dest: &Path,
+    sock: Sock,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Result<Duration> {
     let t = Instant::now();
-    let out = command(src, dest, sock, extra).output()?;
+    let out = command(src, dest, sock, extra, env).output()?;
     let el = t.elapsed();
     if !out.status.success() {
         bail!(
@@ -62,6 +80,18 @@ pub fn parallel_with(
     p: usize,
     extra: &[String],
 ) -> Result<Duration> {
+    parallel_env(srcs, dest, sock, p, extra, &[])
+}
+
+/// [`parallel_with`] with environment variables for every rsync.
+pub fn parallel_env(
+    srcs: &[String],
+    dest: &Path,
+    sock: Sock,
+    p: usize,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Result<Duration> {
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<String>> = Mutex::new(None);
     let t = Instant::now();
@@ -72,7 +102,7 @@ pub fn parallel_with(
                 if i >= srcs.len() {
                     break;
                 }
-                if let Err(e) = one(&srcs[i], dest, sock, extra) {
+                if let Err(e) = one_env(&srcs[i], dest, sock, extra, env) {
                     failure.lock().unwrap().get_or_insert(e.to_string());
                 }
             });

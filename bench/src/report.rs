@@ -435,6 +435,66 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 .map(|(a, b)| (a - 1.0).abs() < 1e-9 && (b - 1.0).abs() < 1e-9),
         });
     }
+    if let Some(plain) = m("sec.large.plain") {
+        let (tls, age) = (m("sec.large.tls"), m("sec.large.age"));
+        let (raw, raw_tls) = (m("sec.large.raw"), m("sec.large.raw_tls"));
+        out.push(Row {
+            workload: format!(
+                "security costs, large files: {} files pulled at once, plain, over TLS (`rsync_tls`, mutual TLS to a stunnel), stored with age (`encrypt_to`)",
+                o.large_files
+            ),
+            ubackup: format!(
+                "plain {}, TLS {}, age {} (age alone on one core: {})",
+                f(Some(plain), 0, " MB/s"),
+                f(tls, 0, " MB/s"),
+                f(age, 0, " MB/s"),
+                f(m("sec.age.alone"), 0, " MB/s")
+            ),
+            counterpart: format!(
+                "raw rsync --fsync: {}; raw rsync --fsync through `openssl s_client` (RSYNC_CONNECT_PROG) to the same stunnel: {}",
+                f(raw, 0, " MB/s"),
+                f(raw_tls, 0, " MB/s")
+            ),
+            ratio: format!(
+                "TLS {} of plain, {} of raw over TLS; age {} of plain",
+                f(ratio(tls, Some(plain)), 2, "×"),
+                f(ratio(tls, raw_tls), 2, "×"),
+                f(ratio(age, Some(plain)), 2, "×")
+            ),
+            target: "a measured cost (no target)".into(),
+            met: None,
+        });
+    }
+    if let Some(plain) = m("sec.small.plain") {
+        let (tls, age) = (m("sec.small.tls"), m("sec.small.age"));
+        let (raw, raw_tls) = (m("sec.small.raw"), m("sec.small.raw_tls"));
+        out.push(Row {
+            workload: format!(
+                "security costs, small files: {} × {} KiB, each from its own module, 4 workers, plain / TLS / age",
+                crate::security::SMALL_N,
+                o.small_size / 1024
+            ),
+            ubackup: format!(
+                "plain {}, TLS {}, age {}",
+                f(Some(plain), 2, " s"),
+                f(tls, 2, " s"),
+                f(age, 2, " s")
+            ),
+            counterpart: format!(
+                "per-file raw rsync -P4 with TCP_NODELAY: {}; the same through `openssl s_client`: {}",
+                f(raw, 2, " s"),
+                f(raw_tls, 2, " s")
+            ),
+            ratio: format!(
+                "TLS {} the plain time, {} raw over TLS; age {} the plain time",
+                f(ratio(tls, Some(plain)), 2, "×"),
+                f(ratio(tls, raw_tls), 2, "×"),
+                f(ratio(age, Some(plain)), 2, "×")
+            ),
+            target: "a measured cost (no target)".into(),
+            met: None,
+        });
+    }
     for (key, what, limit) in [
         (
             "rss.server.idle",

@@ -29,6 +29,7 @@ const ALL: &[&str] = &[
     "burst",
     "rss",
     "replication",
+    "security",
 ];
 
 #[derive(Parser, Debug)]
@@ -224,6 +225,28 @@ fn run(a: Args) -> Result<()> {
         ubackup_bench::replication::replication(&env, &set, &o, &mut s)?;
         drop(set);
         let _ = std::fs::remove_dir_all(env.work.join("r"));
+    }
+    if want("security") {
+        let mib = o.large_mib.min(256);
+        eprintln!(
+            "creating {} files of {mib} MiB and {} small files for the security costs",
+            o.large_files,
+            ubackup_bench::security::SMALL_N
+        );
+        let names: Vec<(String, u64)> = (0..o.large_files)
+            .map(|i| (format!("sec{i}.bin"), mib << 20))
+            .collect();
+        let refs: Vec<(&str, u64)> = names.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        let large = LargeSet::create(&env.work.join("sl"), &refs)?;
+        let small = SmallSet::create(
+            &env.work.join("ss"),
+            ubackup_bench::security::SMALL_N,
+            o.small_size,
+        )?;
+        ubackup_bench::security::security(&env, &large, &small, &o, &mut s)?;
+        drop((large, small));
+        let _ = std::fs::remove_dir_all(env.work.join("sl"));
+        let _ = std::fs::remove_dir_all(env.work.join("ss"));
     }
     if want("rss") {
         eprintln!("  idle RSS");
