@@ -20,7 +20,7 @@
 //!
 //! Layout: this file holds the runner and the list of cases, in the order
 //! they run; the cases live with their kind of fault (`inputs`, `nodes`,
-//! `disk`, `outage`, `failover`, `es`, `soak`), and what several of them read back
+//! `disk`, `outage`, `failover`, `es`, `copies`, `tls`, `soak`), and what several of them read back
 //! from a `World` is in `helpers`.
 
 use std::panic::AssertUnwindSafe;
@@ -37,6 +37,7 @@ mod inputs;
 mod nodes;
 mod outage;
 mod soak;
+mod tls;
 
 /// A case that cannot run on this machine returns `Err(why)`.
 type Outcome = Result<(), String>;
@@ -93,6 +94,10 @@ fn main() {
         (
             "source_deleted_or_rewritten_before_the_pull",
             inputs::source_changed,
+        ),
+        (
+            "tls_terminator_kill9_mid_pull_and_a_foreign_ca",
+            tls::tls_terminator_killed_and_a_foreign_ca,
         ),
         ("kill9_node_mid_rsync", nodes::kill9_mid_rsync),
         (

@@ -101,6 +101,27 @@ pub fn start_stunnel(dir: &Path, addr: IpAddr, conf: &StunnelConf) -> Result<Dae
     start_stunnel_with(dir, addr, |port| render(dir, addr, port, conf))
 }
 
+/// `stunnel4` again on `addr:port` (the port of one that was killed), so
+/// that clients configured with that port reach it; waits until it listens.
+pub fn restart_stunnel(dir: &Path, addr: IpAddr, port: u16, conf: &StunnelConf) -> Result<Daemon> {
+    let path = dir.join(format!("stunnel-{port}.conf"));
+    std::fs::write(&path, render(dir, addr, port, conf))?;
+    let mut c = Command::new(which_stunnel());
+    c.arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let proc = crate::Proc::spawn("stunnel", c)?;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !super::port_open(addr, port) {
+        if std::time::Instant::now() > end {
+            anyhow::bail!("stunnel did not listen on {addr}:{port} again within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(Daemon { proc, addr, port })
+}
+
 /// `stunnel4` from the config `text(port)` (e.g. a shipped file with its
 /// paths and `accept` replaced), on `addr` and a free port. The config must
 /// keep it in the foreground (`foreground = yes`).
