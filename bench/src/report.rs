@@ -444,11 +444,14 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 o.large_files
             ),
             ubackup: format!(
-                "plain {}, TLS {}, age {} (age alone on one core: {})",
+                "plain {}, TLS {}, age {} (on one core: age of one file with its blake3 and fsync {}, the age cipher from memory {}; `openssl speed` ChaCha20-Poly1305 {}, AES-256-GCM {})",
                 f(Some(plain), 0, " MB/s"),
                 f(tls, 0, " MB/s"),
                 f(age, 0, " MB/s"),
-                f(m("sec.age.alone"), 0, " MB/s")
+                f(m("sec.age.alone"), 0, " MB/s"),
+                f(m("sec.age.cipher"), 0, " MB/s"),
+                f(m("sec.openssl.chacha"), 0, " MB/s"),
+                f(m("sec.openssl.aesgcm"), 0, " MB/s")
             ),
             counterpart: format!(
                 "raw rsync --fsync: {}; raw rsync --fsync through `openssl s_client` (RSYNC_CONNECT_PROG) to the same stunnel: {}",

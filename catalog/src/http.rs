@@ -92,7 +92,7 @@ impl HttpCatalog {
             .bearer_auth(&self.settings.token)
             .send()
             .await
-            .map_err(|e| CatalogError::unavailable(&store, e.to_string()).because(e))?;
+            .map_err(|e| send_error(&store, e))?;
         let status = resp.status();
         let text = resp
             .text()
@@ -212,5 +212,28 @@ impl Retention for HttpCatalog {
 
     async fn record_copy(&self, _: &str, _: &CopyRecord) -> Result<bool, CatalogError> {
         Err(self.refused("replication"))
+    }
+}
+
+/// A request that got no answer. A certificate the client refused (not
+/// from `catalog_ca`, expired, another name) will be refused again, so it
+/// is `Rejected` with what to check, not a retryable outage; everything
+/// else (refused connection, timeout, reset) is `Unavailable`.
+fn send_error(store: &str, e: reqwest::Error) -> CatalogError {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    if chain.contains("certificate") {
+        CatalogError::rejected(
+            store,
+            format!("TLS: the catalog server's certificate was refused ({chain}); catalog_ca must name the CA that signed it"),
+        )
+        .because(e)
+    } else {
+        CatalogError::unavailable(store, chain).because(e)
     }
 }

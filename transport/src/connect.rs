@@ -149,18 +149,27 @@ pub async fn run(args: &ConnectArgs) -> Result<(), ConnectError> {
 /// end), so waiting for stdin's end as well would hang both of us. When
 /// stdin ends first, the TLS side is shut down (close_notify) and the
 /// peer's end is still awaited.
+/// Bytes read from the peer and written to rsync in one go.
+const RELAY_BUF: usize = 256 * 1024;
+
 async fn relay(tls: tokio_rustls::client::TlsStream<TcpStream>) -> Result<(), ConnectError> {
     use tokio::io::AsyncWriteExt;
     blocking_stdio();
-    let (mut from_peer, mut to_peer) = tokio::io::split(tls);
+    let (from_peer, mut to_peer) = tokio::io::split(tls);
     let upstream = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
         let r = tokio::io::copy(&mut stdin, &mut to_peer).await;
         let _ = to_peer.shutdown().await;
         r
     });
-    let mut stdout = tokio::io::stdout();
-    let down = tokio::io::copy(&mut from_peer, &mut stdout).await;
+    // the file's bytes come this way: tokio's stdout hands every write to
+    // a blocking thread, so write in large pieces (tokio::io::copy's 8 KiB
+    // made each TLS record of plaintext one thread hop); the BufWriter is
+    // flushed whenever the peer has nothing more to read right now
+    // (copy_buf), so the interactive protocol exchanges are not held back
+    let mut from_peer = tokio::io::BufReader::with_capacity(RELAY_BUF, from_peer);
+    let mut stdout = tokio::io::BufWriter::with_capacity(RELAY_BUF, tokio::io::stdout());
+    let down = tokio::io::copy_buf(&mut from_peer, &mut stdout).await;
     let _ = stdout.flush().await;
     if let Err(e) = down {
         return Err(io_error(e));
