@@ -126,6 +126,19 @@ impl Keys {
     pub fn queue_depths(&self) -> String {
         format!("{}queue_depths", self.prefix)
     }
+
+    /// Expiring string a writer sets just before `WAIT` under
+    /// `redis_min_replicas` (see `redis_conn::durable`): a replica that has
+    /// it has every earlier write of the master.
+    pub fn replication_probe(&self) -> String {
+        format!("{}replication_probe", self.prefix)
+    }
+}
+
+/// The probe key (see [`Keys::replication_probe`]) for a Redis known only
+/// by one of its lists (the results Redis, by `message_queue`).
+pub fn replication_probe_beside(list: &str) -> String {
+    format!("{list}:replication_probe")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! scripts, which asks the sentinels again when the master moved (redis-rs's
 //! own `ConnectionManager` reconnects to one fixed address only).
 
+pub mod durable;
 pub mod failover;
 pub mod sentinel;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 
+pub use durable::{Unconfirmed, WriteMark};
 pub use failover::RedisConn;
 pub use sentinel::SentinelSet;
 
@@ -28,12 +30,33 @@ enum Locator {
     Sentinel(Arc<SentinelSet>),
 }
 
+/// What a write that must not be lost waits for (`redis_min_replicas`,
+/// `redis_wait_timeout_ms`): see [`RedisConn::confirm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// Replicas that must have a write before it counts; 0: the master's
+    /// reply is enough (the original behaviour).
+    pub min_replicas: u32,
+    /// How long one `WAIT` may block before the writer tries again.
+    pub wait_timeout: Duration,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            min_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
 /// One Redis as the config names it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RedisTarget {
     locator: Locator,
     /// Printable form, password never included.
     display: String,
+    durability: Durability,
 }
 
 fn fixed_display(info: &redis::ConnectionInfo) -> String {
@@ -47,6 +70,7 @@ impl RedisTarget {
         RedisTarget {
             locator: Locator::Fixed(info),
             display,
+            durability: Durability::default(),
         }
     }
 
@@ -56,6 +80,7 @@ impl RedisTarget {
         RedisTarget {
             locator: Locator::Sentinel(Arc::new(set)),
             display,
+            durability: Durability::default(),
         }
     }
 
@@ -66,13 +91,25 @@ impl RedisTarget {
 
     /// The same server (or master), with the database switched.
     pub fn with_db(&self, db: i64) -> Self {
-        match &self.locator {
+        let t = match &self.locator {
             Locator::Fixed(info) => {
                 let settings = info.redis_settings().clone().set_db(db);
                 Self::fixed(info.clone().set_redis_settings(settings))
             }
             Locator::Sentinel(set) => Self::sentinel(set.with_db(db)),
-        }
+        };
+        t.with_durability(self.durability)
+    }
+
+    /// The same server, with writes confirmed on replicas as `d` says.
+    pub fn with_durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// What a write that must not be lost waits for.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The sentinels, when this target is found through them.

@@ -2,5 +2,6 @@
 //! (`queue`) and Redis Sentinel failover (`failover`), against real
 //! redis-server and redis-sentinel processes.
 
+mod durable;
 mod failover;
 mod queue;

@@ -35,10 +35,14 @@ pub enum AlertKind {
     /// Backups with fewer good copies than `copies` asks for (the nodes'
     /// repair sweep counts them).
     UnderReplicated,
+    /// The Redis master has fewer online replicas than `redis_min_replicas`
+    /// (every push and ack waits), or a configured sentinel does not
+    /// answer or names another master.
+    RedisDegraded,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::ScriptError,
         AlertKind::PullFailed,
         AlertKind::Illegal,
@@ -48,6 +52,7 @@ impl AlertKind {
         AlertKind::QueueBacklog,
         AlertKind::DeadLetters,
         AlertKind::UnderReplicated,
+        AlertKind::RedisDegraded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +66,7 @@ impl AlertKind {
             AlertKind::QueueBacklog => "queue_backlog",
             AlertKind::DeadLetters => "dead_letters",
             AlertKind::UnderReplicated => "under_replicated",
+            AlertKind::RedisDegraded => "redis_degraded",
         }
     }
 
@@ -291,6 +297,7 @@ pub fn evaluate(snap: &Snapshot, t: &Thresholds) -> AlertReport {
         alerts.extend(dead_letters(l));
     }
     alerts.extend(under_replicated(snap));
+    alerts.extend(redis_degraded(snap));
     report(snap, alerts, errors, catalog_ok)
 }
 
@@ -560,6 +567,42 @@ fn under_replicated(snap: &Snapshot) -> Option<Alert> {
     );
     a.since_ms = (r.oldest_ms > 0).then_some(r.oldest_ms);
     Some(a)
+}
+
+/// redis_degraded: critical when the master has fewer online replicas
+/// than `redis_min_replicas` (then no push or ack completes: each waits for
+/// a replica), a warning when only the sentinels are short (the next
+/// failover may not happen). Resolved when both are whole again.
+fn redis_degraded(snap: &Snapshot) -> Option<Alert> {
+    let v = snap.redis_view.as_ref()?;
+    let mut why = Vec::new();
+    let mut severity = Severity::Warning;
+    if v.online_replicas < v.min_replicas {
+        severity = Severity::Critical;
+        why.push(format!(
+            "master {} has {} online replica(s), redis_min_replicas asks for {}: pushes stay in the clients' spools and acks wait",
+            v.master, v.online_replicas, v.min_replicas
+        ));
+    }
+    for s in &v.sentinels {
+        match &s.answer {
+            Err(e) => why.push(format!("sentinel {} does not answer ({e})", s.addr)),
+            Ok(m) if *m != v.master => why.push(format!(
+                "sentinel {} names {m} as master, commands go to {}",
+                s.addr, v.master
+            )),
+            Ok(_) => {}
+        }
+    }
+    if why.is_empty() {
+        return None;
+    }
+    Some(Alert::new(
+        AlertKind::RedisDegraded,
+        severity,
+        "redis".into(),
+        why.join("; "),
+    ))
 }
 
 /// The report: alerts worst first, which kinds were evaluated, the status

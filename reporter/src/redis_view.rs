@@ -13,6 +13,12 @@ pub struct RedisView {
     pub master: String,
     /// `ip:port (state, lag N s)` per replica the master reports.
     pub replicas: Vec<String>,
+    /// Of those, the ones in state `online`.
+    #[serde(default)]
+    pub online_replicas: u32,
+    /// `redis_min_replicas` of the reporter's config (0: not asked for).
+    #[serde(default)]
+    pub min_replicas: u32,
     /// Empty without Sentinel.
     pub sentinels: Vec<SentinelView>,
 }
@@ -33,6 +39,8 @@ pub async fn read(conn: &mut RedisConn, target: &RedisTarget) -> redis::RedisRes
     let mut view = RedisView {
         master: conn.current_addr(),
         replicas: replicas(&info),
+        online_replicas: online_replicas(&info),
+        min_replicas: target.durability().min_replicas,
         sentinels: Vec::new(),
     };
     if let Some(set) = target.sentinels() {
@@ -49,6 +57,14 @@ pub async fn read(conn: &mut RedisConn, target: &RedisTarget) -> redis::RedisRes
         }
     }
     Ok(view)
+}
+
+/// Replicas whose `state=online` in `INFO replication`.
+fn online_replicas(info: &str) -> u32 {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains(":ip="))
+        .filter(|l| l.split(',').any(|f| f.trim() == "state=online"))
+        .count() as u32
 }
 
 /// `slaveN:ip=…,port=…,state=…,offset=…,lag=…` lines of `INFO replication`.
@@ -82,7 +98,14 @@ impl RedisView {
         } else {
             self.replicas.join(", ")
         };
-        let mut s = format!("redis master {}, replicas: {replicas}\n", self.master);
+        let mut s = format!("redis master {}, replicas: {replicas}", self.master);
+        if self.min_replicas > 0 {
+            s.push_str(&format!(
+                " ({} online, redis_min_replicas {})",
+                self.online_replicas, self.min_replicas
+            ));
+        }
+        s.push('\n');
         if !self.sentinels.is_empty() {
             let each: Vec<String> = self
                 .sentinels
@@ -112,9 +135,12 @@ mod tests {
                 "10.0.0.12:6380 (wait_bgsave, lag 3 s)".to_string()
             ]
         );
-        let v = RedisView {
+        assert_eq!(online_replicas(info), 1);
+        let mut v = RedisView {
             master: "10.0.0.10:6379".into(),
             replicas: Vec::new(),
+            online_replicas: 0,
+            min_replicas: 0,
             sentinels: vec![
                 SentinelView {
                     addr: "10.0.0.10:26379".into(),
@@ -130,5 +156,9 @@ mod tests {
             v.text(),
             "redis master 10.0.0.10:6379, replicas: none\nsentinels: 10.0.0.10:26379 names 10.0.0.10:6379; 10.0.0.20:26379 NOT ANSWERING (connection refused)\n"
         );
+        v.min_replicas = 1;
+        assert!(v
+            .text()
+            .starts_with("redis master 10.0.0.10:6379, replicas: none (0 online, redis_min_replicas 1)\n"));
     }
 }

@@ -10,6 +10,11 @@
 //! two ways exclude each other: a section naming both is an error that
 //! names both keys.
 //!
+//! Either way, `<p>_min_replicas` (default 0) makes a write that must not
+//! be lost (a push, an ack with its result) count as done only once `WAIT`
+//! confirmed it on that many replicas, waiting up to `<p>_wait_timeout_ms`
+//! (default 1000) per try; see `redis_conn::failover`.
+//!
 //! Two groups exist: the queue Redis (`redis_*`, read by every binary) and
 //! the server's separate results Redis (`message_redis_*`, read by the
 //! server and the reporter), which defaults to the queue Redis.
@@ -17,7 +22,7 @@
 use redis::IntoConnectionInfo;
 
 use super::{ConfigError, SectionReader};
-use crate::redis_conn::{RedisTarget, SentinelSet};
+use crate::redis_conn::{Durability, RedisTarget, SentinelSet};
 
 /// The sentinels' own default port.
 pub const SENTINEL_PORT: u16 = 26379;
@@ -32,6 +37,8 @@ pub struct RedisKeys {
     pub sentinels: &'static str,
     pub master_name: &'static str,
     pub sentinel_password: &'static str,
+    pub min_replicas: &'static str,
+    pub wait_timeout_ms: &'static str,
 }
 
 /// The cluster's queue Redis.
@@ -43,6 +50,8 @@ pub const QUEUE_REDIS: RedisKeys = RedisKeys {
     sentinels: "redis_sentinels",
     master_name: "redis_master_name",
     sentinel_password: "redis_sentinel_password",
+    min_replicas: "redis_min_replicas",
+    wait_timeout_ms: "redis_wait_timeout_ms",
 };
 
 /// The Redis holding `message_queue` when it is not the queue Redis.
@@ -54,13 +63,15 @@ pub const MESSAGE_REDIS: RedisKeys = RedisKeys {
     sentinels: "message_redis_sentinels",
     master_name: "message_redis_master_name",
     sentinel_password: "message_redis_sentinel_password",
+    min_replicas: "message_redis_min_replicas",
+    wait_timeout_ms: "message_redis_wait_timeout_ms",
 };
 
 pub const QUEUE_REDIS_KEYS: &[&str] = &QUEUE_REDIS.list();
 pub const MESSAGE_REDIS_KEYS: &[&str] = &MESSAGE_REDIS.list();
 
 impl RedisKeys {
-    pub const fn list(&self) -> [&'static str; 7] {
+    pub const fn list(&self) -> [&'static str; 9] {
         [
             self.host,
             self.port,
@@ -69,6 +80,8 @@ impl RedisKeys {
             self.sentinels,
             self.master_name,
             self.sentinel_password,
+            self.min_replicas,
+            self.wait_timeout_ms,
         ]
     }
 
@@ -85,6 +98,32 @@ impl RedisKeys {
     /// The server, database 0 unless the URL names another. Errors name
     /// the host key when nothing names it.
     pub fn read(&self, r: &SectionReader) -> Result<RedisTarget, ConfigError> {
+        let target = self.read_location(r)?;
+        Ok(target.with_durability(self.read_durability(r)?))
+    }
+
+    fn read_durability(&self, r: &SectionReader) -> Result<Durability, ConfigError> {
+        let min_replicas: u32 = r.parse_in(
+            self.min_replicas,
+            "a number of replicas 0-16 (0: a write counts when the master has it)",
+            0,
+            0..=16,
+            "a number of replicas 0-16",
+        )?;
+        let ms: u64 = r.parse_in(
+            self.wait_timeout_ms,
+            "milliseconds 1-5000 that one WAIT may block",
+            1000,
+            1..=5_000,
+            "milliseconds 1-5000 (a Redis reply is given up on after 10 s)",
+        )?;
+        Ok(Durability {
+            min_replicas,
+            wait_timeout: std::time::Duration::from_millis(ms),
+        })
+    }
+
+    fn read_location(&self, r: &SectionReader) -> Result<RedisTarget, ConfigError> {
         if r.has(self.sentinels) {
             return self.read_sentinel(r);
         }
@@ -255,6 +294,24 @@ mod tests {
             e,
             "/etc/ubackup/x.conf:3: [global] redis_sentinels: given together with redis_host; name the Redis either by redis_sentinels + redis_master_name (Sentinel) or by redis_host/redis_port or redis_url, not both"
         );
+    }
+
+    #[test]
+    fn min_replicas_defaults_to_zero_and_is_checked() {
+        let t = read("[global]\nredis_host = a\n").unwrap();
+        assert_eq!(t.durability().min_replicas, 0);
+        let t = read("[global]\nredis_host = a\nredis_min_replicas = 1\nredis_wait_timeout_ms = 250\n")
+            .unwrap();
+        assert_eq!(t.durability().min_replicas, 1);
+        assert_eq!(t.durability().wait_timeout.as_millis(), 250);
+        // kept when the database is switched
+        assert_eq!(t.with_db(3).durability().min_replicas, 1);
+        let e = read("[global]\nredis_host = a\nredis_min_replicas = 17\n").unwrap_err();
+        assert!(e.ends_with("[global] redis_min_replicas: `17` is out of range; expected a number of replicas 0-16"), "{e}");
+        let e = read("[global]\nredis_host = a\nredis_min_replicas = two\n").unwrap_err();
+        assert!(e.contains("[global] redis_min_replicas:"), "{e}");
+        let e = read("[global]\nredis_host = a\nredis_wait_timeout_ms = 0\n").unwrap_err();
+        assert!(e.ends_with("[global] redis_wait_timeout_ms: `0` is out of range; expected milliseconds 1-5000 (a Redis reply is given up on after 10 s)"), "{e}");
     }
 
     #[test]

@@ -42,7 +42,13 @@ pub async fn forward_once(
     for item in items.iter().rev() {
         push.arg(item);
     }
+    let mark = t.mark();
     push.query_async::<()>(t).await?;
+    // under message_redis_min_replicas the outbox copy stays until the
+    // results Redis's replicas have the pushed one
+    t.confirm(mark, &crate::keys::replication_probe_beside(message_queue))
+        .await
+        .map_err(|u| u.into_redis_error())?;
     // Remove exactly what was pushed, one occurrence each from the old end:
     // results added meanwhile on the left are untouched, and a concurrent
     // forwarder (a zombie's, a reaper's) can only cause a duplicate.

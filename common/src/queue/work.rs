@@ -82,6 +82,21 @@ pub struct WorkQueue {
     claim: redis::Script,
 }
 
+/// Retries of one write waiting for its replicas (`WorkQueue::settled`).
+struct Settling {
+    tries: u32,
+    backoff: crate::backoff::Backoff,
+}
+
+impl Settling {
+    fn new() -> Self {
+        Settling {
+            tries: 0,
+            backoff: crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
 /// A dedicated connection for one blocking waiter. Blocking commands hold
 /// their connection, so each concurrent waiter needs its own.
 #[derive(Default)]
@@ -284,7 +299,66 @@ impl WorkQueue {
     /// Acknowledges items, pushing each one's result (if any) onto
     /// `result_list` in the same atomic step. Returns, per item, whether it
     /// was still ours (false = fenced off, nothing was pushed).
+    ///
+    /// Under `redis_min_replicas` it returns only once the replicas have
+    /// the ack (see [`settle`](Self::settle)): until then the caller holds
+    /// the items as not done.
     pub async fn ack(
+        &self,
+        items: &[(&Taken, Option<&str>)],
+        result_list: &str,
+    ) -> redis::RedisResult<Vec<bool>> {
+        let mut mark = self.conn.mark();
+        let mut out = self.ack_now(items, result_list).await?;
+        let mut waiting = Settling::new();
+        while !self.settled(mark, "ack", items.len(), &mut waiting).await {
+            mark = self.conn.mark();
+            match self.ack_now(items, result_list).await {
+                Ok(again) => out.iter_mut().zip(again).for_each(|(o, a)| *o |= a),
+                Err(e) => tracing::warn!(worker = %self.worker, error = %e, "ack again on the new Redis master failed; retrying"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until the write made after `mark` is confirmed on the
+    /// replicas `redis_min_replicas` asks for (at once when it is 0),
+    /// retrying with backoff and saying so in the log. False when the
+    /// master changed meanwhile (a failover): the write may be missing
+    /// there, so the caller makes it again. Every write this is used for is
+    /// fenced (an item no longer in our in-flight list is not acked twice),
+    /// so a redo of a write that did survive changes nothing.
+    async fn settled(
+        &self,
+        mark: crate::redis_conn::WriteMark,
+        what: &str,
+        items: usize,
+        waiting: &mut Settling,
+    ) -> bool {
+        let probe = self.keys.replication_probe();
+        loop {
+            match self.conn.confirm(mark, &probe).await {
+                Ok(()) => {
+                    if waiting.tries > 0 {
+                        tracing::info!(worker = %self.worker, items, "{what} confirmed on the replicas after {} retries", waiting.tries);
+                    }
+                    return true;
+                }
+                Err(crate::redis_conn::Unconfirmed::MasterChanged) => {
+                    tracing::warn!(worker = %self.worker, items,
+                        "{what}: the Redis master changed before its replicas confirmed it; making it again on the new master (fenced)");
+                    return false;
+                }
+                Err(why) => {
+                    tracing::warn!(worker = %self.worker, items, "{what} not done yet: {why}; retrying (redis_min_replicas)");
+                }
+            }
+            waiting.tries += 1;
+            tokio::time::sleep(waiting.backoff.next_delay()).await;
+        }
+    }
+
+    async fn ack_now(
         &self,
         items: &[(&Taken, Option<&str>)],
         result_list: &str,
@@ -330,6 +404,26 @@ impl WorkQueue {
             queue: taken.queue.clone(),
         };
         let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
+        let mut mark = self.conn.mark();
+        let mut dead = self.dead_letter_now(taken, &entry, result, result_list).await?;
+        let mut waiting = Settling::new();
+        while !self.settled(mark, "dead-letter", 1, &mut waiting).await {
+            mark = self.conn.mark();
+            match self.dead_letter_now(taken, &entry, result, result_list).await {
+                Ok(again) => dead |= again,
+                Err(e) => tracing::warn!(worker = %self.worker, error = %e, "dead-letter again on the new Redis master failed; retrying"),
+            }
+        }
+        Ok(dead)
+    }
+
+    async fn dead_letter_now(
+        &self,
+        taken: &Taken,
+        entry: &str,
+        result: Option<&str>,
+        result_list: &str,
+    ) -> redis::RedisResult<bool> {
         let n: i64 = self
             .dead_letter
             .key(self.inflight(&taken.queue))

@@ -92,6 +92,18 @@ impl RedisConn {
         self.snapshot().addr
     }
 
+    /// Bumped each time the handle follows the master to a new connection
+    /// (under Sentinel): a write made at one generation and confirmed at
+    /// another may have been on the old master only.
+    pub(super) fn generation(&self) -> u64 {
+        self.snapshot().generation
+    }
+
+    /// What writes through this handle wait for before they count.
+    pub fn durability(&self) -> super::Durability {
+        self.target.durability()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
         self.shared
             .current

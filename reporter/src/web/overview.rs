@@ -110,6 +110,36 @@ fn body(st: &ClusterStatus, t: &Thresholds) -> Markup {
             }
         }
 
+        @if let Some(v) = &st.redis_view {
+            h2 { "Redis" }
+            table {
+                tr { th { "Master" } th { "Replicas" } @if !v.sentinels.is_empty() { th { "Sentinels" } } }
+                tr {
+                    td.mono { (v.master) }
+                    td {
+                        @if v.replicas.is_empty() { span class=[(v.min_replicas > 0).then_some("bad")] { "none" } }
+                        @else { @for r in &v.replicas { span.mono { (r) } br; } }
+                        @if v.min_replicas > 0 {
+                            span class=[(v.online_replicas < v.min_replicas).then_some("bad")] {
+                                (v.online_replicas) " online, redis_min_replicas " (v.min_replicas) }
+                        }
+                    }
+                    @if !v.sentinels.is_empty() {
+                        td {
+                            @for s in &v.sentinels {
+                                span.mono { (s.addr) } " "
+                                @match &s.answer {
+                                    Ok(m) => { "names " span.mono { (m) } }
+                                    Err(e) => { span.bad { "not answering" } " " span.muted { (e) } }
+                                }
+                                br;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         h2 { "Nodes" }
         @if st.nodes.is_empty() {
             p.muted { "No node or indexer has registered." }
