@@ -101,7 +101,8 @@ impl Cdp {
 struct Browser {
     proc: Proc,
     port: u16,
-    browser_ws: String,
+    /// The browser's own session.
+    cdp: std::cell::RefCell<Cdp>,
     dir: tempfile::TempDir,
 }
 
@@ -161,16 +162,14 @@ impl Browser {
         Browser {
             proc,
             port,
-            browser_ws: format!("ws://127.0.0.1:{port}{path}"),
+            cdp: std::cell::RefCell::new(Cdp::connect(&format!("ws://127.0.0.1:{port}{path}"))),
             dir,
         }
     }
 
     fn targets(&self) -> Vec<Value> {
-        match http_get(self.port, "/json/list") {
-            Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
-            _ => Vec::new(),
-        }
+        let infos = self.cdp.borrow_mut().call("Target.getTargets", json!({}));
+        infos["targetInfos"].as_array().cloned().unwrap_or_default()
     }
 
     /// The extension's service worker.
@@ -194,7 +193,11 @@ impl Browser {
                     .map(|t| {
                         (
                             t["url"].as_str().unwrap().to_string(),
-                            t["webSocketDebuggerUrl"].as_str().unwrap().to_string(),
+                            format!(
+                                "ws://127.0.0.1:{}/devtools/page/{}",
+                                self.port,
+                                t["targetId"].as_str().unwrap()
+                            ),
                         )
                     });
                 ws.is_some()
@@ -213,13 +216,24 @@ impl Browser {
             format!("chrome-extension://{EXT_ID}/background.js"),
             "the manifest's key gives the extension a fixed id"
         );
-        Cdp::connect(&ws)
+        let mut w = Cdp::connect(&ws);
+        // the target shows before the worker's script has run
+        wait_until("the extension APIs in the worker", WAIT, || {
+            w.call(
+                "Runtime.evaluate",
+                json!({"expression": "typeof chrome === 'object' && !!chrome.action && !!chrome.notifications", "returnByValue": true}),
+            )["result"]["value"]
+                == true
+        });
+        w
     }
 
     /// A new tab at `url`.
     fn open(&self, url: &str) -> Cdp {
-        let mut b = Cdp::connect(&self.browser_ws);
-        let id = b.call("Target.createTarget", json!({"url": url}))["targetId"]
+        let id = self
+            .cdp
+            .borrow_mut()
+            .call("Target.createTarget", json!({"url": url}))["targetId"]
             .as_str()
             .unwrap()
             .to_string();
@@ -492,15 +506,15 @@ fn extension_badge_notifications_and_popup_against_a_live_serve() {
                 format!("{base}/instance/111111/mysql/3307")
             ),
             (
-                "111111/mysql/3308/mmo-east".into(),
-                format!("{base}/instance/111111/mysql/3308")
-            ),
-            (
                 "111111/mysql/3309/mmo-east".into(),
                 format!("{base}/instance/111111/mysql/3309")
             ),
+            (
+                "111111/mysql/3308/mmo-east".into(),
+                format!("{base}/instance/111111/mysql/3308")
+            ),
         ],
-        "worst first, as /api/alerts orders them"
+        "in /api/alerts order: worst first, then by kind"
     );
     for (_, href) in &links {
         let path = href.strip_prefix(&base).unwrap();
