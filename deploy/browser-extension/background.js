@@ -12,6 +12,7 @@ import { COLORS, alertsUrl, badgeFor, counts, linkFor, loadConfig } from "./comm
 const ALARM = "ubackup-poll";
 const NOTIFICATION_PREFIX = "ubackup:";
 const MAX_EVENTS = 200;
+const FETCH_TIMEOUT_MS = 20000;
 
 async function schedule() {
   const cfg = await loadConfig();
@@ -28,7 +29,13 @@ async function fetchReport(cfg) {
   // serve does not check it; a reverse proxy in front of serve can
   if (cfg.token) headers.Authorization = `Bearer ${cfg.token}`;
   const url = alertsUrl(cfg.url);
-  const r = await fetch(url, { headers, cache: "no-store", credentials: "omit" });
+  const r = await fetch(url, {
+    headers,
+    cache: "no-store",
+    credentials: "omit",
+    // a hung connection must not stop the polling
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
   if (!r.ok) {
     let why = "";
     try {
@@ -68,6 +75,8 @@ function notificationFor(a) {
     message: a.subject,
     contextMessage: String(a.reason || "").slice(0, 200),
     priority: a.severity === "critical" ? 2 : 1,
+    // it stays until dismissed or the alert is resolved
+    requireInteraction: true,
   };
 }
 

@@ -14,9 +14,11 @@
 //! test FAILS, saying so: it never skips.
 
 use std::collections::BTreeSet;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -243,6 +245,62 @@ impl Browser {
     }
 }
 
+/// A reverse proxy in front of serve that lets through only requests with
+/// `Authorization: Bearer TOKEN` (401 otherwise), as an operator would put
+/// one: (its port, how many requests it let through).
+fn token_proxy(upstream: u16) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let passed = Arc::new(AtomicUsize::new(0));
+    let count = passed.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || proxy_one(client, upstream, &count));
+        }
+    });
+    (port, passed)
+}
+
+/// One request: its head read, checked, passed on with `Connection:
+/// close`, the answer copied back.
+fn proxy_one(mut client: TcpStream, upstream: u16, passed: &AtomicUsize) {
+    use std::io::{Read, Write};
+    let _ = client.set_read_timeout(Some(WAIT));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let want = format!("authorization: bearer {TOKEN}").to_ascii_lowercase();
+    if !head.lines().any(|l| l.trim().to_ascii_lowercase() == want) {
+        let _ = client.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return;
+    }
+    passed.fetch_add(1, Ordering::SeqCst);
+    // one request per connection: serve closes after answering
+    let mut lines: Vec<&str> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let head = lines.join("\r\n") + "\r\n\r\n";
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    if up.write_all(head.as_bytes()).is_ok() {
+        let _ = std::io::copy(&mut up, &mut client);
+    }
+}
+
 /// What `/api/alerts` says: the ids, and the badge the extension should show
 /// (the critical count, else the warning count, else nothing).
 fn api(port: u16) -> (BTreeSet<String>, String) {
@@ -415,7 +473,14 @@ fn extension_badge_notifications_and_popup_against_a_live_serve() {
         ],
     );
     let (mut serve, port) = spawn_serve(&b.config);
-    let base = format!("http://127.0.0.1:{port}");
+    // the extension reads serve through a proxy that checks its token
+    let (proxy, passed) = token_proxy(port);
+    assert_eq!(
+        http_get(proxy, "/api/alerts").unwrap().0,
+        401,
+        "the proxy refuses a request without the token"
+    );
+    let base = format!("http://127.0.0.1:{proxy}");
     let (ids, badge) = api(port);
     let crit = "illegal:111111/mysql/3307/mmo-east".to_string();
     let warn = "pull_failed:111111/mysql/3308/mmo-east".to_string();
@@ -455,6 +520,10 @@ fn extension_badge_notifications_and_popup_against_a_live_serve() {
         "the badge and notifications match /api/alerts",
     );
     assert!(s.polled_ok, "{s:?}");
+    assert!(
+        passed.load(Ordering::SeqCst) > 0,
+        "the extension sent its token"
+    );
     assert_eq!(s.badge, "1");
     assert_eq!(s.color, vec![197, 34, 31, 255], "critical: red");
     assert_eq!(
