@@ -652,3 +652,96 @@ fn extension_badge_notifications_and_popup_against_a_live_serve() {
     indexer.signal(libc::SIGTERM);
     assert_eq!(indexer.wait_exit(Duration::from_secs(20)), Some(Some(0)));
 }
+
+/// The shipped files: Manifest V3, every script a file of the extension
+/// (no inline script, nothing fetched from elsewhere, no library), and
+/// every file the manifest or a page names present.
+#[test]
+fn extension_files_are_mv3_with_only_its_own_scripts() {
+    let dir = extension_dir();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["manifest_version"], 3);
+    assert_eq!(manifest["background"]["service_worker"], "background.js");
+    let csp = manifest["content_security_policy"]["extension_pages"]
+        .as_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let mut perms: Vec<&str> = manifest["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    perms.sort();
+    assert_eq!(perms, ["alarms", "notifications", "storage"]);
+    let mut named: Vec<String> = vec![
+        "background.js".into(),
+        manifest["action"]["default_popup"].as_str().unwrap().into(),
+        manifest["options_ui"]["page"].as_str().unwrap().into(),
+    ];
+    for icon in manifest["icons"].as_object().unwrap().values() {
+        named.push(icon.as_str().unwrap().into());
+    }
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("html" | "js" | "css") => std::fs::read_to_string(&path).unwrap(),
+            _ => continue,
+        };
+        let lower = text.to_ascii_lowercase();
+        if name.ends_with(".html") {
+            for tag in lower.split("<script").skip(1) {
+                let open = tag.split('>').next().unwrap();
+                let src = open
+                    .split("src=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap_or_else(|| panic!("{name}: an inline script: <script{open}>"));
+                assert!(
+                    !src.contains(':') && !src.starts_with("//"),
+                    "{name}: a script from elsewhere: {src}"
+                );
+                named.push(src.to_string());
+                scripts += 1;
+            }
+            for tag in lower.split('<').skip(1) {
+                let open = tag.split('>').next().unwrap();
+                assert!(
+                    !open
+                        .split_whitespace()
+                        .skip(1)
+                        .any(|attr| attr.starts_with("on") && attr.contains('=')),
+                    "{name}: an inline event handler: <{open}>"
+                );
+                assert!(
+                    !open.contains("javascript:"),
+                    "{name}: a javascript: URL: <{open}>"
+                );
+            }
+        }
+        if name.ends_with(".js") {
+            for import in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("import "))
+            {
+                let from = import.split(['"', '\'']).nth(1).unwrap();
+                assert!(from.starts_with("./"), "{name}: imports {from}");
+                named.push(from.trim_start_matches("./").to_string());
+            }
+            assert!(
+                !text.contains("eval(") && !text.contains("new Function"),
+                "{name}: evaluates strings"
+            );
+        }
+    }
+    assert_eq!(
+        scripts, 2,
+        "popup.html and options.html each load one script"
+    );
+    for f in &named {
+        assert!(dir.join(f).is_file(), "{f} is named but not shipped");
+    }
+}
