@@ -13,8 +13,6 @@
 //! overrides). Without a browser that starts, this test FAILS, saying so:
 //! it never skips.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +20,9 @@ use std::time::{Duration, Instant};
 use ubackup_common::keys::state;
 use ubackup_common::message::now_ms;
 use ubackup_common::{DeadLetter, Keys, ResultRecord};
-use ubackup_testkit::{free_port, unique, wait_until, workspace_bin, Proc, RedisServer};
+use ubackup_testkit::{unique, wait_until, workspace_bin, Proc, RedisServer};
+
+use crate::common::{catalog_rows, chromium_bin, spawn_indexer, spawn_serve};
 
 const TOKEN: &str = "browser-test-token-0123456789";
 const EVIL_GAME: &str = "<script>alert(\"pwned\")</script>";
@@ -36,16 +36,8 @@ struct Chromium {
 
 impl Chromium {
     fn find() -> Chromium {
-        let bin = std::env::var_os("CHROMIUM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-        assert!(
-            bin.exists(),
-            "the browser test needs Chromium at {} (Debian: `apt-get install -y chromium`, or set CHROMIUM=/path/to/chromium); it does not skip",
-            bin.display()
-        );
         Chromium {
-            bin,
+            bin: chromium_bin(),
             scratch: tempfile::tempdir().unwrap(),
         }
     }
@@ -203,25 +195,6 @@ fn text_of(dom: &str) -> String {
         }
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `GET path` over HTTP/1.0: (status, body).
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// One result as a node pushes it onto `message_queue`.
@@ -455,12 +428,6 @@ impl Pipeline {
     }
 }
 
-fn rows(db: &Path) -> i64 {
-    rusqlite::Connection::open(db)
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM backups", [], |r| r.get(0)))
-        .unwrap_or(0)
-}
-
 #[test]
 fn pages_in_headless_chromium_over_a_catalog_filled_by_the_indexer() {
     // Fail first, and clearly, when there is no browser.
@@ -515,17 +482,12 @@ fn pages_in_headless_chromium_over_a_catalog_filled_by_the_indexer() {
         .arg(r#"{"server_id":"x","note":"truncated by a broken node"}"#)
         .query::<()>(&mut c)
         .unwrap();
-    let mut indexer_cmd = Command::new(workspace_bin("ubackup-indexer"));
-    indexer_cmd
-        .args(["-c", indexer_conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut indexer = Proc::spawn("ubackup-indexer", indexer_cmd).unwrap();
+    let mut indexer = spawn_indexer(&indexer_conf);
     let n = results.len() as i64;
     wait_until(
         "the indexer stored every result and dead-lettered the bad one",
         Duration::from_secs(120),
-        || rows(&p.catalog) == n && p.llen(&p.keys.dead(&p.mq)) == 1 && p.llen(&p.mq) == 0,
+        || catalog_rows(&p.catalog) == n && p.llen(&p.keys.dead(&p.mq)) == 1 && p.llen(&p.mq) == 0,
     );
 
     // 2. the cluster as nodes publish it, plus queued and dead-lettered work
@@ -607,23 +569,7 @@ fn pages_in_headless_chromium_over_a_catalog_filled_by_the_indexer() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let mut serve_cmd = Command::new(env!("CARGO_BIN_EXE_ubackup-reporter"));
-    serve_cmd
-        .args([
-            "serve",
-            "-c",
-            reporter_conf.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut serve = Proc::spawn("ubackup-reporter serve", serve_cmd).unwrap();
-    wait_until("serve answers", Duration::from_secs(30), || {
-        matches!(http_get(port, "/api/status"), Ok((200, _)))
-    });
+    let (mut serve, port) = spawn_serve(&reporter_conf);
     let base = format!("http://127.0.0.1:{port}");
 
     let shots: PathBuf = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {

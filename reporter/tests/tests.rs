@@ -10,6 +10,7 @@ mod alerts;
 mod api;
 mod browser;
 mod common;
+mod extension;
 mod forget;
 mod reporters;
 mod serve;

@@ -237,3 +237,75 @@ pub fn pull_failed(instance: i64, age_s: i64) -> ResultRecord {
     r.verify = Some("failed: rsync exit code 10 (error in socket I/O)".into());
     r
 }
+
+/// Debian's Chromium (`CHROMIUM=path` overrides). Panics, saying how to
+/// install it, when it is missing: the browser tests fail, never skip.
+pub fn chromium_bin() -> PathBuf {
+    let bin = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        bin.exists(),
+        "the browser test needs Chromium at {} (Debian: `apt-get install -y chromium`, or set CHROMIUM=/path/to/chromium); it does not skip",
+        bin.display()
+    );
+    bin
+}
+
+/// `GET path` over HTTP/1.0 on 127.0.0.1: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Rows in a SQLite catalog's `backups` table (0 while it cannot be read).
+pub fn catalog_rows(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM backups", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+/// The real `ubackup-indexer` binary with config `conf`.
+pub fn spawn_indexer(conf: &Path) -> ubackup_testkit::Proc {
+    let mut cmd = Command::new(ubackup_testkit::workspace_bin("ubackup-indexer"));
+    cmd.args(["-c", p(conf)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    ubackup_testkit::Proc::spawn("ubackup-indexer", cmd).unwrap()
+}
+
+/// The real `ubackup-reporter serve` with config `conf` on a free port,
+/// once it answers `/api/status`: (process, port).
+pub fn spawn_serve(conf: &Path) -> (ubackup_testkit::Proc, u16) {
+    let port = ubackup_testkit::free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ubackup-reporter"));
+    cmd.args([
+        "serve",
+        "-c",
+        p(conf),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .env("RUST_LOG", "warn")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let serve = ubackup_testkit::Proc::spawn("ubackup-reporter serve", cmd).unwrap();
+    ubackup_testkit::wait_until("serve answers", std::time::Duration::from_secs(30), || {
+        matches!(http_get(port, "/api/status"), Ok((200, _)))
+    });
+    (serve, port)
+}
