@@ -8,6 +8,7 @@ use ubackup_common::keys::state;
 use ubackup_common::message::now_ms;
 use ubackup_common::DeadLetter;
 use ubackup_reporter::{AlertKind, Severity};
+use ubackup_testkit::RedisServer;
 
 fn has(ids: &[String], id: &str) -> bool {
     ids.iter().any(|i| i == id)
@@ -518,3 +519,49 @@ fn shipped_example_configs_serve_the_reporter() {
     assert!(cfg.unknown_keys.is_empty(), "{:?}", cfg.unknown_keys);
     assert_eq!(cfg.thresholds.min_size["mysql"], 10 << 20);
 }
+
+/// redis_degraded: critical while the master has fewer online replicas than
+/// the reporter's `redis_min_replicas`, gone once a real replica is online.
+#[tokio::test]
+async fn redis_degraded_while_replicas_are_short_then_resolved() {
+    let mut b = Bench::new("");
+    let text = std::fs::read_to_string(&b.config)
+        .unwrap()
+        .replacen("[global]\n", "[global]\nredis_min_replicas = 1\n", 1);
+    b.config = b.dir.path().join("min-replicas.conf");
+    std::fs::write(&b.config, text).unwrap();
+
+    let r = b.alerts().await;
+    let a = r
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::RedisDegraded)
+        .expect("redis_degraded raised without a replica");
+    assert_eq!(a.id, "redis_degraded:redis");
+    assert_eq!(a.severity, Severity::Critical);
+    assert!(
+        a.reason.contains("0 online replica(s), redis_min_replicas asks for 1"),
+        "{}",
+        a.reason
+    );
+    assert_eq!(r.status, Severity::Critical);
+
+    let port = b.redis.port.to_string();
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ids = b.alert_ids().await;
+        if !has(&ids, "redis_degraded:redis") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis_degraded still raised with an online replica: {ids:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // and without the key nothing is asked of the replicas
+    let plain = Bench::new("");
+    assert!(!has(&plain.alert_ids().await, "redis_degraded:redis"));
+}
+
