@@ -43,6 +43,8 @@ pub struct WorldOpts {
     /// A replica and three sentinels around the Redis; every process
     /// names the sentinels, and the producer waits for one replica.
     pub sentinel: bool,
+    /// With `sentinel`: `redis_min_replicas` of every node and the indexer.
+    pub min_replicas: u32,
 }
 
 /// How to start a node: config overrides (`key`, `value`; empty value
@@ -121,7 +123,10 @@ impl World {
             b = b.redis_args(&["--appendfsync", "always"]);
         }
         if opts.sentinel {
-            b = b.sentinel(ubackup_testkit::cluster::SentinelOpts::default());
+            b = b.sentinel(ubackup_testkit::cluster::SentinelOpts {
+                min_replicas: opts.min_replicas,
+                ..Default::default()
+            });
         }
         let cluster = b.start().expect("redis-server");
         for d in ["src/db", "nodes", "etc", "logs", "attack"] {

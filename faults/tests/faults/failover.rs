@@ -1,6 +1,7 @@
 //! Redis Sentinel failover under load (issue 17): a master, a replica and
 //! three sentinels; two nodes and the indexer name the sentinels, not a
-//! host. The master is killed with -9 mid-drain, the sentinels promote the
+//! host, and count an ack as done only once the replica has it
+//! (`redis_min_replicas = 1`). The master is killed with -9 mid-drain, the sentinels promote the
 //! replica, and the old master then comes back (the sentinels make it a
 //! replica of the new one). Every push the producer counted as acknowledged
 //! (LPUSH, then `WAIT 1` confirmed it on the replica) must be indexed
@@ -26,8 +27,12 @@ pub(crate) fn redis_failover(_: &Opts) -> Outcome {
     if !have_sentinel() {
         return Err("redis-sentinel is not installed (apt-get install redis-sentinel)".into());
     }
+    // the nodes and the indexer run with redis_min_replicas = 1: their
+    // acks wait for the replica, and the ones the failover cut off are
+    // made again (fenced) on the promoted master
     let mut w = World::with(WorldOpts {
         sentinel: true,
+        min_replicas: 1,
         ..Default::default()
     });
     w.start_indexer();

@@ -29,6 +29,8 @@ pub struct SentinelOpts {
     pub sentinels: usize,
     pub down_after_ms: u64,
     pub failover_timeout_ms: u64,
+    /// `<p>_min_replicas` in every component's config (0: not set).
+    pub min_replicas: u32,
 }
 
 impl Default for SentinelOpts {
@@ -41,6 +43,7 @@ impl Default for SentinelOpts {
             sentinels: 3,
             down_after_ms: 1000,
             failover_timeout_ms: 5000,
+            min_replicas: 0,
         }
     }
 }
@@ -298,6 +301,12 @@ impl SentinelSetup {
         }
         if let Some(pw) = &self.opts.password {
             v.push((format!("{prefix}_password"), pw.clone()));
+        }
+        if self.opts.min_replicas > 0 {
+            v.push((
+                format!("{prefix}_min_replicas"),
+                self.opts.min_replicas.to_string(),
+            ));
         }
         v
     }
