@@ -22,7 +22,7 @@ use ubackup_common::message::now_ms;
 use ubackup_common::{DeadLetter, Keys, ResultRecord};
 use ubackup_testkit::{unique, wait_until, workspace_bin, Proc, RedisServer};
 
-use crate::common::{catalog_rows, chromium_bin, spawn_indexer, spawn_serve};
+use crate::common::{self, catalog_rows, chromium_bin, spawn_indexer, spawn_serve};
 
 const TOKEN: &str = "browser-test-token-0123456789";
 const EVIL_GAME: &str = "<script>alert(\"pwned\")</script>";
@@ -454,18 +454,15 @@ fn pages_in_headless_chromium_over_a_catalog_filled_by_the_indexer() {
 
     // 1. the indexer stores a week of results pushed onto message_queue
     let indexer_conf = p.dir.path().join("indexer.conf");
-    std::fs::write(
+    common::write_indexer_conf(
         &indexer_conf,
-        format!(
-            "[global]\nredis_url = {}\nmessage_queue = {}\nkey_prefix = {}\nindexer_id = indexer-1\ncatalog = {}\nbatch_ms = 50\nbatch_size = 500\nlog = {}\n[business]\n31 = mmo-east\n32 = card-battle\n33 = {EVIL_GAME}\n",
-            p.redis.url(),
-            p.mq,
-            p.prefix,
-            p.catalog.display(),
-            p.dir.path().join("indexer.log").display()
-        ),
-    )
-    .unwrap();
+        &p.redis.url(),
+        &p.mq,
+        &p.prefix,
+        &p.catalog,
+        &p.dir.path().join("indexer.log"),
+        &format!("31 = mmo-east\n32 = card-battle\n33 = {EVIL_GAME}\n"),
+    );
     let now = now_ms();
     let results = week_of_results(now);
     let mut c = p.conn();

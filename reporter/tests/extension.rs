@@ -450,18 +450,15 @@ fn extension_badge_notifications_and_popup_against_a_live_serve() {
 
     let b = common::Bench::new("");
     let indexer_conf = b.dir.path().join("real-indexer.conf");
-    std::fs::write(
+    common::write_indexer_conf(
         &indexer_conf,
-        format!(
-            "[global]\nredis_url = {}\nmessage_queue = {}\nkey_prefix = {}\nindexer_id = indexer-1\ncatalog = {}\nbatch_ms = 50\nbatch_size = 500\nlog = {}\n[business]\n31 = mmo-east\n",
-            b.redis.url(),
-            b.mq,
-            b.prefix,
-            b.catalog_path.display(),
-            b.dir.path().join("indexer.log").display()
-        ),
-    )
-    .unwrap();
+        &b.redis.url(),
+        &b.mq,
+        &b.prefix,
+        &b.catalog_path,
+        &b.dir.path().join("indexer.log"),
+        "31 = mmo-east\n",
+    );
     let mut indexer = spawn_indexer(&indexer_conf);
     // 3306 fine, 3307 an illegal backup (critical), 3308 a failed pull (warning)
     push(

@@ -309,3 +309,27 @@ pub fn spawn_serve(conf: &Path) -> (ubackup_testkit::Proc, u16) {
     });
     (serve, port)
 }
+
+/// A config for the real indexer binary: `redis_url`, the results list,
+/// the key prefix, the SQLite catalog, its log file, and `[business]`
+/// lines (`31 = name`).
+pub fn write_indexer_conf(
+    path: &Path,
+    redis_url: &str,
+    mq: &str,
+    prefix: &str,
+    catalog: &Path,
+    log: &Path,
+    business: &str,
+) {
+    std::fs::write(
+        path,
+        format!(
+            "[global]\nredis_url = {redis_url}\nmessage_queue = {mq}\nkey_prefix = {prefix}\nindexer_id = indexer-1\ncatalog = {}\nbatch_ms = 50\nbatch_size = 500\nlog = {}\n[business]\n{business}",
+            catalog.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+}
+
