@@ -59,9 +59,11 @@ async fn pushes_and_acks_count_only_once_a_replica_has_them() {
     let inflight = keys.inflight("w1", &queue);
 
     replica.kill9();
-    wait_until("the master sees its replica gone", Duration::from_secs(20), || {
-        online_replicas(&master) == 0
-    });
+    wait_until(
+        "the master sees its replica gone",
+        Duration::from_secs(20),
+        || online_replicas(&master) == 0,
+    );
 
     // without the replica a push is not done: the error says why, so the
     // client keeps the message in its spool
@@ -81,9 +83,14 @@ async fn pushes_and_acks_count_only_once_a_replica_has_them() {
         let results = results.clone();
         tokio::spawn(async move { wq.ack(&[(&item, Some("result-1"))], &results).await })
     };
-    wait_until("the ack is applied on the master", Duration::from_secs(20), || {
-        list(&master, &inflight).is_empty() && list(&master, &results) == vec!["result-1".to_string()]
-    });
+    wait_until(
+        "the ack is applied on the master",
+        Duration::from_secs(20),
+        || {
+            list(&master, &inflight).is_empty()
+                && list(&master, &results) == vec!["result-1".to_string()]
+        },
+    );
     assert!(
         !ack.is_finished(),
         "an ack the replica does not have must not count as done"
@@ -91,10 +98,14 @@ async fn pushes_and_acks_count_only_once_a_replica_has_them() {
 
     // the replica comes back: the ack completes by itself, fenced once
     replica.restart().unwrap();
-    wait_until_async("the ack completes once the replica is back", Duration::from_secs(30), || {
-        let done = ack.is_finished();
-        async move { done }
-    })
+    wait_until_async(
+        "the ack completes once the replica is back",
+        Duration::from_secs(30),
+        || {
+            let done = ack.is_finished();
+            async move { done }
+        },
+    )
     .await;
     assert_eq!(ack.await.unwrap().unwrap(), vec![true]);
     assert_eq!(list(&replica, &results), vec!["result-1".to_string()]);
@@ -116,7 +127,9 @@ async fn without_min_replicas_a_push_needs_no_replica() {
     let keys = Keys::new(&unique("durable0:"));
     let queue = format!("{}q", keys.prefix());
     let mut conn = target.manager().await.unwrap();
-    assert!(push_once(&mut conn, &keys, "m1", &queue, "p", 600).await.unwrap());
+    assert!(push_once(&mut conn, &keys, "m1", &queue, "p", 600)
+        .await
+        .unwrap());
     // and no probe write is made: the original behaviour, byte for byte
     let probe: bool = master.conn().exists(keys.replication_probe()).unwrap();
     assert!(!probe);

@@ -157,8 +157,8 @@ mod tests {
             "redis master 10.0.0.10:6379, replicas: none\nsentinels: 10.0.0.10:26379 names 10.0.0.10:6379; 10.0.0.20:26379 NOT ANSWERING (connection refused)\n"
         );
         v.min_replicas = 1;
-        assert!(v
-            .text()
-            .starts_with("redis master 10.0.0.10:6379, replicas: none (0 online, redis_min_replicas 1)\n"));
+        assert!(v.text().starts_with(
+            "redis master 10.0.0.10:6379, replicas: none (0 online, redis_min_replicas 1)\n"
+        ));
     }
 }

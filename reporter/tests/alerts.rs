@@ -525,9 +525,11 @@ fn shipped_example_configs_serve_the_reporter() {
 #[tokio::test]
 async fn redis_degraded_while_replicas_are_short_then_resolved() {
     let mut b = Bench::new("");
-    let text = std::fs::read_to_string(&b.config)
-        .unwrap()
-        .replacen("[global]\n", "[global]\nredis_min_replicas = 1\n", 1);
+    let text = std::fs::read_to_string(&b.config).unwrap().replacen(
+        "[global]\n",
+        "[global]\nredis_min_replicas = 1\n",
+        1,
+    );
     b.config = b.dir.path().join("min-replicas.conf");
     std::fs::write(&b.config, text).unwrap();
 
@@ -540,7 +542,8 @@ async fn redis_degraded_while_replicas_are_short_then_resolved() {
     assert_eq!(a.id, "redis_degraded:redis");
     assert_eq!(a.severity, Severity::Critical);
     assert!(
-        a.reason.contains("0 online replica(s), redis_min_replicas asks for 1"),
+        a.reason
+            .contains("0 online replica(s), redis_min_replicas asks for 1"),
         "{}",
         a.reason
     );
@@ -564,4 +567,3 @@ async fn redis_degraded_while_replicas_are_short_then_resolved() {
     let plain = Bench::new("");
     assert!(!has(&plain.alert_ids().await, "redis_degraded:redis"));
 }
-

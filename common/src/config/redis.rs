@@ -300,8 +300,9 @@ mod tests {
     fn min_replicas_defaults_to_zero_and_is_checked() {
         let t = read("[global]\nredis_host = a\n").unwrap();
         assert_eq!(t.durability().min_replicas, 0);
-        let t = read("[global]\nredis_host = a\nredis_min_replicas = 1\nredis_wait_timeout_ms = 250\n")
-            .unwrap();
+        let t =
+            read("[global]\nredis_host = a\nredis_min_replicas = 1\nredis_wait_timeout_ms = 250\n")
+                .unwrap();
         assert_eq!(t.durability().min_replicas, 1);
         assert_eq!(t.durability().wait_timeout.as_millis(), 250);
         // kept when the database is switched

@@ -92,7 +92,10 @@ impl Settling {
     fn new() -> Self {
         Settling {
             tries: 0,
-            backoff: crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            backoff: crate::backoff::Backoff::new(
+                Duration::from_millis(100),
+                Duration::from_secs(5),
+            ),
         }
     }
 }
@@ -315,7 +318,9 @@ impl WorkQueue {
             mark = self.conn.mark();
             match self.ack_now(items, result_list).await {
                 Ok(again) => out.iter_mut().zip(again).for_each(|(o, a)| *o |= a),
-                Err(e) => tracing::warn!(worker = %self.worker, error = %e, "ack again on the new Redis master failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(worker = %self.worker, error = %e, "ack again on the new Redis master failed; retrying")
+                }
             }
         }
         Ok(out)
@@ -405,13 +410,20 @@ impl WorkQueue {
         };
         let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
         let mut mark = self.conn.mark();
-        let mut dead = self.dead_letter_now(taken, &entry, result, result_list).await?;
+        let mut dead = self
+            .dead_letter_now(taken, &entry, result, result_list)
+            .await?;
         let mut waiting = Settling::new();
         while !self.settled(mark, "dead-letter", 1, &mut waiting).await {
             mark = self.conn.mark();
-            match self.dead_letter_now(taken, &entry, result, result_list).await {
+            match self
+                .dead_letter_now(taken, &entry, result, result_list)
+                .await
+            {
                 Ok(again) => dead |= again,
-                Err(e) => tracing::warn!(worker = %self.worker, error = %e, "dead-letter again on the new Redis master failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(worker = %self.worker, error = %e, "dead-letter again on the new Redis master failed; retrying")
+                }
             }
         }
         Ok(dead)

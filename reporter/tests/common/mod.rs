@@ -332,4 +332,3 @@ pub fn write_indexer_conf(
     )
     .unwrap();
 }
-
