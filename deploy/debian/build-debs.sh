@@ -55,6 +55,6 @@ grep -q '^#.* root /usr/bin/ubackup-client ' "$gen/ubackup-client/ubackup-client
 
 mkdir -p "$out"
 for p in "${pkgs[@]}"; do
-    cargo deb -p "$p" --no-build --output "$out" >/dev/null
+    cargo deb -p "$p" --no-build --strip --output "$out" >/dev/null
 done
 ls "$out"/ubackup-*.deb
