@@ -117,7 +117,7 @@ fi
 if command -v logrotate >/dev/null; then
     for p in ubackup-client ubackup-server ubackup-indexer; do
         err=$(logrotate -d "/etc/logrotate.d/$p" 2>&1) || fail "logrotate -d /etc/logrotate.d/$p: $err"
-        ! grep -qi 'error' <<<"$err" || fail "logrotate -d /etc/logrotate.d/$p: $err"
+        ! grep -qE '^error:' <<<"$err" || fail "logrotate -d /etc/logrotate.d/$p: $err"
     done
     step "logrotate -d: ok"
 fi
