@@ -142,6 +142,12 @@ pub struct PinArgs {
     pub server_id: Option<i64>,
 }
 
+/// `ubackup-client --generate-assets DIR` (hidden): man pages and shell
+/// completions from this definition; see [`ubackup_common::assets`].
+pub fn generate_assets() -> Option<u8> {
+    ubackup_common::assets::intercept(<Cli as clap::CommandFactory>::command)
+}
+
 impl Cli {
     pub fn run_options(&self) -> crate::RunOptions {
         crate::RunOptions {

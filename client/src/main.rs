@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ubackup_client::cli::{Cli, Command};
+use ubackup_client::cli::{self, Cli, Command};
 use ubackup_client::{check, exit, list, pin, restore, tool, ClientConfig, BINARY};
 use ubackup_common::app::Logs;
 
 fn main() -> ExitCode {
+    if let Some(code) = cli::generate_assets() {
+        return ExitCode::from(code);
+    }
     let cli = Cli::parse();
     let cfg = match BINARY.config(ClientConfig::load(&cli.config)) {
         Ok(c) => c,

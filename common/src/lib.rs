@@ -15,9 +15,11 @@
 //! * [`fsutil`]: atomic writes and checksums;
 //! * [`logging`], [`shutdown`]: tracing set-up and SIGTERM handling;
 //! * [`app`]: what every `main` does around its work (config → logging →
-//!   runtime → signals → exit code).
+//!   runtime → signals → exit code);
+//! * [`assets`]: man pages and shell completions from a clap definition.
 
 pub mod app;
+pub mod assets;
 pub mod backoff;
 pub mod config;
 pub mod deadlines;

@@ -40,6 +40,12 @@ pub struct Args {
     pub verbose: bool,
 }
 
+/// `ubackup-indexer --generate-assets DIR` (hidden): man pages and shell
+/// completions from this definition; see [`ubackup_common::assets`].
+pub fn generate_assets() -> Option<u8> {
+    ubackup_common::assets::intercept(<Args as clap::CommandFactory>::command)
+}
+
 /// The indexer until `stop` trips: [`exit::OK`], or [`exit::FATAL`] after
 /// `fatal: …` in the log.
 pub async fn command(cfg: IndexerConfig, stop: Shutdown) -> u8 {

@@ -8,6 +8,9 @@ use ubackup_indexer::cli::{self, Args, BINARY};
 use ubackup_indexer::{exit, IndexerConfig};
 
 fn main() -> ExitCode {
+    if let Some(code) = cli::generate_assets() {
+        return ExitCode::from(code);
+    }
     let args = Args::parse();
     let cfg = match BINARY.config(IndexerConfig::load(&args.config)) {
         Ok(c) => c,

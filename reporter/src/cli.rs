@@ -81,6 +81,13 @@ enum Cmd {
         #[arg(long)]
         listen: String,
     },
+    /// Check the config and exit: 0 valid, 3 not (the reporter's exit code
+    /// for a bad config). Reaches neither Redis nor the catalog.
+    Check {
+        /// A node's or the indexer's config.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
     /// Forget a decommissioned node (or indexer): status stops listing it
     /// and its node_down alert resolves. Refused while it is alive or still
     /// holds messages or results (exit 1).
@@ -91,6 +98,12 @@ enum Cmd {
         /// The node_id to forget.
         node: String,
     },
+}
+
+/// `ubackup-reporter --generate-assets DIR` (hidden): man pages and shell
+/// completions from this definition; see [`ubackup_common::assets`].
+pub fn generate_assets() -> Option<u8> {
+    ubackup_common::assets::intercept(<Cli as clap::CommandFactory>::command)
 }
 
 /// What the command line asks for.
@@ -130,6 +143,7 @@ pub fn parse() -> Result<Parsed, u8> {
             },
         ),
         Cmd::Serve { config, listen } => (config, Command::Serve { listen }),
+        Cmd::Check { config } => (config, Command::Check),
         Cmd::ForgetNode { config, node } => (config, Command::ForgetNode { node }),
     };
     Ok(Parsed {

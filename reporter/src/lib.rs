@@ -79,6 +79,8 @@ pub enum Command {
     Serve {
         listen: String,
     },
+    /// The config loaded: print what it names, exit 0.
+    Check,
     /// Forget a decommissioned node or indexer.
     ForgetNode {
         node: String,
@@ -102,6 +104,19 @@ pub async fn run(
         tracing::warn!(file = %cfg.file.display(), "[reporter] key `{k}` is not used by the reporter (typo?)");
     }
     match cmd {
+        Command::Check => Ok(Outcome {
+            stdout: format!(
+                "{}: OK (key_prefix {}{})\n",
+                cfg.file.display(),
+                cfg.keys.prefix(),
+                if cfg.unknown_keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(", unused [reporter] keys: {}", cfg.unknown_keys.join(" "))
+                }
+            ),
+            code: 0,
+        }),
         Command::Disk => run_disk(cfg).await,
         Command::ForgetNode { node } => run_forget(cfg, &node).await,
         Command::Queue => run_queue(cfg).await,

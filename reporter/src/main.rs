@@ -8,6 +8,9 @@ use ubackup_reporter::config::ReporterConfig;
 use ubackup_reporter::EXIT_UNKNOWN;
 
 fn main() -> ExitCode {
+    if let Some(code) = cli::generate_assets() {
+        return ExitCode::from(code);
+    }
     let cli = match cli::parse() {
         Ok(c) => c,
         Err(code) => return ExitCode::from(code),

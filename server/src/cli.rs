@@ -68,6 +68,12 @@ pub enum Tool {
     },
 }
 
+/// `ubackup-server --generate-assets DIR` (hidden): man pages and shell
+/// completions from this definition; see [`ubackup_common::assets`].
+pub fn generate_assets() -> Option<u8> {
+    ubackup_common::assets::intercept(<Args as clap::CommandFactory>::command)
+}
+
 /// `--check`: the line printed for a valid config.
 pub fn check_line(path: &Path, cfg: &ServerConfig) -> String {
     format!(

@@ -11,6 +11,9 @@ use ubackup_server::cli::{self, Args, BINARY};
 use ubackup_server::ServerConfig;
 
 fn main() -> ExitCode {
+    if let Some(code) = cli::generate_assets() {
+        return ExitCode::from(code);
+    }
     let args = Args::parse();
     let cfg = match BINARY.config(ServerConfig::load(&args.config)) {
         Ok(c) => c,
