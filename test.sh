@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs the system packages the tests run for real
-# (redis-server, rsync, stunnel4 and openssl, MariaDB, mariabackup and
+# (redis-server and redis-sentinel, rsync, stunnel4 and openssl, MariaDB, mariabackup and
 # PostgreSQL for the recipe tests, and chromium for the web-page test) if they are
 # missing, then runs every test.
 set -euo pipefail
@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# the Sentinel failover tests run real sentinels
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 # pulls over TLS are tested through a real stunnel
 command -v stunnel4 >/dev/null 2>&1 || need+=(stunnel4)
