@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark ubackup against raw rsync and write BENCHMARKS.md (not run by CI).
 #
-#   bench/run.sh                      # full run (~15-18 min on 2 cores, ~3 of them replication), writes BENCHMARKS.md
+#   bench/run.sh                      # full run (~18-21 min on 2 cores, ~3 of them replication, ~3 wan), writes BENCHMARKS.md
 #   bench/run.sh --runs 5             # more runs per figure
 #   bench/run.sh --large-mib 128      # scale the large files down (disk or time short)
 #   bench/run.sh --only small,indexer --out /tmp/b.md   # a subset, elsewhere

@@ -154,10 +154,8 @@ async fn pipe(
                     return;
                 };
                 let mut buf = vec![0u8; CHUNK];
-                let n = match from.read(&mut buf).await {
-                    Ok(n) => n,
-                    Err(_) => 0,
-                };
+                // an error ends the direction as EOF does
+                let n: usize = from.read(&mut buf).await.unwrap_or_default();
                 let due = Instant::now() + one_way;
                 if n == 0 {
                     let _ = tx.send(Stamped {

@@ -568,17 +568,23 @@ fn wan_rows(s: &Samples, o: &Opts, rtt: u64, out: &mut Vec<Row>) {
             met: max.zip(raw).map(|(x, t)| x < 100.0 + t),
         });
     }
-    if let Some(ub) = m("burst.ub") {
-        let (file, host) = (m("burst.raw_file"), m("burst.raw_host"));
+    for w in crate::wan::BURST_WORKERS {
+        let Some(ub) = m(&format!("burst.w{w}.ub")) else {
+            continue;
+        };
+        let (file, host) = (
+            m(&format!("burst.w{w}.raw_file")),
+            m(&format!("burst.w{w}.raw_host")),
+        );
         out.push(Row {
             workload: format!(
-                "{link}: burst of {} × {} KiB already queued ({BURST_HOSTS} hosts × {BURST_PER_HOST} instances, one module per host, interleaved; reduced from the loopback burst), 1 node of 4 workers",
+                "{link}: burst of {} × {} KiB already queued ({BURST_HOSTS} hosts × {BURST_PER_HOST} instances, one module per host, interleaved; reduced from the loopback burst), 1 node of {w} workers",
                 BURST_HOSTS * BURST_PER_HOST,
                 o.small_size / 1024
             ),
             ubackup: f(Some(ub), 2, " s"),
             counterpart: format!(
-                "per-file rsync -P4 (TCP_NODELAY) through the same proxy: {}; one rsync per host -P4: {}",
+                "per-file rsync -P{w} (TCP_NODELAY) through the same proxy: {}; one rsync per host -P{w}: {}",
                 f(file, 2, " s"),
                 f(host, 2, " s")
             ),

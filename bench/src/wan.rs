@@ -8,7 +8,8 @@
 //!   node (4 workers), one message at a time; against one raw rsync of it;
 //! * a burst: [`BURST_HOSTS`] × [`BURST_PER_HOST`] small files already
 //!   queued, one module per host, pushes interleaved, drained by one node of
-//!   4 workers; against per-file rsync -P4 and one rsync per host -P4;
+//!   4 and of 8 workers; against per-file rsync and one rsync per host at
+//!   the same parallelism;
 //! * large files: [`LARGE_FILES`] × [`LARGE_MIB`] MiB pulled at once, one
 //!   worker each; against raw rsync -P2, plain and `--fsync`.
 
@@ -33,11 +34,14 @@ pub const PICKUP_SAMPLES: usize = 10;
 /// The reduced burst: hosts, and files per host.
 pub const BURST_HOSTS: usize = 20;
 pub const BURST_PER_HOST: usize = 10;
+/// Workers of the node (and raw parallelism) in the burst: the default,
+/// and twice it (pulls at a long round trip wait on the link, not the CPU).
+pub const BURST_WORKERS: [usize; 2] = [4, 8];
 /// The large files: how many (= workers), MiB each.
 pub const LARGE_FILES: usize = 2;
 pub const LARGE_MIB: u64 = 128;
 
-/// Workers of the node in the pickup and burst figures (the default).
+/// Workers of the node in the pickup figure (the default).
 const WORKERS: usize = 4;
 
 fn loopback(port: u16) -> SocketAddr {
@@ -96,7 +100,10 @@ pub fn wan(env: &Env, o: &Opts, s: &mut Samples) -> Result<()> {
             pickup(env, &small, p.port, &format!("wan.{rtt}ms.pickup"), s)?;
             drop(p);
             let p = DelayProxy::start(loopback(burst.daemon.port), d)?;
-            burst_figure(env, &burst, p.port, &format!("wan.{rtt}ms.burst"), s)?;
+            for w in BURST_WORKERS {
+                let key = format!("wan.{rtt}ms.burst.w{w}");
+                burst_figure(env, &burst, p.port, w, &key, s)?;
+            }
             drop(p);
             let p = DelayProxy::start(loopback(large.daemon.port), d)?;
             large_figure(env, &large, &p, &format!("wan.{rtt}ms.large"), s)?;
@@ -155,16 +162,24 @@ fn pickup(env: &Env, set: &SmallSet, port: u16, key: &str, s: &mut Samples) -> R
     Ok(())
 }
 
-/// The burst already queued, drained by one node; the drain time, and the
-/// raw per-file and per-host pulls of the same files (seconds).
-fn burst_figure(env: &Env, set: &BurstSet, port: u16, key: &str, s: &mut Samples) -> Result<()> {
+/// The burst already queued, drained by one node of `workers` workers;
+/// the drain time, and the raw per-file and per-host pulls of the same
+/// files at the same parallelism (seconds).
+fn burst_figure(
+    env: &Env,
+    set: &BurstSet,
+    port: u16,
+    workers: usize,
+    key: &str,
+    s: &mut Samples,
+) -> Result<()> {
     let msgs: Vec<String> = set
         .messages
         .iter()
         .map(|m| via(m, port))
         .collect::<Result<_>>()?;
     let n = msgs.len();
-    let setup = ServerSetup::new(env, WORKERS, &[])?;
+    let setup = ServerSetup::new(env, workers, &[])?;
     let mut c = env.conn();
     push_all(&mut c, &setup.lo, &msgs)?;
     let results = setup.results.clone();
@@ -186,7 +201,7 @@ fn burst_figure(env: &Env, set: &BurstSet, port: u16, key: &str, s: &mut Samples
         .map(|m| url_of(m, port))
         .collect::<Result<_>>()?;
     let dest = env.fresh_dir("wan-raw");
-    let el = raw::parallel(&files, &dest, Sock::NoDelay, WORKERS)?;
+    let el = raw::parallel(&files, &dest, Sock::NoDelay, workers)?;
     s.add(&format!("{key}.raw_file"), el.as_secs_f64());
     remove(&dest);
     let hosts: BTreeSet<String> = set
@@ -199,7 +214,7 @@ fn burst_figure(env: &Env, set: &BurstSet, port: u16, key: &str, s: &mut Samples
         .map(|h| format!("rsync://127.0.0.1:{port}/{h}/"))
         .collect();
     let dest = env.fresh_dir("wan-raw");
-    let el = raw::parallel(&hosts, &dest, Sock::NoDelay, WORKERS)?;
+    let el = raw::parallel(&hosts, &dest, Sock::NoDelay, workers)?;
     s.add(&format!("{key}.raw_host"), el.as_secs_f64());
     remove(&dest);
     Ok(())
