@@ -582,7 +582,11 @@ fn wan_rows(s: &Samples, o: &Opts, rtt: u64, out: &mut Vec<Row>) {
                 BURST_HOSTS * BURST_PER_HOST,
                 o.small_size / 1024
             ),
-            ubackup: f(Some(ub), 2, " s"),
+            ubackup: format!(
+                "{} ({} rsync calls through the proxy)",
+                f(Some(ub), 2, " s"),
+                f(m(&format!("burst.w{w}.ub.calls")), 0, "")
+            ),
             counterpart: format!(
                 "per-file rsync -P{w} (TCP_NODELAY) through the same proxy: {}; one rsync per host -P{w}: {}",
                 f(file, 2, " s"),

@@ -102,7 +102,7 @@ pub fn wan(env: &Env, o: &Opts, s: &mut Samples) -> Result<()> {
             let p = DelayProxy::start(loopback(burst.daemon.port), d)?;
             for w in BURST_WORKERS {
                 let key = format!("wan.{rtt}ms.burst.w{w}");
-                burst_figure(env, &burst, p.port, w, &key, s)?;
+                burst_figure(env, &burst, &p, w, &key, s)?;
             }
             drop(p);
             let p = DelayProxy::start(loopback(large.daemon.port), d)?;
@@ -164,15 +164,17 @@ fn pickup(env: &Env, set: &SmallSet, port: u16, key: &str, s: &mut Samples) -> R
 
 /// The burst already queued, drained by one node of `workers` workers;
 /// the drain time, and the raw per-file and per-host pulls of the same
-/// files at the same parallelism (seconds).
+/// files at the same parallelism (seconds); and how many connections
+/// (rsync calls) the node made through the proxy.
 fn burst_figure(
     env: &Env,
     set: &BurstSet,
-    port: u16,
+    p: &DelayProxy,
     workers: usize,
     key: &str,
     s: &mut Samples,
 ) -> Result<()> {
+    let port = p.port;
     let msgs: Vec<String> = set
         .messages
         .iter()
@@ -183,6 +185,7 @@ fn burst_figure(
     let mut c = env.conn();
     push_all(&mut c, &setup.lo, &msgs)?;
     let results = setup.results.clone();
+    let conns = p.connections();
     let t = Instant::now();
     let srv = setup.spawn(env, false)?;
     wait_for(
@@ -195,6 +198,7 @@ fn burst_figure(
     srv.check_all_ok(&mut c, n)?;
     srv.stop()?;
     s.add(&format!("{key}.ub"), el);
+    s.add(&format!("{key}.ub.calls"), (p.connections() - conns) as f64);
     let files: Vec<String> = set
         .messages
         .iter()
