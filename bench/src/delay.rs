@@ -185,6 +185,7 @@ async fn pipe(
             }
         }
     };
+    let (left, total) = (in_dir.clone(), stats.clone());
     let writer = async move {
         while let Some(c) = rx.recv().await {
             tokio::time::sleep_until(c.due).await;
@@ -207,6 +208,10 @@ async fn pipe(
         _ = async { tokio::join!(reader, std::future::pending::<()>()) } => {}
         _ = writer => {}
     }
+    // chunks never written (the peer went away) leave the gauge
+    total
+        .queued
+        .fetch_sub(left.swap(0, Ordering::Relaxed), Ordering::Relaxed);
 }
 
 #[cfg(test)]
