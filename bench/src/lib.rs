@@ -19,13 +19,18 @@
 //!   two zones, a node lost and repaired);
 //! * [`security`]: what TLS in transit and age at rest cost, against
 //!   plain ubackup and raw rsync through a TLS client;
+//! * [`delay`]: a userspace TCP delay proxy (a WAN-like link on loopback);
+//! * [`wan`]: pickup, a burst and large files through that proxy at 20 and
+//!   50 ms of round trip, against raw rsync through the same proxy;
 //! * [`report`]: the markdown written into BENCHMARKS.md.
 
 pub mod data;
+pub mod delay;
 pub mod procs;
 pub mod raw;
 pub mod replication;
 pub mod report;
 pub mod security;
 pub mod stats;
+pub mod wan;
 pub mod workloads;

@@ -498,6 +498,9 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
             met: None,
         });
     }
+    for rtt in crate::wan::RTTS_MS {
+        wan_rows(s, o, rtt, &mut out);
+    }
     for (key, what, limit) in [
         (
             "rss.server.idle",
@@ -536,6 +539,94 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
         });
     }
     out
+}
+
+/// The `wan` rows at `rtt` ms of added round trip (the delay proxy).
+fn wan_rows(s: &Samples, o: &Opts, rtt: u64, out: &mut Vec<Row>) {
+    use crate::wan::{BURST_HOSTS, BURST_PER_HOST, LARGE_FILES, LARGE_MIB, PICKUP_SAMPLES};
+    let m = |k: &str| s.median(&format!("wan.{rtt}ms.{k}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let link = format!("WAN-like, +{rtt} ms round trip (delay proxy)");
+    if let Some(p50) = m("pickup.ub.p50") {
+        let (max, raw, raw_max) = (m("pickup.ub.max"), m("pickup.raw.p50"), m("pickup.raw.max"));
+        out.push(Row {
+            workload: format!(
+                "{link}: idle pickup → result, {} KiB from its own module on level1, {PICKUP_SAMPLES} samples per run, 4 workers",
+                o.small_size / 1024
+            ),
+            ubackup: format!("p50 {} / max {}", f(Some(p50), 1, " ms"), f(max, 1, " ms")),
+            counterpart: format!(
+                "one raw rsync (TCP_NODELAY) of the file through the same proxy: p50 {} / max {}",
+                f(raw, 1, " ms"),
+                f(raw_max, 1, " ms")
+            ),
+            ratio: format!("{} the raw p50", f(ratio(Some(p50), raw), 2, "×")),
+            target: "max < 100 ms + the transfer".into(),
+            met: max.zip(raw).map(|(x, t)| x < 100.0 + t),
+        });
+    }
+    for w in crate::wan::BURST_WORKERS {
+        let Some(ub) = m(&format!("burst.w{w}.ub")) else {
+            continue;
+        };
+        let (file, host) = (
+            m(&format!("burst.w{w}.raw_file")),
+            m(&format!("burst.w{w}.raw_host")),
+        );
+        out.push(Row {
+            workload: format!(
+                "{link}: burst of {} × {} KiB already queued ({BURST_HOSTS} hosts × {BURST_PER_HOST} instances, one module per host, interleaved; reduced from the loopback burst), 1 node of {w} workers",
+                BURST_HOSTS * BURST_PER_HOST,
+                o.small_size / 1024
+            ),
+            ubackup: format!(
+                "{} ({} rsync calls through the proxy)",
+                f(Some(ub), 2, " s"),
+                f(m(&format!("burst.w{w}.ub.calls")), 0, "")
+            ),
+            counterpart: format!(
+                "per-file rsync -P{w} (TCP_NODELAY) through the same proxy: {}; one rsync per host -P{w}: {}",
+                f(file, 2, " s"),
+                f(host, 2, " s")
+            ),
+            ratio: format!(
+                "{} faster than per-file raw; {} the per-host time",
+                f(ratio(file, Some(ub)), 2, "×"),
+                f(ratio(Some(ub), host), 2, "×")
+            ),
+            target: "faster than per-file raw at the same parallelism".into(),
+            met: file.map(|x| ub < x),
+        });
+    }
+    if let Some(ub) = m("large.ub") {
+        let (raw, durable) = (m("large.raw"), m("large.raw_fsync"));
+        let r = ratio(Some(ub), raw);
+        out.push(Row {
+            workload: format!(
+                "{link}: {LARGE_FILES} × {LARGE_MIB} MiB pulled at once, {LARGE_FILES} workers"
+            ),
+            ubackup: format!(
+                "{} (proxy queue peak: {} per direction)",
+                f(Some(ub), 0, " MB/s"),
+                f(m("large.proxy_peak_mib"), 1, " MiB")
+            ),
+            counterpart: format!(
+                "raw rsync -P{LARGE_FILES} through the same proxy: {}; with --fsync: {}",
+                f(raw, 0, " MB/s"),
+                f(durable, 0, " MB/s")
+            ),
+            ratio: format!(
+                "{} of raw, {} of raw --fsync",
+                f(r, 2, "×"),
+                f(ratio(Some(ub), durable), 2, "×")
+            ),
+            target: "≥ 0.97× raw".into(),
+            met: r.map(|x| x >= 0.97),
+        });
+    }
 }
 
 /// The whole BENCHMARKS.md text.
