@@ -12,6 +12,11 @@ use ubackup_common::{IniDoc, Keys, RedisTarget, SectionReader};
 use ubackup_testkit::cluster::{SentinelOpts, SentinelSetup};
 use ubackup_testkit::{free_port, unique, wait_until_async};
 
+/// How long the sentinels get to promote or reconfigure. A sentinel whose
+/// timer jumps (its process stalled on a loaded machine) enters TILT mode
+/// and acts on nothing for 30 s; the deadline outlasts one TILT.
+const SENTINEL_DEADLINE: Duration = Duration::from_secs(75);
+
 const PUSH_SHA_SCRIPT: &str = include_str!("../lua/push_once.lua");
 
 /// The target exactly as a component reads it from its config file.
@@ -80,7 +85,7 @@ async fn redis_conn_follows_a_failover_where_connection_manager_stays_pinned() {
         .unwrap();
 
     let old = s.kill9_master().unwrap();
-    let new_port = s.wait_failover(old_port, Duration::from_secs(30)).unwrap();
+    let new_port = s.wait_failover(old_port, SENTINEL_DEADLINE).unwrap();
     assert_ne!(new_port, old_port);
     let mut fresh = s.conn_to(new_port).unwrap();
     let sha = sha1_hex(PUSH_SHA_SCRIPT);
@@ -172,7 +177,7 @@ async fn redis_conn_follows_a_failover_where_connection_manager_stays_pinned() {
         let port = s.servers[old].port;
         ubackup_testkit::wait_until(
             "the old master to rejoin as a replica",
-            Duration::from_secs(30),
+            SENTINEL_DEADLINE,
             || {
                 s.conn_to(port)
                     .and_then(|mut c| {
