@@ -311,15 +311,38 @@ impl WorkQueue {
         items: &[(&Taken, Option<&str>)],
         result_list: &str,
     ) -> redis::RedisResult<Vec<bool>> {
+        self.write_confirmed(
+            "ack",
+            items.len(),
+            || self.ack_now(items, result_list),
+            |out: &mut Vec<bool>, again| out.iter_mut().zip(again).for_each(|(o, a)| *o |= a),
+        )
+        .await
+    }
+
+    /// Makes a fenced write and returns once [`settled`](Self::settled)
+    /// says the replicas have it; after a failover cut it off, makes it
+    /// again on the new master and `merge`s that outcome into the first.
+    async fn write_confirmed<T, F, Fut>(
+        &self,
+        what: &str,
+        items: usize,
+        mut write: F,
+        merge: impl Fn(&mut T, T),
+    ) -> redis::RedisResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let mut mark = self.conn.mark();
-        let mut out = self.ack_now(items, result_list).await?;
+        let mut out = write().await?;
         let mut waiting = Settling::new();
-        while !self.settled(mark, "ack", items.len(), &mut waiting).await {
+        while !self.settled(mark, what, items, &mut waiting).await {
             mark = self.conn.mark();
-            match self.ack_now(items, result_list).await {
-                Ok(again) => out.iter_mut().zip(again).for_each(|(o, a)| *o |= a),
+            match write().await {
+                Ok(again) => merge(&mut out, again),
                 Err(e) => {
-                    tracing::warn!(worker = %self.worker, error = %e, "ack again on the new Redis master failed; retrying")
+                    tracing::warn!(worker = %self.worker, error = %e, "{what} again on the new Redis master failed; retrying")
                 }
             }
         }
@@ -409,24 +432,13 @@ impl WorkQueue {
             queue: taken.queue.clone(),
         };
         let entry = serde_json::to_string(&entry).expect("DeadLetter serializes");
-        let mut mark = self.conn.mark();
-        let mut dead = self
-            .dead_letter_now(taken, &entry, result, result_list)
-            .await?;
-        let mut waiting = Settling::new();
-        while !self.settled(mark, "dead-letter", 1, &mut waiting).await {
-            mark = self.conn.mark();
-            match self
-                .dead_letter_now(taken, &entry, result, result_list)
-                .await
-            {
-                Ok(again) => dead |= again,
-                Err(e) => {
-                    tracing::warn!(worker = %self.worker, error = %e, "dead-letter again on the new Redis master failed; retrying")
-                }
-            }
-        }
-        Ok(dead)
+        self.write_confirmed(
+            "dead-letter",
+            1,
+            || self.dead_letter_now(taken, &entry, result, result_list),
+            |dead: &mut bool, again| *dead |= again,
+        )
+        .await
     }
 
     async fn dead_letter_now(
