@@ -448,6 +448,70 @@ async fn a_missing_or_corrupt_file_fails_and_leaves_dest_untouched() {
     assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
 }
 
+/// Files large enough to be hashed while they arrive (a full of 24 MiB and
+/// an incremental of 17 MiB, both over the follower's 16 MiB): the hash
+/// taken during the pull is the one checked, so a byte changed on the node
+/// in the middle of the full is still caught, and the good chain lands
+/// byte-identical.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_chain_is_verified_while_it_arrives_and_a_changed_byte_is_caught() {
+    let env = Env::new();
+    env.backup(111111, "mysql", 3306, "full_big.xb", 24 << 20, T0, None)
+        .await;
+    env.backup(
+        111111,
+        "mysql",
+        3306,
+        "inc_big.xb",
+        17 << 20,
+        T0 + HOUR_MS,
+        Some(("full_big.xb", T0)),
+    )
+    .await;
+    let conf = env.default_config();
+    let run = |dest: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ubackup-client"))
+            .arg("-c")
+            .arg(&conf)
+            .args(["restore", "--type", "mysql", "--instance", "3306", "--dest"])
+            .arg(dest)
+            .env("RUST_LOG", "ubackup_client=debug,warn")
+            .output()
+            .unwrap()
+    };
+    let d = env.dest("big");
+    let o = run(&d);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    for name in ["full_big.xb", "inc_big.xb"] {
+        assert!(
+            std::fs::read(d.join(name)).unwrap() == env.original(111111, name),
+            "{name} differs"
+        );
+    }
+    // the follower, not a second read, produced the hash that was checked
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("hashed while it arrived") && l.contains("full_big.xb")),
+        "{log}"
+    );
+
+    let full = env.node_dir("mysql").join("full_big.xb");
+    let mut bytes = std::fs::read(&full).unwrap();
+    bytes[(13 << 20) + 7] ^= 0x01;
+    std::fs::write(&full, bytes).unwrap();
+    let d2 = env.dest("big-corrupt");
+    let o = run(&d2);
+    assert_eq!(code(&o), 7, "{}", text(&o));
+    assert!(
+        text(&o).contains("full_big.xb: checksum") && text(&o).contains("corrupt"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d2.exists());
+    assert!(env.scratch_left().is_empty(), "{:?}", env.scratch_left());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hook_gets_the_environment_and_its_exit_code_is_ours() {
     let env = Env::new();

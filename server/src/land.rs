@@ -15,8 +15,8 @@ use ubackup_transport::at_rest::{self, Recipients};
 
 use ubackup_transport::AttemptError;
 
-use crate::follow::Followed;
 use crate::intake::PullJob;
+use ubackup_transport::follow::Followed;
 
 /// From this size on, the flush and the hash of a landed file run side by
 /// side (a thread costs more than it saves on small files).
@@ -67,7 +67,7 @@ pub(crate) async fn already_landed(job: &PullJob) -> Option<Landed> {
 pub fn verify(
     job: &PullJob,
     attempt_dir: &Path,
-    followed: Option<&Followed>,
+    followed: &[Followed],
     encrypt: Option<&Recipients>,
 ) -> Result<Landed, AttemptError> {
     let p = attempt_dir.join(&job.file_name);
@@ -82,7 +82,7 @@ pub fn verify_path(
     p: &Path,
     encrypt: Option<&Recipients>,
 ) -> Result<Landed, AttemptError> {
-    let landed = verify_at(job, p, None)?;
+    let landed = verify_at(job, p, &[])?;
     encrypt_in_place(landed, p, encrypt)
 }
 
@@ -115,7 +115,7 @@ fn encrypt_in_place(
     Ok(landed)
 }
 
-fn verify_at(job: &PullJob, p: &Path, followed: Option<&Followed>) -> Result<Landed, AttemptError> {
+fn verify_at(job: &PullJob, p: &Path, followed: &[Followed]) -> Result<Landed, AttemptError> {
     let p = p.to_path_buf();
     let meta = match std::fs::symlink_metadata(&p) {
         Ok(m) => m,
@@ -152,7 +152,7 @@ fn verify_at(job: &PullJob, p: &Path, followed: Option<&Followed>) -> Result<Lan
     };
     let hash =
         || blake3_file(&p).map_err(|e| AttemptError::Local(format!("hash {}: {e}", p.display())));
-    let sum = if let Some(f) = followed.filter(|f| f.matches(&meta)) {
+    let sum = if let Some(f) = Followed::find(followed, &meta) {
         // hashed while rsync wrote it, and its writeback already started
         tracing::debug!(file = %job.file_name, "hashed while rsync wrote it");
         fsync()?;

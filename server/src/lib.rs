@@ -17,9 +17,8 @@
 //!   batched with messages of the same rsync source (`pull::batch`), ending
 //!   in `pull::outcome` (result, fenced ack, dead-letter, quarantine, the
 //!   wait before a retry);
-//! * `land`: lstat / size / blake3 checks and the atomic rename;
-//! * `follow`: hashes and starts the writeback of a large file while
-//!   rsync is still writing it;
+//! * `land`: lstat / size / blake3 checks (a large file hashed while rsync
+//!   wrote it, `ubackup_transport::follow`) and the atomic rename;
 //! * [`disk`]: the disk reserve (statvfs);
 //! * `results`: where results go (direct, or outbox + forwarder);
 //! * `node`: heartbeat/state hash, operator control hash, reaper;
@@ -39,7 +38,6 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 mod failpoint;
-mod follow;
 pub mod intake;
 mod land;
 mod listwatch;

@@ -13,6 +13,8 @@
 //! * [`tls`]: rsync over TLS through our connector, and what its failures
 //!   mean; [`connect`] is the connector itself (`ubackup-tls-connect`);
 //!   [`tls_config`] reads the `rsync_tls*` / `node_rsync_tls*` keys;
+//! * [`follow`]: hashes (and starts the writeback of) large files while
+//!   rsync writes them, so neither a node nor a restore reads them again;
 //! * [`at_rest`]: age encryption of landed files and their decryption on
 //!   restore;
 //! * [`source`]: a daemon module ([`source::RsyncSource`]), its URLs, and
@@ -20,6 +22,7 @@
 
 pub mod at_rest;
 pub mod connect;
+pub mod follow;
 pub mod retry;
 pub mod rsync;
 pub mod source;

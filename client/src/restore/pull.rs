@@ -25,6 +25,7 @@ use ubackup_catalog::CatalogRecord;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::validate::check_relative;
+use ubackup_transport::follow::{Follow, Followed};
 use ubackup_transport::retry::{backoff, AttemptError, Retry};
 use ubackup_transport::rsync::{self, RsyncOptions};
 use ubackup_transport::source::{dest_dir, source_url, RsyncSource};
@@ -315,9 +316,10 @@ pub async fn fetch(
                     progress.finish();
                     return Err(e);
                 }
-                Ok(()) => {
+                Ok(followed) => {
                     progress.verifying();
-                    let checked = check_group(&group, &files, access.identity.as_deref()).await;
+                    let checked =
+                        check_group(&group, &files, &followed, access.identity.as_deref()).await;
                     idx.iter()
                         .zip(checked)
                         .filter_map(|(&i, c)| c.err().map(|e| (i, e)))
@@ -434,7 +436,7 @@ async fn pull_group(
     tmp: &TempArea,
     failover: bool,
     mut shutdown: Shutdown,
-) -> Result<(), ToolError> {
+) -> Result<Vec<Followed>, ToolError> {
     let urls: Vec<String> = group.iter().map(|w| w.url.clone()).collect();
     let size: u64 = group.iter().map(|w| w.size).sum();
     let node = group[0].node.clone();
@@ -445,15 +447,19 @@ async fn pull_group(
         let args = restore_args(access, group[0].ip, &urls, into);
         tracing::debug!(?args, "rsync");
         let mut abort = shutdown.clone();
+        // hashed while rsync writes, as the node does: the check after the
+        // pull then reads nothing again
+        let follower = Follow::start(into, size);
         let (run, aborted) = rsync::run(tmp, args, watchdog, &mut abort).await;
+        let followed = follower.finish().await;
         if aborted {
             return Err(ToolError::Interrupted(format!(
                 "pull from node {node} stopped; --dest untouched"
             )));
         }
         let Err(e) = run.result else {
-            tracing::debug!(node = %node, files = group.len(), "pulled {} in {:.1} s", bytes(size as i64), run.elapsed.as_secs_f64());
-            return Ok(());
+            tracing::debug!(node = %node, files = group.len(), followed = followed.len(), "pulled {} in {:.1} s", bytes(size as i64), run.elapsed.as_secs_f64());
+            return Ok(followed);
         };
         let what = format!(
             "pulling {} from node {node} ({}:{}, module {}) failed on attempt {attempt}/{}: {e}{}",
@@ -493,10 +499,12 @@ async fn pull_group(
     unreachable!("the last attempt returns")
 }
 
-/// Checks each file of a group in `dir`, one answer per file.
+/// Checks each file of a group in `dir`, one answer per file; a file
+/// `followed` while it arrived is not hashed again.
 async fn check_group(
     group: &[&Wanted],
     dir: &Path,
+    followed: &[Followed],
     identity: Option<&Path>,
 ) -> Vec<Result<(), String>> {
     let checks: Vec<_> = group
@@ -505,8 +513,9 @@ async fn check_group(
             let w = (*w).clone();
             let p = dir.join(&w.local);
             let id = identity.map(Path::to_path_buf);
+            let followed = followed.to_vec();
             tokio::task::spawn_blocking(move || {
-                check_one(&w, &p)?;
+                check_one(&w, &p, &followed)?;
                 decrypt_one(&w, &p, id.as_deref())
             })
         })
@@ -521,7 +530,7 @@ async fn check_group(
     out
 }
 
-fn check_one(w: &Wanted, p: &Path) -> Result<(), String> {
+fn check_one(w: &Wanted, p: &Path, followed: &[Followed]) -> Result<(), String> {
     let m = std::fs::symlink_metadata(p).map_err(|_| {
         format!("{} did not arrive from {} (the node has no regular file there: a symlink or directory is never restored)", w.local, w.url)
     })?;
@@ -537,7 +546,13 @@ fn check_one(w: &Wanted, p: &Path) -> Result<(), String> {
         ));
     }
     if let Some(want) = &w.checksum {
-        let got = blake3_file(p).map_err(|e| format!("{}: cannot hash: {e}", w.local))?;
+        let got = match Followed::find(followed, &m) {
+            Some(f) => {
+                tracing::debug!(file = %w.local, "hashed while it arrived");
+                f.checksum.clone()
+            }
+            None => blake3_file(p).map_err(|e| format!("{}: cannot hash: {e}", w.local))?,
+        };
         if &got != want {
             return Err(format!(
                 "{}: checksum {got}, the catalog says {want} (the copy on the node is corrupt)",

@@ -158,7 +158,7 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Ending {
             let args = args::single(&cfg, job, &dir, bw);
             let watchdog = args::watchdog(&cfg, job.size, bw);
             tracing::debug!(attempt, bwlimit_kbps = bw, ?args, "starting rsync");
-            let follower = crate::follow::Follow::start(&dir, job.size);
+            let follower = ubackup_transport::follow::Follow::start(&dir, job.size);
             let (r, aborted) = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
             (r, aborted, follower.finish().await)
         };
@@ -171,7 +171,7 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Ending {
             Ok(()) => {
                 let (j, d, to) = (job.clone(), dir.clone(), cfg.encrypt_to.clone());
                 let verified = tokio::task::spawn_blocking(move || {
-                    land::verify(&j, &d, followed.as_ref(), to.as_ref())
+                    land::verify(&j, &d, &followed, to.as_ref())
                 })
                 .await
                 .unwrap_or_else(|e| Err(AttemptError::Local(format!("verification task: {e}"))));
