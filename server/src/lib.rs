@@ -214,6 +214,7 @@ pub async fn run(
         stop: stop.clone(),
         abort,
         replica,
+        lookahead: Default::default(),
     });
     worker::dispatch(ctx.clone(), control_rx, move || abort_trigger.trigger()).await;
 

@@ -86,6 +86,64 @@ fn a_backlog_from_one_source_is_pulled_by_few_rsync_calls_with_a_result_per_mess
     assert_eq!(c.results().len(), n, "no late extra result");
 }
 
+/// The hourly burst's shape: one host's messages far apart, other hosts'
+/// messages between them (here failure reports, which need no pull, 24
+/// between each two, more than the 16 items a batch first looks at). The
+/// node's deep window still finds the host's other messages, so its 12
+/// files come in very few rsync connections, each with its own result,
+/// and every filler gets its own result too.
+#[test]
+fn a_host_whose_messages_are_far_apart_in_the_list_is_still_batched() {
+    let c = Cluster::start();
+    let (n, between) = (12, 24);
+    let mut fillers = 0;
+    for i in 0..n {
+        let name = format!("far{i}.xb");
+        c.source_file(&name, 2000 + i * 11, i as u64);
+        c.push(&c.lo, &c.message(&name));
+        for k in 0..between {
+            let mut m = c.message(&format!("other_{i}_{k}.xb"));
+            m["game_server_ip"] = format!("10.9.{}.{}", i, k + 1).into();
+            m["success"] = false.into();
+            m["filename"] = serde_json::Value::Null;
+            m["log"] = "script exit 1".into();
+            c.push(&c.lo, &m);
+            fillers += 1;
+        }
+    }
+    let before = connections(&c);
+    let node = c.spawn("n1", &[("work_thread", "1")]);
+    let results = c.wait_results(n + fillers, Duration::from_secs(60));
+    let pulled: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["game_server_ip"] == "127.0.0.1")
+        .collect();
+    assert_eq!(pulled.len(), n, "{pulled:#?}");
+    let by_name = one_result_each(&pulled.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+    for i in 0..n {
+        let name = format!("far{i}.xb");
+        assert_eq!(by_name[&name]["succeed"], 1, "{}", by_name[&name]);
+        assert_eq!(
+            std::fs::read(c.dest().join(&name)).unwrap(),
+            std::fs::read(c.src.path().join("database_3306").join(&name)).unwrap()
+        );
+    }
+    assert_eq!(
+        results.iter().filter(|r| r["succeed"] == 0).count(),
+        fillers,
+        "one failure result per filler"
+    );
+    let conns = connections(&c) - before;
+    assert!(
+        conns <= 2,
+        "{conns} rsync connections for {n} messages far apart"
+    );
+    assert!(node.log_text().contains("pulling a batch of"));
+    assert_eq!(c.inflight("n1"), 0);
+    assert_eq!(c.llen(&c.lo), 0);
+    stop(node);
+}
+
 #[test]
 fn batch_max_1_pulls_every_message_with_its_own_rsync() {
     let c = Cluster::start();

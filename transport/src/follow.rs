@@ -13,9 +13,10 @@
 //! So while rsync runs, a blocking thread tails its temp files
 //! (`.NAME.XXXXXX` in the destination directory; rsync's receiver writes
 //! one file at a time, so there is one at a time):
-//! * it starts the writeback of each new stretch with
-//!   `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which queues the I/O and
-//!   does not wait, so the final fsync finds little left to write;
+//! * on a node, which fsyncs before landing, it starts the writeback of
+//!   each new stretch with `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which
+//!   queues the I/O and does not wait, so the final fsync finds little
+//!   left to write ([`Writeback`]);
 //! * it hashes each new stretch while it is still in the page cache;
 //! * once a temp file's name is gone (renamed into place, or removed for
 //!   a redo), it hashes what is left of it and looks for the next one.
@@ -77,6 +78,17 @@ impl Followed {
     }
 }
 
+/// Whether the follower also starts the writeback of what it hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writeback {
+    /// A node, which fsyncs every file before landing it: the writeback
+    /// overlaps the transfer instead of following it.
+    Start,
+    /// A restore, which does not fsync (as a plain rsync does not): the
+    /// disk is left to the kernel, and the follower only hashes.
+    Leave,
+}
+
 /// A running follower (or none, for a small transfer).
 pub struct Follow {
     task: Option<(Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Followed>>)>,
@@ -85,13 +97,13 @@ pub struct Follow {
 impl Follow {
     /// Starts following rsync's temp files in `dir` when the transfer is
     /// `size` bytes or more in all.
-    pub fn start(dir: &Path, size: u64) -> Follow {
+    pub fn start(dir: &Path, size: u64, writeback: Writeback) -> Follow {
         if size < FOLLOW_BYTES {
             return Follow { task: None };
         }
         let done = Arc::new(AtomicBool::new(false));
         let (dir, flag) = (dir.to_path_buf(), done.clone());
-        let task = tokio::task::spawn_blocking(move || follow(&dir, &flag));
+        let task = tokio::task::spawn_blocking(move || follow(&dir, &flag, writeback));
         Follow {
             task: Some((done, task)),
         }
@@ -149,7 +161,7 @@ fn start_writeback(f: &File, from: u64, len: u64) {
 }
 
 /// Follows temp files one after the other until rsync has exited.
-fn follow(dir: &Path, done: &AtomicBool) -> Vec<Followed> {
+fn follow(dir: &Path, done: &AtomicBool, writeback: Writeback) -> Vec<Followed> {
     let mut out = Vec::new();
     // every followed file stays open until the end (see the module docs)
     let mut held: Vec<File> = Vec::new();
@@ -170,7 +182,8 @@ fn follow(dir: &Path, done: &AtomicBool) -> Vec<Followed> {
         };
         seen.push((meta.dev(), meta.ino()));
         tracing::trace!(temp = %path.display(), "following rsync's temp file");
-        let (followed, exited) = follow_one(&path, &file, meta.dev(), meta.ino(), done);
+        let (followed, exited) =
+            follow_one(&path, &file, (meta.dev(), meta.ino()), done, writeback);
         held.push(file);
         out.extend(followed);
         if exited {
@@ -184,10 +197,15 @@ fn follow(dir: &Path, done: &AtomicBool) -> Vec<Followed> {
 fn follow_one(
     path: &Path,
     file: &File,
-    dev: u64,
-    ino: u64,
+    (dev, ino): (u64, u64),
     done: &AtomicBool,
+    writeback: Writeback,
 ) -> (Option<Followed>, bool) {
+    let flush = |from: u64, len: u64| {
+        if writeback == Writeback::Start {
+            start_writeback(file, from, len);
+        }
+    };
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut hashed, mut flushed) = (0u64, 0u64);
@@ -218,12 +236,12 @@ fn follow_one(
             // wait for the disk (stable pages)
             let behind = hashed.saturating_sub(FLUSH_LAG) & !(PAGE - 1);
             if behind >= flushed + FLUSH_EVERY {
-                start_writeback(file, flushed, behind - flushed);
+                flush(flushed, behind - flushed);
                 flushed = behind;
             }
         }
         if finished || gone {
-            start_writeback(file, flushed, hashed - flushed);
+            flush(flushed, hashed - flushed);
             let f = Followed {
                 dev,
                 ino,
@@ -256,7 +274,7 @@ mod tests {
     async fn hash_of_a_growing_file_is_the_landed_files() {
         let dir = tempfile::tempdir().unwrap();
         let size = FOLLOW_BYTES + 3 * READ_CHUNK as u64 + 17;
-        let f = Follow::start(dir.path(), size);
+        let f = Follow::start(dir.path(), size, Writeback::Start);
         let d = dir.path().to_path_buf();
         let writer = std::thread::spawn(move || {
             let tmp = d.join(".db.tar.gz.Ab12Cd");
@@ -294,7 +312,7 @@ mod tests {
     async fn files_written_one_after_another_are_each_followed() {
         let dir = tempfile::tempdir().unwrap();
         let sizes = [5 * READ_CHUNK as u64 + 3, 2 * READ_CHUNK as u64, 7];
-        let f = Follow::start(dir.path(), FOLLOW_BYTES);
+        let f = Follow::start(dir.path(), FOLLOW_BYTES, Writeback::Leave);
         let d = dir.path().to_path_buf();
         let write = move |name: &str, size: u64, seed: u8, land: bool| {
             let tmp = d.join(format!(".{name}.Xy12Zw"));
@@ -394,7 +412,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".x.AAAAAA"), b"x").unwrap();
         assert_eq!(
-            Follow::start(dir.path(), FOLLOW_BYTES - 1).finish().await,
+            Follow::start(dir.path(), FOLLOW_BYTES - 1, Writeback::Start)
+                .finish()
+                .await,
             Vec::new()
         );
     }

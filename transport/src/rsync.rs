@@ -184,9 +184,40 @@ pub struct RsyncRun {
     pub elapsed: Duration,
 }
 
+/// How much of the machine an rsync run may take from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A first copy, a restore: the node's own priority.
+    Normal,
+    /// Replication: `nice` 10 and the lowest best-effort I/O priority, so
+    /// on a busy node the kernel gives first copies the CPU and the disk
+    /// first, while a copy still progresses (an idle I/O class could
+    /// starve it for as long as the disk stays busy, hours on a node that
+    /// ships all day).
+    Background,
+}
+
+/// `nice` of a background run (CFS weight 110 against 1024 at 0).
+const BACKGROUND_NICE: libc::c_int = 10;
+/// ioprio_set(2): who = a process, class best-effort (2) at level 7.
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+const IOPRIO_BACKGROUND: libc::c_int = (2 << 13) | 7;
+
 /// Runs rsync with `args`. Returns early (killing the group) when
 /// `watchdog` passes or `abort` trips; `aborted` is then true.
 pub async fn run(
+    tmp: &TempArea,
+    args: Vec<OsString>,
+    watchdog: Duration,
+    abort: &mut Shutdown,
+) -> (RsyncRun, bool) {
+    run_as(Priority::Normal, tmp, args, watchdog, abort).await
+}
+
+/// [`run`] at `priority`; the children rsync forks (the generator, a TLS
+/// connector) inherit it.
+pub async fn run_as(
+    priority: Priority,
     tmp: &TempArea,
     args: Vec<OsString>,
     watchdog: Duration,
@@ -202,6 +233,9 @@ pub async fn run(
         // its own group: a kill reaches the receiver child rsync forks
         .process_group(0)
         .kill_on_drop(true);
+    if priority == Priority::Background {
+        lower_priority(&mut cmd);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -305,6 +339,27 @@ pub async fn run(
     )
 }
 
+/// Lowers the child's CPU and I/O priority between fork and exec. Failures
+/// are ignored: a copy at normal priority is still a correct copy.
+#[allow(unsafe_code)]
+fn lower_priority(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes two async-signal-safe syscalls, touching no memory of the
+    // parent's (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0,
+                IOPRIO_BACKGROUND,
+            );
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +372,26 @@ mod tests {
             password_file: None,
             tls: None,
         }
+    }
+
+    /// A background run's process (and what it forks) has nice 10 and
+    /// best-effort I/O at level 7, read back from the child itself.
+    #[tokio::test]
+    async fn a_background_child_runs_niced_at_low_io_priority() {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "cut -d')' -f2- /proc/self/stat; ionice"]);
+        lower_priority(&mut cmd);
+        let out = cmd.output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        // after the `(comm)`: state is field 3 of stat(5), nice field 19
+        let stat: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(stat[19 - 3], BACKGROUND_NICE.to_string(), "{text}");
+        assert_eq!(
+            lines.next().unwrap().trim(),
+            "best-effort: prio 7",
+            "{text}"
+        );
     }
 
     #[test]

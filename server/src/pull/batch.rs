@@ -11,7 +11,9 @@
 //! How:
 //! 1. **claim** ([`claim_more`]): after a worker took one message, it reads
 //!    the pop end of the same list (`LRANGE`: 16 items, and up to
-//!    `4 × batch_max` when those hold messages of the same source), picks
+//!    `4 × batch_max` when those hold messages of the same source; when
+//!    they hold other hosts only, the node's deep window over the list,
+//!    `super::window`), picks
 //!    the valid messages of the same source (files up to `batch_mb`, at most
 //!    `batch_max` in all, distinct final paths), and moves exactly those
 //!    into its in-flight list with one step (the queue's `claim`); one another
@@ -73,7 +75,23 @@ pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -
         return Vec::new();
     };
     let mut picked = pick(cfg, first, raw.clone());
-    if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
+    if picked.is_empty() && raw.len() as isize == probe {
+        // the pop end holds other hosts only, and the list goes on: many
+        // hosts interleave (the hourly burst), so the node's deep window
+        // over the list has this host's other messages (`window`)
+        let host = first.msg.game_server_ip.trim();
+        let (read, drawn) = ctx.lookahead.draw(&ctx.wq, queue, host).await;
+        picked = pick(cfg, first, drawn.clone());
+        let rest: Vec<Vec<u8>> = drawn
+            .into_iter()
+            .filter(|b| {
+                !picked
+                    .iter()
+                    .any(|j| j.taken.payload.as_bytes() == b.as_slice())
+            })
+            .collect();
+        ctx.lookahead.put_back(queue, host, rest, read).await;
+    } else if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
         if let Some(mut deeper) = peek(ctx, queue, probe, scan - probe).await {
             deeper.append(&mut raw);
             picked = pick(cfg, first, deeper);

@@ -29,6 +29,8 @@ pub(crate) struct Ctx {
     pub abort: Shutdown,
     /// Set when the config asks for copies (see `crate::replica`).
     pub replica: Option<Arc<Replication>>,
+    /// The node's deep look at its lists, for batches (`super::window`).
+    pub lookahead: super::window::LookAhead,
 }
 
 impl Ctx {

@@ -13,6 +13,8 @@
 //! * `single`: one message with its own rsync and retries;
 //! * `outcome`: what both end with (result records, the fenced ack, the
 //!   dead-letter, the quarantine, the wait before another attempt);
+//! * `window`: the node's deep look at a list when many hosts interleave,
+//!   so a batch still finds its host's other messages;
 //! * `args`: the node config as the transport's rsync options;
 //! * `ctx`: what every pull shares with the dispatcher.
 //!
@@ -24,6 +26,7 @@ mod batch;
 mod ctx;
 mod outcome;
 mod single;
+mod window;
 
 use std::sync::Arc;
 

@@ -158,7 +158,11 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Ending {
             let args = args::single(&cfg, job, &dir, bw);
             let watchdog = args::watchdog(&cfg, job.size, bw);
             tracing::debug!(attempt, bwlimit_kbps = bw, ?args, "starting rsync");
-            let follower = ubackup_transport::follow::Follow::start(&dir, job.size);
+            let follower = ubackup_transport::follow::Follow::start(
+                &dir,
+                job.size,
+                ubackup_transport::follow::Writeback::Start,
+            );
             let (r, aborted) = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
             (r, aborted, follower.finish().await)
         };

@@ -163,7 +163,7 @@ async fn copy(ctx: &Ctx, rep: &Replication, taken: &Taken, task: &ReplicaTask) -
     let (size, checksum) = (size.max(0) as u64, checksum.map(str::to_string));
 
     // a copy landed by a run that died before recording it
-    if let Ok(()) = check_file(&final_path, size, checksum.as_deref()).await {
+    if let Ok(()) = check_file(&final_path, size, checksum.as_deref(), Vec::new()).await {
         return match record_copy(ctx, rep, &task.id, &cfg, &final_path).await {
             Some(()) => Ending::Copied {
                 from: "(landed by an earlier run)".into(),
@@ -346,7 +346,7 @@ async fn pull_from(
             .attempt_dir(&key, attempt)
             .map_err(|e| PullError::Failed(format!("cannot create a temp dir: {e}")))?;
         let url = source_url(from, None, &task.rel_path);
-        let (run, aborted) = {
+        let (run, aborted, followed) = {
             let _t = CountGuard::new(&ctx.status.transfers);
             let active = ctx.status.transfers.load(Ordering::SeqCst);
             let node_share = rsync::per_transfer_kbps(cfg.rsync_bwlimit, cfg.node_bwlimit, active);
@@ -363,7 +363,22 @@ async fn pull_from(
                 ?args,
                 "starting rsync (replica)"
             );
-            rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await
+            // below first copies on a busy node (rsync::Priority), and a
+            // large file hashed as it arrives, as a first copy is
+            let follower = ubackup_transport::follow::Follow::start(
+                &dir,
+                size,
+                ubackup_transport::follow::Writeback::Start,
+            );
+            let (r, aborted) = rsync::run_as(
+                rsync::Priority::Background,
+                &ctx.tmp,
+                args,
+                watchdog,
+                &mut ctx.abort.clone(),
+            )
+            .await;
+            (r, aborted, follower.finish().await)
         };
         if aborted {
             ctx.tmp.remove(&dir);
@@ -374,7 +389,7 @@ async fn pull_from(
             crate::failpoint::hit("replica_pulled").await;
         }
         let outcome = match run.result {
-            Ok(()) => match check_file(&got, size, checksum).await {
+            Ok(()) => match check_file(&got, size, checksum, followed).await {
                 Ok(()) => land(&got, final_path).map_err(|e| (e, false)),
                 Err(e) => Err((e, true)),
             },
@@ -398,8 +413,14 @@ async fn pull_from(
     Err(PullError::Failed(last))
 }
 
-/// Size, regular file, and blake3 when the catalog has one.
-async fn check_file(p: &Path, size: u64, checksum: Option<&str>) -> Result<(), String> {
+/// Size, regular file, and blake3 when the catalog has one (taken from
+/// `followed` when the landed file is the inode followed during the pull).
+async fn check_file(
+    p: &Path,
+    size: u64,
+    checksum: Option<&str>,
+    followed: Vec<ubackup_transport::follow::Followed>,
+) -> Result<(), String> {
     let (p, want) = (p.to_path_buf(), checksum.map(str::to_string));
     tokio::task::spawn_blocking(move || {
         let m = std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -410,8 +431,11 @@ async fn check_file(p: &Path, size: u64, checksum: Option<&str>) -> Result<(), S
             return Err(format!("{} bytes, the catalog says {size}", m.len()));
         }
         if let Some(want) = want {
-            let got =
-                ubackup_common::fsutil::blake3_file(&p).map_err(|e| format!("cannot hash: {e}"))?;
+            let got = match ubackup_transport::follow::Followed::find(&followed, &m) {
+                Some(f) => f.checksum.clone(),
+                None => ubackup_common::fsutil::blake3_file(&p)
+                    .map_err(|e| format!("cannot hash: {e}"))?,
+            };
             if got != want {
                 return Err(format!("checksum {got}, the catalog says {want}"));
             }

@@ -1,0 +1,144 @@
+//! The node's look-ahead over a list, for batching when many hosts queue
+//! at once.
+//!
+//! The hourly burst interleaves thousands of hosts: the list holds one
+//! message of each host, then the next one of each, and so on, so the
+//! messages of one host are a whole round of hosts apart. The short look
+//! at the pop end a batch starts with (`batch::claim_more`, 16 items) then
+//! never finds a second message of the same host, every message pays its
+//! own rsync connection, and the burst drained at about 8× the time of one
+//! rsync per host (docs/performance.md). Reading deep into the list for
+//! every message would cost Redis a large `LRANGE` per message.
+//!
+//! So the node reads a deep window of a list once ([`DEPTH`] items, one
+//! `LRANGE`), indexes it by host, and every worker of the node draws the
+//! other messages of its first message's host from that index until the
+//! window is [`FRESH`] old. Nothing moves in Redis until the batch claims
+//! its picks with the usual claim script, which takes only what is still
+//! in the list and nothing while a list of higher priority has work; an
+//! item another node took since the read is simply not claimed. Items
+//! pushed after the read are found by the next read. The first message of
+//! every batch is still the oldest of its list (the pop), so a host never
+//! waits behind another host's backlog for more than one batch.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use ubackup_common::WorkQueue;
+
+/// Items read from a list's pop end at once: about 1 MB of messages. A
+/// burst of 1,000 hosts × 20 instances puts a host's messages 1,000 apart,
+/// so a window this deep holds two or three of each host.
+pub(super) const DEPTH: usize = 2048;
+/// How long a window is drawn from before the list is read again.
+pub(super) const FRESH: Duration = Duration::from_secs(1);
+
+/// One list's window: raw items by host (`game_server_ip`), each host's in
+/// list order, oldest last (as `LRANGE` returns them).
+struct Window {
+    read: Instant,
+    by_host: HashMap<String, Vec<Vec<u8>>>,
+}
+
+/// The windows of this node's lists; shared by its workers.
+#[derive(Default)]
+pub(crate) struct LookAhead {
+    lists: Mutex<HashMap<String, Window>>,
+}
+
+/// Only the field a window is indexed by; the rest of a message is checked
+/// by the batch's own intake of every item it picks.
+#[derive(serde::Deserialize)]
+struct HostOnly {
+    game_server_ip: String,
+}
+
+impl LookAhead {
+    /// The raw items of `host` in `queue`'s window (oldest last), read
+    /// afresh when the window is missing or old, and when that window was
+    /// read; they leave the window (hand back the ones not used with
+    /// [`LookAhead::put_back`]). Empty on a Redis error, which only means
+    /// "not batched".
+    pub async fn draw(&self, wq: &WorkQueue, queue: &str, host: &str) -> (Instant, Vec<Vec<u8>>) {
+        let mut lists = self.lists.lock().await;
+        let stale = lists.get(queue).is_none_or(|w| w.read.elapsed() >= FRESH);
+        if stale {
+            // held across the read: the node's other workers wait for this
+            // one window instead of each reading their own
+            match wq.peek(queue, 0, DEPTH).await {
+                Ok(raw) => {
+                    lists.insert(queue.to_string(), index(raw));
+                }
+                Err(e) => {
+                    tracing::debug!("cannot read ahead in {queue}: {e}");
+                    lists.remove(queue);
+                    return (Instant::now(), Vec::new());
+                }
+            }
+        }
+        match lists.get_mut(queue) {
+            Some(w) => (w.read, w.by_host.remove(host.trim()).unwrap_or_default()),
+            None => (Instant::now(), Vec::new()),
+        }
+    }
+
+    /// Returns drawn items a batch did not pick (over its size, another
+    /// module of the host) to the window they came from (`read`, as
+    /// [`LookAhead::draw`] said), if that window is still the one in use.
+    pub async fn put_back(&self, queue: &str, host: &str, items: Vec<Vec<u8>>, read: Instant) {
+        if items.is_empty() {
+            return;
+        }
+        let mut lists = self.lists.lock().await;
+        if let Some(w) = lists.get_mut(queue).filter(|w| w.read == read) {
+            w.by_host.insert(host.trim().to_string(), items);
+        }
+    }
+}
+
+/// Indexes an `LRANGE` by host; an item that does not parse is left out
+/// (it is taken, and dealt with, as the oldest of its list in its turn).
+fn index(raw: Vec<Vec<u8>>) -> Window {
+    let mut by_host: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    for item in raw {
+        if let Ok(h) = serde_json::from_slice::<HostOnly>(&item) {
+            by_host
+                .entry(h.game_server_ip.trim().to_string())
+                .or_default()
+                .push(item);
+        }
+    }
+    Window {
+        read: Instant::now(),
+        by_host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_groups_by_host_in_list_order_and_skips_what_does_not_parse() {
+        let raw: Vec<Vec<u8>> = [
+            r#"{"game_server_ip":"10.0.0.1","instance":3}"#,
+            r#"{"game_server_ip":"10.0.0.2","instance":1}"#,
+            "not json",
+            r#"{"game_server_ip":" 10.0.0.1 ","instance":2}"#,
+            r#"{"instance":9}"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let w = index(raw);
+        let one: Vec<String> = w.by_host["10.0.0.1"]
+            .iter()
+            .map(|b| String::from_utf8(b.clone()).unwrap())
+            .collect();
+        assert_eq!(one.len(), 2);
+        assert!(one[0].contains("\"instance\":3") && one[1].contains("\"instance\":2"));
+        assert_eq!(w.by_host["10.0.0.2"].len(), 1);
+        assert_eq!(w.by_host.len(), 2);
+    }
+}
