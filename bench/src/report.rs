@@ -325,6 +325,7 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
             continue;
         };
         let n = o.burst_hosts * o.burst_per_host;
+        let floor = m(&format!("burst.n{nodes}.floor"));
         out.push(Row {
             workload: format!(
                 "burst: {n} × {} KiB already queued ({} hosts × {} instances, one module per host, pushes interleaved at random), drained by {nodes} node{} of 4 workers",
@@ -339,12 +340,16 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 f(Some(n as f64 / t), 0, "")
             ),
             counterpart: format!(
-                "Redis commands per message: {}",
+                "the per-host floor, one rsync per host of its files -P{} (TCP_NODELAY): {}; Redis commands per message: {}",
+                4 * nodes,
+                f(floor, 2, " s"),
                 f(m(&format!("burst.n{nodes}.ops")), 1, "")
             ),
-            ratio: "".into(),
-            target: "scale model (see docs/performance.md)".into(),
-            met: None,
+            ratio: format!("{} the per-host floor", f(ratio(Some(t), floor), 2, "×")),
+            target: "≤ 2× the per-host floor, ≤ 8.9 Redis commands per message".into(),
+            met: ratio(Some(t), floor)
+                .zip(m(&format!("burst.n{nodes}.ops")))
+                .map(|(r, ops)| r <= 2.0 && ops <= 8.9),
         });
     }
     if let (Some(c1), Some(c2)) = (m("repl.c1.p50"), m("repl.c2.p50")) {

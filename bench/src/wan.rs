@@ -64,7 +64,7 @@ fn url_of(payload: &str, port: u16) -> Result<String> {
 }
 
 /// The module (`h<h>`) of a burst message.
-fn module_of(payload: &str) -> Result<String> {
+pub(crate) fn module_of(payload: &str) -> Result<String> {
     let v: serde_json::Value = serde_json::from_str(payload)?;
     let model = v["rsync_model"].as_str().context("rsync_model")?;
     Ok(model.split('/').next().unwrap_or(model).to_string())

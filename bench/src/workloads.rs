@@ -677,7 +677,27 @@ pub fn burst(env: &Env, set: &BurstSet, o: &Opts, s: &mut Samples) -> Result<()>
             }
             s.add(&format!("burst.n{nodes}"), el);
             s.add(&format!("burst.n{nodes}.ops"), calls as f64 / n as f64);
+            // the floor, right after: one rsync per host (its module, all
+            // of its files) at the nodes' parallelism, TCP_NODELAY
+            let dest = env.fresh_dir("burst-raw");
+            let floor = raw::parallel(&burst_hosts(set)?, &dest, Sock::NoDelay, 4 * nodes)?;
+            s.add(&format!("burst.n{nodes}.floor"), secs(floor));
+            remove(&dest);
         }
     }
     Ok(())
+}
+
+/// `rsync://127.0.0.1:PORT/h<h>/` for every host of the burst, in the order
+/// each host first appears in the list.
+fn burst_hosts(set: &BurstSet) -> Result<Vec<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for m in set.messages.iter().rev() {
+        let module = crate::wan::module_of(m)?;
+        if seen.insert(module.clone()) {
+            out.push(format!("rsync://127.0.0.1:{}/{module}/", set.daemon.port));
+        }
+    }
+    Ok(out)
 }

@@ -76,11 +76,11 @@ pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -
     };
     let mut picked = pick(cfg, first, raw.clone());
     if picked.is_empty() && raw.len() as isize == probe {
-        // the pop end holds other hosts only, and the list goes on: many
+        // the pop end holds other sources only, and the list goes on: many
         // hosts interleave (the hourly burst), so the node's deep window
-        // over the list has this host's other messages (`window`)
-        let host = first.msg.game_server_ip.trim();
-        let (read, drawn) = ctx.lookahead.draw(&ctx.wq, queue, host).await;
+        // over the list has this source's other messages (`window`)
+        let source = super::window::source_key(&first.msg.game_server_ip, &first.msg.rsync_model);
+        let (read, drawn) = ctx.lookahead.draw(&ctx.wq, queue, &source).await;
         picked = pick(cfg, first, drawn.clone());
         let rest: Vec<Vec<u8>> = drawn
             .into_iter()
@@ -90,7 +90,7 @@ pub(super) async fn claim_more(ctx: &Ctx, cfg: &ServerConfig, first: &PullJob) -
                     .any(|j| j.taken.payload.as_bytes() == b.as_slice())
             })
             .collect();
-        ctx.lookahead.put_back(queue, host, rest, read).await;
+        ctx.lookahead.put_back(queue, &source, rest, read).await;
     } else if !picked.is_empty() && scan > probe && picked.len() + 1 < cfg.batch_max {
         if let Some(mut deeper) = peek(ctx, queue, probe, scan - probe).await {
             deeper.append(&mut raw);

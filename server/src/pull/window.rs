@@ -11,8 +11,9 @@
 //! every message would cost Redis a large `LRANGE` per message.
 //!
 //! So the node reads a deep window of a list once ([`DEPTH`] items, one
-//! `LRANGE`), indexes it by host, and every worker of the node draws the
-//! other messages of its first message's host from that index until the
+//! `LRANGE`), indexes it by source (host and module, what one rsync call
+//! can pull), and every worker of the node draws the other messages of its
+//! first message's source from that index until the
 //! window is [`FRESH`] old. Nothing moves in Redis until the batch claims
 //! its picks with the usual claim script, which takes only what is still
 //! in the list and nothing while a list of higher priority has work; an
@@ -34,11 +35,20 @@ pub(super) const DEPTH: usize = 2048;
 /// How long a window is drawn from before the list is read again.
 pub(super) const FRESH: Duration = Duration::from_secs(1);
 
-/// One list's window: raw items by host (`game_server_ip`), each host's in
-/// list order, oldest last (as `LRANGE` returns them).
+/// One list's window: raw items by [`source_key`], each source's in list
+/// order, oldest last (as `LRANGE` returns them).
 struct Window {
     read: Instant,
-    by_host: HashMap<String, Vec<Vec<u8>>>,
+    by_source: HashMap<String, Vec<Vec<u8>>>,
+}
+
+/// What one rsync call can pull from: the host (`game_server_ip`) and the
+/// module (`rsync_model` up to its first `/`), as the intake reads them.
+/// The port comes from the node's config unless a message names one, and
+/// the batch's own intake checks it.
+pub(super) fn source_key(game_server_ip: &str, rsync_model: &str) -> String {
+    let module = rsync_model.split('/').next().unwrap_or(rsync_model);
+    format!("{}\0{module}", game_server_ip.trim())
 }
 
 /// The windows of this node's lists; shared by its workers.
@@ -47,20 +57,21 @@ pub(crate) struct LookAhead {
     lists: Mutex<HashMap<String, Window>>,
 }
 
-/// Only the field a window is indexed by; the rest of a message is checked
-/// by the batch's own intake of every item it picks.
+/// Only the fields a window is indexed by; the rest of a message is
+/// checked by the batch's own intake of every item it picks.
 #[derive(serde::Deserialize)]
-struct HostOnly {
+struct SourceOnly {
     game_server_ip: String,
+    rsync_model: String,
 }
 
 impl LookAhead {
-    /// The raw items of `host` in `queue`'s window (oldest last), read
+    /// The raw items of `source` ([`source_key`]) in `queue`'s window (oldest last), read
     /// afresh when the window is missing or old, and when that window was
     /// read; they leave the window (hand back the ones not used with
     /// [`LookAhead::put_back`]). Empty on a Redis error, which only means
     /// "not batched".
-    pub async fn draw(&self, wq: &WorkQueue, queue: &str, host: &str) -> (Instant, Vec<Vec<u8>>) {
+    pub async fn draw(&self, wq: &WorkQueue, queue: &str, source: &str) -> (Instant, Vec<Vec<u8>>) {
         let mut lists = self.lists.lock().await;
         let stale = lists.get(queue).is_none_or(|w| w.read.elapsed() >= FRESH);
         if stale {
@@ -78,40 +89,40 @@ impl LookAhead {
             }
         }
         match lists.get_mut(queue) {
-            Some(w) => (w.read, w.by_host.remove(host.trim()).unwrap_or_default()),
+            Some(w) => (w.read, w.by_source.remove(source).unwrap_or_default()),
             None => (Instant::now(), Vec::new()),
         }
     }
 
     /// Returns drawn items a batch did not pick (over its size, another
-    /// module of the host) to the window they came from (`read`, as
+    /// port) to the window they came from (`read`, as
     /// [`LookAhead::draw`] said), if that window is still the one in use.
-    pub async fn put_back(&self, queue: &str, host: &str, items: Vec<Vec<u8>>, read: Instant) {
+    pub async fn put_back(&self, queue: &str, source: &str, items: Vec<Vec<u8>>, read: Instant) {
         if items.is_empty() {
             return;
         }
         let mut lists = self.lists.lock().await;
         if let Some(w) = lists.get_mut(queue).filter(|w| w.read == read) {
-            w.by_host.insert(host.trim().to_string(), items);
+            w.by_source.insert(source.to_string(), items);
         }
     }
 }
 
-/// Indexes an `LRANGE` by host; an item that does not parse is left out
+/// Indexes an `LRANGE` by source; an item that does not parse is left out
 /// (it is taken, and dealt with, as the oldest of its list in its turn).
 fn index(raw: Vec<Vec<u8>>) -> Window {
-    let mut by_host: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    let mut by_source: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
     for item in raw {
-        if let Ok(h) = serde_json::from_slice::<HostOnly>(&item) {
-            by_host
-                .entry(h.game_server_ip.trim().to_string())
+        if let Ok(m) = serde_json::from_slice::<SourceOnly>(&item) {
+            by_source
+                .entry(source_key(&m.game_server_ip, &m.rsync_model))
                 .or_default()
                 .push(item);
         }
     }
     Window {
         read: Instant::now(),
-        by_host,
+        by_source,
     }
 }
 
@@ -120,25 +131,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_groups_by_host_in_list_order_and_skips_what_does_not_parse() {
+    fn a_window_groups_by_source_in_list_order_and_skips_what_does_not_parse() {
         let raw: Vec<Vec<u8>> = [
-            r#"{"game_server_ip":"10.0.0.1","instance":3}"#,
-            r#"{"game_server_ip":"10.0.0.2","instance":1}"#,
+            r#"{"game_server_ip":"10.0.0.1","rsync_model":"backup/db_3","instance":3}"#,
+            r#"{"game_server_ip":"10.0.0.2","rsync_model":"backup/db_1","instance":1}"#,
             "not json",
-            r#"{"game_server_ip":" 10.0.0.1 ","instance":2}"#,
+            r#"{"game_server_ip":" 10.0.0.1 ","rsync_model":"backup/db_2","instance":2}"#,
+            r#"{"game_server_ip":"10.0.0.1","rsync_model":"other","instance":4}"#,
             r#"{"instance":9}"#,
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect();
         let w = index(raw);
-        let one: Vec<String> = w.by_host["10.0.0.1"]
+        let one: Vec<String> = w.by_source[&source_key("10.0.0.1", "backup/x")]
             .iter()
             .map(|b| String::from_utf8(b.clone()).unwrap())
             .collect();
         assert_eq!(one.len(), 2);
         assert!(one[0].contains("\"instance\":3") && one[1].contains("\"instance\":2"));
-        assert_eq!(w.by_host["10.0.0.2"].len(), 1);
-        assert_eq!(w.by_host.len(), 2);
+        assert_eq!(w.by_source[&source_key("10.0.0.2", "backup")].len(), 1);
+        assert_eq!(w.by_source[&source_key("10.0.0.1", "other/y")].len(), 1);
+        assert_eq!(w.by_source.len(), 3);
     }
 }
