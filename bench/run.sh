@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark ubackup against raw rsync and write BENCHMARKS.md (not run by CI).
 #
-#   bench/run.sh                      # full run (~18-21 min on 2 cores, ~3 of them replication, ~4 wan), writes BENCHMARKS.md
+#   bench/run.sh                      # full run (~18-21 min on 2 cores, ~3 of them replication, ~4 wan, ~20 s restore), writes BENCHMARKS.md
 #   bench/run.sh --runs 5             # more runs per figure
 #   bench/run.sh --large-mib 128      # scale the large files down (disk or time short)
 #   bench/run.sh --only small,indexer --out /tmp/b.md   # a subset, elsewhere
 #   bench/run.sh --only wan --out /tmp/wan.md   # the WAN-like link (delay proxy, ~80 s a run)
+#   bench/run.sh --only restore --out /tmp/r.md # restore a 3 × 256 MiB chain from one node (--restore-mib), ~20 s
 #
 # Needs: redis-server, rsync (3.x), stunnel4 and openssl (the security costs), about 4.5 GB free in --work-dir (/tmp) for
 # the 4 × 512 MiB files and their copies. Every process it starts (one

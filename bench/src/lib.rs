@@ -17,6 +17,8 @@
 //! * [`workloads`]: one function per workload;
 //! * [`replication`]: the copies-on-other-nodes workload (three nodes,
 //!   two zones, a node lost and repaired);
+//! * [`restore`]: `ubackup-client restore` of a full + 2 incrementals
+//!   from one node, against raw rsync of the same files;
 //! * [`security`]: what TLS in transit and age at rest cost, against
 //!   plain ubackup and raw rsync through a TLS client;
 //! * [`delay`]: a userspace TCP delay proxy (a WAN-like link on loopback);
@@ -30,6 +32,7 @@ pub mod procs;
 pub mod raw;
 pub mod replication;
 pub mod report;
+pub mod restore;
 pub mod security;
 pub mod stats;
 pub mod wan;

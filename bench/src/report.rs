@@ -440,6 +440,36 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 .map(|(a, b)| (a - 1.0).abs() < 1e-9 && (b - 1.0).abs() < 1e-9),
         });
     }
+    if let Some(ub) = m("restore.ub") {
+        let (raw, raw_b3) = (m("restore.raw"), m("restore.raw_b3"));
+        let r = ratio(Some(ub), raw);
+        out.push(Row {
+            workload: format!(
+                "restore of a chain of {} × {} MiB (full + 2 incrementals) from one node, ubackup-client restore end to end (find, pull, blake3 verify, rename)",
+                crate::restore::CHAIN.len(),
+                o.restore_mib
+            ),
+            ubackup: format!(
+                "{} ({} MB/s)",
+                f(Some(ub), 2, " s"),
+                f(m("restore.ub.mbps"), 0, "")
+            ),
+            counterpart: format!(
+                "raw rsync -s --no-links --times --sockopts=TCP_NODELAY of the same 3 files from the same node module, one call: {} ({} MB/s); the same + blake3 of the 3 files (one thread per file, as restore verifies): {} ({} MB/s)",
+                f(raw, 2, " s"),
+                f(m("restore.raw.mbps"), 0, ""),
+                f(raw_b3, 2, " s"),
+                f(m("restore.raw_b3.mbps"), 0, "")
+            ),
+            ratio: format!(
+                "{} raw, {} raw + blake3",
+                f(r, 2, "×"),
+                f(ratio(Some(ub), raw_b3), 2, "×")
+            ),
+            target: "≤ 1.1× raw".into(),
+            met: r.map(|x| x <= 1.1),
+        });
+    }
     if let Some(plain) = m("sec.large.plain") {
         let (tls, age) = (m("sec.large.tls"), m("sec.large.age"));
         let (raw, raw_tls) = (m("sec.large.raw"), m("sec.large.raw_tls"));

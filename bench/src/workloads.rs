@@ -40,6 +40,8 @@ pub struct Opts {
     pub burst_per_host: usize,
     pub repl_n: usize,
     pub repl_size: usize,
+    /// MiB of each of the 3 files of the restore workload's chain.
+    pub restore_mib: u64,
 }
 
 pub(crate) const LONG: Duration = Duration::from_secs(900);
@@ -53,7 +55,7 @@ pub(crate) fn remove(p: &Path) {
 }
 
 /// Flushes dirty pages so one run's writeback does not slow the next.
-fn sync() {
+pub(crate) fn sync() {
     let _ = Command::new("sync").status();
 }
 

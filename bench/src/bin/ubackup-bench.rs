@@ -29,6 +29,7 @@ const ALL: &[&str] = &[
     "burst",
     "rss",
     "replication",
+    "restore",
     "security",
     "wan",
 ];
@@ -51,8 +52,9 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Comma-separated workloads (small, backlog, large, bwlimit, latency,
-    /// level1, client, indexer, burst, rss, replication, security, wan);
-    /// default all (`--only wan`: just the delay-proxy workload).
+    /// level1, client, indexer, burst, rss, replication, restore, security,
+    /// wan); default all (`--only wan`: just the delay-proxy workload;
+    /// `--only restore`: just the restore of a 3-file chain from one node).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Scratch directory (sources, node roots); a temp dir inside it is
@@ -97,6 +99,10 @@ struct Args {
     repl_n: usize,
     #[arg(long, default_value_t = 65536)]
     repl_size: usize,
+    /// Restore: MiB of each of the 3 files of the chain (a full and two
+    /// incrementals) restored from one node.
+    #[arg(long, default_value_t = 256)]
+    restore_mib: u64,
     /// A line added under the title (e.g. "binaries of commit X, before batching").
     #[arg(long, default_value = "")]
     note: String,
@@ -154,6 +160,7 @@ fn run(a: Args) -> Result<()> {
         burst_per_host: a.burst_per_host,
         repl_n: a.repl_n.max(1),
         repl_size: a.repl_size,
+        restore_mib: a.restore_mib.max(1),
     };
     let scratch = tempfile::Builder::new()
         .prefix("ubackup-bench-")
@@ -235,6 +242,9 @@ fn run(a: Args) -> Result<()> {
         drop(set);
         let _ = std::fs::remove_dir_all(env.work.join("r"));
     }
+    if want("restore") {
+        ubackup_bench::restore::restore(&env, &o, &mut s)?;
+    }
     if want("security") {
         let mib = o.large_mib.min(256);
         eprintln!(
@@ -271,6 +281,12 @@ fn run(a: Args) -> Result<()> {
         s.note(format!(
             "large files scaled down to {} × {} MiB (the issue asks for 4 × 512 MiB)",
             o.large_files, o.large_mib
+        ));
+    }
+    if o.restore_mib != 256 && want("restore") {
+        s.note(format!(
+            "restore chain scaled to 3 × {} MiB (the issue asks for 3 × 256 MiB)",
+            o.restore_mib
         ));
     }
     let note = if a.note.is_empty() {
