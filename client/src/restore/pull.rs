@@ -25,7 +25,7 @@ use ubackup_catalog::CatalogRecord;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_common::shutdown::Shutdown;
 use ubackup_common::validate::check_relative;
-use ubackup_transport::follow::{Follow, Followed, Writeback};
+use ubackup_transport::follow::{Follow, Followed, Mode};
 use ubackup_transport::retry::{backoff, AttemptError, Retry};
 use ubackup_transport::rsync::{self, RsyncOptions};
 use ubackup_transport::source::{dest_dir, source_url, RsyncSource};
@@ -449,7 +449,7 @@ async fn pull_group(
         let mut abort = shutdown.clone();
         // hashed while rsync writes, as the node does: the check after the
         // pull then reads nothing again
-        let follower = Follow::start(into, size, Writeback::Leave);
+        let follower = Follow::start(into, size, Mode::Restore);
         let (run, aborted) = rsync::run(tmp, args, watchdog, &mut abort).await;
         let followed = follower.finish().await;
         if aborted {

@@ -161,7 +161,7 @@ async fn pull_with_retries(ctx: &Ctx, job: &PullJob) -> Ending {
             let follower = ubackup_transport::follow::Follow::start(
                 &dir,
                 job.size,
-                ubackup_transport::follow::Writeback::Start,
+                ubackup_transport::follow::Mode::Node,
             );
             let (r, aborted) = rsync::run(&ctx.tmp, args, watchdog, &mut ctx.abort.clone()).await;
             (r, aborted, follower.finish().await)

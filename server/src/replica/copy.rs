@@ -368,7 +368,7 @@ async fn pull_from(
             let follower = ubackup_transport::follow::Follow::start(
                 &dir,
                 size,
-                ubackup_transport::follow::Writeback::Start,
+                ubackup_transport::follow::Mode::Node,
             );
             let (r, aborted) = rsync::run_as(
                 rsync::Priority::Background,
