@@ -326,6 +326,7 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
         };
         let n = o.burst_hosts * o.burst_per_host;
         let floor = m(&format!("burst.n{nodes}.floor"));
+        let floor_fsync = m(&format!("burst.n{nodes}.floor_fsync"));
         out.push(Row {
             workload: format!(
                 "burst: {n} × {} KiB already queued ({} hosts × {} instances, one module per host, pushes interleaved at random), drained by {nodes} node{} of 4 workers",
@@ -340,12 +341,17 @@ fn rows(s: &Samples, o: &Opts) -> Vec<Row> {
                 f(Some(n as f64 / t), 0, "")
             ),
             counterpart: format!(
-                "the per-host floor, one rsync per host of its files -P{} (TCP_NODELAY): {}; Redis commands per message: {}",
+                "the per-host floor, one rsync per host of its files -P{} (TCP_NODELAY): {}; the same with --fsync (durable, as the nodes land): {}; Redis commands per message: {}",
                 4 * nodes,
                 f(floor, 2, " s"),
+                f(floor_fsync, 2, " s"),
                 f(m(&format!("burst.n{nodes}.ops")), 1, "")
             ),
-            ratio: format!("{} the per-host floor", f(ratio(Some(t), floor), 2, "×")),
+            ratio: format!(
+                "{} the per-host floor, {} the durable floor",
+                f(ratio(Some(t), floor), 2, "×"),
+                f(ratio(Some(t), floor_fsync), 2, "×")
+            ),
             target: "≤ 2× the per-host floor, ≤ 8.9 Redis commands per message".into(),
             met: ratio(Some(t), floor)
                 .zip(m(&format!("burst.n{nodes}.ops")))

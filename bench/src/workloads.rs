@@ -685,6 +685,14 @@ pub fn burst(env: &Env, set: &BurstSet, o: &Opts, s: &mut Samples) -> Result<()>
             let floor = raw::parallel(&burst_hosts(set)?, &dest, Sock::NoDelay, 4 * nodes)?;
             s.add(&format!("burst.n{nodes}.floor"), secs(floor));
             remove(&dest);
+            // the same made durable as the nodes make every file before
+            // its ack (rsync's --fsync: each file flushed as it lands)
+            let dest = env.fresh_dir("burst-raw");
+            let fsync = ["--fsync".to_string()];
+            let floor =
+                raw::parallel_with(&burst_hosts(set)?, &dest, Sock::NoDelay, 4 * nodes, &fsync)?;
+            s.add(&format!("burst.n{nodes}.floor_fsync"), secs(floor));
+            remove(&dest);
         }
     }
     Ok(())

@@ -156,9 +156,16 @@ pub(crate) async fn dispatch(
                     redis_failures = 0;
                 }
                 // nothing to take: sleep until a list gets an item, the
-                // fallback poll, the operator, a reload or shutdown
-                watch.arm();
+                // fallback poll, the operator, a reload or shutdown; with
+                // the replication slot busy, until a list above it gets an
+                // item or a job (that copy among them) ends
+                if replica_busy {
+                    watch.arm_above_last();
+                } else {
+                    watch.arm();
+                }
                 tokio::select! {
+                    r = jobs.join_next(), if replica_busy => { if let Some(r) = r { report_join(r) } }
                     _ = watch.woken() => {}
                     _ = tokio::time::sleep(cfg.queue_wait) => {}
                     _ = changed(&mut control) => {}
