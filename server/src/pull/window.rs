@@ -28,10 +28,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use ubackup_common::WorkQueue;
 
-/// Items read from a list's pop end at once: about 1 MB of messages. A
-/// burst of 1,000 hosts × 20 instances puts a host's messages 1,000 apart,
-/// so a window this deep holds two or three of each host.
-pub(super) const DEPTH: usize = 2048;
+/// Items read from a list's pop end at once: the seed's whole hourly burst,
+/// about 9 MB of messages, once a second at most. A burst of 1,000 hosts ×
+/// 20 instances puts a host's messages 1,000 apart: a window of 2,048 held
+/// two or three of each host, and that burst drained at 5.4× the per-host
+/// floor (docs/performance.md); this one holds all of them.
+pub(super) const DEPTH: usize = 20_000;
 /// How long a window is drawn from before the list is read again.
 pub(super) const FRESH: Duration = Duration::from_secs(1);
 
