@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use ubackup_common::fsutil::blake3_file;
 use ubackup_testkit::{write_file, RsyncDaemon, RsyncModule};
@@ -209,4 +209,11 @@ impl BurstSet {
             .collect();
         Ok(BurstSet { messages, daemon })
     }
+}
+
+/// The module (`h<h>`) of a burst message.
+pub fn module_of(payload: &str) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_str(payload)?;
+    let model = v["rsync_model"].as_str().context("rsync_model")?;
+    Ok(model.split('/').next().unwrap_or(model).to_string())
 }

@@ -63,13 +63,6 @@ fn url_of(payload: &str, port: u16) -> Result<String> {
     Ok(format!("rsync://127.0.0.1:{port}/{model}/{name}"))
 }
 
-/// The module (`h<h>`) of a burst message.
-pub(crate) fn module_of(payload: &str) -> Result<String> {
-    let v: serde_json::Value = serde_json::from_str(payload)?;
-    let model = v["rsync_model"].as_str().context("rsync_model")?;
-    Ok(model.split('/').next().unwrap_or(model).to_string())
-}
-
 /// The workload, for every round trip in [`RTTS_MS`].
 pub fn wan(env: &Env, o: &Opts, s: &mut Samples) -> Result<()> {
     eprintln!(
@@ -211,7 +204,7 @@ fn burst_figure(
     let hosts: BTreeSet<String> = set
         .messages
         .iter()
-        .map(|m| module_of(m))
+        .map(|m| crate::data::module_of(m))
         .collect::<Result<_>>()?;
     let hosts: Vec<String> = hosts
         .into_iter()
@@ -290,6 +283,6 @@ mod tests {
             url_of(&m, 40001).unwrap(),
             "rsync://127.0.0.1:40001/h3/i1/f3_1.bin"
         );
-        assert_eq!(module_of(&m).unwrap(), "h3");
+        assert_eq!(crate::data::module_of(&m).unwrap(), "h3");
     }
 }

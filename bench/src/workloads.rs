@@ -704,7 +704,7 @@ fn burst_hosts(set: &BurstSet) -> Result<Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for m in set.messages.iter().rev() {
-        let module = crate::wan::module_of(m)?;
+        let module = crate::data::module_of(m)?;
         if seen.insert(module.clone()) {
             out.push(format!("rsync://127.0.0.1:{}/{module}/", set.daemon.port));
         }
