@@ -63,12 +63,17 @@ pub(crate) fn tls_terminator_killed_and_a_foreign_ca(_: &Opts) -> Outcome {
             .set("rsync_tls_key", &node.1.display().to_string())
     };
 
-    // ---- kill -9 of the TLS terminator mid-pull, started again
-    // (bwlimit keeps each pull running for about half a second)
+    // ---- kill -9 of the TLS terminator mid-pull, started again. Each
+    // file is larger than everything between the daemon and rsync can
+    // hold (two loopback sockets of several MiB each, the connector's
+    // buffers): with half-megabyte files a whole batch sat in those
+    // buffers once the first bytes landed, the pull finished without
+    // stunnel, and nothing was cut. bwlimit keeps each pull running for
+    // about two seconds.
     w.start_node(
         "n1",
         tls(&pki.ca)
-            .set("rsync_bwlimit", "1024")
+            .set("rsync_bwlimit", "16384")
             .set("retry", "6")
             .set("work_thread", "2"),
     );
@@ -76,7 +81,7 @@ pub(crate) fn tls_terminator_killed_and_a_foreign_ca(_: &Opts) -> Outcome {
         .map(|i| {
             w.source(
                 &format!("tls-{i}.bin"),
-                512 * 1024 + i * 1000,
+                (32 << 20) + i * 1000,
                 70 + i as u64,
             )
         })
