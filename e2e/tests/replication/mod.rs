@@ -656,10 +656,13 @@ fn a_busy_replication_slot_with_tasks_waiting_does_not_spin() {
     let catalog = root.join("catalog.db");
     let rig = Rig::start(&cluster, &root, &["n1", "n3"], &catalog, None);
     // n3's copies crawl (a few KiB at 2 KB/s: a couple of seconds each), so
-    // its replication list holds waiting tasks while one runs
+    // its replication list holds waiting tasks while one runs. n3 watches
+    // only the high list, which nothing is pushed to: every backup is n1's
+    // to pull (else whichever node popped first would claim them all as
+    // one batch, and n3 might hold the first copies and copy nothing)
     let conf = rig.dirs[1].join("server.conf");
     ubackup_testkit::cluster::Conf::from_text(std::fs::read_to_string(&conf).unwrap())
-        .apply(&[("replica_bwlimit", "2")])
+        .apply(&[("replica_bwlimit", "2"), ("redis_queue", names.hi.as_str())])
         .write(&conf)
         .unwrap();
     let _indexer = start_indexer(&cluster, &root, &catalog, None);
@@ -669,8 +672,6 @@ fn a_busy_replication_slot_with_tasks_waiting_does_not_spin() {
             .wait_alive(id, &format!("node {id} heartbeat"), Duration::from_secs(20))
             .unwrap();
     }
-    // n1 takes the backups (n3 is started with its slot free, but n1 gets
-    // them all when n3 is busy copying): push and let both pull
     for m in &made {
         let _: () = rc.lpush(&names.lo, message(m, dbhost.port)).unwrap();
     }
